@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check hoist has: formatting, lints, unit and integration tests (which drive the real
+# binary and compare it with buildah, skopeo and umoci). Installs what the tests need when it is
+# missing, and fails (never skips) when something cannot be had.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+have skopeo || need_pkgs+=(skopeo)
+have umoci || need_pkgs+=(umoci)
+have buildah || need_pkgs+=(buildah)
+have runc || need_pkgs+=(runc)
+have newuidmap || need_pkgs+=(uidmap)
+have setpriv || need_pkgs+=(util-linux)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "scripts/test.sh: installing ${need_pkgs[*]}" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked "$@"

@@ -1,0 +1,1 @@
+//! archive: see DESIGN.md (being written).

@@ -1,0 +1,12 @@
+//! `hoist build` (being written).
+
+use std::process::ExitCode;
+
+use super::Globals;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("hoist build: PLACEHOLDER not built yet")
+}

@@ -1,0 +1,176 @@
+//! The command line: one clap tree (help, man pages and completions all come from it), one file
+//! per verb, and the mapping of results to exit codes.
+//!
+//! Raw flags are resolved once into [`Globals`]; verbs never see the top-level clap types.
+//! Exit codes: 0 ok, 1 build or user error, 2 usage, 125 internal; `hoist run` returns its
+//! command's own code (podman's convention).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub mod build;
+pub mod completions;
+pub mod history;
+pub mod images;
+pub mod import;
+pub mod info;
+pub mod init;
+pub mod inspect;
+pub mod load;
+pub mod output;
+pub mod prune;
+pub mod rmi;
+pub mod run;
+pub mod save;
+pub mod tag;
+
+/// hoist: build OCI container images without root and without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "hoist", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Directory of the local image store (an OCI image layout)
+    #[arg(long, global = true, env = "HOIST_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// How much to log on standard error
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warn, value_name = "LEVEL")]
+    pub log_level: LogLevel,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a Dockerfile
+    Build(build::Args),
+    /// List images in the local store
+    Images(images::Args),
+    /// Give an image more names
+    Tag(tag::Args),
+    /// Remove image names, and images nothing names
+    Rmi(rmi::Args),
+    /// Show an image's details as JSON
+    Inspect(inspect::Args),
+    /// Show the history of an image
+    History(history::Args),
+    /// Remove unnamed images and unused data
+    Prune(prune::Args),
+    /// Write images to an oci-archive or docker-archive file
+    Save(save::Args),
+    /// Load images from an oci-archive or docker-archive file
+    Load(load::Args),
+    /// Make a base image from a root file system tarball
+    Import(import::Args),
+    /// Run a command in a new container from an image
+    Run(run::Args),
+    /// Show how hoist runs on this machine (rootless mode, store, kernel features)
+    Info(info::Args),
+    /// Print a shell completion script
+    Completions(completions::Args),
+    /// The container's init (internal: started by hoist itself)
+    #[command(name = "__init", hide = true)]
+    Init(init::Args),
+}
+
+/// Settings every verb shares, resolved once from flags and the environment.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// The store's root directory.
+    pub root: PathBuf,
+    pub log_level: LogLevel,
+}
+
+impl Globals {
+    fn resolve(cli: &Cli) -> anyhow::Result<Globals> {
+        let root = match &cli.root {
+            Some(r) => r.clone(),
+            None => default_root()?,
+        };
+        Ok(Globals {
+            root,
+            log_level: cli.log_level,
+        })
+    }
+}
+
+/// `$XDG_DATA_HOME/hoist`, else `~/.local/share/hoist`.
+pub fn default_root() -> anyhow::Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("hoist"));
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".local/share/hoist")),
+        None => anyhow::bail!("cannot find the store: set `--root`, `HOIST_ROOT` or `HOME`"),
+    }
+}
+
+/// Parses the command line, runs the verb, and turns the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    output::init_logger(cli.log_level);
+    // the container init must not touch the store or anything else before it runs
+    if let Command::Init(args) = cli.command {
+        return init::run(args);
+    }
+    let globals = match Globals::resolve(&cli) {
+        Ok(g) => g,
+        Err(e) => return report(e),
+    };
+    let result = match cli.command {
+        Command::Build(a) => build::run(a, &globals),
+        Command::Images(a) => images::run(a, &globals),
+        Command::Tag(a) => tag::run(a, &globals),
+        Command::Rmi(a) => rmi::run(a, &globals),
+        Command::Inspect(a) => inspect::run(a, &globals),
+        Command::History(a) => history::run(a, &globals),
+        Command::Prune(a) => prune::run(a, &globals),
+        Command::Save(a) => save::run(a, &globals),
+        Command::Load(a) => load::run(a, &globals),
+        Command::Import(a) => import::run(a, &globals),
+        Command::Run(a) => run::run(a, &globals),
+        Command::Info(a) => info::run(a, &globals),
+        Command::Completions(a) => completions::run(a),
+        Command::Init(_) => unreachable!("handled above"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => report(e),
+    }
+}
+
+/// Prints an error as one `error: …` line (causes joined with `: `) and picks its exit code.
+fn report(e: anyhow::Error) -> ExitCode {
+    output::error(&format!("{e:#}"));
+    match e.downcast_ref::<Internal>() {
+        Some(_) => ExitCode::from(125),
+        None => ExitCode::from(1),
+    }
+}
+
+/// Marks an error as hoist's own fault (exit code 125) rather than the user's.
+#[derive(Debug, thiserror::Error)]
+#[error("internal error: {0}")]
+pub struct Internal(pub String);

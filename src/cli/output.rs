@@ -1,0 +1,66 @@
+//! The one printer: every line hoist shows a person goes through here, so `-q` and log levels
+//! are honoured everywhere and progress never interleaves with logs.
+//!
+//! Library rooms log through the `log` facade; this file installs the logger that prints those
+//! records on standard error as `hoist: LEVEL: message`.
+
+use std::io::Write;
+
+use super::LogLevel;
+
+struct StderrLogger {
+    level: log::LevelFilter,
+}
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let level = match record.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                log::Level::Info => "info",
+                log::Level::Debug | log::Level::Trace => "debug",
+            };
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "hoist: {level}: {}", record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the stderr logger at the chosen level.
+pub fn init_logger(level: LogLevel) {
+    let filter = match level {
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+    };
+    let logger = Box::new(StderrLogger { level: filter });
+    if log::set_boxed_logger(logger).is_ok() {
+        log::set_max_level(filter);
+    }
+}
+
+/// Prints the one-line error report: `Error: message`.
+pub fn error(msg: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "Error: {msg}");
+}
+
+/// Prints a warning on standard error.
+pub fn warn(msg: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "WARNING: {msg}");
+}
+
+/// Prints a line of a verb's result on standard output.
+pub fn println(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}

@@ -1,0 +1,1 @@
+//! build context walking (being written).

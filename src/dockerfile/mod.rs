@@ -1,0 +1,1 @@
+//! dockerfile: see DESIGN.md (being written).

@@ -1,0 +1,1 @@
+//! layer: see DESIGN.md (being written).
