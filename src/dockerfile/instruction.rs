@@ -94,7 +94,9 @@ pub enum RunMount {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
-    pub target: String,
+    /// `None` when omitted: BuildKit then mounts at the working directory (real Dockerfiles,
+    /// e.g. moby's and BuildKit's own, rely on it).
+    pub target: Option<String>,
     pub source: Option<String>,
     pub from: Option<String>,
     pub readwrite: bool,
@@ -855,6 +857,7 @@ fn copy_or_add(node: &Node, keyword: &str) -> Result<Instruction, Fail> {
             && k + 1 < node.args.len()
             && !node.heredocs.is_empty()
         {
+            w.push(' ');
             w.push_str(&node.args[k + 1]);
             span.end_line = node.arg_spans[k + 1].end_line;
             span.end_column = node.arg_spans[k + 1].end_column;
@@ -1236,7 +1239,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
     };
     Ok(match kind.as_str() {
         "bind" => RunMount::Bind(BindMount {
-            target: need_target(target)?,
+            target: target.filter(|t| !t.is_empty()),
             source,
             from,
             readwrite: readonly == Some(false),

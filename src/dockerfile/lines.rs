@@ -906,6 +906,7 @@ fn heredocs_from_line(map: &LineMap) -> Result<Vec<Heredoc>, NodeError> {
         let mut word = w.clone();
         // `<< EOF`: an operator word alone takes the next word as its delimiter.
         if is_bare_operator(&word) && k + 1 < words.len() {
+            word.push(' ');
             word.push_str(&words[k + 1].0);
             b = words[k + 1].2;
             k += 1;
