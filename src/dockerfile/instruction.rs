@@ -661,6 +661,9 @@ pub fn from_node(node: &mut Node) -> Result<Spanned<Instruction>, Fail> {
             if node.text.is_empty() {
                 return Err(count_error(node, "needs exactly one argument"));
             }
+            if keyword == "STOPSIGNAL" && !node.text.contains('$') && !valid_signal(&node.text) {
+                return Err((node.text_span, ErrorKind::InvalidSignal(node.text.clone())));
+            }
             let t = std::mem::take(&mut node.text);
             match keyword {
                 "MAINTAINER" => Instruction::Maintainer(t),
@@ -943,6 +946,35 @@ fn copy_or_add(node: &mut Node, keyword: &str) -> Result<Instruction, Fail> {
     })
 }
 
+/// Linux signal names (with or without `SIG`, any case) and numbers 1 to 64.
+pub fn valid_signal(s: &str) -> bool {
+    if let Ok(n) = s.parse::<u32>() {
+        return (1..=64).contains(&n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    const NAMES: [&str; 33] = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+        "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CLD", "CONT", "STOP", "TSTP", "TTIN",
+        "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR",
+    ];
+    if NAMES.contains(&name) || name == "SYS" {
+        return true;
+    }
+    // RTMIN, RTMIN+n, RTMAX, RTMAX-n
+    let rt = |base: &str, sign: char| -> bool {
+        match name.strip_prefix(base) {
+            Some("") => true,
+            Some(rest) => rest
+                .strip_prefix(sign)
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| (1..=30).contains(&n)),
+            None => false,
+        }
+    };
+    rt("RTMIN", '+') || rt("RTMAX", '-')
+}
+
 fn valid_checksum(v: &str) -> bool {
     let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
     match v.split_once(':') {
@@ -1051,7 +1083,10 @@ fn run(node: &mut Node) -> Result<Instruction, Fail> {
 
 /// Splits a `--mount` value on commas, honouring `"…"` quoting of a field (CSV, as BuildKit
 /// reads it).
-fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+fn csv_fields(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, String> {
+    if !s.contains('"') {
+        return Ok(s.split(',').map(std::borrow::Cow::Borrowed).collect());
+    }
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();
@@ -1086,21 +1121,26 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
         return Err("unterminated quote".into());
     }
     out.push(cur);
-    Ok(out)
+    Ok(out.into_iter().map(std::borrow::Cow::Owned).collect())
 }
 
 /// Parses one `--mount` value per the reference's option tables.
 pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
     let fields = csv_fields(spec)?;
-    let mut kind = "bind".to_string();
-    let mut opts: Vec<(String, Option<String>)> = Vec::new();
-    for field in fields {
+    let mut kind = "bind";
+    let mut opts: Vec<(std::borrow::Cow<'_, str>, Option<&str>)> = Vec::with_capacity(fields.len());
+    for field in &fields {
         if field.is_empty() {
             continue;
         }
         let (k, v) = match field.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
-            None => (field.trim().to_ascii_lowercase(), None),
+            Some((k, v)) => (k.trim(), Some(v)),
+            None => (field.trim(), None),
+        };
+        let k = if k.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(k.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(k)
         };
         if k == "type" {
             kind = v.ok_or("`type` needs a value: bind, cache, tmpfs, secret or ssh")?;
@@ -1108,7 +1148,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
         }
         opts.push((k, v));
     }
-    let allowed: &[&str] = match kind.as_str() {
+    let allowed: &[&str] = match kind {
         "bind" => &[
             "target",
             "dst",
@@ -1179,14 +1219,14 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
     let mut gid = None;
     let mut size = None;
     for (k, v) in opts {
-        if !allowed.contains(&k.as_str()) {
+        if !allowed.contains(&k.as_ref()) {
             return Err(format!("`{k}` is not an option of a {kind} mount"));
         }
-        let value = |v: &Option<String>| -> Result<String, String> {
-            v.clone()
+        let value = |v: &Option<&str>| -> Result<String, String> {
+            v.map(str::to_string)
                 .ok_or_else(|| format!("`{k}` needs a value: write {k}=<value>"))
         };
-        let flag_bool = |v: &Option<String>| -> Result<bool, String> {
+        let flag_bool = |v: &Option<&str>| -> Result<bool, String> {
             match v {
                 None => Ok(true),
                 Some(s) => {
@@ -1194,7 +1234,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
                 }
             }
         };
-        let number = |v: &Option<String>, radix: u32| -> Result<u32, String> {
+        let number = |v: &Option<&str>, radix: u32| -> Result<u32, String> {
             let s = value(v)?;
             if s.contains('$') {
                 return Err(format!("`{k}` cannot hold a variable"));
@@ -1210,7 +1250,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
                 )
             })
         };
-        match k.as_str() {
+        match k.as_ref() {
             "target" | "dst" | "destination" => target = Some(value(&v)?),
             "source" | "src" => source = Some(value(&v)?),
             "from" => from = Some(value(&v)?),
@@ -1248,7 +1288,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
         t.filter(|t| !t.is_empty())
             .ok_or_else(|| format!("a {kind} mount needs a target: target=<path>"))
     };
-    Ok(match kind.as_str() {
+    Ok(match kind {
         "bind" => RunMount::Bind(BindMount {
             target: target.filter(|t| !t.is_empty()),
             source,
