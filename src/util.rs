@@ -83,6 +83,18 @@ impl FileLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether the locked file is still the one at its path (another process may have removed
+    /// or replaced it between our open and our lock; such a lock guards nothing).
+    pub fn is_current(&self) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let held = self.file.metadata()?;
+        match fs::metadata(&self.path) {
+            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Drop for FileLock {

@@ -5,8 +5,12 @@
 //! Pure: no file system, no network. Values are valid by construction.
 
 mod digest;
+mod reference;
 
 pub use digest::{Digest, DigestError, DigestingReader, DigestingWriter};
+pub use reference::{
+    is_full_id, is_hex, Reference, ReferenceError, DEFAULT_DOMAIN, DEFAULT_TAG, LOCAL_DOMAIN,
+};
 
 use std::io::Read;
 
