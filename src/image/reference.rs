@@ -398,8 +398,7 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_TAG_LEN
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
 
@@ -417,7 +416,10 @@ mod tests {
             ("library/busybox", "docker.io/library/busybox:latest"),
             ("user/app", "docker.io/user/app:latest"),
             ("docker.io/busybox", "docker.io/library/busybox:latest"),
-            ("index.docker.io/busybox", "docker.io/library/busybox:latest"),
+            (
+                "index.docker.io/busybox",
+                "docker.io/library/busybox:latest",
+            ),
             ("quay.io/a/b/c:v1", "quay.io/a/b/c:v1"),
             ("localhost/app", "localhost/app:latest"),
             ("localhost:5000/app:x", "localhost:5000/app:x"),
@@ -425,8 +427,14 @@ mod tests {
             ("[::1]:5000/app", "[::1]:5000/app:latest"),
             ("a__b/c-d--e/f.g_h", "docker.io/a__b/c-d--e/f.g_h:latest"),
             ("busybox:_x.Y-1", "docker.io/library/busybox:_x.Y-1"),
-            (&format!("busybox@{D}"), &format!("docker.io/library/busybox@{D}")),
-            (&format!("busybox:1@{D}"), &format!("docker.io/library/busybox:1@{D}")),
+            (
+                &format!("busybox@{D}"),
+                &format!("docker.io/library/busybox@{D}"),
+            ),
+            (
+                &format!("busybox:1@{D}"),
+                &format!("docker.io/library/busybox:1@{D}"),
+            ),
         ];
         for (input, want) in table {
             let got = Reference::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -440,7 +448,10 @@ mod tests {
             ("app", "localhost/app:latest"),
             ("app:v2", "localhost/app:v2"),
             ("team/app", "localhost/team/app:latest"),
-            ("docker.io/library/busybox", "docker.io/library/busybox:latest"),
+            (
+                "docker.io/library/busybox",
+                "docker.io/library/busybox:latest",
+            ),
             ("docker.io/busybox:1", "docker.io/library/busybox:1"),
             ("quay.io/x/y:z", "quay.io/x/y:z"),
         ];
@@ -455,7 +466,10 @@ mod tests {
         let table: [(&str, &[&str]); 4] = [
             (
                 "busybox",
-                &["localhost/busybox:latest", "docker.io/library/busybox:latest"],
+                &[
+                    "localhost/busybox:latest",
+                    "docker.io/library/busybox:latest",
+                ],
             ),
             ("a/b:1", &["localhost/a/b:1", "docker.io/a/b:1"]),
             ("localhost/x", &["localhost/x:latest"]),
@@ -483,7 +497,7 @@ mod tests {
             ("a:b:c", "more than one `:`"),
             ("busybox:", "empty tag"),
             ("busybox:.x", "invalid tag `.x`"),
-            ("busybox:a/b", "invalid repository name"),
+            ("busybox:a/b", "invalid registry `busybox:a`"),
             ("a//b", "empty path component"),
             ("-a", "invalid repository name"),
             ("a-", "invalid repository name"),
@@ -519,7 +533,10 @@ mod tests {
         assert_eq!(r.familiar(), "busybox:1.36");
         let l = Reference::parse_local("app").expect("valid");
         assert_eq!(l.familiar(), "localhost/app:latest");
-        assert_eq!(l.with_tag("v2").expect("tag").to_string(), "localhost/app:v2");
+        assert_eq!(
+            l.with_tag("v2").expect("tag").to_string(),
+            "localhost/app:v2"
+        );
         assert!(l.with_tag("bad tag").is_err());
         let d = Reference::parse(&format!("x@{D}")).expect("valid");
         assert_eq!(d.tag(), None);

@@ -63,7 +63,10 @@ pub(super) fn load_records(store: &Store) -> Result<Vec<ImageRecord>, StoreError
             continue;
         }
         let Ok(d) = Digest::from_oci(desc.digest()) else {
-            log::warn!("skipping index.json entry with unsupported digest `{}`", desc.digest());
+            log::warn!(
+                "skipping index.json entry with unsupported digest `{}`",
+                desc.digest()
+            );
             continue;
         };
         let entry = groups.entry(d.clone()).or_insert_with(|| {
@@ -152,10 +155,9 @@ pub(super) fn resolve_how(
         if is_hex(hex) {
             return by_prefix(records, hex, s).map(by_id);
         }
-        return Err(Digest::parse(s).err().map_or_else(
-            || StoreError::NotFound(s.to_owned()),
-            StoreError::from,
-        ));
+        return Err(Digest::parse(s)
+            .err()
+            .map_or_else(|| StoreError::NotFound(s.to_owned()), StoreError::from));
     }
     if is_full_id(s) {
         return records
@@ -190,11 +192,7 @@ fn by_prefix(records: &[ImageRecord], hex: &str, typed: &str) -> Result<ImageRec
     }
     match found.len() {
         0 => Err(StoreError::NotFound(typed.to_owned())),
-        1 => Ok(found
-            .into_values()
-            .next()
-            .expect("one entry")
-            .clone()),
+        1 => Ok(found.into_values().next().expect("one entry").clone()),
         _ => Err(StoreError::Ambiguous {
             prefix: typed.to_owned(),
             candidates: found.keys().map(|d| d.short().to_owned()).collect(),
@@ -212,7 +210,10 @@ pub(super) struct CheckedManifest {
 }
 
 /// Refuses manifests hoist does not store as images: indexes, artifacts, other schemas.
-pub(super) fn check_manifest_kind(manifest: &ImageManifest, bytes: &[u8]) -> Result<(), StoreError> {
+pub(super) fn check_manifest_kind(
+    manifest: &ImageManifest,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
     let what = || format!("manifest `{}`", Digest::of_bytes(bytes));
     if manifest.schema_version() != 2 {
         return Err(StoreError::invalid(
@@ -301,8 +302,7 @@ pub(super) fn update_index<T>(
 
 fn write_index(store: &Store, index: &ImageIndex) -> Result<(), StoreError> {
     let p = store.root.join("index.json");
-    let text = serde_json::to_vec(index)
-        .map_err(|e| StoreError::invalid("index.json", e))?;
+    let text = serde_json::to_vec(index).map_err(|e| StoreError::invalid("index.json", e))?;
     util::write_atomic(&p, &text).map_err(|e| StoreError::io(&p, e))
 }
 

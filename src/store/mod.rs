@@ -29,11 +29,14 @@
 //! The store never talks to a registry and never parses Dockerfiles.
 
 mod gc;
+mod import;
 mod index;
 mod layers;
 mod source;
 
-pub use gc::{PruneMode, PruneReport, RemoveReport};
+pub use gc::{has_children, is_parent, PruneMode, PruneReport, RemoveReport};
+pub use import::ImportOptions;
+pub use index::parse_time;
 pub use source::StoreImage;
 
 use std::fs::{self, File};
@@ -85,7 +88,9 @@ pub enum StoreError {
         expected: u64,
         actual: u64,
     },
-    #[error("layer `{digest}` uncompresses to `{actual}`, the image config says diff_id `{expected}`")]
+    #[error(
+        "layer `{digest}` uncompresses to `{actual}`, the image config says diff_id `{expected}`"
+    )]
     DiffIdMismatch {
         digest: Digest,
         expected: Digest,
@@ -234,12 +239,14 @@ impl Store {
             }
             Err(e) => return Err(StoreError::io(&tmp_root, e)),
         };
-        Ok(Store {
+        let store = Store {
             root,
             tmp: Some(tmp),
             read_only: None,
             gc_shared: OnceLock::new(),
-        })
+        };
+        index::sweep_index_leftovers(&store);
+        Ok(store)
     }
 
     fn prepare_layout(root: &Path) -> io::Result<()> {
@@ -305,17 +312,20 @@ impl Store {
     /// Fails unless the store can be written; takes the shared gc lock on first use so that no
     /// collection removes what this process is about to reference.
     fn writable(&self) -> Result<&ProcTmp, StoreError> {
-        let Some(tmp) = &self.tmp else {
-            return Err(StoreError::ReadOnly {
-                root: self.root.clone(),
-                reason: self
-                    .read_only
-                    .clone()
-                    .unwrap_or_else(|| "cannot write".into()),
-            });
-        };
+        let tmp = self.check_writable()?;
         self.hold_gc_shared()?;
         Ok(tmp)
+    }
+
+    /// Fails unless the store can be written, without taking any lock.
+    fn check_writable(&self) -> Result<&ProcTmp, StoreError> {
+        self.tmp.as_ref().ok_or_else(|| StoreError::ReadOnly {
+            root: self.root.clone(),
+            reason: self
+                .read_only
+                .clone()
+                .unwrap_or_else(|| "cannot write".into()),
+        })
     }
 
     fn hold_gc_shared(&self) -> Result<(), StoreError> {
@@ -339,7 +349,11 @@ impl Store {
 
     /// Like [`Store::write_blob`], but refuses data that does not hash to `expected` (nothing is
     /// written then). Returns the blob's size; an existing blob is not read again.
-    pub fn write_blob_expect(&self, r: &mut dyn Read, expected: &Digest) -> Result<u64, StoreError> {
+    pub fn write_blob_expect(
+        &self,
+        r: &mut dyn Read,
+        expected: &Digest,
+    ) -> Result<u64, StoreError> {
         if let Some(size) = self.existing_blob_size(expected) {
             self.writable()?;
             return Ok(size);
@@ -360,22 +374,24 @@ impl Store {
     /// Writes a blob into this process's `tmp/` dir (fsynced) without making it visible; see
     /// [`Store::install_blob`]. Dropping the [`StagedBlob`] deletes it.
     pub fn stage_blob(&self, r: &mut dyn Read) -> Result<StagedBlob, StoreError> {
+        let mut w = self.blob_writer()?;
+        io::copy(r, &mut w).map_err(|e| StoreError::io(&w.path, e))?;
+        w.finish()
+    }
+
+    /// A writer into a new staged blob (for data produced while it is written, such as a
+    /// compressed layer); [`BlobWriter::finish`] gives the [`StagedBlob`].
+    pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
         let tmp = self.writable()?;
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&tmp.dir)
             .map_err(|e| StoreError::io(&tmp.dir, e))?;
         let path = file.path().to_path_buf();
-        let mut w = DigestingWriter::new(BufWriter::with_capacity(256 * 1024, file));
-        io::copy(r, &mut w).map_err(|e| StoreError::io(&path, e))?;
-        let (buf, digest, size) = w.finish();
-        let file = buf
-            .into_inner()
-            .map_err(|e| StoreError::io(&path, e.into_error()))?;
-        file.as_file()
-            .sync_all()
-            .map_err(|e| StoreError::io(&path, e))?;
-        Ok(StagedBlob { file, digest, size })
+        Ok(BlobWriter {
+            inner: DigestingWriter::new(BufWriter::with_capacity(256 * 1024, file)),
+            path,
+        })
     }
 
     /// [`Store::stage_blob`] that refuses data not hashing to `expected`.
@@ -422,9 +438,7 @@ impl Store {
 
     /// The exclusive lock that guards `index.json` updates. Hold it only briefly.
     pub fn lock(&self) -> Result<FileLock, StoreError> {
-        if self.tmp.is_none() {
-            self.writable()?;
-        }
+        self.check_writable()?;
         let p = self.root.join("index.lock");
         FileLock::exclusive(&p).map_err(|e| StoreError::io(&p, e))
     }
@@ -577,6 +591,35 @@ impl Drop for Store {
     }
 }
 
+/// Writes a blob into the process's `tmp/` dir, hashing it; see [`Store::blob_writer`].
+pub struct BlobWriter {
+    inner: DigestingWriter<BufWriter<tempfile::NamedTempFile>>,
+    path: PathBuf,
+}
+
+impl BlobWriter {
+    /// Flushes and fsyncs the blob; it is still invisible until [`Store::install_blob`].
+    pub fn finish(self) -> Result<StagedBlob, StoreError> {
+        let (buf, digest, size) = self.inner.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| StoreError::io(&self.path, e.into_error()))?;
+        file.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        Ok(StagedBlob { file, digest, size })
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A blob written into the process's `tmp/` dir, not yet visible in the store.
 #[derive(Debug)]
 pub struct StagedBlob {
@@ -713,9 +756,5 @@ pub(crate) fn tree_size(p: &Path) -> u64 {
         .sum()
 }
 
-/// Writes a file's bytes with fsync (used for small files written in place in `tmp/`).
-pub(crate) fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
-    let mut f = File::create(path)?;
-    f.write_all(data)?;
-    f.sync_all()
-}
+#[cfg(test)]
+mod tests;
