@@ -58,9 +58,10 @@ pub fn history_entry(
     comment: Option<&str>,
     empty_layer: bool,
 ) -> History {
-    let mut b = HistoryBuilder::default()
-        .created(created.to_owned())
-        .created_by(created_by.to_owned());
+    let mut b = HistoryBuilder::default().created(created.to_owned());
+    if !created_by.is_empty() {
+        b = b.created_by(created_by.to_owned());
+    }
     if let Some(c) = comment.filter(|c| !c.is_empty()) {
         b = b.comment(c.to_owned());
     }
