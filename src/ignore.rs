@@ -141,6 +141,104 @@ pub fn read_lines(text: &str) -> Vec<(usize, String)> {
     out
 }
 
+/// A Go `filepath.Match` pattern for one path or path component, as `COPY` and `ADD` sources use
+/// them: `*` and `?` never match `/`, classes as in ignore files, `\` escapes; `**` is no
+/// different from `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobPattern {
+    text: String,
+    tokens: Vec<Token>,
+}
+
+impl GlobPattern {
+    /// Compiles `pattern`; a malformed one is an error naming it (line 1).
+    pub fn new(pattern: &str) -> Result<GlobPattern, IgnoreError> {
+        if !valid_go_pattern(pattern) {
+            return Err(IgnoreError::BadPattern {
+                line: 1,
+                pattern: pattern.to_string(),
+            });
+        }
+        let chars: Vec<char> = pattern.chars().collect();
+        let mut tokens = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            match chars[i] {
+                '*' => {
+                    if tokens.last() != Some(&Token::Star) {
+                        tokens.push(Token::Star);
+                    }
+                    i += 1;
+                }
+                '?' => {
+                    tokens.push(Token::One);
+                    i += 1;
+                }
+                '\\' => {
+                    tokens.push(Token::Lit(chars[i + 1]));
+                    i += 2;
+                }
+                '[' => {
+                    let (negated, ranges, next) = parse_class(&chars, i + 1)
+                        .expect("pattern was validated before compiling");
+                    tokens.push(Token::Class { negated, ranges });
+                    i = next;
+                }
+                c => {
+                    tokens.push(Token::Lit(c));
+                    i += 1;
+                }
+            }
+        }
+        Ok(GlobPattern {
+            text: pattern.to_string(),
+            tokens,
+        })
+    }
+
+    /// Whether `name` matches the whole pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        match_tokens(&self.tokens, name)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Whether `s` holds a wildcard character of Go's `filepath.Match` (`*`, `?`, `[`; `\` escapes).
+pub fn has_wildcards(s: &str) -> bool {
+    let mut escaped = false;
+    for c in s.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '*' | '?' | '[' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Removes the `\` escapes of a pattern without wildcards, giving the literal name it matches.
+pub fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut escaped = false;
+    for c in s.chars() {
+        if !escaped && c == '\\' {
+            escaped = true;
+            continue;
+        }
+        escaped = false;
+        out.push(c);
+    }
+    out
+}
+
 /// Go's `filepath.Clean` on a `/`-separated path: the shortest equivalent path by purely lexical
 /// processing (`.` elements and doubled `/` dropped, `..` folded, trailing `/` removed; `..` at
 /// the root stays the root). The empty path becomes `.`.
@@ -277,6 +375,16 @@ impl Matcher {
         self.verdict(path)
             .filter(|v| v.excluded)
             .map(|v| v.pattern)
+    }
+
+    /// Whether some non-exception pattern could match a path strictly below directory `dir` (for
+    /// include lists: whether a walk must look inside `dir`). Errs on the side of `true`.
+    pub fn may_match_below(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.patterns
+            .iter()
+            .filter(|p| !p.exception)
+            .any(|p| p.could_match_below(&prefix))
     }
 
     /// Whether some exception pattern could re-include a path strictly below directory `dir`.
