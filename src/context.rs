@@ -412,7 +412,9 @@ impl Context {
                 .into_owned();
             let root_rel = join(base, &below);
             let meta = item.metadata().map_err(|e| {
-                let source = e.into_io_error().unwrap_or_else(|| io::Error::other("walk"));
+                let source = e
+                    .into_io_error()
+                    .unwrap_or_else(|| io::Error::other("walk"));
                 ContextError::Io {
                     path: item.path().to_path_buf(),
                     source,
@@ -443,10 +445,19 @@ impl Context {
             let excluded_by: Vec<(&Matcher, &str)> = excludes
                 .iter()
                 .enumerate()
-                .map(|(i, m)| (*m, if i == 0 { root_rel.as_str() } else { below.as_str() }))
+                .map(|(i, m)| {
+                    (
+                        *m,
+                        if i == 0 {
+                            root_rel.as_str()
+                        } else {
+                            below.as_str()
+                        },
+                    )
+                })
                 .filter(|(m, p)| m.is_excluded(p))
                 .collect();
-            let included = include.is_none_or(|m| m.is_excluded(&below));
+            let included = include.map_or(true, |m| m.is_excluded(&below));
             if excluded_by.is_empty() && included {
                 for (_, e, listed) in pending.iter_mut() {
                     if !*listed {
@@ -612,12 +623,11 @@ impl Context {
         patterns: &[S],
         opts: &CopyOptions,
     ) -> Result<Vec<Source>, ContextError> {
-        let exclude = Matcher::from_patterns(&opts.exclude).map_err(|source| {
-            ContextError::BadPattern {
+        let exclude =
+            Matcher::from_patterns(&opts.exclude).map_err(|source| ContextError::BadPattern {
                 pattern: "--exclude".to_string(),
                 source,
-            }
-        })?;
+            })?;
         let mut out = Vec::new();
         let mut first_wildcard: Option<String> = None;
         for pattern in patterns {

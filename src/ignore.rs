@@ -179,8 +179,8 @@ impl GlobPattern {
                     i += 2;
                 }
                 '[' => {
-                    let (negated, ranges, next) = parse_class(&chars, i + 1)
-                        .expect("pattern was validated before compiling");
+                    let (negated, ranges, next) =
+                        parse_class(&chars, i + 1).expect("pattern was validated before compiling");
                     tokens.push(Token::Class { negated, ranges });
                     i = next;
                 }
@@ -372,9 +372,7 @@ impl Matcher {
 
     /// The line that excluded `path`, or `None` when it is included.
     pub fn excluded_by(&self, path: &str) -> Option<&Pattern> {
-        self.verdict(path)
-            .filter(|v| v.excluded)
-            .map(|v| v.pattern)
+        self.verdict(path).filter(|v| v.excluded).map(|v| v.pattern)
     }
 
     /// Whether some non-exception pattern could match a path strictly below directory `dir` (for
@@ -467,9 +465,12 @@ fn valid_go_pattern(pattern: &str) -> bool {
     true
 }
 
+/// A parsed class: negated, its ranges, and the index after its `]`.
+type ParsedClass = (bool, Vec<(char, char)>, usize);
+
 /// Parses a class body starting after `[`; returns (negated, ranges, index after `]`), or `None`
 /// when it is malformed in Go's sense.
-fn parse_class(chars: &[char], mut i: usize) -> Option<(bool, Vec<(char, char)>, usize)> {
+fn parse_class(chars: &[char], mut i: usize) -> Option<ParsedClass> {
     let mut negated = false;
     if chars.get(i) == Some(&'^') {
         negated = true;
@@ -621,17 +622,13 @@ impl States {
     fn close(&mut self, tokens: &[Token]) {
         for (i, t) in tokens.iter().enumerate() {
             match t {
-                Token::Star | Token::AnyAll => {
-                    if self.at[i] || self.inside[i] {
-                        self.inside[i] = true;
-                        self.at[i + 1] = true;
-                    }
+                Token::Star | Token::AnyAll if self.at[i] || self.inside[i] => {
+                    self.inside[i] = true;
+                    self.at[i + 1] = true;
                 }
-                Token::AnyDirs => {
-                    if self.at[i] {
-                        self.inside[i] = true;
-                        self.at[i + 1] = true;
-                    }
+                Token::AnyDirs if self.at[i] => {
+                    self.inside[i] = true;
+                    self.at[i + 1] = true;
                 }
                 _ => {}
             }

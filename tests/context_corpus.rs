@@ -112,7 +112,10 @@ fn every_walk_case() {
 }
 
 /// Makes a scenario's context; returns (temp dir, context dir, Dockerfile path or None for stdin).
-fn scenario_context(s: &Value, dockerfile_name: Option<&str>) -> (tempfile::TempDir, PathBuf, Option<PathBuf>) {
+fn scenario_context(
+    s: &Value,
+    dockerfile_name: Option<&str>,
+) -> (tempfile::TempDir, PathBuf, Option<PathBuf>) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let ctx = tmp.path().join("ctx");
     fs::create_dir(&ctx).expect("ctx");
@@ -153,15 +156,26 @@ fn copied(ctx: &Context) -> Result<Vec<String>, String> {
         .collect())
 }
 
-fn check_presence(name: &str, got: &[String], present: &[String], absent: &[String], failures: &mut Vec<String>) {
+fn check_presence(
+    name: &str,
+    got: &[String],
+    present: &[String],
+    absent: &[String],
+    failures: &mut Vec<String>,
+) {
     for p in present {
         if !got.contains(p) {
             failures.push(format!("{name}: `{p}` should be copied; copied {got:?}"));
         }
     }
     for p in absent {
-        if got.iter().any(|g| g == p || g.starts_with(&format!("{p}/"))) {
-            failures.push(format!("{name}: `{p}` should not be copied; copied {got:?}"));
+        if got
+            .iter()
+            .any(|g| g == p || g.starts_with(&format!("{p}/")))
+        {
+            failures.push(format!(
+                "{name}: `{p}` should not be copied; copied {got:?}"
+            ));
         }
     }
 }
@@ -178,8 +192,17 @@ fn every_build_scenario_at_the_context_level() {
                 let df_name = b["dockerfile_name"].as_str().expect("dockerfile_name");
                 let (_tmp, dir, df) = scenario_context(s, Some(df_name));
                 let label = format!("{name} (-f {df_name})");
-                match Context::open(&dir, df.as_deref()).map_err(|e| e.to_string()).and_then(|c| copied(&c)) {
-                    Ok(got) => check_presence(&label, &got, &strings(&b["present"]), &strings(&b["absent"]), &mut failures),
+                match Context::open(&dir, df.as_deref())
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| copied(&c))
+                {
+                    Ok(got) => check_presence(
+                        &label,
+                        &got,
+                        &strings(&b["present"]),
+                        &strings(&b["absent"]),
+                        &mut failures,
+                    ),
                     Err(e) => failures.push(format!("{label}: {e}")),
                 }
             }
@@ -209,10 +232,19 @@ fn every_build_scenario_at_the_context_level() {
                 continue;
             }
         };
-        check_presence(name, &got, &strings(&s["present"]), &strings(&s["absent"]), &mut failures);
+        check_presence(
+            name,
+            &got,
+            &strings(&s["present"]),
+            &strings(&s["absent"]),
+            &mut failures,
+        );
         if let Some(exact) = s["exact_listing"].as_array() {
             let top: Vec<String> = got.iter().filter(|d| !d.contains('/')).cloned().collect();
-            let want: Vec<String> = exact.iter().map(|v| v.as_str().expect("s").to_string()).collect();
+            let want: Vec<String> = exact
+                .iter()
+                .map(|v| v.as_str().expect("s").to_string())
+                .collect();
             if top != want {
                 failures.push(format!("{name}: expected exactly {want:?}, got {top:?}"));
             }
@@ -223,22 +255,33 @@ fn every_build_scenario_at_the_context_level() {
                 use std::io::Read;
                 match ctx.open_file(path).map(|mut f| f.read_to_string(&mut text)) {
                     Ok(_) if text == want.as_str().unwrap_or("") => {}
-                    other => failures.push(format!("{name}: `{path}` content {text:?} ({other:?})")),
+                    other => {
+                        failures.push(format!("{name}: `{path}` content {text:?} ({other:?})"))
+                    }
                 }
             }
         }
         if let Some(df) = &df {
             // the Dockerfile is readable by the builder even when ignored
             if let Err(e) = ctx.read_dockerfile() {
-                failures.push(format!("{name}: Dockerfile `{}` unreadable: {e}", df.display()));
+                failures.push(format!(
+                    "{name}: Dockerfile `{}` unreadable: {e}",
+                    df.display()
+                ));
             }
             if name.starts_with("TestBuildDockerignoreTouchDockerfile") {
-                let before = ctx.resolve_sources(&["."], &CopyOptions::default()).and_then(|s| ctx.digest(&s));
+                let before = ctx
+                    .resolve_sources(&["."], &CopyOptions::default())
+                    .and_then(|s| ctx.digest(&s));
                 fs::write(df, "FROM busybox\nADD . /tmp/\n# touched\n").expect("touch");
-                let after = ctx.resolve_sources(&["."], &CopyOptions::default()).and_then(|s| ctx.digest(&s));
+                let after = ctx
+                    .resolve_sources(&["."], &CopyOptions::default())
+                    .and_then(|s| ctx.digest(&s));
                 match (before, after) {
                     (Ok(b), Ok(a)) if a == b => {}
-                    (b, a) => failures.push(format!("{name}: digest changed with the ignored Dockerfile: {b:?} vs {a:?}")),
+                    (b, a) => failures.push(format!(
+                        "{name}: digest changed with the ignored Dockerfile: {b:?} vs {a:?}"
+                    )),
                 }
             }
         }

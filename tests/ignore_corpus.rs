@@ -106,7 +106,10 @@ fn cases_tsv_holds_the_same_rows_and_they_pass() {
         let blank = |v: &[String]| v.iter().all(|p| p.is_empty());
         let same = jp == patterns || (blank(&jp) && blank(&patterns));
         if !same || json[n]["path"] != path {
-            failures.push(format!("cases.tsv line {}: differs from cases.json row", i + 1));
+            failures.push(format!(
+                "cases.tsv line {}: differs from cases.json row",
+                i + 1
+            ));
         }
         n += 1;
     }
@@ -154,9 +157,17 @@ fn compile_tsv_patterns_match_like_their_regexps() {
         ("*", &["a", "file"], &["a/b"]),
         ("a*/b", &["a/b", "abc/b"], &["a/c/b", "b"]),
         ("**/**", &["a", "a/b/c"], &[]),
-        ("**/dir2/*", &["dir2/x", "a/dir2/x"], &["dir2/x/y", "adir2/x"]),
+        (
+            "**/dir2/*",
+            &["dir2/x", "a/dir2/x"],
+            &["dir2/x/y", "adir2/x"],
+        ),
         ("**/dir2/**", &["dir2/x", "a/dir2/x/y"], &["dir2"]),
-        ("**/file*txt", &["filetxt", "a/b/file1.txt"], &["a/file/txt"]),
+        (
+            "**/file*txt",
+            &["filetxt", "a/b/file1.txt"],
+            &["a/file/txt"],
+        ),
         ("**/**/*.txt", &["a.txt", "x/y/a.txt"], &["a.txt/b"]),
         ("a[b-d]e", &["abe", "ade"], &["aee", "a/e"]),
         (".*", &[".git", ".a"], &["a.b", ".a/b"]),
