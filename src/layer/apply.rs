@@ -221,11 +221,18 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, path: &str) -> Result<Meta,
         path: path.to_owned(),
         reason: e.to_string(),
     };
+    // an empty numeric field (all NUL or spaces) reads as 0, as Go's archive/tar does
+    let old = h.as_old();
+    let num = |v: io::Result<u64>, raw: &[u8]| match v {
+        Ok(n) => Ok(n),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        Err(e) => Err(bad(e)),
+    };
     let mut meta = Meta {
-        uid: h.uid().map_err(bad)?,
-        gid: h.gid().map_err(bad)?,
-        mode: h.mode().map_err(bad)? & 0o7777,
-        mtime: TimeSpec::new(h.mtime().map_err(bad)? as i64, 0),
+        uid: num(h.uid(), &old.uid)?,
+        gid: num(h.gid(), &old.gid)?,
+        mode: num(h.mode().map(u64::from), &old.mode)? as u32 & 0o7777,
+        mtime: TimeSpec::new(num(h.mtime(), &old.mtime)? as i64, 0),
         xattrs: Vec::new(),
     };
     if let Some(exts) = entry.pax_extensions().map_err(bad)? {
@@ -397,11 +404,10 @@ impl Applier<'_> {
             });
             return Ok(());
         };
-        let name_b = name.as_bytes();
-        if let Some(rest) = name_b.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            return self.whiteout(&comps, parents, rest, &shown);
-        }
         let meta = read_meta(entry, &shown)?;
+        if let Some(rest) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            return self.whiteout(parents, rest, &meta, &shown);
+        }
         let parent = self.open_dir(parents, true, &shown)?;
         self.make_room(&parent, name, kind == EntryType::Directory, &shown)?;
         match kind {
@@ -606,9 +612,9 @@ impl Applier<'_> {
 
     fn whiteout(
         &mut self,
-        comps: &[OsString],
         parents: &[OsString],
         rest: &[u8],
+        meta: &Meta,
         shown: &str,
     ) -> Result<(), LayerError> {
         let parent = self.open_dir(parents, true, shown)?;
@@ -664,6 +670,14 @@ impl Applier<'_> {
                         source: e.into(),
                     }
                 })?;
+                utimensat(
+                    &parent,
+                    victim,
+                    &meta.mtime,
+                    &meta.mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| LayerError::entry(shown, io::Error::from(e)))?;
                 self.mark_written(&vpath);
             }
             WhiteoutMode::Delete => {
@@ -678,7 +692,6 @@ impl Applier<'_> {
                 }
             }
         }
-        let _ = comps;
         Ok(())
     }
 
@@ -757,7 +770,7 @@ impl Applier<'_> {
     /// disturb them and a read-only directory is filled before it becomes read-only.
     fn finish_dirs(&mut self) -> Result<(), LayerError> {
         let mut dirs = std::mem::take(&mut self.dirs);
-        dirs.sort_by(|a, b| b.comps.len().cmp(&a.comps.len()));
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.comps.len()));
         for d in dirs {
             let shown = show(&d.comps);
             let fd = match self.open_dir(&d.comps, false, &shown) {

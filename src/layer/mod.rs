@@ -15,12 +15,13 @@
 
 pub mod apply;
 pub mod compress;
-// diff.rs lands next
+pub mod diff;
 
 use std::path::PathBuf;
 
 pub use apply::{apply_blob, apply_tar, clean_path, ApplyOptions, ApplyReport, WhiteoutMode};
 pub use compress::{compress, decompress, detect_compression, Compression, LayerBlob, LayerWriter};
+pub use diff::{write_dir_tar, write_tar, write_upper_tar, DiffOptions, DirKind};
 
 /// The OCI whiteout prefix (`image-spec/layer.md`, "Whiteouts").
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -82,3 +83,6 @@ impl LayerError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
