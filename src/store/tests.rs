@@ -306,3 +306,43 @@ fn bad_imports_leave_the_store_unchanged() {
         assert_eq!(listing(dir.path()), before, "{what} changed the store");
     }
 }
+
+#[test]
+fn validate_catches_a_corrupted_blob() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("x", b"data")], &["x"]);
+    store.validate(&a).expect("valid after import");
+    let layer = a.layer_digests().expect("layers")[0].clone();
+    let p = store.blob_path(&layer);
+    let mut data = fs::read(&p).expect("read");
+    let last = data.len() - 1;
+    data[last] ^= 1;
+    fs::write(&p, data).expect("corrupt");
+    assert!(matches!(
+        store.validate(&a),
+        Err(StoreError::DigestMismatch { .. })
+    ));
+}
+
+#[test]
+fn copying_an_image_already_here_only_adds_names() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("x", b"data")], &["x"]);
+    let before = fs::read_dir(dir.path().join("blobs/sha256"))
+        .expect("ls")
+        .count();
+    let again = store
+        .copy_from(
+            &store.source(&a),
+            &[Reference::parse_local("y").expect("ref")],
+        )
+        .expect("copy");
+    assert_eq!(again.id, a.id);
+    assert_eq!(again.names.len(), 2);
+    let after = fs::read_dir(dir.path().join("blobs/sha256"))
+        .expect("ls")
+        .count();
+    assert_eq!(before, after);
+}
