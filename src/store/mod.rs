@@ -444,8 +444,20 @@ impl Store {
     }
 
     /// Every image, in `index.json` order.
+    ///
+    /// A blob missing while the listing is read (a concurrent `prune` between reading
+    /// `index.json` and the blob) makes it read the index again; an entry still broken after
+    /// that is skipped with a warning, so one damaged image does not hide the others.
     pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
-        index::load_records(self)
+        for _ in 0..2 {
+            match index::load_records(self, false) {
+                Err(StoreError::MissingBlob(d)) => {
+                    log::debug!("blob `{d}` vanished while listing; reading the index again");
+                }
+                other => return other,
+            }
+        }
+        index::load_records(self, true)
     }
 
     /// Finds one image by what a user typed: a name (`busybox` means `localhost/busybox:latest`

@@ -346,3 +346,19 @@ fn copying_an_image_already_here_only_adds_names() {
         .count();
     assert_eq!(before, after);
 }
+
+#[test]
+fn a_damaged_image_does_not_hide_the_others_and_prune_drops_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("a", b"a")], &["a"]);
+    let b = import(&store, &[("b", b"b")], &["b"]);
+    fs::remove_file(store.blob_path(&a.manifest_digest)).expect("damage");
+    let left = store.images().expect("images");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, b.id);
+    store.prune(PruneMode::Dangling).expect("prune");
+    let index = fs::read_to_string(dir.path().join("index.json")).expect("index");
+    assert!(!index.contains(a.manifest_digest.hex()), "{index}");
+    assert!(store.resolve("b").is_ok());
+}
