@@ -149,7 +149,7 @@ fn collect(store: &Store) -> Result<Option<u64>, StoreError> {
         log::info!("another hoist process is using the store: unused blobs and layers are left for a later prune");
         return Ok(None);
     };
-    let _index = store.lock()?;
+    let _index = store.index_lock()?;
     let index = index::read_index(store)?;
     let mut blobs = HashSet::new();
     let mut diff_ids = HashSet::new();

@@ -298,7 +298,7 @@ pub(super) fn update_index<T>(
     store: &Store,
     f: impl FnOnce(&mut Vec<Descriptor>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let _lock = store.lock()?;
+    let _lock = store.index_lock()?;
     let mut index = read_index(store)?;
     let mut manifests = index.manifests().clone();
     let out = f(&mut manifests)?;
@@ -327,7 +327,7 @@ pub(super) fn sweep_index_leftovers(store: &Store) {
         return;
     }
     // a live writer holds the lock while its temp file exists
-    if let Ok(_lock) = store.lock() {
+    if let Ok(_lock) = store.index_lock() {
         for p in leftovers {
             match fs::remove_file(&p) {
                 Ok(()) => log::debug!("swept leftover `{}`", p.display()),

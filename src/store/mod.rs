@@ -436,8 +436,16 @@ impl Store {
             .map_err(|e| StoreError::io(&tmp.dir, e))
     }
 
-    /// The exclusive lock that guards `index.json` updates. Hold it only briefly.
+    /// The exclusive lock that guards `index.json` updates. Hold it only briefly. The process
+    /// also keeps `gc.lock` shared from then on, so holding this lock while writing blobs cannot
+    /// deadlock with a collection.
     pub fn lock(&self) -> Result<FileLock, StoreError> {
+        self.writable()?;
+        self.index_lock()
+    }
+
+    /// `index.lock` alone (collections take it while holding `gc.lock` exclusively).
+    fn index_lock(&self) -> Result<FileLock, StoreError> {
         self.check_writable()?;
         let p = self.root.join("index.lock");
         FileLock::exclusive(&p).map_err(|e| StoreError::io(&p, e))

@@ -362,3 +362,28 @@ fn a_damaged_image_does_not_hide_the_others_and_prune_drops_it() {
     assert!(!index.contains(a.manifest_digest.hex()), "{index}");
     assert!(store.resolve("b").is_ok());
 }
+
+#[test]
+fn collection_waits_for_other_writers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let writer = Store::open(dir.path()).expect("open");
+    let a = import(&writer, &[("a", b"a")], &["a"]);
+    // a blob written but not yet referenced, as a build has in flight
+    let (pending, _) = writer.write_blob(&mut &b"in flight"[..]).expect("blob");
+    let other = Store::open(dir.path()).expect("open");
+    let r = other.remove("a", false).expect("rmi");
+    assert_eq!(r.deleted, Some(a.id.clone()));
+    assert!(r.collection_skipped);
+    assert!(other.has_blob(&pending), "a writer's blob survives");
+    let p = other.prune(PruneMode::All).expect("prune");
+    assert!(p.collection_skipped);
+    assert!(other.has_blob(&pending));
+    drop(writer);
+    let p = other.prune(PruneMode::All).expect("prune");
+    assert!(!p.collection_skipped);
+    assert!(
+        !other.has_blob(&pending),
+        "collected once the writer is gone"
+    );
+    assert!(!other.has_blob(&a.id));
+}
