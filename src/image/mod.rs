@@ -4,6 +4,7 @@
 //!
 //! Pure: no file system, no network. Values are valid by construction.
 
+pub mod config;
 mod digest;
 mod reference;
 

@@ -497,7 +497,7 @@ mod tests {
             ("a:b:c", "more than one `:`"),
             ("busybox:", "empty tag"),
             ("busybox:.x", "invalid tag `.x`"),
-            ("busybox:a/b", "invalid repository name"),
+            ("busybox:a/b", "invalid registry `busybox:a`"),
             ("a//b", "empty path component"),
             ("-a", "invalid repository name"),
             ("a-", "invalid repository name"),
