@@ -666,23 +666,30 @@ fn is_read_only_error(e: &io::Error) -> bool {
 /// Creates `tmp/PID-RANDOM.lock`, locks it, checks that the locked file is still the one at that
 /// path (a sweeper may have removed it between creation and locking), then creates the dir.
 fn make_proc_tmp(tmp_root: &Path) -> io::Result<ProcTmp> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     loop {
-        let (_, lock_path) = tempfile::Builder::new()
-            .prefix(&format!("{}-", std::process::id()))
-            .suffix(".lock")
-            .tempfile_in(tmp_root)?
-            .keep()
-            .map_err(|e| e.error)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stem = format!("{}-{nanos:08x}-{n}", std::process::id());
+        let lock_path = tmp_root.join(format!("{stem}.lock"));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock_path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
         let Some(lock) = FileLock::try_exclusive(&lock_path)? else {
             continue;
         };
         if !lock.is_current()? {
             continue;
         }
-        let stem = lock_path
-            .file_stem()
-            .expect("a lock file made by tempfile has a name")
-            .to_owned();
         let dir = tmp_root.join(stem);
         fs::create_dir(&dir)?;
         return Ok(ProcTmp { dir, lock });
