@@ -389,3 +389,32 @@ fn failed_save_leaves_no_file() {
     assert!(err.contains("/nonexistent-dir/x.tar"), "{err}");
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn rootless_save_and_load() {
+    let env = TestEnv::rootless();
+    env.import_busybox("bb");
+    let (id, layers, _) = identity(&env, "bb");
+    for format in ["docker-archive", "oci-archive"] {
+        let file = env.path(&format!("{format}.tar"));
+        env.ok([
+            "save".as_ref(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "-o".as_ref(),
+            file.as_os_str(),
+            "bb".as_ref(),
+        ]);
+        env.ok(["rmi", "bb"]);
+        let out = env.ok(["load".as_ref(), "-i".as_ref(), file.as_os_str()]);
+        assert_same(format, "Loaded image: localhost/bb:latest\n", &out);
+        assert_eq!(
+            identity(&env, "bb"),
+            (
+                id.clone(),
+                layers.clone(),
+                vec!["localhost/bb:latest".to_owned()]
+            )
+        );
+    }
+}
