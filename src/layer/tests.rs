@@ -682,3 +682,41 @@ fn unmappable_owners_and_devices_in_a_user_namespace() {
         "a device that cannot be made must be an error naming it"
     );
 }
+
+#[test]
+fn flatten_dirs_matches_the_merged_view() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let l1 = tmp.path().join("l1");
+    fs::create_dir_all(l1.join("etc/old")).expect("mkdir");
+    fs::write(l1.join("etc/old/conf"), b"1").expect("write");
+    fs::write(l1.join("etc/passwd"), b"root").expect("write");
+    fs::write(l1.join("gone"), b"x").expect("write");
+    let l2 = tmp.path().join("l2");
+    fs::create_dir_all(l2.join("etc/old")).expect("mkdir");
+    xattr::set(l2.join("etc/old"), OVERLAY_OPAQUE_XATTR, b"y").expect("xattr");
+    fs::write(l2.join("etc/old/new"), b"2").expect("write");
+    mknod(&l2.join("gone"), libc::S_IFCHR, 0, 0);
+    fs::write(l2.join("etc/passwd"), b"root2").expect("write");
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).expect("mkdir");
+    flatten_dirs(&[l1, l2.clone()], &out, &ApplyOptions::default()).expect("flatten");
+    let got: Vec<String> = snapshot(&out)
+        .into_iter()
+        .map(|(k, v)| format!("{k} {}", v.split(" mode").next().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "etc dir",
+            "etc/old dir",
+            &format!("etc/old/new file 1 {}", Digest::of_bytes(b"2").short()),
+            &format!("etc/passwd file 5 {}", Digest::of_bytes(b"root2").short()),
+        ]
+    );
+    // a layer that cannot be turned into a tar is an error naming it, not a hang
+    xattr::set(l2.join("etc"), "user.overlay.metacopy", b"").expect("xattr");
+    let out2 = tmp.path().join("out2");
+    fs::create_dir(&out2).expect("mkdir");
+    let err = flatten_dirs(&[l2], &out2, &ApplyOptions::default()).expect_err("metacopy");
+    assert!(err.to_string().contains("metacopy"), "{err}");
+}
