@@ -322,7 +322,11 @@ pub fn enter() -> Result<UsernsMode, SandboxError> {
     if let Some(m) = MODE.get() {
         return Ok(m.clone());
     }
-    let mode = enter_with(&RealSys, &Host::current())?;
+    let mode = if nix::unistd::geteuid().is_root() {
+        UsernsMode::Root
+    } else {
+        enter_with(&RealSys, &Host::current())?
+    };
     match &mode {
         UsernsMode::Root => log::debug!("user namespace: none entered, running as root"),
         m => log::debug!("user namespace: {m}"),
