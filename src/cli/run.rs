@@ -12,6 +12,7 @@ use anyhow::Context;
 
 use super::Globals;
 use crate::sandbox::{self, Mount, Network, SandboxError, Spec};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 #[command(trailing_var_arg = true)]
@@ -46,9 +47,6 @@ pub struct Args {
     /// The container's hostname (default: its random id)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
-    /// Development only: run over these unpacked layer dirs (bottom first) instead of IMAGE
-    #[arg(long = "dev-layer", hide = true, value_name = "DIR")]
-    pub dev_layer: Vec<PathBuf>,
     /// The image to run
     pub image: String,
     /// The command and its arguments (default: the image's)
@@ -177,21 +175,22 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
 }
 
 fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let _ = globals;
-    let (lower_dirs, defaults) = if args.dev_layer.is_empty() {
-        anyhow::bail!("image `{}`: the store is not available on this branch yet", args.image);
-    } else {
-        (args.dev_layer.clone(), ImageDefaults::default())
-    };
-    let (argv, env, cwd, user) = command_of(args, &defaults, |k| std::env::var(k).ok())?;
+    if args.tty && args.interactive && !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        anyhow::bail!("the input device is not a TTY: `-it` needs a terminal on standard input");
+    }
     let mounts = args
         .volume
         .iter()
         .map(|v| parse_volume(v))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let scratch = tempfile::Builder::new()
-        .prefix("hoist-container-")
-        .tempdir()
+    let store = Store::open(&globals.root)?;
+    let record = store.resolve(&args.image)?;
+    let defaults = ImageDefaults::from_config(&record.config);
+    let (argv, env, cwd, user) = command_of(args, &defaults, |k| std::env::var(k).ok())?;
+    let lower_dirs = store.layer_dirs(&record)?;
+    // the container's changes live in the store's own scratch space and go with it
+    let scratch = store
+        .tmp_dir()
         .context("creating the container's upper dir")?;
     let mut spec = Spec::new(
         lower_dirs,
