@@ -57,11 +57,12 @@ pub enum Kind {
     /// `HEALTHCHECK NONE` is `test: None`.
     Healthcheck {
         test: Option<Command>,
-        interval: Option<String>,
-        timeout: Option<String>,
-        start_period: Option<String>,
-        start_interval: Option<String>,
-        retries: Option<String>,
+        /// Durations in nanoseconds (0 when not given).
+        interval: u64,
+        timeout: u64,
+        start_period: u64,
+        start_interval: u64,
+        retries: i64,
     },
     Shell(Vec<String>),
     /// The trigger instruction's text (`RUN echo hi`).

@@ -12,8 +12,9 @@
 //! which instructions expand variables and how ARG and ENV scope.
 
 pub mod expand;
+pub mod from_dockerfile;
 pub mod input;
-mod resolve;
+pub mod resolve;
 pub mod step;
 
 use std::collections::{BTreeMap, BTreeSet};

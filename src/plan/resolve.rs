@@ -52,44 +52,6 @@ pub fn clean(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// Parses a Go duration as HEALTHCHECK takes it (`30s`, `1m30s`, `500ms`) into nanoseconds.
-pub fn parse_duration(s: &str) -> Option<u64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        rest = &rest[unit_end..];
-        let mult = match unit {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += n * mult;
-    }
-    Some(total as u64)
-}
-
 struct Scope<'a> {
     plan: &'a BuildPlan,
     /// Declared ARGs with a value.
@@ -450,14 +412,6 @@ impl BuildPlan {
                 start_interval,
                 retries,
             } => {
-                let dur = |o: &Option<String>, flag: &str| -> Result<u64, PlanError> {
-                    match o {
-                        None => Ok(0),
-                        Some(v) => parse_duration(v).ok_or_else(|| {
-                            at(file, line, format!("HEALTHCHECK --{flag}={v}: not a duration such as `30s`"))
-                        }),
-                    }
-                };
                 let test = match test {
                     None => vec!["NONE".to_string()],
                     Some(Command::Shell(s)) => vec!["CMD-SHELL".to_string(), s.clone()],
@@ -467,19 +421,13 @@ impl BuildPlan {
                         t
                     }
                 };
-                let retries = match retries {
-                    None => 0,
-                    Some(r) => r.parse::<i64>().map_err(|_| {
-                        at(file, line, format!("HEALTHCHECK --retries={r}: not a number"))
-                    })?,
-                };
                 Op::Healthcheck(HealthcheckOp {
                     test,
-                    interval_ns: dur(interval, "interval")?,
-                    timeout_ns: dur(timeout, "timeout")?,
-                    start_period_ns: dur(start_period, "start-period")?,
-                    start_interval_ns: dur(start_interval, "start-interval")?,
-                    retries,
+                    interval_ns: *interval,
+                    timeout_ns: *timeout,
+                    start_period_ns: *start_period,
+                    start_interval_ns: *start_interval,
+                    retries: *retries,
                 })
             }
             Kind::Shell(s) => {

@@ -263,11 +263,3 @@ fn mounts_parse() {
     );
 }
 
-#[test]
-fn durations() {
-    use super::resolve::parse_duration;
-    assert_eq!(parse_duration("30s"), Some(30_000_000_000));
-    assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
-    assert_eq!(parse_duration("500ms"), Some(500_000_000));
-    assert_eq!(parse_duration("x"), None);
-}
