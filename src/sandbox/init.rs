@@ -314,7 +314,15 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
         p.master
     });
     let _ = write_frame(sock, &FromInit::Started { pid: child.as_raw() });
-    Ok(supervise(child, &signals, pty))
+    let code = supervise(child, &signals, pty);
+    // end every other process of the container (kill(2): -1 from a pid namespace's init reaches
+    // all of that namespace but the init), reap them, and only then tell the parent: it can go
+    // on without waiting for the kernel to tear the namespaces down
+    // SAFETY: kill with a valid signal
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+    while nix::sys::wait::waitpid(Pid::from_raw(-1), None).is_ok() {}
+    let _ = write_frame(sock, &FromInit::Exited { code });
+    Ok(code)
 }
 
 /// In the forked child: identity, capabilities, filter, exec. Returns why exec failed.

@@ -265,7 +265,6 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
         flags |= CloneFlags::CLONE_NEWNET;
     }
     install_handlers();
-    let parent_pid = nix::unistd::getpid().as_raw();
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child runs on a copy of our
     // memory and makes only async-signal-safe calls before execve, so it is sound even when
     // other threads hold locks.
@@ -284,9 +283,6 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
         unsafe {
             // end with hoist, whatever kills it
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::getppid() != parent_pid {
-                libc::_exit(125);
-            }
             for (from, to) in &redirects {
                 libc::dup2(*from, *to);
             }
@@ -341,6 +337,8 @@ fn wait_for(
 ) -> Result<(i32, Option<FromInit>), SandboxError> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut failure = None;
+    let mut started = false;
+    let mut exited = None;
     let mut deadline: Option<Instant> = None;
     let mut open = sent;
     while open {
@@ -359,10 +357,28 @@ fn wait_for(
             Err(_) => break,
         }
         match read_frame::<FromInit>(sock) {
-            Ok(Some(FromInit::Started { pid: p })) => log::debug!("command started as pid {p}"),
+            Ok(Some(FromInit::Started { pid: p })) => {
+                log::debug!("command started as pid {p}");
+                started = true;
+            }
+            Ok(Some(FromInit::Exited { code })) => {
+                exited = Some(code);
+                open = false;
+            }
             Ok(Some(m)) => failure = Some(m),
             Ok(None) | Err(_) => open = false,
         }
+    }
+    if let Some(code) = exited {
+        // every process of the container is gone; the init's own exit (the kernel unmounting
+        // everything) is reaped in the background
+        let reaper = std::thread::Builder::new()
+            .name("hoist-reaper".into())
+            .spawn(move || reap(pid));
+        if reaper.is_err() {
+            reap(pid);
+        }
+        return Ok((code, failure));
     }
     let status = loop {
         match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
@@ -383,7 +399,16 @@ fn wait_for(
             })
         }
     };
+    if !started && failure.is_none() && PENDING.load(Ordering::SeqCst) == 0 {
+        failure = Some(FromInit::SetupFailed {
+            message: format!("the container's init ended with status {code} before the command started"),
+        });
+    }
     Ok((code, failure))
+}
+
+fn reap(pid: i32) {
+    while let Err(nix::Error::EINTR) = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {}
 }
 
 /// Puts hoist's terminal in raw mode for a `-t` run, restoring it on drop.

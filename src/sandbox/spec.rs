@@ -132,6 +132,9 @@ pub enum FromInit {
     Started { pid: i32 },
     /// Setting the container up failed.
     SetupFailed { message: String },
+    /// The command ended with `code` (128+n for signal n) and every other process of the
+    /// container is gone; only the init's own exit (namespace teardown) is left.
+    Exited { code: i32 },
     /// The command could not be started; `code` is docker's (127 not found, 126 not executable).
     ExecFailed { message: String, code: i32 },
 }

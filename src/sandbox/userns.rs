@@ -48,6 +48,8 @@ pub enum Reduced {
     AppArmor,
     /// unshare(2) failed for another reason.
     Unshare { errno: i32 },
+    /// The mode could not be found out (`hoist info`'s trial failed).
+    Probe { message: String },
 }
 
 impl fmt::Display for Reduced {
@@ -69,6 +71,7 @@ impl fmt::Display for Reduced {
                 "AppArmor restricts unprivileged user namespaces \
                  (sysctl `kernel.apparmor_restrict_unprivileged_userns` = 1)"
             ),
+            Reduced::Probe { message } => write!(f, "cannot find out: {message}"),
             Reduced::Unshare { errno } => write!(
                 f,
                 "cannot create a user namespace: {}",
@@ -322,7 +325,11 @@ pub fn enter() -> Result<UsernsMode, SandboxError> {
     if let Some(m) = MODE.get() {
         return Ok(m.clone());
     }
-    let mode = enter_with(&RealSys, &Host::current())?;
+    let mode = if nix::unistd::geteuid().is_root() {
+        UsernsMode::Root
+    } else {
+        enter_with(&RealSys, &Host::current())?
+    };
     match &mode {
         UsernsMode::Root => log::debug!("user namespace: none entered, running as root"),
         m => log::debug!("user namespace: {m}"),
@@ -552,61 +559,114 @@ impl Drop for MapHelper {
     }
 }
 
-/// What `enter` would do here, found without entering anything: the plan, checked by trying
-/// the namespace in a short-lived child (for `hoist info`).
+/// What `enter` would do here, found without entering anything: `enter`'s own code runs in a
+/// short-lived child, which reports the mode it reached (for `hoist info`; single-threaded
+/// callers only).
 pub fn probe() -> UsernsMode {
     let host = Host::current();
-    let planned = plan(&host);
-    let trial = || -> Result<(), Reduced> {
-        // SAFETY: `hoist info` calls this while single-threaded; the child only makes syscalls
-        // and exits.
-        match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => {
-                let code = match unshare_or_reason(&RealSys, &host) {
-                    Err(_) => 1,
-                    Ok(()) => match write_single_map(&RealSys, &host.proc, host.euid, host.egid) {
-                        Err(_) => 2,
-                        Ok(()) => match make_private(&RealSys, &host) {
-                            Err(_) => 3,
-                            Ok(()) => 0,
-                        },
-                    },
-                };
-                // SAFETY: leave the forked child without running destructors
-                unsafe { libc::_exit(code) }
-            }
-            Ok(nix::unistd::ForkResult::Parent { child }) => {
-                match nix::sys::wait::waitpid(child, None) {
-                    Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-                    _ if host.apparmor_restricts() => Err(Reduced::AppArmor),
-                    _ => Err(host
-                        .disabled_by_sysctl()
-                        .unwrap_or(Reduced::Unshare { errno: libc::EPERM })),
-                }
-            }
-            Err(e) => Err(Reduced::Unshare { errno: e as i32 }),
-        }
+    if host.euid == 0 {
+        return UsernsMode::Root;
+    }
+    let failed = |message: String| UsernsMode::Unavailable {
+        reason: Reduced::Probe { message },
     };
-    match planned {
-        Plan::Root => UsernsMode::Root,
-        Plan::Unavailable(reason) => UsernsMode::Unavailable { reason },
-        Plan::Single(reason) => match trial() {
-            Ok(()) => UsernsMode::Single {
-                uid: host.euid,
-                gid: host.egid,
-                reason,
-            },
-            Err(reason) => UsernsMode::Unavailable { reason },
+    let Ok((r, w)) = nix::unistd::pipe() else {
+        return failed("pipe".into());
+    };
+    // SAFETY: single-threaded caller; the child runs `enter`'s code (which may fork its own
+    // helper), writes one line and exits
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(r);
+            let mode = match enter_with(&RealSys, &host) {
+                Ok(m) => m,
+                Err(e) => UsernsMode::Unavailable {
+                    reason: Reduced::Probe {
+                        message: e.to_string(),
+                    },
+                },
+            };
+            let mut f = std::fs::File::from(w);
+            let _ = f.write_all(&serde_json::to_vec(&mode).unwrap_or_default());
+            drop(f);
+            // SAFETY: leave the forked child without running destructors
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(w);
+            let mut text = String::new();
+            let _ = std::fs::File::from(r).read_to_string(&mut text);
+            let _ = nix::sys::wait::waitpid(child, None);
+            serde_json::from_str(&text).unwrap_or_else(|e| failed(format!("probe: {e}")))
+        }
+        Err(e) => failed(format!("fork: {e}")),
+    }
+}
+
+/// Whether overlay mounts work here the way the sandbox mounts them (in hoist's kind of user
+/// namespace, with `userxattr`), tried in a short-lived child over empty dirs in `scratch`:
+/// `Ok(true)` through the new mount API (`lowerdir+`), `Ok(false)` only through the legacy
+/// option string, `Err(why)` not at all. For `hoist info`; single-threaded callers only.
+pub fn probe_overlay(scratch: &Path) -> Result<bool, String> {
+    let dirs: Vec<PathBuf> = ["lower", "upper", "work", "merged"]
+        .iter()
+        .map(|d| scratch.join(d))
+        .collect();
+    for d in &dirs {
+        std::fs::create_dir_all(d).map_err(|e| format!("creating `{}`: {e}", d.display()))?;
+    }
+    let host = Host::current();
+    let root = host.euid == 0;
+    // SAFETY: single-threaded caller; the child only makes syscalls and exits
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let sys = RealSys;
+            let entered = if root {
+                sys.unshare(CloneFlags::CLONE_NEWNS).is_ok()
+            } else {
+                unshare_or_reason(&sys, &host).is_ok()
+                    && write_single_map(&sys, &host.proc, host.euid, host.egid).is_ok()
+            };
+            let code = if !entered || make_private(&sys, &host).is_err() {
+                3
+            } else if sys
+                .mount_overlay(&dirs[..1], &dirs[1], &dirs[2], &dirs[3])
+                .is_ok()
+            {
+                0
+            } else {
+                let data = format!(
+                    "lowerdir={},upperdir={},workdir={},userxattr",
+                    dirs[0].display(),
+                    dirs[1].display(),
+                    dirs[2].display()
+                );
+                match sys.mount(
+                    Some(Path::new("overlay")),
+                    &dirs[3],
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(&data),
+                ) {
+                    Ok(()) => 1,
+                    Err(_) => 2,
+                }
+            };
+            // SAFETY: leave the forked child without running destructors
+            unsafe { libc::_exit(code) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(true),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 1)) => Ok(false),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 2)) => {
+                Err("the kernel refused an overlay mount with `userxattr`".to_string())
+            }
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 3)) => {
+                Err("no mount namespace could be made to try".to_string())
+            }
+            other => Err(format!("trial ended with {other:?}")),
         },
-        Plan::Range { uids, gids, .. } => match trial() {
-            Ok(()) => UsernsMode::Range {
-                uid: host.euid,
-                gid: host.egid,
-                uids,
-                gids,
-            },
-            Err(reason) => UsernsMode::Unavailable { reason },
-        },
+        Err(e) => Err(format!("fork: {e}")),
     }
 }
 
