@@ -95,7 +95,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         (false, "plain") => Progress::Plain,
         (false, "auto") if std::io::stdout().is_terminal() => Progress::Live,
         (false, "auto") => Progress::Plain,
-        (false, other) => bail!("unknown `--progress` mode `{other}`: use `auto`, `plain` or `quiet`"),
+        (false, other) => {
+            bail!("unknown `--progress` mode `{other}`: use `auto`, `plain` or `quiet`")
+        }
     };
     let request = resolve(&args)?;
     if args.iidfile.is_some() && request.tags.is_empty() && !request.outputs.is_empty() {
@@ -247,7 +249,8 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
 }
 
 fn read_dockerfile(p: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(p).with_context(|| format!("cannot read the Dockerfile `{}`", p.display()))
+    std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read the Dockerfile `{}`", p.display()))
 }
 
 fn check_key(flag: &str, key: &str, whole: &str) -> anyhow::Result<()> {
@@ -285,9 +288,9 @@ fn parse_output(s: &str) -> anyhow::Result<ExportTarget> {
     let mut kind = None;
     let mut dest = None;
     for part in s.split(',') {
-        let (k, v) = part
-            .split_once('=')
-            .with_context(|| format!("`--output {s}`: expected `type=local,dest=DIR` or `type=tar,dest=FILE`"))?;
+        let (k, v) = part.split_once('=').with_context(|| {
+            format!("`--output {s}`: expected `type=local,dest=DIR` or `type=tar,dest=FILE`")
+        })?;
         match k {
             "type" => kind = Some(v.to_string()),
             "dest" => dest = Some(PathBuf::from(v)),
@@ -328,16 +331,24 @@ impl Printer {
                 }
             }
             Progress::Plain => match e {
-                Event::Step { number, total, text, .. } => {
-                    output::println(&format!("STEP {number}/{total}: {text}"))
-                }
+                Event::Step {
+                    number,
+                    total,
+                    text,
+                    ..
+                } => output::println(&format!("STEP {number}/{total}: {text}")),
                 Event::Output(bytes) => output::write_raw(bytes),
                 Event::Warning(w) => output::warn(w),
                 Event::Note(n) => output::println(n),
                 Event::StepDone { .. } => {}
             },
             Progress::Live => match e {
-                Event::Step { number, total, text, stage } => {
+                Event::Step {
+                    number,
+                    total,
+                    text,
+                    stage,
+                } => {
                     let _ = stage;
                     self.lines.push(format!("[{number}/{total}] {text}"));
                     self.redraw(None);

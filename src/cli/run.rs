@@ -97,7 +97,11 @@ pub fn command_of(
 ) -> anyhow::Result<(Vec<String>, Vec<String>, String, String)> {
     let (entrypoint, cmd) = match &args.entrypoint {
         Some(e) => {
-            let ep = if e.is_empty() { vec![] } else { vec![e.clone()] };
+            let ep = if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            };
             (ep, args.command.clone())
         }
         None if args.command.is_empty() => (image.entrypoint.clone(), image.cmd.clone()),
@@ -146,7 +150,9 @@ pub fn parse_volume(v: &str) -> anyhow::Result<Mount> {
         _ => anyhow::bail!("volume `{v}` must be `HOST:PATH[:ro|rw]`"),
     };
     if !src.starts_with('/') {
-        anyhow::bail!("volume `{v}`: host path `{src}` must be absolute (named volumes are not supported)");
+        anyhow::bail!(
+            "volume `{v}`: host path `{src}` must be absolute (named volumes are not supported)"
+        );
     }
     if !dst.starts_with('/') {
         anyhow::bail!("volume `{v}`: container path `{dst}` must be absolute");
@@ -179,7 +185,10 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
 fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let _ = globals;
     let (lower_dirs, defaults) = if args.dev_layer.is_empty() {
-        anyhow::bail!("image `{}`: the store is not available on this branch yet", args.image);
+        anyhow::bail!(
+            "image `{}`: the store is not available on this branch yet",
+            args.image
+        );
     } else {
         (args.dev_layer.clone(), ImageDefaults::default())
     };
@@ -250,7 +259,10 @@ mod tests {
             (&["i"], &["/ep", "c1"]),
             (&["i", "x", "-y"], &["/ep", "x", "-y"]),
             (&["--entrypoint", "sh", "i"], &["sh"]),
-            (&["--entrypoint", "sh", "i", "-c", "true"], &["sh", "-c", "true"]),
+            (
+                &["--entrypoint", "sh", "i", "-c", "true"],
+                &["sh", "-c", "true"],
+            ),
             (&["--entrypoint", "", "i", "ls"], &["ls"]),
         ];
         for (cli, want) in cases {
@@ -265,9 +277,24 @@ mod tests {
     fn env_workdir_user_defaults_and_overrides() {
         let host = |k: &str| (k == "FROM_HOST").then(|| "h".to_string());
         let (_, env, cwd, user) = command_of(&args(&["i"]), &img(), host).unwrap();
-        assert_eq!((env, cwd, user), (vec!["A=1".to_string()], "/w".to_string(), "app".to_string()));
+        assert_eq!(
+            (env, cwd, user),
+            (vec!["A=1".to_string()], "/w".to_string(), "app".to_string())
+        );
         let (_, env, cwd, user) = command_of(
-            &args(&["-e", "B=2", "-e", "FROM_HOST", "-e", "UNSET", "-w", "/x", "-u", "0", "i"]),
+            &args(&[
+                "-e",
+                "B=2",
+                "-e",
+                "FROM_HOST",
+                "-e",
+                "UNSET",
+                "-w",
+                "/x",
+                "-u",
+                "0",
+                "i",
+            ]),
             &img(),
             host,
         )
@@ -281,9 +308,19 @@ mod tests {
     fn volumes_parse_or_fail_clearly() {
         assert_eq!(
             parse_volume("/tmp:/data:ro").unwrap(),
-            Mount::Bind { source: "/tmp".into(), destination: "/data".into(), readonly: true }
+            Mount::Bind {
+                source: "/tmp".into(),
+                destination: "/data".into(),
+                readonly: true
+            }
         );
-        assert!(matches!(parse_volume("/tmp:/data").unwrap(), Mount::Bind { readonly: false, .. }));
+        assert!(matches!(
+            parse_volume("/tmp:/data").unwrap(),
+            Mount::Bind {
+                readonly: false,
+                ..
+            }
+        ));
         for (bad, msg) in [
             ("vol:/data", "named volumes are not supported"),
             ("/tmp:data", "must be absolute"),

@@ -33,7 +33,9 @@ pub fn is_url(s: &str) -> bool {
 
 /// Whether an ADD source is a git repository (not supported).
 pub fn is_git(s: &str) -> bool {
-    s.starts_with("git@") || s.starts_with("git://") || (is_url(s) && s.split('#').next().unwrap_or(s).ends_with(".git"))
+    s.starts_with("git@")
+        || s.starts_with("git://")
+        || (is_url(s) && s.split('#').next().unwrap_or(s).ends_with(".git"))
 }
 
 /// The file name a URL's content is saved under when the destination is a directory.
@@ -131,7 +133,13 @@ pub fn is_archive(path: &Path) -> io::Result<bool> {
     let sum: u32 = head
         .iter()
         .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) })
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
         .sum();
     Ok(stored == Some(sum) && head[0] != 0)
 }
@@ -142,7 +150,10 @@ mod tests {
 
     #[test]
     fn url_names() {
-        assert_eq!(url_file_name("https://example.com/a/b/file.tar.gz?x=1"), "file.tar.gz");
+        assert_eq!(
+            url_file_name("https://example.com/a/b/file.tar.gz?x=1"),
+            "file.tar.gz"
+        );
         assert_eq!(url_file_name("https://example.com/"), "__unnamed__");
         assert_eq!(url_file_name("http://h:8080/dir/"), "dir");
         assert!(is_git("https://github.com/x/y.git"));
@@ -165,7 +176,10 @@ mod tests {
         assert!(is_archive(&plain).expect("read"));
         let gz = t.path().join("a.tgz");
         {
-            let mut e = flate2::write::GzEncoder::new(File::create(&gz).expect("create"), flate2::Compression::fast());
+            let mut e = flate2::write::GzEncoder::new(
+                File::create(&gz).expect("create"),
+                flate2::Compression::fast(),
+            );
             io::copy(&mut File::open(&plain).expect("open"), &mut e).expect("copy");
             e.finish().expect("finish");
         }

@@ -396,7 +396,10 @@ mod tests {
         c.expose("53/UDP");
         c.add_volume("/data");
         let text = String::from_utf8(c.to_json()).expect("utf8");
-        assert!(text.contains(r#""ExposedPorts":{"53/udp":{},"80/tcp":{}}"#), "{text}");
+        assert!(
+            text.contains(r#""ExposedPorts":{"53/udp":{},"80/tcp":{}}"#),
+            "{text}"
+        );
         assert!(text.contains(r#""Foo":1"#), "{text}");
         assert!(text.contains(r#""moby.x":"y""#), "{text}");
         assert_eq!(ImageConfig::from_json(text.as_bytes()).expect("again"), c);

@@ -38,10 +38,17 @@ pub struct LayerWriter<'a> {
     pub unmappable: BTreeSet<(u32, u32)>,
 }
 
-fn set_owner(p: &Path, uid: u32, gid: u32, unmappable: &mut BTreeSet<(u32, u32)>) -> io::Result<()> {
+fn set_owner(
+    p: &Path,
+    uid: u32,
+    gid: u32,
+    unmappable: &mut BTreeSet<(u32, u32)>,
+) -> io::Result<()> {
     match std::os::unix::fs::lchown(p, Some(uid), Some(gid)) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EPERM) => {
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EPERM) =>
+        {
             unmappable.insert((uid, gid));
             Ok(())
         }
@@ -210,7 +217,13 @@ impl<'a> LayerWriter<'a> {
 
     /// Writes a file with the given content (heredoc COPY, downloaded ADD): mode 0644 unless
     /// `--chmod`, owner 0:0 unless `--chown`, mtime `mtime`.
-    pub fn put_bytes(&mut self, dest: &Path, data: &[u8], attrs: &Attrs, mtime: i64) -> io::Result<()> {
+    pub fn put_bytes(
+        &mut self,
+        dest: &Path,
+        data: &[u8],
+        attrs: &Attrs,
+        mtime: i64,
+    ) -> io::Result<()> {
         let owner = attrs.chown.unwrap_or((0, 0));
         self.make_parents(dest, owner)?;
         let real = self.real(dest);
@@ -229,8 +242,14 @@ impl<'a> LayerWriter<'a> {
         };
         fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
         let t = nix::sys::time::TimeSpec::new(mtime, 0);
-        nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, &real, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-            .map_err(io::Error::from)?;
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &real,
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(io::Error::from)?;
         Ok(())
     }
 
@@ -283,7 +302,8 @@ mod tests {
         let t = tempfile::tempdir().expect("tmp");
         let base = t.path().join("base");
         fs::create_dir_all(base.join("usr/bin")).expect("mkdir");
-        fs::set_permissions(base.join("usr/bin"), fs::Permissions::from_mode(0o711)).expect("chmod");
+        fs::set_permissions(base.join("usr/bin"), fs::Permissions::from_mode(0o711))
+            .expect("chmod");
         std::os::unix::fs::symlink("usr/bin", base.join("bin")).expect("symlink");
         let layer = t.path().join("layer");
         fs::create_dir(&layer).expect("mkdir");

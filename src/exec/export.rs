@@ -26,8 +26,9 @@ fn flatten(dirs: &[PathBuf], dest: &Path) -> Result<(), ExecError> {
     };
     let mut dirs_meta = Vec::new();
     for e in entries.iter().skip(1) {
-        w.put(&e.real, &e.image_path, &attrs)
-            .map_err(|err| ExecError::Output(format!("writing `{}`: {err}", e.image_path.display())))?;
+        w.put(&e.real, &e.image_path, &attrs).map_err(|err| {
+            ExecError::Output(format!("writing `{}`: {err}", e.image_path.display()))
+        })?;
         if e.meta.is_dir() {
             dirs_meta.push((e.image_path.clone(), e.meta.clone()));
         }
@@ -44,7 +45,11 @@ fn flatten(dirs: &[PathBuf], dest: &Path) -> Result<(), ExecError> {
 }
 
 /// Writes the file system of `dirs` to `target`.
-pub fn export(dirs: &[PathBuf], target: &ExportTarget, timestamp: Option<i64>) -> Result<(), ExecError> {
+pub fn export(
+    dirs: &[PathBuf],
+    target: &ExportTarget,
+    timestamp: Option<i64>,
+) -> Result<(), ExecError> {
     match target {
         ExportTarget::Local(dest) => {
             if dest.exists() {
@@ -57,8 +62,9 @@ pub fn export(dirs: &[PathBuf], target: &ExportTarget, timestamp: Option<i64>) -
                     )));
                 }
             } else {
-                fs::create_dir_all(dest)
-                    .map_err(|e| ExecError::Output(format!("creating `{}`: {e}", dest.display())))?;
+                fs::create_dir_all(dest).map_err(|e| {
+                    ExecError::Output(format!("creating `{}`: {e}", dest.display()))
+                })?;
             }
             flatten(dirs, dest)
         }
@@ -77,8 +83,13 @@ pub fn export(dirs: &[PathBuf], target: &ExportTarget, timestamp: Option<i64>) -
             let out = tempfile::NamedTempFile::new_in(parent)
                 .map_err(|e| ExecError::Output(format!("`{}`: {e}", parent.display())))?;
             let w = std::io::BufWriter::new(out);
-            let w = crate::layer::diff::write_tar(&root, w, crate::layer::diff::DirKind::Plain, timestamp)
-                .map_err(|e| ExecError::Output(e.to_string()))?;
+            let w = crate::layer::diff::write_tar(
+                &root,
+                w,
+                crate::layer::diff::DirKind::Plain,
+                timestamp,
+            )
+            .map_err(|e| ExecError::Output(e.to_string()))?;
             let out = w
                 .into_inner()
                 .map_err(|e| ExecError::Output(e.to_string()))?;

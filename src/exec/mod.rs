@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::context::ContextError;
-use crate::image::Reference;
 use crate::image::Digest;
+use crate::image::Reference;
 use crate::plan::{PlanError, Platform};
 use crate::store::{Store, StoreError};
 
@@ -92,7 +92,9 @@ pub enum Event<'a> {
         stage: &'a str,
     },
     /// The step that started last is done.
-    StepDone { seconds: f64 },
+    StepDone {
+        seconds: f64,
+    },
     /// Output of a RUN step, as it comes.
     Output(&'a [u8]),
     Warning(&'a str),

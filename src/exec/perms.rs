@@ -149,7 +149,10 @@ impl Accounts {
             return Err(PermsError::BadOwner(spec.to_string()));
         }
         let uid = self.uid_of(u)?;
-        let entry = self.passwd.iter().find(|p| p.uid == uid && (p.name == u || u.parse::<u32>().is_ok()));
+        let entry = self
+            .passwd
+            .iter()
+            .find(|p| p.uid == uid && (p.name == u || u.parse::<u32>().is_ok()));
         let gid = match g {
             Some(g) if !g.is_empty() => self.gid_of(g)?,
             _ => entry.map(|e| e.gid).unwrap_or(0),

@@ -307,7 +307,9 @@ mod tests {
             v.read_file(Path::new("/bin/a")).expect("read"),
             Some(b"new".to_vec())
         );
-        let (p, e) = v.resolve(Path::new("/usr/escape/passwd"), true).expect("resolve");
+        let (p, e) = v
+            .resolve(Path::new("/usr/escape/passwd"), true)
+            .expect("resolve");
         assert_eq!(p, Path::new("/etc/passwd"));
         assert!(e.is_none());
         let (p, _) = v.resolve(Path::new("/bin/new"), true).expect("resolve");

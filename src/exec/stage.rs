@@ -77,7 +77,11 @@ impl<'a> Runner<'a> {
     ) -> Result<Built, ExecError> {
         let df = crate::dockerfile::parse(&req.dockerfile_text, &req.dockerfile_name)
             .map_err(|e| ExecError::Dockerfile(e.to_string()))?;
-        let input = plan::from_dockerfile::from_dockerfile(&df, &req.dockerfile_text, &req.dockerfile_name)?;
+        let input = plan::from_dockerfile::from_dockerfile(
+            &df,
+            &req.dockerfile_text,
+            &req.dockerfile_name,
+        )?;
         let opts = plan::PlanOptions {
             file: req.dockerfile_name.clone(),
             build_args: req.build_args.clone(),
@@ -150,7 +154,10 @@ impl<'a> Runner<'a> {
             ),
             other => format!("image `{name}`: {other}"),
         })?;
-        let raw = self.store.read_blob(&record.id).map_err(|e| e.to_string())?;
+        let raw = self
+            .store
+            .read_blob(&record.id)
+            .map_err(|e| e.to_string())?;
         let config = ImageConfig::from_json(&raw)
             .map_err(|e| format!("image `{name}` has an invalid config: {e}"))?;
         let platform = super::host_platform();
@@ -223,8 +230,9 @@ impl<'a> Runner<'a> {
         let triggers = out.config.config.on_build.take().unwrap_or_default();
         let mut onbuild = Vec::new();
         for t in &triggers {
-            let mut parsed = plan::from_dockerfile::parse_trigger(t)
-                .map_err(|m| self.step_err(sp.line, &sp.text, format!("ONBUILD trigger `{t}`: {m}")))?;
+            let mut parsed = plan::from_dockerfile::parse_trigger(t).map_err(|m| {
+                self.step_err(sp.line, &sp.text, format!("ONBUILD trigger `{t}`: {m}"))
+            })?;
             parsed.line = sp.line;
             onbuild.push(parsed);
         }
@@ -266,7 +274,12 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs one step against the stage's state.
-    fn apply(&mut self, step: &Step, out: &mut StageOut, cmd_set: &mut bool) -> Result<(), ExecError> {
+    fn apply(
+        &mut self,
+        step: &Step,
+        out: &mut StageOut,
+        cmd_set: &mut bool,
+    ) -> Result<(), ExecError> {
         let err = |r: &Runner<'_>, m: String| r.step_err(step.line, &step.text, m);
         let mut empty = true;
         let mut summary = String::new();
@@ -369,7 +382,13 @@ impl<'a> Runner<'a> {
     }
 
     /// Turns a layer dir into a staged blob and appends it to the stage.
-    fn commit_layer(&mut self, step: &Step, dir: &Path, upper: bool, out: &mut StageOut) -> Result<(), ExecError> {
+    fn commit_layer(
+        &mut self,
+        step: &Step,
+        dir: &Path,
+        upper: bool,
+        out: &mut StageOut,
+    ) -> Result<(), ExecError> {
         let opts = DiffOptions {
             timestamp: self.req.timestamp,
             ..DiffOptions::default()
@@ -380,7 +399,8 @@ impl<'a> Runner<'a> {
         } else {
             write_dir_tar(dir, w, &opts)
         };
-        let (blob, w) = res.map_err(|e| self.step_err(step.line, &step.text, format!("writing the layer: {e}")))?;
+        let (blob, w) = res
+            .map_err(|e| self.step_err(step.line, &step.text, format!("writing the layer: {e}")))?;
         let staged = w.finish()?;
         out.layers.push(LayerRef {
             diff_id: blob.diff_id.clone(),
@@ -389,22 +409,34 @@ impl<'a> Runner<'a> {
             media_type: blob.media_type.to_string(),
         });
         out.dirs.push(dir.to_path_buf());
-        self.new_layers.entry(blob.digest.to_string()).or_insert(NewLayer {
-            staged: Some(staged),
-            diff_id: blob.diff_id,
-            dir: dir.to_path_buf(),
-        });
+        self.new_layers
+            .entry(blob.digest.to_string())
+            .or_insert(NewLayer {
+                staged: Some(staged),
+                diff_id: blob.diff_id,
+                dir: dir.to_path_buf(),
+            });
         Ok(())
     }
 
-    fn stage_dirs(&mut self, step: &Step, from: &FromRef) -> Result<(Vec<PathBuf>, String), ExecError> {
+    fn stage_dirs(
+        &mut self,
+        step: &Step,
+        from: &FromRef,
+    ) -> Result<(Vec<PathBuf>, String), ExecError> {
         match from {
             FromRef::Stage(i) => match self.outs.get(i) {
-                Some(o) => Ok((o.dirs.clone(), format!("stage `{}`", stage_label(&self.plan, *i)))),
+                Some(o) => Ok((
+                    o.dirs.clone(),
+                    format!("stage `{}`", stage_label(&self.plan, *i)),
+                )),
                 None => Err(self.step_err(
                     step.line,
                     &step.text,
-                    format!("stage `{}` is not part of this build", stage_label(&self.plan, *i)),
+                    format!(
+                        "stage `{}` is not part of this build",
+                        stage_label(&self.plan, *i)
+                    ),
                 )),
             },
             FromRef::Image(name) => {
@@ -421,28 +453,32 @@ impl<'a> Runner<'a> {
         let layer = self.layer_dir()?;
         let scratch = self.work.path().join(format!("run-{}", self.counter));
         let work = scratch.join("work");
-        fs::create_dir_all(&work).map_err(ExecError::io(format!("creating `{}`", work.display())))?;
+        fs::create_dir_all(&work)
+            .map_err(ExecError::io(format!("creating `{}`", work.display())))?;
         let mut spec = sandbox::Spec::new(out.dirs.clone(), layer.clone(), work, r.argv.clone());
         spec.env = r.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         spec.cwd = out.config.workdir();
         spec.user = out.config.config.user.clone().unwrap_or_default();
         spec.network = match (r.network, self.req.network) {
-            (plan::Network::Host, _) | (plan::Network::Default, NetworkMode::Host) => sandbox::Network::Host,
-            (plan::Network::None, _) | (plan::Network::Default, NetworkMode::None) => sandbox::Network::None,
+            (plan::Network::Host, _) | (plan::Network::Default, NetworkMode::Host) => {
+                sandbox::Network::Host
+            }
+            (plan::Network::None, _) | (plan::Network::Default, NetworkMode::None) => {
+                sandbox::Network::None
+            }
         };
         for (n, m) in r.mounts.iter().enumerate() {
             let mount_dir = scratch.join(format!("mount-{n}"));
-            let sm = self
-                .mount(step, m, &mount_dir)
-                .map_err(|e| match e {
-                    ExecError::Step { .. } => e,
-                    other => err(self, other.to_string()),
-                })?;
+            let sm = self.mount(step, m, &mount_dir).map_err(|e| match e {
+                ExecError::Step { .. } => e,
+                other => err(self, other.to_string()),
+            })?;
             if let Some(sm) = sm {
                 spec.mounts.push(sm);
             }
         }
-        let (reader, writer) = nix::unistd::pipe().map_err(|e| err(self, format!("creating a pipe: {e}")))?;
+        let (reader, writer) =
+            nix::unistd::pipe().map_err(|e| err(self, format!("creating a pipe: {e}")))?;
         let writer2: OwnedFd = writer
             .try_clone()
             .map_err(|e| err(self, format!("duplicating a pipe: {e}")))?;
@@ -482,13 +518,24 @@ impl<'a> Runner<'a> {
     }
 
     /// Prepares one `RUN --mount` (`None`: an optional secret that was not given).
-    fn mount(&mut self, step: &Step, m: &RunMount, dir: &Path) -> Result<Option<sandbox::Mount>, ExecError> {
+    fn mount(
+        &mut self,
+        step: &Step,
+        m: &RunMount,
+        dir: &Path,
+    ) -> Result<Option<sandbox::Mount>, ExecError> {
         fs::create_dir_all(dir).map_err(ExecError::io(format!("creating `{}`", dir.display())))?;
         match m {
-            RunMount::Bind { target, source, from, rw } => {
+            RunMount::Bind {
+                target,
+                source,
+                from,
+                rw,
+            } => {
                 // a copy, so that `rw` writes are thrown away and .dockerignore holds
                 let copy_dir = dir.join("src");
-                fs::create_dir(&copy_dir).map_err(ExecError::io(format!("creating `{}`", copy_dir.display())))?;
+                fs::create_dir(&copy_dir)
+                    .map_err(ExecError::io(format!("creating `{}`", copy_dir.display())))?;
                 let op = CopyOp {
                     add: false,
                     sources: vec![source.clone()],
@@ -505,7 +552,8 @@ impl<'a> Runner<'a> {
                     unpack: Some(false),
                 };
                 let empty = RootView::new(Vec::new());
-                let single_file = self.copy_into(step, &op, &copy_dir, &empty, &Accounts::default(), true)?;
+                let single_file =
+                    self.copy_into(step, &op, &copy_dir, &empty, &Accounts::default(), true)?;
                 let src = match single_file {
                     Some(name) => copy_dir.join(name),
                     None => copy_dir,
@@ -516,11 +564,19 @@ impl<'a> Runner<'a> {
                     readonly: !rw,
                 }))
             }
-            RunMount::Cache { target, id, mode, uid, gid, read_only } => {
+            RunMount::Cache {
+                target,
+                id,
+                mode,
+                uid,
+                gid,
+                read_only,
+            } => {
                 let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(id.as_bytes()));
                 let d = self.store.cache_dir().join("run-mounts").join(&hex[..32]);
                 if !d.exists() {
-                    fs::create_dir_all(&d).map_err(ExecError::io(format!("creating `{}`", d.display())))?;
+                    fs::create_dir_all(&d)
+                        .map_err(ExecError::io(format!("creating `{}`", d.display())))?;
                     use std::os::unix::fs::PermissionsExt;
                     fs::set_permissions(&d, fs::Permissions::from_mode(*mode))
                         .map_err(ExecError::io(format!("chmod `{}`", d.display())))?;
@@ -539,7 +595,14 @@ impl<'a> Runner<'a> {
                 size: *size,
                 mode: None,
             })),
-            RunMount::Secret { id, target, required, mode, uid, gid } => {
+            RunMount::Secret {
+                id,
+                target,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
                 let Some(src) = self.req.secrets.get(id) else {
                     if *required {
                         return Err(self.step_err(
@@ -551,7 +614,10 @@ impl<'a> Runner<'a> {
                     return Ok(None);
                 };
                 let f = dir.join("secret");
-                fs::copy(src, &f).map_err(ExecError::io(format!("reading secret `{id}` from `{}`", src.display())))?;
+                fs::copy(src, &f).map_err(ExecError::io(format!(
+                    "reading secret `{id}` from `{}`",
+                    src.display()
+                )))?;
                 use std::os::unix::fs::PermissionsExt;
                 if let Err(e) = std::os::unix::fs::chown(&f, Some(*uid), Some(*gid)) {
                     log::debug!("secret `{id}`: cannot give it owner {uid}:{gid}: {e}");
@@ -622,7 +688,10 @@ impl<'a> Runner<'a> {
             None => None,
         };
         if c.checksum.is_some() && !c.sources.iter().all(|s| add::is_url(s)) {
-            return Err(err(self, "`--checksum` is only supported for URL sources".to_string()));
+            return Err(err(
+                self,
+                "`--checksum` is only supported for URL sources".to_string(),
+            ));
         }
         if let Some(s) = c.sources.iter().find(|s| add::is_git(s)) {
             return Err(err(self, format!("`{s}`: git sources are not supported; clone the repository into the context instead")));
@@ -632,12 +701,19 @@ impl<'a> Runner<'a> {
         }
         let mut w = LayerWriter::new(layer, view);
         let dest = PathBuf::from(c.dest.trim_end_matches('/'));
-        let dest = if dest.as_os_str().is_empty() { PathBuf::from("/") } else { dest };
+        let dest = if dest.as_os_str().is_empty() {
+            PathBuf::from("/")
+        } else {
+            dest
+        };
         let dir_intent = c.dest.ends_with('/');
         let dest_is_dir = w.is_dir(&dest).map_err(|e| err(self, e.to_string()))?;
         let urls: Vec<&String> = c.sources.iter().filter(|s| add::is_url(s)).collect();
         let locals: Vec<&String> = c.sources.iter().filter(|s| !add::is_url(s)).collect();
-        let mtime_now = self.req.timestamp.unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let mtime_now = self
+            .req
+            .timestamp
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
 
         // local sources: from the context or from another stage/image
         struct Item {
@@ -659,10 +735,13 @@ impl<'a> Runner<'a> {
                 None => {
                     let sources = self
                         .ctx
-                        .resolve_sources(&locals, &CopyOptions {
-                            exclude: c.excludes.clone(),
-                            parents: c.parents,
-                        })
+                        .resolve_sources(
+                            &locals,
+                            &CopyOptions {
+                                exclude: c.excludes.clone(),
+                                parents: c.parents,
+                            },
+                        )
                         .map_err(|e| err(self, e.to_string()))?;
                     any_wildcard = locals.iter().any(|s| crate::ignore::has_wildcards(s));
                     n_sources += sources.len();
@@ -692,7 +771,8 @@ impl<'a> Runner<'a> {
                     let exclude = crate::ignore::Matcher::from_patterns(&c.excludes)
                         .map_err(|e| err(self, format!("--exclude: {e}")))?;
                     for pat in &locals {
-                        let found = from_view(&sv, pat, c.parents).map_err(|m| err(self, format!("{pat}: {m} in {what}")))?;
+                        let found = from_view(&sv, pat, c.parents)
+                            .map_err(|m| err(self, format!("{pat}: {m} in {what}")))?;
                         any_wildcard |= crate::ignore::has_wildcards(pat);
                         n_sources += found.len();
                         for (from_dir, entries) in found {
@@ -749,7 +829,9 @@ impl<'a> Runner<'a> {
             } else {
                 dest.clone()
             };
-            let resolved = w.resolve_dest(&target).map_err(|e| err(self, e.to_string()))?;
+            let resolved = w
+                .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
             let res = if let Some(first) = &it.hardlink_to {
                 match placed.get(first) {
                     Some(p) => {
@@ -778,7 +860,9 @@ impl<'a> Runner<'a> {
             placed.insert(it.rel.clone(), resolved);
         }
         for a in &archives {
-            let resolved = w.resolve_dest(&dest).map_err(|e| err(self, e.to_string()))?;
+            let resolved = w
+                .resolve_dest(&dest)
+                .map_err(|e| err(self, e.to_string()))?;
             w.make_parents(&resolved, (0, 0))
                 .and_then(|_| w.make_dir(&resolved, (0, 0)))
                 .map_err(|e| err(self, e.to_string()))?;
@@ -791,28 +875,43 @@ impl<'a> Runner<'a> {
                 .map_err(|e| err(self, format!("unpacking `{}`: {e}", a.display())))?;
         }
         for u in &urls {
-            let fetched = add::fetch(u, c.checksum.as_deref()).map_err(|e| err(self, e.to_string()))?;
+            let fetched =
+                add::fetch(u, c.checksum.as_deref()).map_err(|e| err(self, e.to_string()))?;
             let target = if into_dir {
                 dest.join(add::url_file_name(u))
             } else {
                 dest.clone()
             };
-            let resolved = w.resolve_dest(&target).map_err(|e| err(self, e.to_string()))?;
+            let resolved = w
+                .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
             let url_attrs = Attrs {
                 chown,
                 chmod: Some(chmod.clone().unwrap_or(Chmod::Octal(0o600))),
                 keep_owner: false,
             };
-            w.put_bytes(&resolved, &fetched.data, &url_attrs, fetched.mtime.unwrap_or(mtime_now))
-                .map_err(|e| err(self, format!("writing `{}`: {e}", target.display())))?;
+            w.put_bytes(
+                &resolved,
+                &fetched.data,
+                &url_attrs,
+                fetched.mtime.unwrap_or(mtime_now),
+            )
+            .map_err(|e| err(self, format!("writing `{}`: {e}", target.display())))?;
         }
         for f in &c.inline {
-            let target = if into_dir { dest.join(&f.name) } else { dest.clone() };
-            let resolved = w.resolve_dest(&target).map_err(|e| err(self, e.to_string()))?;
+            let target = if into_dir {
+                dest.join(&f.name)
+            } else {
+                dest.clone()
+            };
+            let resolved = w
+                .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
             w.put_bytes(&resolved, f.content.as_bytes(), &attrs, mtime_now)
                 .map_err(|e| err(self, format!("writing `{}`: {e}", target.display())))?;
         }
-        w.fix_dir_times(&dir_times).map_err(|e| err(self, e.to_string()))?;
+        w.fix_dir_times(&dir_times)
+            .map_err(|e| err(self, e.to_string()))?;
         if !w.unmappable.is_empty() {
             log::warn!(
                 "{}:{}: {}: owners {:?} cannot be represented in this user namespace; those files keep the current owner",
@@ -880,7 +979,9 @@ impl<'a> Runner<'a> {
 
 /// The image's `/etc/passwd` and `/etc/group`.
 fn accounts(view: &RootView) -> std::io::Result<Accounts> {
-    let passwd = view.read_file(Path::new("/etc/passwd"))?.unwrap_or_default();
+    let passwd = view
+        .read_file(Path::new("/etc/passwd"))?
+        .unwrap_or_default();
     let group = view.read_file(Path::new("/etc/group"))?.unwrap_or_default();
     Ok(Accounts {
         passwd: parse_passwd(&String::from_utf8_lossy(&passwd)),
@@ -905,7 +1006,9 @@ fn from_view(
         }
         let glob = crate::ignore::GlobPattern::new(last).map_err(|e| e.to_string())?;
         let parent = if parent.is_empty() { "/" } else { parent };
-        let (resolved, _) = sv.resolve(Path::new(parent), true).map_err(|e| e.to_string())?;
+        let (resolved, _) = sv
+            .resolve(Path::new(parent), true)
+            .map_err(|e| e.to_string())?;
         for e in sv.read_dir(&resolved).map_err(|e| e.to_string())? {
             let name = e
                 .image_path

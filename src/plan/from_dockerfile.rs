@@ -94,7 +94,11 @@ fn mount_text(m: &ins::RunMount) -> String {
 /// dropped); only the first line when it carries heredocs.
 fn display_text(lines: &[&str], span: Span, escape: char, first_only: bool) -> String {
     let start = span.line.saturating_sub(1);
-    let end = if first_only { span.line } else { span.end_line.max(span.line) };
+    let end = if first_only {
+        span.line
+    } else {
+        span.end_line.max(span.line)
+    };
     let mut out = String::new();
     for l in lines.iter().take(end).skip(start) {
         let t = l.trim();
@@ -122,7 +126,10 @@ fn kind(i: &Instruction) -> Result<Kind, String> {
             if !r.devices.is_empty() {
                 return Err("RUN --device is not supported".to_string());
             }
-            if r.mounts.iter().any(|m| matches!(m.value, ins::RunMount::Ssh(_))) {
+            if r.mounts
+                .iter()
+                .any(|m| matches!(m.value, ins::RunMount::Ssh(_)))
+            {
                 return Err("RUN --mount=type=ssh is not supported".to_string());
             }
             Kind::Run {
@@ -169,11 +176,21 @@ fn kind(i: &Instruction) -> Result<Kind, String> {
             unpack: a.unpack,
             heredocs: heredocs(&a.heredocs),
         },
-        Instruction::Env(kv) => Kind::Env(kv.iter().map(|k| (k.key.clone(), k.value.clone())).collect()),
-        Instruction::Arg(a) => Kind::Arg(a.iter().map(|d| (d.name.clone(), d.default.clone())).collect()),
-        Instruction::Label(kv) => {
-            Kind::Label(kv.iter().map(|k| (k.key.clone(), k.value.clone())).collect())
-        }
+        Instruction::Env(kv) => Kind::Env(
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone()))
+                .collect(),
+        ),
+        Instruction::Arg(a) => Kind::Arg(
+            a.iter()
+                .map(|d| (d.name.clone(), d.default.clone()))
+                .collect(),
+        ),
+        Instruction::Label(kv) => Kind::Label(
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone()))
+                .collect(),
+        ),
         Instruction::Workdir(w) => Kind::Workdir(w.clone()),
         Instruction::User(u) => Kind::User(u.clone()),
         Instruction::Expose(p) => Kind::Expose(p.iter().map(|s| s.value.clone()).collect()),
@@ -191,7 +208,8 @@ fn kind(i: &Instruction) -> Result<Kind, String> {
                 retries: 0,
             },
             ins::Healthcheck::Cmd(c) => {
-                let ns = |d: &Option<std::time::Duration>| d.map(|d| d.as_nanos() as u64).unwrap_or(0);
+                let ns =
+                    |d: &Option<std::time::Duration>| d.map(|d| d.as_nanos() as u64).unwrap_or(0);
                 Kind::Healthcheck {
                     test: Some(command(&c.test)),
                     interval: ns(&c.interval),

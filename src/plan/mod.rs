@@ -21,9 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use input::Input;
 pub use resolve::BaseInfo;
-pub use step::{
-    CopyOp, FromRef, HealthcheckOp, InlineFile, Network, Op, RunMount, RunOp, Step,
-};
+pub use step::{CopyOp, FromRef, HealthcheckOp, InlineFile, Network, Op, RunMount, RunOp, Step};
 
 /// Why a Dockerfile cannot be planned; every message names the line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -179,7 +177,10 @@ impl BuildPlan {
 
 fn find_stage(stages: &[StagePlan], name: &str) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
-    if let Some(s) = stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
+    if let Some(s) = stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some(lower.as_str()))
+    {
         return Some(s.index);
     }
     match name.parse::<usize>() {
@@ -248,7 +249,10 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
             return Err(at(
                 &file,
                 s.line,
-                format!("FROM `{}` expands to an empty name: set the build arg it uses", s.base),
+                format!(
+                    "FROM `{}` expands to an empty name: set the build arg it uses",
+                    s.base
+                ),
             ));
         }
         if let Some(p) = &s.platform {
@@ -275,7 +279,10 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
             Base::Scratch
         } else {
             let lower = base_word.to_ascii_lowercase();
-            match stages.iter().find(|p| p.name.as_deref() == Some(lower.as_str())) {
+            match stages
+                .iter()
+                .find(|p| p.name.as_deref() == Some(lower.as_str()))
+            {
                 Some(p) => Base::Stage(p.index),
                 None => Base::Image(base_word),
             }
@@ -303,7 +310,8 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
                     }
                 }
                 input::Kind::Copy { from: Some(f), .. } => {
-                    let f = expand::word(f, &|n| scope.get(n).cloned()).unwrap_or_else(|_| f.clone());
+                    let f =
+                        expand::word(f, &|n| scope.get(n).cloned()).unwrap_or_else(|_| f.clone());
                     if let Some(i) = find_stage(&stages, &f) {
                         deps.insert(i);
                     } else if f.parse::<usize>().is_ok() {

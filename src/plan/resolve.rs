@@ -143,15 +143,33 @@ impl BuildPlan {
         Ok(steps)
     }
 
-    fn from_ref(&self, file: &str, line: usize, stage: usize, f: &str) -> Result<FromRef, PlanError> {
+    fn resolve_from(
+        &self,
+        file: &str,
+        line: usize,
+        stage: usize,
+        f: &str,
+    ) -> Result<FromRef, PlanError> {
         if let Some(i) = self.stage_ref(f, stage) {
             return Ok(FromRef::Stage(i));
         }
         if f.parse::<usize>().is_ok() {
-            return Err(at(file, line, format!("--from={f}: stage index {f} is not an earlier stage")));
+            return Err(at(
+                file,
+                line,
+                format!("--from={f}: stage index {f} is not an earlier stage"),
+            ));
         }
-        if self.stages.iter().any(|s| s.name.as_deref() == Some(f.to_ascii_lowercase().as_str())) {
-            return Err(at(file, line, format!("--from={f}: stage `{f}` is not defined before this one")));
+        if self
+            .stages
+            .iter()
+            .any(|s| s.name.as_deref() == Some(f.to_ascii_lowercase().as_str()))
+        {
+            return Err(at(
+                file,
+                line,
+                format!("--from={f}: stage `{f}` is not defined before this one"),
+            ));
         }
         Ok(FromRef::Image(f.to_string()))
     }
@@ -184,7 +202,10 @@ impl BuildPlan {
                     let mut script = s.clone();
                     let trimmed = s.trim();
                     let only = heredocs.len() == 1
-                        && trimmed.trim_start_matches("<<").trim_start_matches('-').trim_matches(|c| c == '"' || c == '\'')
+                        && trimmed
+                            .trim_start_matches("<<")
+                            .trim_start_matches('-')
+                            .trim_matches(|c| c == '"' || c == '\'')
                             == heredocs[0].name;
                     if only {
                         let h = &heredocs[0];
@@ -269,7 +290,10 @@ impl BuildPlan {
                 let mut inline = Vec::new();
                 for s in sources {
                     if let Some(h) = heredocs.iter().find(|h| {
-                        s.trim_start_matches("<<").trim_start_matches('-').trim_matches(|c| c == '"' || c == '\'') == h.name
+                        s.trim_start_matches("<<")
+                            .trim_start_matches('-')
+                            .trim_matches(|c| c == '"' || c == '\'')
+                            == h.name
                             && s.starts_with("<<")
                     }) {
                         let content = if h.expand {
@@ -292,7 +316,7 @@ impl BuildPlan {
                     abs.push('/');
                 }
                 let from = match from {
-                    Some(f) => Some(self.from_ref(file, line, stage, &x(scope, what, f)?)?),
+                    Some(f) => Some(self.resolve_from(file, line, stage, &x(scope, what, f)?)?),
                     None => None,
                 };
                 let ex = |o: &Option<String>| -> Result<Option<String>, PlanError> {
@@ -384,7 +408,9 @@ impl BuildPlan {
                     let ok_num = num
                         .split('-')
                         .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-                    if !ok_num || !matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp") {
+                    if !ok_num
+                        || !matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp")
+                    {
                         return Err(at(file, line, format!("EXPOSE: invalid port `{p}`")));
                     }
                 }
@@ -432,7 +458,11 @@ impl BuildPlan {
             }
             Kind::Shell(s) => {
                 if s.is_empty() {
-                    return Err(at(file, line, "SHELL needs a JSON array such as [\"/bin/sh\", \"-c\"]"));
+                    return Err(at(
+                        file,
+                        line,
+                        "SHELL needs a JSON array such as [\"/bin/sh\", \"-c\"]",
+                    ));
                 }
                 scope.shell = s.clone();
                 Op::Shell(s.clone())
@@ -448,7 +478,13 @@ impl BuildPlan {
         })
     }
 
-    fn parse_mount(&self, file: &str, line: usize, stage: usize, spec: &str) -> Result<RunMount, PlanError> {
+    fn parse_mount(
+        &self,
+        file: &str,
+        line: usize,
+        stage: usize,
+        spec: &str,
+    ) -> Result<RunMount, PlanError> {
         let bad = |m: String| at(file, line, format!("RUN --mount={spec}: {m}"));
         let mut kv: BTreeMap<String, String> = BTreeMap::new();
         let mut flags: Vec<String> = Vec::new();
@@ -471,7 +507,10 @@ impl BuildPlan {
             .or_else(|| kv.remove("destination"));
         let flag = |name: &str, kv: &BTreeMap<String, String>| -> bool {
             flags.iter().any(|f| f == name)
-                || kv.get(name).map(|v| v == "true" || v.is_empty()).unwrap_or(false)
+                || kv
+                    .get(name)
+                    .map(|v| v == "true" || v.is_empty())
+                    .unwrap_or(false)
         };
         let num = |name: &str, default: u32, octal: bool| -> Result<u32, PlanError> {
             match kv.get(name) {
@@ -488,10 +527,16 @@ impl BuildPlan {
         };
         let known: &[&str] = match kind.as_str() {
             "bind" => &["source", "src", "from", "rw", "readwrite", "readonly", "ro"],
-            "cache" => &["id", "sharing", "mode", "uid", "gid", "ro", "readonly", "from", "source", "src"],
+            "cache" => &[
+                "id", "sharing", "mode", "uid", "gid", "ro", "readonly", "from", "source", "src",
+            ],
             "tmpfs" => &["size"],
             "secret" => &["id", "required", "mode", "uid", "gid", "env"],
-            other => return Err(bad(format!("unsupported mount type `{other}`: use bind, cache, tmpfs or secret"))),
+            other => {
+                return Err(bad(format!(
+                    "unsupported mount type `{other}`: use bind, cache, tmpfs or secret"
+                )))
+            }
         };
         for k in kv.keys() {
             if !known.contains(&k.as_str()) {
@@ -508,7 +553,7 @@ impl BuildPlan {
             "bind" => {
                 let target = target.ok_or_else(|| bad("`target=` is missing".into()))?;
                 let from = match kv.get("from") {
-                    Some(f) => Some(self.from_ref(file, line, stage, f)?),
+                    Some(f) => Some(self.resolve_from(file, line, stage, f)?),
                     None => None,
                 };
                 RunMount::Bind {
@@ -524,7 +569,10 @@ impl BuildPlan {
             }
             "cache" => {
                 if kv.contains_key("from") || kv.contains_key("source") || kv.contains_key("src") {
-                    return Err(bad("a cache mount seeded `from=` another stage or image is not supported".into()));
+                    return Err(bad(
+                        "a cache mount seeded `from=` another stage or image is not supported"
+                            .into(),
+                    ));
                 }
                 let target = target.ok_or_else(|| bad("`target=` is missing".into()))?;
                 let target = abs(&target);
@@ -541,7 +589,9 @@ impl BuildPlan {
                 let target = target.ok_or_else(|| bad("`target=` is missing".into()))?;
                 let size = match kv.get("size") {
                     None => None,
-                    Some(s) => Some(parse_size(s).ok_or_else(|| bad(format!("`size={s}` is not a size")))?),
+                    Some(s) => Some(
+                        parse_size(s).ok_or_else(|| bad(format!("`size={s}` is not a size")))?,
+                    ),
                 };
                 RunMount::Tmpfs {
                     target: abs(&target),
@@ -558,9 +608,8 @@ impl BuildPlan {
                     (None, Some(id)) => format!("/run/secrets/{id}"),
                     (None, None) => return Err(bad("`id=` or `target=` is needed".into())),
                 };
-                let id = id.unwrap_or_else(|| {
-                    target.rsplit('/').next().unwrap_or_default().to_string()
-                });
+                let id =
+                    id.unwrap_or_else(|| target.rsplit('/').next().unwrap_or_default().to_string());
                 RunMount::Secret {
                     id,
                     target,

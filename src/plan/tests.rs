@@ -12,7 +12,10 @@ fn platform() -> Platform {
 fn opts(args: &[(&str, &str)], target: Option<&str>) -> PlanOptions {
     PlanOptions {
         file: "Dockerfile".into(),
-        build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        build_args: args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         target: target.map(str::to_string),
         platform: platform(),
         requested_platform: None,
@@ -96,8 +99,11 @@ fn unused_build_arg_warns() {
             vec![ins(2, Kind::Arg(vec![("USED".into(), None)]))],
         )],
     };
-    let p = plan(&input, &opts(&[("USED", "1"), ("EXTRA", "2"), ("HTTP_PROXY", "x")], None))
-        .expect("plan");
+    let p = plan(
+        &input,
+        &opts(&[("USED", "1"), ("EXTRA", "2"), ("HTTP_PROXY", "x")], None),
+    )
+    .expect("plan");
     assert_eq!(p.warnings.len(), 1);
     assert!(p.warnings[0].contains("EXTRA"), "{:?}", p.warnings);
     assert!(!p.warnings[0].contains("USED"));
@@ -110,7 +116,11 @@ fn foreign_platform_is_refused() {
     s.platform = Some("linux/s390x".into());
     input.stages.push(s);
     let e = plan(&input, &opts(&[], None)).expect_err("refused");
-    assert!(e.to_string().starts_with("Dockerfile:1: FROM --platform=linux/s390x"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("Dockerfile:1: FROM --platform=linux/s390x"),
+        "{e}"
+    );
     input.stages[0].platform = Some("$BUILDPLATFORM".into());
     plan(&input, &opts(&[], None)).expect("own platform is fine");
 }
@@ -125,14 +135,20 @@ fn arg_env_scopes_and_expansion() {
             None,
             vec![
                 ins(3, Kind::Workdir("app".into())),
-                ins(4, Kind::Arg(vec![("V".into(), None), ("W".into(), Some("w-$V".into()))])),
+                ins(
+                    4,
+                    Kind::Arg(vec![("V".into(), None), ("W".into(), Some("w-$V".into()))]),
+                ),
                 ins(5, Kind::Env(vec![("E".into(), "$W/x".into())])),
-                ins(6, Kind::Run {
-                    command: Command::Shell("echo $E".into()),
-                    mounts: vec![],
-                    network: None,
-                    heredocs: vec![],
-                }),
+                ins(
+                    6,
+                    Kind::Run {
+                        command: Command::Shell("echo $E".into()),
+                        mounts: vec![],
+                        network: None,
+                        heredocs: vec![],
+                    },
+                ),
                 ins(7, Kind::Env(vec![("W".into(), "env".into())])),
                 ins(8, Kind::Workdir("${W}/sub".into())),
                 ins(9, Kind::Cmd(Command::Shell("run".into()))),
@@ -161,15 +177,24 @@ fn arg_env_scopes_and_expansion() {
             assert_eq!(r.argv, vec!["/bin/sh", "-c", "echo $E"]);
             assert_eq!(
                 r.args_in_scope,
-                vec![("V".to_string(), "1".to_string()), ("W".to_string(), "w-1".to_string())]
+                vec![
+                    ("V".to_string(), "1".to_string()),
+                    ("W".to_string(), "w-1".to_string())
+                ]
             );
             assert!(r.env.contains(&("PATH".to_string(), "/bin".to_string())));
         }
         other => panic!("not a run: {other:?}"),
     }
     assert_eq!(steps[5].op, Op::Workdir("/app/env/sub".into()));
-    assert_eq!(steps[6].op, Op::Cmd(vec!["/bin/sh".into(), "-c".into(), "run".into()]));
-    assert_eq!(steps[8].op, Op::Entrypoint(vec!["/bin/bash".into(), "-ec".into(), "go".into()]));
+    assert_eq!(
+        steps[6].op,
+        Op::Cmd(vec!["/bin/sh".into(), "-c".into(), "run".into()])
+    );
+    assert_eq!(
+        steps[8].op,
+        Op::Entrypoint(vec!["/bin/bash".into(), "-ec".into(), "go".into()])
+    );
     assert_eq!(steps[9].op, Op::Label(vec![("k".into(), "".into())]));
     assert_eq!(steps[11].op, Op::Label(vec![("k".into(), "amd64".into())]));
 }
@@ -213,22 +238,27 @@ fn mounts_parse() {
             1,
             "scratch",
             None,
-            vec![ins(2, Kind::Run {
-                command: Command::Exec(vec!["true".into()]),
-                mounts: vec![
-                    "type=cache,target=/root/.cache,mode=0700".into(),
-                    "type=secret,id=tok".into(),
-                    "type=tmpfs,target=/t,size=1m".into(),
-                    "target=/src".into(),
-                ],
-                network: Some("none".into()),
-                heredocs: vec![],
-            })],
+            vec![ins(
+                2,
+                Kind::Run {
+                    command: Command::Exec(vec!["true".into()]),
+                    mounts: vec![
+                        "type=cache,target=/root/.cache,mode=0700".into(),
+                        "type=secret,id=tok".into(),
+                        "type=tmpfs,target=/t,size=1m".into(),
+                        "target=/src".into(),
+                    ],
+                    network: Some("none".into()),
+                    heredocs: vec![],
+                },
+            )],
         )],
     };
     let p = plan(&input, &opts(&[], None)).expect("plan");
     let steps = p.resolve_stage(0, &BaseInfo::default()).expect("resolve");
-    let Op::Run(r) = &steps[0].op else { panic!("run") };
+    let Op::Run(r) = &steps[0].op else {
+        panic!("run")
+    };
     assert_eq!(r.network, Network::None);
     assert_eq!(
         r.mounts,
@@ -262,4 +292,3 @@ fn mounts_parse() {
         ]
     );
 }
-
