@@ -1,1 +1,831 @@
-//! build context walking (being written).
+//! The build context: a directory on disk seen through its `.dockerignore`. Opens the context,
+//! reads the ignore file (`<Dockerfile-name>.dockerignore` next to a named Dockerfile is
+//! preferred over `.dockerignore` at the root), walks the tree in lexical order with `walkdir`
+//! and the `ignore` matcher, resolves the sources of `COPY` and `ADD` (Go `filepath.Match`
+//! wildcards, several sources, `--exclude`, `--parents`) to the entries they copy, and digests
+//! those entries in parallel with `rayon` for the build cache.
+//!
+//! What it follows: Docker's build-context rules (docs.docker.com "Build context"; BuildKit's and
+//! fsutil's observable behaviour as pinned down by the corpus in `fixtures/dockerignore`):
+//! excluded paths are invisible to `COPY`/`ADD`; an excluded directory is walked only when a `!`
+//! exception could re-include something below it, and it then appears (as a directory) only when
+//! something below it is included; the Dockerfile stays readable by the builder even when the
+//! ignore file lists it.
+//!
+//! What it must not do: follow anything out of the context. A source naming `..` above the root
+//! is refused; symbolic links met while resolving a source path are resolved *inside* the context
+//! (an absolute target is taken relative to the context root, `..` stops at the root, as Docker's
+//! scoped resolution does); symbolic links inside a copied directory are returned as links, never
+//! followed. It writes nothing: copying entries into a layer is `exec`'s job.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+use crate::ignore::{self, GlobPattern, IgnoreError, Matcher};
+
+/// How many symbolic links one source path may pass through (Linux's own limit is 40).
+const MAX_LINKS: usize = 40;
+
+/// Errors of the build context. Messages name the source as the Dockerfile wrote it; the build
+/// prefixes the step (`COPY src/ /app/: src: not in the build context`).
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{}` is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("`{}`: {source}", file.display())]
+    Ignore {
+        file: PathBuf,
+        #[source]
+        source: IgnoreError,
+    },
+    /// A source that does not exist in the context (or, for wildcards, matched nothing).
+    #[error("{path}: not in the build context")]
+    NotFound { path: String },
+    /// A source the ignore file removed from the context, with the deciding line.
+    #[error("{path}: excluded by {file} line {line}")]
+    Excluded {
+        path: String,
+        file: String,
+        line: usize,
+    },
+    /// A source that names something above the context root.
+    #[error("{path}: outside the build context")]
+    OutsideContext { path: String },
+    #[error("{path}: too many levels of symbolic links")]
+    SymlinkLoop { path: String },
+    /// A malformed source wildcard or `--exclude` pattern.
+    #[error("{pattern}: {source}")]
+    BadPattern {
+        pattern: String,
+        #[source]
+        source: IgnoreError,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
+    move |source| ContextError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What kind of file system object an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl EntryKind {
+    fn of(ft: &fs::FileType) -> EntryKind {
+        if ft.is_symlink() {
+            EntryKind::Symlink
+        } else if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_fifo() {
+            EntryKind::Fifo
+        } else if ft.is_socket() {
+            EntryKind::Socket
+        } else if ft.is_char_device() {
+            EntryKind::CharDevice
+        } else if ft.is_block_device() {
+            EntryKind::BlockDevice
+        } else {
+            EntryKind::File
+        }
+    }
+
+    /// `file`, `dir`, `symlink`... (the words of the walk listings).
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Socket => "socket",
+            EntryKind::CharDevice => "chardev",
+            EntryKind::BlockDevice => "blockdev",
+        }
+    }
+}
+
+/// One object of the context, with the metadata a copy needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the context root (`/`-separated, no leading `/`; `""` is the root).
+    pub path: String,
+    /// Path relative to the copy's destination (see [`Source`]); for a walk, the same as `path`.
+    pub dest: String,
+    pub kind: EntryKind,
+    /// Permission bits including setuid, setgid and sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Size in bytes for regular files, 0 otherwise.
+    pub size: u64,
+    /// The target of a symbolic link, as stored (never followed).
+    pub link_target: Option<PathBuf>,
+    /// For the second and later names of a hard-linked file within one resolution: the `dest` of
+    /// the first name, so the copy can recreate the link.
+    pub hardlink_to: Option<String>,
+    /// Device number for character and block devices.
+    pub rdev: u64,
+    dev_ino: (u64, u64),
+    nlink: u64,
+}
+
+impl Entry {
+    fn from_meta(
+        path: String,
+        dest: String,
+        meta: &fs::Metadata,
+        link_target: Option<PathBuf>,
+    ) -> Entry {
+        let kind = EntryKind::of(&meta.file_type());
+        Entry {
+            path,
+            dest,
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: if kind == EntryKind::File {
+                meta.len()
+            } else {
+                0
+            },
+            link_target,
+            hardlink_to: None,
+            rdev: meta.rdev(),
+            dev_ino: (meta.dev(), meta.ino()),
+            nlink: meta.nlink(),
+        }
+    }
+
+    /// `"<kind> <path>"`, the form of the corpus' walk listings.
+    pub fn listing(&self) -> String {
+        format!("{} {}", self.kind.name(), self.path)
+    }
+}
+
+/// Options of one `COPY`/`ADD` resolution.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// `--exclude` patterns: matched (with ignore-file rules) against paths relative to each
+    /// source, that is below a directory source, or the name of a file source.
+    pub exclude: Vec<String>,
+    /// `--parents`: keep each source's path relative to the context root (or to a `/./` pivot
+    /// written in the source) below the destination.
+    pub parents: bool,
+}
+
+/// One matched source of a `COPY`/`ADD`: the object the source pattern named (after wildcard
+/// expansion and symbolic-link resolution of the named path), and the entries to copy.
+///
+/// `entries[..].dest` says where each goes relative to the destination: for a file source its
+/// base name (the caller decides whether the destination is a directory or the new name); for a
+/// directory source `""` for the directory itself and the path below it for its contents (Docker
+/// copies a directory's *contents*); with `--parents` the kept parent path is prefixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The source as written in the Dockerfile.
+    pub pattern: String,
+    /// The resolved path relative to the context root.
+    pub path: String,
+    pub kind: EntryKind,
+    /// With `--parents`: the directories kept above the source (`"x/y"`), else `""`.
+    pub parents: String,
+    pub entries: Vec<Entry>,
+}
+
+/// The digest of a set of sources for the build cache: one content digest per entry and one over
+/// the whole canonical listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcesDigest {
+    /// `sha256:<hex>` over every entry's dest, kind, mode, size, link target, hard link and
+    /// content digest, in source order.
+    pub digest: String,
+    /// `(dest, sha256:<hex>)` for each regular file (hex of its content).
+    pub files: Vec<(String, String)>,
+}
+
+/// Options of a plain walk (as fsutil's walker: include patterns narrow, exclude patterns drop).
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// When not empty, only paths matched by these (ignore-file syntax, `!` allowed) are listed,
+    /// plus their parent directories.
+    pub include: Vec<String>,
+    /// Extra exclusion patterns, applied after the context's own ignore file.
+    pub exclude: Vec<String>,
+}
+
+/// An opened build context.
+#[derive(Debug, Clone)]
+pub struct Context {
+    root: PathBuf,
+    ignore: Matcher,
+    ignore_file: Option<PathBuf>,
+    dockerfile: Option<PathBuf>,
+}
+
+impl Context {
+    /// Opens the context directory `dir`. `dockerfile` is the Dockerfile's path as given with
+    /// `-f` (relative to the current directory or absolute, possibly outside the context), or
+    /// `None` for `CONTEXT/Dockerfile`; a Dockerfile read from stdin passes `None` too and simply
+    /// never calls [`Context::read_dockerfile`]. Reads `<dockerfile>.dockerignore` when it exists,
+    /// else `CONTEXT/.dockerignore`.
+    pub fn open(dir: &Path, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
+        let root = fs::canonicalize(dir).map_err(io_err(dir))?;
+        if !root.is_dir() {
+            return Err(ContextError::NotADirectory { path: root });
+        }
+        let dockerfile_path = dockerfile
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| root.join("Dockerfile"));
+        let mut candidates = Vec::new();
+        if dockerfile.is_some() {
+            let mut name = dockerfile_path.clone().into_os_string();
+            name.push(".dockerignore");
+            candidates.push(PathBuf::from(name));
+        }
+        candidates.push(root.join(".dockerignore"));
+        let mut ignore = Matcher::default();
+        let mut ignore_file = None;
+        for cand in candidates {
+            match fs::read(&cand) {
+                Ok(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    ignore = Matcher::parse(&text).map_err(|source| ContextError::Ignore {
+                        file: cand.clone(),
+                        source,
+                    })?;
+                    ignore_file = Some(cand);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&cand)(e)),
+            }
+        }
+        log::debug!(
+            "context `{}`: ignore file {:?}, {} patterns",
+            root.display(),
+            ignore_file,
+            ignore.patterns().len()
+        );
+        Ok(Context {
+            root,
+            ignore,
+            ignore_file,
+            dockerfile: Some(dockerfile_path),
+        })
+    }
+
+    /// The context directory (canonical).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The ignore patterns in effect (empty when there is no ignore file).
+    pub fn ignore(&self) -> &Matcher {
+        &self.ignore
+    }
+
+    /// The ignore file that was read, if any.
+    pub fn ignore_file(&self) -> Option<&Path> {
+        self.ignore_file.as_deref()
+    }
+
+    /// Reads the Dockerfile named at [`Context::open`]; the ignore file does not apply to it.
+    pub fn read_dockerfile(&self) -> Result<String, ContextError> {
+        let path = self
+            .dockerfile
+            .as_deref()
+            .expect("open always records a Dockerfile path");
+        fs::read_to_string(path).map_err(io_err(path))
+    }
+
+    fn ignore_name(&self) -> String {
+        self.ignore_file
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| ".dockerignore".to_string())
+    }
+
+    fn excluded(&self, shown: &str, rel: &str) -> Result<(), ContextError> {
+        match self.ignore.excluded_by(rel) {
+            Some(p) => Err(ContextError::Excluded {
+                path: shown.to_string(),
+                file: self.ignore_name(),
+                line: p.line,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `rel` (relative to the root) is visible, that is not excluded.
+    pub fn is_visible(&self, rel: &str) -> bool {
+        rel.is_empty() || !self.ignore.is_excluded(rel)
+    }
+
+    /// Opens a regular file of the context for reading, as `ADD` does for a local archive: the
+    /// path must be inside the context and not excluded.
+    pub fn open_file(&self, rel: &str) -> Result<File, ContextError> {
+        let clean = clean_source(rel)?;
+        let resolved = self.resolve_path(rel, &clean, true)?;
+        let full = self.full(&resolved);
+        File::open(&full).map_err(io_err(&full))
+    }
+
+    fn full(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        }
+    }
+
+    /// Walks the whole context in lexical order (a directory before its contents), leaving out
+    /// what the ignore file (and `opts.exclude`) exclude, and keeping only what `opts.include`
+    /// matches when it is given. Excluded directories are entered only when an exception could
+    /// re-include something below them, and are listed only when something below is.
+    pub fn walk(&self, opts: &WalkOptions) -> Result<Vec<Entry>, ContextError> {
+        let extra = matcher_for(&opts.exclude)?;
+        let include = if opts.include.is_empty() {
+            None
+        } else {
+            Some(matcher_for(&opts.include)?)
+        };
+        self.walk_below("", "", &[&self.ignore, &extra], include.as_ref(), false)
+    }
+
+    /// Walks below directory `base` (relative to the root); paths handed to `excludes[0]` (the
+    /// ignore file) are relative to the root, those of the other matchers relative to `base`.
+    /// `dest_prefix` is prefixed to each entry's `dest` (relative to `base`).
+    fn walk_below(
+        &self,
+        base: &str,
+        dest_prefix: &str,
+        excludes: &[&Matcher],
+        include: Option<&Matcher>,
+        with_base: bool,
+    ) -> Result<Vec<Entry>, ContextError> {
+        let top = self.full(base);
+        let mut out = Vec::new();
+        // directories entered but not (yet) listed: (depth, entry)
+        let mut pending: Vec<(usize, Entry, bool)> = Vec::new();
+        let mut it = walkdir::WalkDir::new(&top)
+            .follow_links(false)
+            .min_depth(if with_base { 0 } else { 1 })
+            .sort_by_file_name()
+            .into_iter();
+        while let Some(item) = it.next() {
+            let item = item.map_err(|e| {
+                let path = e.path().unwrap_or(&top).to_path_buf();
+                let source = e.into_io_error().unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "file system loop")
+                });
+                ContextError::Io { path, source }
+            })?;
+            let below = item
+                .path()
+                .strip_prefix(&top)
+                .expect("walkdir yields paths below its root")
+                .to_string_lossy()
+                .into_owned();
+            let root_rel = join(base, &below);
+            let meta = item.metadata().map_err(|e| {
+                let source = e
+                    .into_io_error()
+                    .unwrap_or_else(|| io::Error::other("walk"));
+                ContextError::Io {
+                    path: item.path().to_path_buf(),
+                    source,
+                }
+            })?;
+            let link_target = if meta.file_type().is_symlink() {
+                Some(fs::read_link(item.path()).map_err(io_err(item.path()))?)
+            } else {
+                None
+            };
+            let entry = Entry::from_meta(
+                root_rel.clone(),
+                join(dest_prefix, &below),
+                &meta,
+                link_target,
+            );
+            let is_dir = entry.kind == EntryKind::Dir;
+            if below.is_empty() {
+                // the source directory itself: always listed
+                out.push(entry);
+                continue;
+            }
+            let depth = item.depth();
+            while pending.last().is_some_and(|(d, _, _)| *d >= depth) {
+                pending.pop();
+            }
+            // every matcher that excludes the path, with the path it was given
+            let excluded_by: Vec<(&Matcher, &str)> = excludes
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    (
+                        *m,
+                        if i == 0 {
+                            root_rel.as_str()
+                        } else {
+                            below.as_str()
+                        },
+                    )
+                })
+                .filter(|(m, p)| m.is_excluded(p))
+                .collect();
+            let included = include.map_or(true, |m| m.is_excluded(&below));
+            if excluded_by.is_empty() && included {
+                for (_, e, listed) in pending.iter_mut() {
+                    if !*listed {
+                        out.push(e.clone());
+                        *listed = true;
+                    }
+                }
+                out.push(entry.clone());
+                if is_dir {
+                    pending.push((depth, entry, true));
+                }
+                continue;
+            }
+            if !is_dir {
+                continue;
+            }
+            // enter only when something below could still be listed
+            let mut enter = excluded_by.iter().all(|(m, p)| m.may_include_below(p));
+            if !included {
+                enter = enter && include.is_some_and(|m| m.may_match_below(&below));
+            }
+            if enter {
+                pending.push((depth, entry, false));
+            } else {
+                it.skip_current_dir();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves `path` (already cleaned relative to the root) inside the context: symbolic links
+    /// on the way are followed within the root, the last one only when `follow_last`. Each link
+    /// followed and the final path must be visible.
+    fn resolve_path(
+        &self,
+        shown: &str,
+        clean: &str,
+        follow_last: bool,
+    ) -> Result<String, ContextError> {
+        let mut todo: Vec<String> = clean
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .rev()
+            .map(str::to_string)
+            .collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(comp) = todo.pop() {
+            match comp.as_str() {
+                "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            done.push(comp);
+            let rel = done.join("/");
+            let full = self.root.join(&rel);
+            let meta = match fs::symlink_metadata(&full) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.excluded(shown, &rel)?;
+                    return Err(ContextError::NotFound {
+                        path: shown.to_string(),
+                    });
+                }
+                Err(e) => return Err(io_err(&full)(e)),
+            };
+            let last = todo.is_empty();
+            if meta.file_type().is_symlink() && (!last || follow_last) {
+                self.excluded(shown, &rel)?;
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(ContextError::SymlinkLoop {
+                        path: shown.to_string(),
+                    });
+                }
+                let target = fs::read_link(&full).map_err(io_err(&full))?;
+                done.pop();
+                if target.is_absolute() {
+                    done.clear();
+                }
+                let t = target.to_string_lossy().into_owned();
+                for c in t.split('/').filter(|c| !c.is_empty()).rev() {
+                    todo.push(c.to_string());
+                }
+            } else if !last && !meta.is_dir() {
+                return Err(ContextError::NotFound {
+                    path: shown.to_string(),
+                });
+            }
+        }
+        let rel = done.join("/");
+        if !rel.is_empty() {
+            self.excluded(shown, &rel)?;
+        }
+        Ok(rel)
+    }
+
+    /// Expands one (cleaned) source with wildcards against the visible tree, component by
+    /// component; returns matching paths relative to the root, in lexical order.
+    fn expand_wildcards(&self, shown: &str, clean: &str) -> Result<Vec<String>, ContextError> {
+        let mut current: Vec<String> = vec![String::new()];
+        for comp in clean.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            let mut next = Vec::new();
+            if !ignore::has_wildcards(comp) {
+                let name = ignore::unescape(comp);
+                for dir in &current {
+                    let rel = join(dir, &name);
+                    if fs::symlink_metadata(self.full(&rel)).is_ok() && self.is_visible(&rel) {
+                        next.push(rel);
+                    }
+                }
+            } else {
+                let glob = GlobPattern::new(comp).map_err(|source| ContextError::BadPattern {
+                    pattern: shown.to_string(),
+                    source,
+                })?;
+                for dir in &current {
+                    let full = self.full(dir);
+                    // resolve a symlinked directory inside the context before listing it
+                    let listed = if fs::symlink_metadata(&full)
+                        .map(|m| m.file_type().is_symlink())
+                        .unwrap_or(false)
+                    {
+                        self.full(&self.resolve_path(shown, dir, true)?)
+                    } else {
+                        full
+                    };
+                    let Ok(rd) = fs::read_dir(&listed) else {
+                        continue;
+                    };
+                    let mut names: Vec<String> = rd
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| glob.matches(n))
+                        .collect();
+                    names.sort();
+                    for n in names {
+                        let rel = join(dir, &n);
+                        if self.is_visible(&rel) {
+                            next.push(rel);
+                        }
+                    }
+                }
+            }
+            current = next;
+            if current.is_empty() {
+                break;
+            }
+        }
+        Ok(current)
+    }
+
+    /// Resolves the sources of one `COPY`/`ADD` against the context. Each non-wildcard source
+    /// must exist and be visible (else [`ContextError::NotFound`] or [`ContextError::Excluded`]
+    /// naming the line); a wildcard source may match nothing as long as the instruction as a whole
+    /// matches something. A named symbolic link is followed (inside the context), as Docker does;
+    /// links inside a copied directory stay links. Hard links among the entries are marked.
+    pub fn resolve_sources<S: AsRef<str>>(
+        &self,
+        patterns: &[S],
+        opts: &CopyOptions,
+    ) -> Result<Vec<Source>, ContextError> {
+        let exclude =
+            Matcher::from_patterns(&opts.exclude).map_err(|source| ContextError::BadPattern {
+                pattern: "--exclude".to_string(),
+                source,
+            })?;
+        let mut out = Vec::new();
+        let mut first_wildcard: Option<String> = None;
+        for pattern in patterns {
+            let shown = pattern.as_ref();
+            let clean = clean_source(shown)?;
+            let pivot = split_pivot(shown);
+            let matches = if ignore::has_wildcards(&clean) {
+                first_wildcard.get_or_insert_with(|| shown.to_string());
+                self.expand_wildcards(shown, &clean)?
+            } else {
+                vec![ignore::unescape(&clean)]
+            };
+            for m in matches {
+                let resolved = self.resolve_path(shown, &m, true)?;
+                let meta = fs::symlink_metadata(self.full(&resolved))
+                    .map_err(io_err(&self.full(&resolved)))?;
+                let kind = EntryKind::of(&meta.file_type());
+                let name = base_name(&m);
+                if kind != EntryKind::Dir && exclude.is_excluded(&name) {
+                    continue;
+                }
+                let parents = if opts.parents {
+                    let kept = match &pivot {
+                        Some(p) if p.is_empty() => m.as_str(),
+                        Some(p) if m == *p => "",
+                        Some(p) => m.strip_prefix(&format!("{p}/")).unwrap_or(&m),
+                        None => m.as_str(),
+                    };
+                    if kind == EntryKind::Dir {
+                        kept.to_string()
+                    } else {
+                        parent_of(kept)
+                    }
+                } else {
+                    String::new()
+                };
+                let entries = if kind == EntryKind::Dir {
+                    self.walk_below(&resolved, &parents, &[&self.ignore, &exclude], None, true)?
+                } else {
+                    let link_target = None;
+                    vec![Entry::from_meta(
+                        resolved.clone(),
+                        join(&parents, &name),
+                        &meta,
+                        link_target,
+                    )]
+                };
+                out.push(Source {
+                    pattern: shown.to_string(),
+                    path: resolved,
+                    kind,
+                    parents,
+                    entries,
+                });
+            }
+        }
+        if out.is_empty() {
+            let path = first_wildcard
+                .or_else(|| patterns.first().map(|p| p.as_ref().to_string()))
+                .unwrap_or_default();
+            return Err(ContextError::NotFound { path });
+        }
+        mark_hardlinks(&mut out);
+        Ok(out)
+    }
+
+    /// Digests the entries of `sources` for the build cache: file contents are hashed in parallel;
+    /// the result covers dest path, kind, mode, size, link target and hard links, not owners or
+    /// times (the copy resets owners unless `--chown` says otherwise, which the step's own cache
+    /// key covers).
+    pub fn digest(&self, sources: &[Source]) -> Result<SourcesDigest, ContextError> {
+        let entries: Vec<&Entry> = sources.iter().flat_map(|s| s.entries.iter()).collect();
+        let contents: Vec<Option<String>> = entries
+            .par_iter()
+            .map(|e| {
+                if e.kind == EntryKind::File && e.hardlink_to.is_none() {
+                    let full = self.full(&e.path);
+                    hash_file(&full).map(Some).map_err(io_err(&full))
+                } else {
+                    Ok(None)
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let mut h = Sha256::new();
+        let mut files = Vec::new();
+        for (e, c) in entries.iter().zip(&contents) {
+            let line = format!(
+                "{}\0{}\0{:o}\0{}\0{}\0{}\0{}\0{}\n",
+                e.dest,
+                e.kind.name(),
+                e.mode,
+                e.size,
+                e.link_target
+                    .as_deref()
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                e.hardlink_to.as_deref().unwrap_or(""),
+                e.rdev,
+                c.as_deref().unwrap_or("")
+            );
+            h.update(line.as_bytes());
+            if let Some(c) = c {
+                files.push((e.dest.clone(), format!("sha256:{c}")));
+            }
+        }
+        Ok(SourcesDigest {
+            digest: format!("sha256:{}", hex::encode(h.finalize())),
+            files,
+        })
+    }
+}
+
+fn matcher_for(patterns: &[String]) -> Result<Matcher, ContextError> {
+    Matcher::from_patterns(patterns).map_err(|source| ContextError::BadPattern {
+        pattern: patterns.join(" "),
+        source,
+    })
+}
+
+fn hash_file(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Marks the later names of a hard-linked file (same device and inode) so the copy recreates
+/// the link instead of a second file.
+fn mark_hardlinks(sources: &mut [Source]) {
+    let mut first: HashMap<(u64, u64), String> = HashMap::new();
+    for s in sources.iter_mut() {
+        for e in s.entries.iter_mut() {
+            if e.kind != EntryKind::File || e.nlink < 2 {
+                continue;
+            }
+            match first.get(&e.dev_ino) {
+                Some(d) if *d != e.dest => e.hardlink_to = Some(d.clone()),
+                Some(_) => {}
+                None => {
+                    first.insert(e.dev_ino, e.dest.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Cleans a source as written (`/` is the context root) and refuses one that climbs above it.
+fn clean_source(shown: &str) -> Result<String, ContextError> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in Path::new(shown).components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    return Err(ContextError::OutsideContext {
+                        path: shown.to_string(),
+                    });
+                }
+            }
+            Component::Normal(n) => parts.push(n.to_str().unwrap_or("")),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// For `--parents`, a `/./` in the source marks the pivot: what comes before it is not kept.
+/// Returns the cleaned pivot, if any.
+fn split_pivot(shown: &str) -> Option<String> {
+    let s = shown.trim_start_matches("./");
+    let before = match s.find("/./") {
+        Some(i) => &s[..i],
+        None => s.strip_suffix("/.")?,
+    };
+    Some(clean_source(before).unwrap_or_default())
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a}/{b}"),
+    }
+}
+
+fn base_name(p: &str) -> String {
+    p.rsplit('/').next().unwrap_or(p).to_string()
+}
+
+fn parent_of(p: &str) -> String {
+    match p.rfind('/') {
+        Some(i) => p[..i].to_string(),
+        None => String::new(),
+    }
+}
