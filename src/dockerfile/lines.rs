@@ -470,6 +470,9 @@ pub(crate) fn parse_lines(lines: &[&str], file: &str) -> Result<RawDockerfile, D
                 while i < lines.len() {
                     let raw = lines[i];
                     i += 1;
+                    if raw.len() > MAX_LINE_LEN {
+                        return Err(ctx.err(Span::point(i, 1), ErrorKind::LineTooLong));
+                    }
                     let candidate = if doc.chomp {
                         raw.trim_start_matches('\t')
                     } else {
