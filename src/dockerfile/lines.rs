@@ -285,7 +285,6 @@ fn is_blank_byte(c: char) -> bool {
 /// `(name, value, value byte offset)` when the line has the shape of a parser directive.
 fn directive_shape(line: &str) -> Option<(String, &str, usize)> {
     let t = line.trim_start_matches([' ', '\t']);
-    let lead = line.len() - t.len();
     let rest = t.strip_prefix('#')?;
     let r = rest.trim_start_matches([' ', '\t']);
     let name_len = r
@@ -305,7 +304,6 @@ fn directive_shape(line: &str) -> Option<(String, &str, usize)> {
         return None;
     }
     let off = line.len() - value_t.len();
-    let _ = lead;
     Some((name.to_ascii_lowercase(), value, off))
 }
 
