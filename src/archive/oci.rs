@@ -197,6 +197,30 @@ pub(super) fn read(index: TarIndex) -> Result<Vec<OciImage>, ArchiveError> {
             "it names no image",
         ));
     }
+    // every layer is read once before anything is loaded: a layer that would escape when
+    // unpacked, or that is not a tar, refuses the whole archive
+    let mut checked: HashSet<Digest> = HashSet::new();
+    for img in &images {
+        for l in img.manifest.layers() {
+            let d = digest_of(&path, "manifest", l.digest())?;
+            if !checked.insert(d.clone()) {
+                continue;
+            }
+            let member = blob_name(&d);
+            let m = index
+                .find(&member)
+                .ok_or_else(|| ArchiveError::MissingBlob {
+                    path: path.clone(),
+                    what: format!("manifest `{}`", Digest::of_bytes(&img.manifest_bytes)),
+                    member: member.clone(),
+                })?;
+            let what = format!("layer `{member}`");
+            let (tar, _) =
+                crate::layer::decompress(io::BufReader::with_capacity(256 * 1024, index.reader(m)))
+                    .map_err(|e| ArchiveError::invalid(&path, &what, e))?;
+            crate::layer::check_tar(tar).map_err(|e| ArchiveError::invalid(&path, &what, e))?;
+        }
+    }
     Ok(images)
 }
 

@@ -199,6 +199,13 @@ fn round_trip_keeps_every_attribute() {
     let report = apply_blob(&gz[..], &target, &ApplyOptions::default()).expect("apply");
     assert!(report.unmapped_uids.is_empty(), "{report:?}");
     assert!(report.skipped_xattrs.is_empty(), "{report:?}");
+    let (mut plain, _) = decompress(&gz[..]).expect("decompress");
+    let mut tar = Vec::new();
+    plain.read_to_end(&mut tar).expect("read");
+    assert_eq!(
+        check_tar(&tar[..]).expect("a friendly layer passes the check"),
+        report.entries
+    );
     let (want, got) = (snapshot(&upper), snapshot(&target));
     assert_eq!(want, got, "\n--- upper\n{want:#?}\n--- applied\n{got:#?}");
     // the opaque mark and the whiteout survived in overlay form
@@ -408,6 +415,8 @@ impl Jail {
 
     fn refuse(&self, tar: &[u8], what: &str) -> LayerError {
         let before = self.outside_state();
+        // the dry-run check refuses it too, writing nothing at all
+        check_tar(tar).expect_err(what);
         let err = apply_bytes(tar, &self.target, WhiteoutMode::Overlay).expect_err(what);
         assert_eq!(
             before,
