@@ -146,7 +146,14 @@ pub(super) fn read(index: TarIndex) -> Result<Vec<OciImage>, ArchiveError> {
             .map_err(|e| ArchiveError::invalid(&path, format!("manifest `{digest}`"), e))?;
         let mwhat = format!("manifest `{digest}`");
         let id = digest_of(&path, &mwhat, manifest.config().digest())?;
-        require(&index, &id, &mwhat)?;
+        let config = read_blob(&index, &id, &mwhat)?;
+        if Digest::of_bytes(&config) != id || config.len() as u64 != manifest.config().size() {
+            return Err(ArchiveError::invalid(
+                &path,
+                format!("config `{id}`"),
+                "its content does not match the digest and size in the manifest",
+            ));
+        }
         for l in manifest.layers() {
             require(&index, &digest_of(&path, &mwhat, l.digest())?, &mwhat)?;
         }
@@ -215,10 +222,15 @@ pub(super) fn read(index: TarIndex) -> Result<Vec<OciImage>, ArchiveError> {
                     member: member.clone(),
                 })?;
             let what = format!("layer `{member}`");
+            // the blob is hashed in the same pass, so that a damaged one refuses the whole
+            // archive before the first image is copied
+            let mut blob = VerifyingReader::new(index.reader(m), d.clone(), l.size());
             let (tar, _) =
-                crate::layer::decompress(io::BufReader::with_capacity(256 * 1024, index.reader(m)))
+                crate::layer::decompress(io::BufReader::with_capacity(256 * 1024, &mut blob))
                     .map_err(|e| ArchiveError::invalid(&path, &what, e))?;
             crate::layer::check_tar(tar).map_err(|e| ArchiveError::invalid(&path, &what, e))?;
+            io::copy(&mut blob, &mut io::sink())
+                .map_err(|e| ArchiveError::invalid(&path, &what, e))?;
         }
     }
     Ok(images)
