@@ -74,6 +74,8 @@ fn round_trip_import_images_tag_inspect_history_rmi() {
     assert_same("images -q", &format!("{}\n", &id[..12]), &q);
     let q = env.ok(["images", "-q", "--no-trunc"]);
     assert_same("images -q --no-trunc", &format!("sha256:{id}\n"), &q);
+    let ids = json(&env.ok(["images", "-q", "--format", "json"]));
+    assert_eq!(ids, serde_json::json!([&id[..12]]));
     let list = json(&env.ok(["images", "--format", "json"]));
     let names: Vec<&str> = list[0]["Names"]
         .as_array()
