@@ -524,3 +524,68 @@ fn archives_with_a_layer_that_escapes_are_refused() {
         assert_same(name, "Loaded image: ", &out[..14]);
     }
 }
+
+#[test]
+fn podman_loads_hoist_archives_and_hoist_loads_podman_s() {
+    require("podman");
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let (id, _, _) = identity(&env, "bb");
+    let podman = |args: &[&str]| {
+        let out = run(Command::new("podman")
+            .arg("--root")
+            .arg(env.path("podman/root"))
+            .arg("--runroot")
+            .arg(env.path("podman/run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args));
+        assert!(out.status.success(), "podman {args:?}\n{}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for format in ["docker-archive", "oci-archive"] {
+        let file = env.path(&format!("for-podman-{format}.tar"));
+        env.ok([
+            "save".as_ref(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "-o".as_ref(),
+            file.as_os_str(),
+            "bb".as_ref(),
+        ]);
+        let out = podman(&["load", "-q", "-i", &file.display().to_string()]);
+        assert!(out.contains("localhost/bb:latest"), "{format}: {out}");
+        let pid = podman(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "localhost/bb:latest",
+        ]);
+        assert_same(&format!("{format}: image ID in podman"), &id, pid.trim());
+        podman(&["rmi", "-f", "localhost/bb:latest"]);
+    }
+    // and back: podman's oci-archive keeps the config, so the ID is the same in hoist
+    podman(&[
+        "load",
+        "-q",
+        "-i",
+        &env.path("for-podman-oci-archive.tar").display().to_string(),
+    ]);
+    let back = env.path("from-podman.tar");
+    podman(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        &back.display().to_string(),
+        "localhost/bb:latest",
+    ]);
+    env.ok(["rmi", "bb"]);
+    let out = env.ok(["load".as_ref(), "-i".as_ref(), back.as_os_str()]);
+    assert_same(
+        "load of podman's archive",
+        "Loaded image: localhost/bb:latest\n",
+        &out,
+    );
+    assert_eq!(identity(&env, "bb").0, id);
+}
