@@ -662,6 +662,9 @@ impl Applier<'_> {
         let mut vpath = parents.to_vec();
         vpath.push(victim.to_owned());
         match self.opts.whiteouts {
+            // whiteouts only hide what lower layers made (image-spec layer.md): a name this
+            // layer wrote itself stays
+            WhiteoutMode::Overlay if self.written.contains(&vpath) => {}
             WhiteoutMode::Overlay => {
                 self.make_room(&parent, victim, false, shown)?;
                 mknodat(&parent, victim, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| {

@@ -833,3 +833,34 @@ fn umoci_unpacks_diffs_like_flatten_dirs() {
     );
     assert!(!flat.join("gone").exists() && !flat.join("etc/old/conf").exists());
 }
+
+#[test]
+fn a_whiteout_never_hides_what_its_own_layer_wrote() {
+    // image-spec layer.md: whiteouts apply to lower layers only, whatever the entry order
+    for mode in [WhiteoutMode::Overlay, WhiteoutMode::Delete] {
+        let j = Jail::new();
+        apply_bytes(
+            &hostile(&[Raw::File(b"a", b"kept"), Raw::File(b".wh.a", b"")]),
+            &j.target,
+            mode,
+        )
+        .expect("apply");
+        assert_eq!(
+            fs::read(j.target.join("a")).expect("a"),
+            b"kept",
+            "{mode:?}"
+        );
+        let j = Jail::new();
+        apply_bytes(
+            &hostile(&[Raw::File(b".wh.b", b""), Raw::File(b"b", b"kept")]),
+            &j.target,
+            mode,
+        )
+        .expect("apply");
+        assert_eq!(
+            fs::read(j.target.join("b")).expect("b"),
+            b"kept",
+            "{mode:?}"
+        );
+    }
+}
