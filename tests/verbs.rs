@@ -91,6 +91,15 @@ fn round_trip_import_images_tag_inspect_history_rmi() {
             "quay.io/team/app:latest"
         ]
     );
+    let t = env.ok(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert_same(
+        "images --format TEMPLATE",
+        &format!(
+            "localhost/busybox:latest {short}\nlocalhost/app:v1 {short}\nquay.io/team/app:latest {short}\n",
+            short = &id[..12]
+        ),
+        &t,
+    );
     // a repository filter
     let r = rows(&env.ok(["images", "app"]));
     assert_eq!(r.len(), 2, "{r:?}");
@@ -329,9 +338,12 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
     refused(&env, &["history", "nosuch"], "`nosuch`");
     refused(&env, &["rmi", "busybox", "nosuch"], "`nosuch`");
     refused(&env, &["rmi", "0000000"], "`0000000`");
-    // an unknown format is a usage error (exit 2), as every clap-level mistake
-    let err = env.fails(2, ["images", "--format", "yaml"]);
-    assert!(err.contains("yaml"), "{err}");
+    refused(&env, &["images", "--format", "yaml"], "`yaml`");
+    refused(
+        &env,
+        &["history", "--format", "{{.ID", "busybox"],
+        "template",
+    );
     refused(
         &env,
         &["inspect", "--format", "{{.Nope}}x{{", "busybox"],

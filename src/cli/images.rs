@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use serde::Serialize;
 
+use super::inspect::ListFormat;
 use super::{output, Globals};
 use crate::image::Reference;
 use crate::store::{has_children, ImageRecord, Store};
@@ -27,20 +28,14 @@ pub struct Args {
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
 
-    /// Output format
-    #[arg(long = "format", value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format: `table`, `json`, or a Go template over ID, Repository, Tag, Digest,
+    /// CreatedSince, CreatedAt, Size (`{{.Repository}}:{{.Tag}}`)
+    #[arg(long = "format", value_name = "FORMAT", default_value = "table")]
+    pub format: String,
 
     /// Show only images of this repository (and tag)
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub filter: Option<String>,
-}
-
-/// How to print a listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
 }
 
 #[derive(Serialize)]
@@ -58,6 +53,7 @@ struct JsonImage {
 }
 
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let format = ListFormat::parse(&args.format)?;
     // a filter names a repository, optionally with a tag
     let filter = match &args.filter {
         Some(f) => {
@@ -102,50 +98,80 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             .filter(|r| seen.insert(&r.id))
             .map(|r| id_of(r))
             .collect();
-        match args.format {
-            Format::Json => output::println(&serde_json::to_string_pretty(&ids)?),
-            Format::Table => ids.iter().for_each(|i| output::println(i)),
+        match format {
+            ListFormat::Json => output::println(&serde_json::to_string_pretty(&ids)?),
+            ListFormat::Table => ids.iter().for_each(|i| output::println(i)),
+            ListFormat::Template(_) => {
+                anyhow::bail!("`--quiet` and a `--format` template cannot be combined")
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format {
-        Format::Json => {
+    let now = Utc::now();
+    // one row per shown name (or one `<none>` row for an unnamed image)
+    let mut rows: Vec<RowValues> = Vec::new();
+    for r in &shown {
+        let created = match r.created {
+            Some(t) => format!("{} ago", human_duration((now - t).num_seconds())),
+            None => "N/A".to_owned(),
+        };
+        let names: Vec<&Reference> = r.names.iter().filter(|n| name_matches(n)).collect();
+        let pairs: Vec<(String, String)> = if names.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            names
+                .iter()
+                .map(|n| (n.repository(), n.tag().unwrap_or("<none>").to_owned()))
+                .collect()
+        };
+        for (repository, tag) in pairs {
+            rows.push(RowValues {
+                id: id_of(r),
+                repository,
+                tag,
+                digest: r.manifest_digest.to_string(),
+                created_since: created.clone(),
+                created_at: r.created.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                size: human_size(r.size),
+            });
+        }
+    }
+    match format {
+        ListFormat::Json => {
             let list: Vec<JsonImage> = shown.iter().map(|r| json_image(r)).collect();
             output::println(&serde_json::to_string_pretty(&list)?);
         }
-        Format::Table => {
-            let now = Utc::now();
-            let mut rows = Vec::new();
-            for r in &shown {
-                let created = match r.created {
-                    Some(t) => format!("{} ago", human_duration((now - t).num_seconds())),
-                    None => "N/A".to_owned(),
-                };
-                let size = human_size(r.size);
-                let names: Vec<&Reference> = r.names.iter().filter(|n| name_matches(n)).collect();
-                if names.is_empty() {
-                    rows.push(vec![
-                        "<none>".into(),
-                        "<none>".into(),
-                        id_of(r),
-                        created.clone(),
-                        size.clone(),
-                    ]);
-                }
-                for n in names {
-                    rows.push(vec![
-                        n.repository(),
-                        n.tag().unwrap_or("<none>").to_owned(),
-                        id_of(r),
-                        created.clone(),
-                        size.clone(),
-                    ]);
-                }
+        ListFormat::Template(t) => {
+            for row in &rows {
+                output::println(&t.render(&serde_json::to_value(row)?)?);
             }
-            output::table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
+        }
+        ListFormat::Table => {
+            let table: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|r| vec![r.repository, r.tag, r.id, r.created_since, r.size])
+                .collect();
+            output::table(
+                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+                &table,
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One listing row, as templates see it (podman's field names).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RowValues {
+    #[serde(rename = "ID")]
+    id: String,
+    repository: String,
+    tag: String,
+    digest: String,
+    created_since: String,
+    created_at: String,
+    size: String,
 }
 
 fn json_image(r: &ImageRecord) -> JsonImage {
