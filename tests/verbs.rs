@@ -327,6 +327,15 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
     refused(&env, &["import", &p(&truncated), "x:"], "empty tag");
     refused(
         &env,
+        &[
+            "import",
+            &p(&escaping),
+            &format!("x@sha256:{}", "a".repeat(64)),
+        ],
+        "digest",
+    );
+    refused(
+        &env,
         &["import", &p(&truncated), "x", "-c", "RUN make"],
         "RUN",
     );

@@ -3,7 +3,7 @@
 //! Prints the new image's ID.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,6 +54,11 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         );
     }
     let mut input: Box<dyn Read> = if source == "-" {
+        if io::stdin().is_terminal() {
+            anyhow::bail!(
+                "cannot read a tarball from a terminal: redirect standard input or name a file"
+            );
+        }
         Box::new(io::stdin().lock())
     } else {
         let f = File::open(&args.file).with_context(|| format!("`{source}`"))?;

@@ -49,6 +49,9 @@ impl Store {
         input: &mut dyn Read,
         opts: &ImportOptions,
     ) -> Result<ImageRecord, StoreError> {
+        for n in &opts.names {
+            super::check_name(n)?;
+        }
         let what = || format!("tarball `{}`", opts.source_name);
         let bad = |reason: String| StoreError::Invalid {
             what: what(),
