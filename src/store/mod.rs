@@ -494,6 +494,15 @@ impl Store {
         for n in names {
             check_name(n)?;
         }
+        // the same image under another manifest: it only gains the names (no stray manifest blob)
+        if let Some(existing) = self
+            .images()?
+            .into_iter()
+            .find(|r| r.id == checked.config_digest && r.manifest_digest != checked.manifest_digest)
+        {
+            index::add_names(self, &existing.manifest_digest, names)?;
+            return self.resolve(&existing.id.to_string());
+        }
         let (digest, _) = self.write_blob(&mut &manifest[..])?;
         debug_assert_eq!(digest, checked.manifest_digest);
         let id = index::add_image(self, &checked, names)?;

@@ -387,3 +387,40 @@ fn collection_waits_for_other_writers() {
     );
     assert!(!other.has_blob(&a.id));
 }
+
+#[test]
+fn committing_another_manifest_of_a_known_config_only_adds_names() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("x", b"data")], &["x"]);
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&store.read_blob(&a.manifest_digest).expect("manifest"))
+            .expect("json");
+    m["annotations"] = serde_json::json!({"org.example": "other manifest"});
+    let bytes = serde_json::to_vec(&m).expect("json");
+    let blobs = fs::read_dir(dir.path().join("blobs/sha256"))
+        .expect("ls")
+        .count();
+    let r = store
+        .commit_image(&bytes, &[Reference::parse_local("y").expect("ref")])
+        .expect("commit");
+    assert_eq!(r.id, a.id);
+    assert_eq!(
+        r.manifest_digest, a.manifest_digest,
+        "the first manifest stays"
+    );
+    assert_eq!(r.names.len(), 2);
+    assert_eq!(
+        fs::read_dir(dir.path().join("blobs/sha256"))
+            .expect("ls")
+            .count(),
+        blobs
+    );
+    // a manifest naming a missing layer is refused
+    m["layers"][0]["digest"] = serde_json::json!(format!("sha256:{}", "0".repeat(64)));
+    let bytes = serde_json::to_vec(&m).expect("json");
+    assert!(matches!(
+        store.commit_image(&bytes, &[]),
+        Err(StoreError::MissingBlob(_))
+    ));
+}
