@@ -424,3 +424,45 @@ fn committing_another_manifest_of_a_known_config_only_adds_names() {
         Err(StoreError::MissingBlob(_))
     ));
 }
+
+#[test]
+fn an_unnamed_parent_is_intermediate_and_survives_prune() {
+    use crate::image::config;
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let parent = import(&store, &[("x", b"data")], &[]);
+    // a child: the parent's layer again on top, one more history entry
+    let mut cfg = parent.config.clone();
+    let diff_id = parent.diff_ids().expect("ids")[0].clone();
+    config::add_layer(
+        &mut cfg,
+        &diff_id,
+        config::history_entry("2024-01-02T03:04:06Z", "RUN true", None, false),
+    );
+    let cfg_bytes = config::canonical_json(&cfg).expect("json");
+    let (cfg_digest, cfg_size) = store.write_blob(&mut &cfg_bytes[..]).expect("config");
+    let layer = &parent.manifest.layers()[0];
+    let l = (
+        Digest::from_oci(layer.digest()).expect("digest"),
+        layer.size(),
+        layer.media_type().clone(),
+    );
+    let manifest = config::manifest_for(&cfg_digest, cfg_size, &[l.clone(), l]);
+    let child = store
+        .commit_image(
+            &config::canonical_json(&manifest).expect("json"),
+            &[Reference::parse_local("child").expect("ref")],
+        )
+        .expect("commit child");
+    let all = store.images().expect("images");
+    let p = all.iter().find(|r| r.id == parent.id).expect("parent");
+    let c = all.iter().find(|r| r.id == child.id).expect("child");
+    assert!(is_parent(p, c));
+    assert!(!is_parent(c, p));
+    assert!(has_children(&all, p));
+    let r = store.prune(PruneMode::Dangling).expect("prune");
+    assert!(r.removed_images.is_empty(), "an intermediate image is kept");
+    store.remove("child", false).expect("rmi child");
+    let r = store.prune(PruneMode::Dangling).expect("prune");
+    assert_eq!(r.removed_images, vec![parent.id.clone()]);
+}
