@@ -15,6 +15,9 @@ use crate::store::{has_children, ImageRecord, Store};
 use crate::util::{human_duration, human_size};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = "One row per name; an unnamed image shows as `<none> <none>`. Unnamed images that are the parent of another image (intermediate images) are shown only with `--all`, as podman does. Rows are sorted newest first. SIZE is what the image's blobs take in the store (manifest, config and compressed layers). Names are full: `localhost/app` for images named here, `docker.io/library/busybox` for Docker Hub names."
+)]
 pub struct Args {
     /// Show intermediate images too (unnamed parents of other images)
     #[arg(short = 'a', long = "all")]

@@ -17,6 +17,9 @@ use crate::image::Reference;
 use crate::store::{ImportOptions, Store};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = "The tarball may be plain or compressed with gzip, zstd, bzip2 or xz; `-` reads standard input. It is checked whole (a truncated or non-tar file, or an entry escaping the root, is refused) before anything is written to the store. The image gets one gzip layer; `SOURCE_DATE_EPOCH` fixes its creation time, so the same tarball gives the same image ID. Prints the image ID."
+)]
 pub struct Args {
     /// The tarball to import, or `-` for standard input
     #[arg(value_name = "FILE|-")]
