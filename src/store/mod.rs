@@ -455,7 +455,8 @@ impl Store {
     ///
     /// A blob missing while the listing is read (a concurrent `prune` between reading
     /// `index.json` and the blob) makes it read the index again; an entry still broken after
-    /// that is skipped with a warning, so one damaged image does not hide the others.
+    /// that, or one that is not an image (an artifact another tool stored), is skipped with a
+    /// warning, so it does not hide the images.
     pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
         for _ in 0..2 {
             match index::load_records(self, false) {

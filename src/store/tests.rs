@@ -466,3 +466,49 @@ fn an_unnamed_parent_is_intermediate_and_survives_prune() {
     let r = store.prune(PruneMode::Dangling).expect("prune");
     assert_eq!(r.removed_images, vec![parent.id.clone()]);
 }
+
+#[test]
+fn an_artifact_in_the_index_is_skipped_and_kept() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("x", b"data")], &["x"]);
+    let (cfg, cfg_size) = store.write_blob(&mut &b"{}"[..]).expect("empty config");
+    let (layer, layer_size) = store.write_blob(&mut &b"payload"[..]).expect("payload");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example+type",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cfg.to_string(), "size": cfg_size},
+        "layers": [{"mediaType": "application/octet-stream", "digest": layer.to_string(), "size": layer_size}]
+    });
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    let (m, m_size) = store.write_blob(&mut &bytes[..]).expect("manifest");
+    let index_path = dir.path().join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&fs::read(&index_path).expect("index")).expect("json");
+    index["manifests"]
+        .as_array_mut()
+        .expect("list")
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": m.to_string(),
+            "size": m_size,
+            "annotations": {"org.opencontainers.image.ref.name": "localhost/art:1"}
+        }));
+    fs::write(&index_path, serde_json::to_vec(&index).expect("json")).expect("write index");
+    let images = store.images().expect("images");
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].id, a.id);
+    let refused = store.commit_image(&bytes, &[]).expect_err("not an image");
+    assert!(
+        refused.to_string().contains("not an image config"),
+        "{refused}"
+    );
+    drop(store);
+    let store = Store::open(dir.path()).expect("open");
+    store.prune(PruneMode::All).expect("prune");
+    for d in [&cfg, &layer, &m] {
+        assert!(store.has_blob(d), "artifact blob {d} kept");
+    }
+    assert!(!store.has_blob(&a.id));
+}
