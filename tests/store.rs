@@ -154,3 +154,41 @@ fn killed_import_leaves_a_readable_store_and_is_swept() {
     );
     storecheck::verify(&env.root);
 }
+
+#[test]
+fn hoist_reads_a_layout_skopeo_wrote() {
+    require("skopeo");
+    let env = TestEnv::new();
+    let id = env.import_busybox("busybox");
+    // skopeo copies the image into a fresh layout under a short name, the way users do
+    let other = env.path("other");
+    let mut cmd = Command::new("skopeo");
+    cmd.arg("copy")
+        .arg(format!(
+            "oci:{}:localhost/busybox:latest",
+            env.root.display()
+        ))
+        .arg(format!("oci:{}:mine", other.display()));
+    let out = run(&mut cmd);
+    assert_success(&cmd, &out);
+    let with_root = |args: &[&str]| {
+        let mut full = vec!["--root", other.to_str().expect("utf8")];
+        full.extend_from_slice(args);
+        env.ok(full)
+    };
+    // `mine` is an unqualified name: hoist reads it as localhost/mine:latest
+    let v: serde_json::Value =
+        serde_json::from_str(&with_root(&["inspect", "mine"])).expect("json");
+    assert_eq!(v[0]["Id"], id.as_str(), "same config, same ID");
+    with_root(&["tag", "mine", "second"]);
+    let table = with_root(&["images"]);
+    assert!(table.contains("localhost/second"), "{table}");
+    with_root(&["rmi", "mine"]);
+    // skopeo still reads what hoist left
+    let mut cmd = Command::new("skopeo");
+    cmd.arg("inspect")
+        .arg(format!("oci:{}:localhost/second:latest", other.display()));
+    let out = run(&mut cmd);
+    assert_success(&cmd, &out);
+    storecheck::verify(&other);
+}

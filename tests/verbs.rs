@@ -215,9 +215,22 @@ fn import_reads_gzip_and_stdin_and_is_reproducible() {
         "stdin, same image"
     );
 
+    // zstd too
+    let zst = env.path("rootfs.tar.zst");
+    std::fs::write(&zst, zstd::encode_all(&tar[..], 3).expect("zstd")).expect("write zst");
+    let mut z = env.cmd(["import", "-m", "same", zst.to_str().expect("utf8"), "d"]);
+    z.env("SOURCE_DATE_EPOCH", "1700000000");
+    let out = run(&mut z);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        id_plain,
+        "zstd input, same image"
+    );
+
     let v = json(&env.ok(["inspect", "a"]));
     assert_eq!(v[0]["Created"], "2023-11-14T22:13:20Z");
-    assert_eq!(v[0]["Names"].as_array().expect("names").len(), 3);
+    assert_eq!(v[0]["Names"].as_array().expect("names").len(), 4);
     storecheck::verify(&env.root);
 }
 
