@@ -252,6 +252,28 @@ fn names_move_and_dangling_images_show_as_none() {
         .expect("dangling row");
     assert_eq!(none[1], "<none>");
     assert_eq!(none[2], &first[..12]);
+    // filters: the dangling one alone, the named one alone
+    let q = env.ok(["images", "-q", "--filter", "dangling=true"]);
+    assert_same(
+        "images -f dangling=true",
+        &format!("{}\n", &first[..12]),
+        &q,
+    );
+    let q = env.ok([
+        "images",
+        "-q",
+        "-f",
+        "dangling=false",
+        "-f",
+        "reference=app*",
+    ]);
+    assert_same(
+        "images -f dangling=false",
+        &format!("{}\n", &second[..12]),
+        &q,
+    );
+    let q = env.ok(["images", "-q", "-f", &format!("before={}", &second[..12])]);
+    assert_same("images -f before=", &format!("{}\n", &first[..12]), &q);
     // prune removes the dangling one and reports the space
     let out = env.ok(["prune"]);
     assert!(out.contains(&first), "{out}");
@@ -361,6 +383,8 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
     refused(&env, &["rmi", "busybox", "nosuch"], "`nosuch`");
     refused(&env, &["rmi", "0000000"], "`0000000`");
     refused(&env, &["images", "--format", "yaml"], "`yaml`");
+    refused(&env, &["images", "--filter", "color=red"], "`color`");
+    refused(&env, &["images", "--filter", "since=nosuch"], "`nosuch`");
     refused(
         &env,
         &["history", "--format", "{{.ID", "busybox"],

@@ -1,4 +1,5 @@
-//! `hoist images [-a] [-q] [--no-trunc] [--format table|json] [REPOSITORY[:TAG]]`: lists the
+//! `hoist images [-a] [-q] [--no-trunc] [-f KEY=VALUE]… [--format table|json|TEMPLATE]
+//! [REPOSITORY[:TAG]]`: lists the
 //! images of the store as podman does: one row per name, unnamed images as `<none> <none>`,
 //! newest first. Unnamed images that are another image's parent (intermediate) show only with
 //! `-a`. SIZE is the bytes the image's blobs take in the store (compressed layers).
@@ -36,9 +37,69 @@ pub struct Args {
     #[arg(long = "format", value_name = "FORMAT", default_value = "table")]
     pub format: String,
 
+    /// Show only images matching every filter: `dangling=true|false`, `label=KEY[=VALUE]`,
+    /// `reference=PATTERN` (glob over names), `before=IMAGE`, `since=IMAGE`
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+
     /// Show only images of this repository (and tag)
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub filter: Option<String>,
+}
+
+/// One `--filter`.
+enum Filter {
+    Dangling(bool),
+    Label(String, Option<String>),
+    Reference(globset::GlobMatcher),
+    Before(String),
+    Since(String),
+}
+
+impl Filter {
+    fn parse(s: &str) -> anyhow::Result<Filter> {
+        let Some((key, value)) = s.split_once('=') else {
+            anyhow::bail!("filter `{s}`: expected KEY=VALUE");
+        };
+        Ok(match key {
+            "dangling" => match value {
+                "true" | "1" => Filter::Dangling(true),
+                "false" | "0" => Filter::Dangling(false),
+                _ => anyhow::bail!("filter `{s}`: dangling takes `true` or `false`"),
+            },
+            "label" => match value.split_once('=') {
+                Some((k, v)) => Filter::Label(k.to_owned(), Some(v.to_owned())),
+                None => Filter::Label(value.to_owned(), None),
+            },
+            "reference" => Filter::Reference(
+                globset::GlobBuilder::new(value)
+                    .literal_separator(false)
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("filter `{s}`: {e}"))?
+                    .compile_matcher(),
+            ),
+            "before" => Filter::Before(value.to_owned()),
+            "since" => Filter::Since(value.to_owned()),
+            _ => anyhow::bail!(
+                "unsupported filter `{key}` (supported: dangling, label, reference, before, since)"
+            ),
+        })
+    }
+}
+
+/// The forms a reference pattern is matched against: `docker.io/library/busybox:latest`,
+/// `docker.io/library/busybox`, `busybox:latest`, `busybox`.
+fn reference_forms(n: &Reference) -> Vec<String> {
+    let repo = n.repository();
+    let last = n.path().rsplit('/').next().unwrap_or(n.path()).to_owned();
+    let tag = n.tag().unwrap_or("latest");
+    vec![
+        format!("{repo}:{tag}"),
+        repo,
+        format!("{last}:{tag}"),
+        last,
+        n.familiar(),
+    ]
 }
 
 #[derive(Serialize)]
@@ -65,11 +126,64 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let filters = args
+        .filters
+        .iter()
+        .map(|f| Filter::parse(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let store = Store::open(&globals.root)?;
     let all = store.images()?;
+    // before/since name an image whose creation time bounds the listing
+    let mut bounds = Vec::new();
+    for f in &filters {
+        if let Filter::Before(i) | Filter::Since(i) = f {
+            let r = store.resolve(i)?;
+            bounds.push((matches!(f, Filter::Before(_)), r.created, r.id));
+        }
+    }
+    let reference_ok = |n: &Reference| {
+        filters.iter().all(|f| match f {
+            Filter::Reference(g) => reference_forms(n).iter().any(|form| g.is_match(form)),
+            _ => true,
+        })
+    };
+    let has_reference_filter = filters.iter().any(|f| matches!(f, Filter::Reference(_)));
+    let image_ok = |r: &ImageRecord| {
+        let labels = r
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone())
+            .unwrap_or_default();
+        let simple = filters.iter().all(|f| match f {
+            Filter::Dangling(d) => r.is_dangling() == *d,
+            Filter::Label(k, v) => match (labels.get(k), v) {
+                (Some(have), Some(want)) => have == want,
+                (Some(_), None) => true,
+                (None, _) => false,
+            },
+            Filter::Reference(_) => r.names.iter().any(reference_ok),
+            Filter::Before(_) | Filter::Since(_) => true,
+        });
+        let bounded = bounds.iter().all(|(before, t, id)| {
+            &r.id != id
+                && match (r.created, t) {
+                    (Some(c), Some(t)) => {
+                        if *before {
+                            c < *t
+                        } else {
+                            c > *t
+                        }
+                    }
+                    _ => false,
+                }
+        });
+        simple && bounded
+    };
     let mut shown: Vec<&ImageRecord> = all
         .iter()
         .filter(|r| args.all || !r.is_dangling() || !has_children(&all, r))
+        .filter(|r| image_ok(r))
         .collect();
     // newest first, then by first name
     shown.sort_by(|a, b| {
@@ -78,10 +192,13 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             .then_with(|| a.names.first().cmp(&b.names.first()))
     });
     let name_matches = |n: &Reference| match &filter {
-        None => true,
-        Some((cands, with_tag)) => cands
-            .iter()
-            .any(|c| c.repository() == n.repository() && (!with_tag || c.tag() == n.tag())),
+        None => !has_reference_filter || reference_ok(n),
+        Some((cands, with_tag)) => {
+            (!has_reference_filter || reference_ok(n))
+                && cands
+                    .iter()
+                    .any(|c| c.repository() == n.repository() && (!with_tag || c.tag() == n.tag()))
+        }
     };
     if filter.is_some() {
         shown.retain(|r| r.names.iter().any(name_matches));
