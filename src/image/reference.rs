@@ -231,6 +231,15 @@ impl serde::Serialize for Reference {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Reference {
+    /// Reads the full form written by [`serde::Serialize`] (any form [`Reference::parse_local`]
+    /// takes).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Reference::parse_local(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Whether `s` is 64 lowercase hex digits (an image ID without `sha256:`).
 pub fn is_full_id(s: &str) -> bool {
     s.len() == 64 && is_hex(s)
@@ -521,6 +530,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let r = Reference::parse("quay.io/a/b:1").expect("valid");
+        let json = serde_json::to_string(&r).expect("serialize");
+        assert_eq!(json, "\"quay.io/a/b:1\"");
+        assert_eq!(
+            serde_json::from_str::<Reference>(&json).expect("deserialize"),
+            r
+        );
+        assert!(serde_json::from_str::<Reference>("\"UPPER/case\"").is_err());
     }
 
     #[test]
