@@ -336,6 +336,8 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
     std::fs::write(&escaping, storecheck::escaping_tar()).expect("write");
     let hardlink = env.path("hardlink.tar");
     std::fs::write(&hardlink, storecheck::hardlink_escape_tar()).expect("write");
+    let through_link = env.path("through-link.tar");
+    std::fs::write(&through_link, storecheck::symlink_parent_tar()).expect("write");
     let p = |p: &std::path::Path| p.to_str().expect("utf8").to_owned();
 
     refused(&env, &["import", &p(&truncated), "x"], "truncated.tar");
@@ -346,8 +348,13 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
     );
     refused(&env, &["import", &p(&not_tar), "x"], "notes.txt");
     refused(&env, &["import", &p(&empty), "x"], "empty.tar");
-    refused(&env, &["import", &p(&escaping), "x"], "escapes the root");
-    refused(&env, &["import", &p(&hardlink), "x"], "escapes the root");
+    refused(
+        &env,
+        &["import", &p(&escaping), "x"],
+        "`..` leads above the root",
+    );
+    refused(&env, &["import", &p(&hardlink), "x"], "hard link target");
+    refused(&env, &["import", &p(&through_link), "x"], "symbolic link");
     refused(
         &env,
         &["import", "/nonexistent.tar", "x"],
