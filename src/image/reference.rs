@@ -270,7 +270,7 @@ fn parse_parts(input: &str) -> Result<Parts, ReferenceError> {
     // a tag follows the last `:` that comes after the last `/` (`host:5000/x` has no tag)
     let last_slash = rest.rfind('/');
     let (name, tag) = match rest.rfind(':') {
-        Some(c) if last_slash.map_or(true, |s| c > s) => {
+        Some(c) if last_slash.is_none_or(|s| c > s) => {
             let tag = &rest[c + 1..];
             if tag.is_empty() {
                 return Err(ReferenceError::EmptyTag(input.to_owned()));
