@@ -486,3 +486,33 @@ fn ambiguous_short_id_names_the_candidates() {
         assert!(err.contains(&m[..12]), "{err} lacks {m}");
     }
 }
+
+#[test]
+fn rmi_all_removes_every_image_and_blob() {
+    let env = TestEnv::new();
+    let tar = env.path("small.tar");
+    std::fs::write(&tar, storecheck::small_tar(&[("f", b"1")])).expect("write");
+    let t = tar.to_str().expect("utf8");
+    let a = env.ok(["import", t, "a"]).trim().to_string();
+    env.ok(["tag", "a", "c"]);
+    let b = env.ok(["import", t, "b"]).trim().to_string();
+    let out = env.ok(["rmi", "-a"]);
+    for line in [
+        "Untagged: localhost/a:latest",
+        "Untagged: localhost/c:latest",
+        "Untagged: localhost/b:latest",
+        &format!("Deleted: {a}"),
+        &format!("Deleted: {b}"),
+    ] {
+        assert!(out.lines().any(|l| l == line), "`{line}` missing:\n{out}");
+    }
+    assert_eq!(env.ok(["images", "-q", "-a"]), "");
+    assert_eq!(
+        std::fs::read_dir(env.root.join("blobs/sha256"))
+            .expect("ls")
+            .count(),
+        0
+    );
+    let err = env.fails(2, ["rmi", "-a", "a"]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}

@@ -29,11 +29,13 @@ pub struct Args {
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let targets: Vec<String> = if args.all {
-        store
+        let mut ids: Vec<String> = store
             .images()?
             .iter()
-            .map(|r| r.id.hex().to_owned())
-            .collect()
+            .map(|r| r.manifest_digest.to_string())
+            .collect();
+        ids.dedup();
+        ids
     } else {
         for i in &args.images {
             store.resolve(i)?;
