@@ -100,6 +100,9 @@ fn round_trip_import_images_tag_inspect_history_rmi() {
         ),
         &t,
     );
+    let r = rows(&env.ok(["images", "--digests"]));
+    assert_eq!(r[0][2], "DIGEST");
+    assert!(r[1][2].starts_with("sha256:"), "{r:?}");
     // a repository filter
     let r = rows(&env.ok(["images", "app"]));
     assert_eq!(r.len(), 2, "{r:?}");

@@ -32,6 +32,10 @@ pub struct Args {
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
 
+    /// Show the manifest digest in a DIGEST column
+    #[arg(long = "digests")]
+    pub digests: bool,
+
     /// Output format: `table`, `json`, or a Go template over ID, Repository, Tag, Digest,
     /// CreatedSince, CreatedAt, Size (`{{.Repository}}:{{.Tag}}`)
     #[arg(long = "format", value_name = "FORMAT", default_value = "table")]
@@ -269,12 +273,21 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         ListFormat::Table => {
             let table: Vec<Vec<String>> = rows
                 .into_iter()
-                .map(|r| vec![r.repository, r.tag, r.id, r.created_since, r.size])
+                .map(|r| {
+                    let mut row = vec![r.repository, r.tag];
+                    if args.digests {
+                        row.push(r.digest);
+                    }
+                    row.extend([r.id, r.created_since, r.size]);
+                    row
+                })
                 .collect();
-            output::table(
-                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-                &table,
-            );
+            let header: &[&str] = if args.digests {
+                &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+            } else {
+                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+            };
+            output::table(header, &table);
         }
     }
     Ok(ExitCode::SUCCESS)
