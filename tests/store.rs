@@ -131,6 +131,28 @@ fn rootless_user_imports_tags_and_removes() {
         assert_eq!(uid, 65534, "{} owned by {uid}", e.path().display());
     }
     storecheck::verify(&env.root);
+    // the same user unpacks it with umoci, straight from the store
+    require("umoci");
+    let bundle = env.path("bundle");
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+        "umoci",
+        "unpack",
+        "--rootless",
+        "--image",
+    ])
+    .arg(format!("{}:localhost/again:latest", env.root.display()))
+    .arg(&bundle)
+    .env("HOME", env.dir.path());
+    let out = run(&mut cmd);
+    assert_success(&cmd, &out);
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
     env.ok(["rmi", "busybox", "again"]);
     assert_eq!(env.ok(["images", "-q"]), "");
 }
