@@ -71,7 +71,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         kernel,
         overlay: match &overlay {
             Ok(true) => "yes (new mount API, one `lowerdir+` per layer, userxattr)".to_string(),
-            Ok(false) => "yes (legacy mount options over short symlinked paths, userxattr)".to_string(),
+            Ok(false) => {
+                "yes (legacy mount options over short symlinked paths, userxattr)".to_string()
+            }
             Err(e) => format!("no ({e}): layers are copied instead"),
         },
         overlay_ok: overlay.is_ok(),
@@ -94,8 +96,14 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
                 ("user", format!("{} (uid {})", info.user, info.uid)),
                 ("subuid", ranges(&info.subuid)),
                 ("subgid", ranges(&info.subgid)),
-                ("newuidmap", info.newuidmap.clone().unwrap_or_else(|| "not found".into())),
-                ("newgidmap", info.newgidmap.clone().unwrap_or_else(|| "not found".into())),
+                (
+                    "newuidmap",
+                    info.newuidmap.clone().unwrap_or_else(|| "not found".into()),
+                ),
+                (
+                    "newgidmap",
+                    info.newgidmap.clone().unwrap_or_else(|| "not found".into()),
+                ),
             ];
             for (k, v) in lines {
                 output::println(&format!("{k:<10} {v}"));

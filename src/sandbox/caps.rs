@@ -37,7 +37,8 @@ pub fn drop_bounding() -> Result<(), SandboxError> {
     let keep: CapsHashSet = DEFAULT.iter().copied().collect();
     for cap in caps::all() {
         if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(err("dropping from the bounding set"))?;
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(err("dropping from the bounding set"))?;
         }
     }
     Ok(())

@@ -68,7 +68,12 @@ pub fn main(fd: RawFd) -> i32 {
     match run(&mut sock, &start) {
         Ok(code) => code,
         Err(Failure::Setup(e)) => {
-            let _ = write_frame(&mut sock, &FromInit::SetupFailed { message: e.to_string() });
+            let _ = write_frame(
+                &mut sock,
+                &FromInit::SetupFailed {
+                    message: e.to_string(),
+                },
+            );
             125
         }
         Err(Failure::Exec { message, code }) => {
@@ -222,11 +227,17 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
     let sys = RealSys;
     let mut start = start.clone();
     // nothing mounted from here on may reach the parent's namespace
-    sys.mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
-        .map_err(|e| SandboxError::Mount {
-            target: "/".into(),
-            message: e.to_string(),
-        })?;
+    sys.mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )
+    .map_err(|e| SandboxError::Mount {
+        target: "/".into(),
+        message: e.to_string(),
+    })?;
     build_rootfs(&mut start)?;
     let root = start.rootfs.clone();
     mounts::mount_container_fs(&sys, &root, &start)?;
@@ -253,8 +264,17 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
         ))
         .into());
     }
-    let env = command_env(&start.spec.env, &start.spec.hostname, &user.home, start.spec.tty);
-    let cwd = if start.spec.cwd.is_empty() { "/" } else { &start.spec.cwd };
+    let env = command_env(
+        &start.spec.env,
+        &start.spec.hostname,
+        &user.home,
+        start.spec.tty,
+    );
+    let cwd = if start.spec.cwd.is_empty() {
+        "/"
+    } else {
+        &start.spec.cwd
+    };
     fs::create_dir_all(cwd).map_err(|source| SandboxError::Io {
         what: format!("creating the working directory `{cwd}`"),
         source,
@@ -275,29 +295,50 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
         None
     };
     let signals = Signals::block()?;
-    let pty = if start.spec.tty { Some(Pty::open()?) } else { None };
+    let pty = if start.spec.tty {
+        Some(Pty::open()?)
+    } else {
+        None
+    };
     let cstrings = |v: &[String]| -> Result<Vec<CString>, SandboxError> {
         v.iter()
             .map(|s| CString::new(s.as_bytes()))
             .collect::<Result<_, _>>()
-            .map_err(|_| SandboxError::Spec("a command argument or variable contains a NUL byte".into()))
+            .map_err(|_| {
+                SandboxError::Spec("a command argument or variable contains a NUL byte".into())
+            })
     };
     let c_exe = CString::new(exe.as_os_str().as_bytes())
         .map_err(|_| SandboxError::Spec("executable path contains a NUL byte".into()))?;
     let c_argv = cstrings(&start.spec.argv)?;
     let c_env = cstrings(&env)?;
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(nix_err("creating a pipe"))?;
+    let (err_r, err_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix_err("creating a pipe"))?;
 
     // SAFETY: the init is single-threaded; the child sets itself up and execs
     let child = match unsafe { nix::unistd::fork() }.map_err(nix_err("forking the command"))? {
         nix::unistd::ForkResult::Child => {
             drop(err_r);
-            let e = exec_command(&start, &user, cwd, pty.as_ref(), prog.as_ref(), &c_exe, &c_argv, &c_env);
+            let e = exec_command(
+                &start,
+                &user,
+                cwd,
+                pty.as_ref(),
+                prog.as_ref(),
+                &c_exe,
+                &c_argv,
+                &c_env,
+            );
             let mut f = fs::File::from(err_w);
             let _ = f.write_all(e.as_bytes());
             // SAFETY: leave the forked child without running the init's destructors
-            unsafe { libc::_exit(if e.contains("permission denied") { 126 } else { 127 }) }
+            unsafe {
+                libc::_exit(if e.contains("permission denied") {
+                    126
+                } else {
+                    127
+                })
+            }
         }
         nix::unistd::ForkResult::Parent { child } => child,
     };
@@ -306,14 +347,23 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
     let _ = fs::File::from(err_r).read_to_string(&mut why);
     if !why.is_empty() {
         let _ = nix::sys::wait::waitpid(child, None);
-        let code = if why.contains("permission denied") { 126 } else { 127 };
+        let code = if why.contains("permission denied") {
+            126
+        } else {
+            127
+        };
         return Err(Failure::Exec { message: why, code });
     }
     let pty = pty.map(|p| {
         drop(p.slave);
         p.master
     });
-    let _ = write_frame(sock, &FromInit::Started { pid: child.as_raw() });
+    let _ = write_frame(
+        sock,
+        &FromInit::Started {
+            pid: child.as_raw(),
+        },
+    );
     let code = supervise(child, &signals, pty);
     // end every other process of the container (kill(2): -1 from a pid namespace's init reaches
     // all of that namespace but the init), reap them, and only then tell the parent: it can go
@@ -349,7 +399,10 @@ fn exec_command(
         }
         // SAFETY: TIOCSCTTY on the pty slave we opened; makes it our controlling terminal
         if unsafe { libc::ioctl(pty.slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
-            return fail("making the pty the controlling terminal", &std::io::Error::last_os_error());
+            return fail(
+                "making the pty the controlling terminal",
+                &std::io::Error::last_os_error(),
+            );
         }
         for fd in 0..3 {
             // SAFETY: dup2 onto the standard descriptors of this process
@@ -371,8 +424,11 @@ fn exec_command(
         return e.to_string();
     }
     if !start.fake_id_calls {
-        let groups: Vec<nix::unistd::Gid> =
-            user.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+        let groups: Vec<nix::unistd::Gid> = user
+            .groups
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
         if let Err(e) = nix::unistd::setgroups(&groups) {
             return fail("setgroups", &e);
         }
@@ -393,14 +449,24 @@ fn exec_command(
     }
     // every descriptor but 0, 1, 2 closes on exec
     // SAFETY: close_range with the CLOEXEC flag only changes descriptor flags
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if let Some(prog) = prog {
         if let Err(e) = seccomp::install(prog) {
             return e.to_string();
         }
     }
     let e = nix::unistd::execve(exe, argv, env).err();
-    let argv0 = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let argv0 = argv
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match e {
         Some(nix::Error::EACCES) => format!("exec: \"{argv0}\": permission denied"),
         Some(e) => format!("exec: \"{argv0}\": {}", e.desc().to_lowercase()),
@@ -427,7 +493,8 @@ impl Signals {
                 SigSet::empty(),
             );
             // SAFETY: the handler does nothing
-            unsafe { nix::sys::signal::sigaction(s, &action) }.map_err(nix_err("installing a signal handler"))?;
+            unsafe { nix::sys::signal::sigaction(s, &action) }
+                .map_err(nix_err("installing a signal handler"))?;
             set.add(s);
         }
         set.add(Signal::SIGCHLD);
@@ -568,7 +635,10 @@ fn supervise(child: Pid, signals: &Signals, pty: Option<OwnedFd>) -> i32 {
         if code.is_some() {
             if let Some(m) = &pty {
                 // drain what the command wrote before it ended
-                let _ = nix::fcntl::fcntl(m.as_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+                let _ = nix::fcntl::fcntl(
+                    m.as_fd(),
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
                 while let Ok(n) = nix::unistd::read(m, &mut buf) {
                     if n == 0 {
                         break;
@@ -594,10 +664,21 @@ mod tests {
 
     #[test]
     fn env_gets_docker_defaults_and_later_values_win() {
-        let env = command_env(&["A=1".into(), "A=2".into(), "HOME=/h".into()], "box", "/root", true);
+        let env = command_env(
+            &["A=1".into(), "A=2".into(), "HOME=/h".into()],
+            "box",
+            "/root",
+            true,
+        );
         assert_eq!(
             env,
-            vec![format!("PATH={DEFAULT_PATH}"), "A=2".into(), "HOME=/h".into(), "HOSTNAME=box".into(), "TERM=xterm".into()]
+            vec![
+                format!("PATH={DEFAULT_PATH}"),
+                "A=2".into(),
+                "HOME=/h".into(),
+                "HOSTNAME=box".into(),
+                "TERM=xterm".into()
+            ]
         );
     }
 
@@ -609,15 +690,24 @@ mod tests {
         fs::write(r.join("bin/tool"), "").unwrap();
         fs::set_permissions(r.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(r.join("bin/data"), "").unwrap();
-        assert_eq!(find_executable("tool", "/usr/bin:/bin", r).unwrap(), PathBuf::from("/bin/tool"));
+        assert_eq!(
+            find_executable("tool", "/usr/bin:/bin", r).unwrap(),
+            PathBuf::from("/bin/tool")
+        );
         assert_eq!(
             find_executable("foo", "/bin", r).unwrap_err(),
-            ("exec: \"foo\": executable file not found in $PATH".to_string(), 127)
+            (
+                "exec: \"foo\": executable file not found in $PATH".to_string(),
+                127
+            )
         );
         assert_eq!(find_executable("/bin/data", "/bin", r).unwrap_err().1, 126);
         assert_eq!(
             find_executable("/nope", "/bin", r).unwrap_err(),
-            ("exec: \"/nope\": stat /nope: no such file or directory".to_string(), 127)
+            (
+                "exec: \"/nope\": stat /nope: no such file or directory".to_string(),
+                127
+            )
         );
     }
 }

@@ -58,7 +58,12 @@ pub fn resolve_in_root(root: &Path, path: &str) -> PathBuf {
                 if t.starts_with('/') {
                     parts.clear();
                 }
-                pending.extend(t.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string));
+                pending.extend(
+                    t.split('/')
+                        .filter(|c| !c.is_empty())
+                        .rev()
+                        .map(str::to_string),
+                );
             }
             _ => parts.push(c),
         }
@@ -111,7 +116,8 @@ pub fn lookup(layers: &[PathBuf], rel: &Path) -> Option<fs::Metadata> {
                 Ok(m) if is_whiteout(&m) => return None,
                 Ok(m) if last => return Some(m),
                 Ok(m) if m.is_dir() => {
-                    if is_opaque(&at) && !at.join(comps[i + 1..].iter().collect::<PathBuf>()).exists()
+                    if is_opaque(&at)
+                        && !at.join(comps[i + 1..].iter().collect::<PathBuf>()).exists()
                     {
                         return None;
                     }
@@ -159,7 +165,8 @@ pub fn prepare_skeleton(
             }
             match lookup(layers, &at) {
                 Some(m) if m.is_dir() => {
-                    fs::create_dir(&host).map_err(io_err(format!("creating `{}`", host.display())))?;
+                    fs::create_dir(&host)
+                        .map_err(io_err(format!("creating `{}`", host.display())))?;
                     dirs.push((host, m));
                 }
                 Some(_) => {
@@ -170,9 +177,8 @@ pub fn prepare_skeleton(
                         at.display()
                     )));
                 }
-                None => {
-                    fs::create_dir(&host).map_err(io_err(format!("creating `{}`", host.display())))?
-                }
+                None => fs::create_dir(&host)
+                    .map_err(io_err(format!("creating `{}`", host.display())))?,
             }
         }
         let host = skel.join(rel);
@@ -237,7 +243,13 @@ pub fn mount_overlay(
         upper.display(),
         work.display()
     );
-    let r = sys.mount(Some(Path::new("overlay")), target, Some("overlay"), MsFlags::empty(), Some(&data));
+    let r = sys.mount(
+        Some(Path::new("overlay")),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+    );
     std::env::set_current_dir(cwd)?;
     r.map_err(|legacy| {
         io::Error::new(
@@ -331,7 +343,13 @@ pub fn mount_rootfs(sys: &dyn Sys, start: &Start, links: &Path) -> Result<(), Sa
             message: format!("overlay of {} layers: {e}", lowers.len()),
         }),
         RootfsPlan::Copy { dir } => sys
-            .mount(Some(dir), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+            .mount(
+                Some(dir),
+                target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
             .map_err(|e| SandboxError::Mount {
                 target: target.clone(),
                 message: e.to_string(),
@@ -347,7 +365,13 @@ fn mount_err(target: &Path) -> impl FnOnce(io::Error) -> SandboxError + '_ {
 }
 
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
-const PROC_MASKED: [&str; 5] = ["kcore", "keys", "timer_list", "sched_debug", "latency_stats"];
+const PROC_MASKED: [&str; 5] = [
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+];
 const PROC_READONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
 
 /// Mounts `/proc`, `/dev`, `/sys`, the generated `/etc` files and the spec's mounts under the
@@ -357,13 +381,25 @@ pub fn mount_container_fs(sys: &dyn Sys, root: &Path, start: &Start) -> Result<(
 
     // /proc of the new pid namespace, with docker's masked and read-only paths
     let proc = resolve_in_root(root, "/proc");
-    sys.mount(Some(Path::new("proc")), &proc, Some("proc"), nosuid_nodev_noexec, None)
-        .map_err(mount_err(&proc))?;
+    sys.mount(
+        Some(Path::new("proc")),
+        &proc,
+        Some("proc"),
+        nosuid_nodev_noexec,
+        None,
+    )
+    .map_err(mount_err(&proc))?;
     for name in PROC_MASKED {
         let p = proc.join(name);
         if p.exists() {
-            sys.mount(Some(Path::new("/dev/null")), &p, None, MsFlags::MS_BIND, None)
-                .map_err(mount_err(&p))?;
+            sys.mount(
+                Some(Path::new("/dev/null")),
+                &p,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
+            .map_err(mount_err(&p))?;
         }
     }
     for name in PROC_READONLY {
@@ -393,7 +429,8 @@ pub fn mount_container_fs(sys: &dyn Sys, root: &Path, start: &Start) -> Result<(
             .map_err(mount_err(&p))?;
     }
     for d in ["pts", "shm"] {
-        fs::create_dir(dev.join(d)).map_err(io_err(format!("creating `{}`", dev.join(d).display())))?;
+        fs::create_dir(dev.join(d))
+            .map_err(io_err(format!("creating `{}`", dev.join(d).display())))?;
     }
     let pts = dev.join("pts");
     sys.mount(
@@ -436,7 +473,13 @@ pub fn mount_container_fs(sys: &dyn Sys, root: &Path, start: &Start) -> Result<(
     );
     if let Err(e) = fresh {
         let bound = sys
-            .mount(Some(Path::new("/sys")), &sysfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+            .mount(
+                Some(Path::new("/sys")),
+                &sysfs,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
             .and_then(|()| sys.set_readonly(&sysfs));
         if let Err(e2) = bound {
             log::debug!("no /sys in the container: sysfs: {e}; bind: {e2}");
@@ -459,11 +502,17 @@ pub fn mount_container_fs(sys: &dyn Sys, root: &Path, start: &Start) -> Result<(
             Mount::Bind {
                 source, readonly, ..
             } => {
-                sys.mount(Some(source), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-                    .map_err(|e| SandboxError::Mount {
-                        target: PathBuf::from(m.destination()),
-                        message: format!("binding `{}`: {e}", source.display()),
-                    })?;
+                sys.mount(
+                    Some(source),
+                    &target,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )
+                .map_err(|e| SandboxError::Mount {
+                    target: PathBuf::from(m.destination()),
+                    message: format!("binding `{}`: {e}", source.display()),
+                })?;
                 if *readonly {
                     sys.set_readonly(&target).map_err(mount_err(&target))?;
                 }
@@ -543,7 +592,7 @@ mod tests {
             (PathBuf::from("etc/hosts"), Kind::File, true),
             (PathBuf::from("mnt/data"), Kind::Dir, false),
         ];
-        assert!(prepare_skeleton(&skel, &[low.clone()], &needs).unwrap());
+        assert!(prepare_skeleton(&skel, std::slice::from_ref(&low), &needs).unwrap());
         assert!(!skel.join("proc").exists());
         assert!(skel.join("etc/hosts").is_file());
         assert!(skel.join("mnt/data").is_dir());
@@ -555,7 +604,11 @@ mod tests {
     #[test]
     fn copy_layers_applies_whiteouts_and_opaque_dirs() {
         let d = tempfile::tempdir().unwrap();
-        let (l0, l1, out) = (d.path().join("l0"), d.path().join("l1"), d.path().join("out"));
+        let (l0, l1, out) = (
+            d.path().join("l0"),
+            d.path().join("l1"),
+            d.path().join("out"),
+        );
         fs::create_dir_all(l0.join("dir")).unwrap();
         fs::write(l0.join("dir/old"), "x").unwrap();
         fs::write(l0.join("gone"), "x").unwrap();
@@ -586,8 +639,16 @@ mod tests {
         }
         let mut spec = Spec::new(vec![], "/u".into(), "/w".into(), vec!["true".into()]);
         spec.mounts = vec![
-            Mount::Bind { source: "/src".into(), destination: "/data".into(), readonly: true },
-            Mount::Tmpfs { destination: "/t".into(), size: Some(1024), mode: Some(0o700) },
+            Mount::Bind {
+                source: "/src".into(),
+                destination: "/data".into(),
+                readonly: true,
+            },
+            Mount::Tmpfs {
+                destination: "/t".into(),
+                size: Some(1024),
+                mode: Some(0o700),
+            },
         ];
         let start = Start {
             spec,
@@ -607,7 +668,9 @@ mod tests {
                     fstype.as_deref().unwrap_or("bind"),
                     target.strip_prefix(&root).unwrap().display()
                 )),
-                Call::SetReadonly(t) => Some(format!("ro {}", t.strip_prefix(&root).unwrap().display())),
+                Call::SetReadonly(t) => {
+                    Some(format!("ro {}", t.strip_prefix(&root).unwrap().display()))
+                }
                 _ => None,
             })
             .filter(|s| !s.contains("proc/"))
@@ -634,6 +697,9 @@ mod tests {
         );
         assert!(calls.iter().any(|c| matches!(c,
             Call::Mount { fstype: Some(f), data: Some(d), .. } if f == "tmpfs" && d == "mode=700,size=1024")));
-        assert_eq!(fs::read_link(root.join("dev/ptmx")).unwrap(), PathBuf::from("pts/ptmx"));
+        assert_eq!(
+            fs::read_link(root.join("dev/ptmx")).unwrap(),
+            PathBuf::from("pts/ptmx")
+        );
     }
 }

@@ -94,7 +94,10 @@ struct Registration(usize);
 impl Registration {
     fn new(pid: i32) -> Option<Registration> {
         LIVE.iter()
-            .position(|s| s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+            .position(|s| {
+                s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            })
             .map(Registration)
     }
 }
@@ -121,11 +124,14 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
 }
 
 /// The generated `/etc` files: `hosts`, `hostname`, `resolv.conf`.
-fn write_etc_files(dir: &Path, spec: &Spec, hostname: &str) -> Result<Vec<(String, PathBuf)>, SandboxError> {
+fn write_etc_files(
+    dir: &Path,
+    spec: &Spec,
+    hostname: &str,
+) -> Result<Vec<(String, PathBuf)>, SandboxError> {
     fs::create_dir_all(dir).map_err(io(format!("creating `{}`", dir.display())))?;
-    let mut hosts = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-    );
+    let mut hosts =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
     let resolv = match spec.network {
         // a copy, so a command that edits it never edits the host's
@@ -152,7 +158,8 @@ fn mode() -> Result<UsernsMode, SandboxError> {
         Some(m) => Ok(m.clone()),
         None if nix::unistd::geteuid().is_root() => Ok(UsernsMode::Root),
         None => Err(SandboxError::NoUserns(
-            "hoist's user namespace was not entered (`sandbox::userns::enter` must run first)".into(),
+            "hoist's user namespace was not entered (`sandbox::userns::enter` must run first)"
+                .into(),
         )),
     }
 }
@@ -163,7 +170,10 @@ fn check_spec(spec: &Spec) -> Result<(), SandboxError> {
     }
     for l in &spec.lower_dirs {
         if !l.is_dir() {
-            return Err(SandboxError::Spec(format!("layer dir `{}` does not exist", l.display())));
+            return Err(SandboxError::Spec(format!(
+                "layer dir `{}` does not exist",
+                l.display()
+            )));
         }
     }
     for m in &spec.mounts {
@@ -302,7 +312,11 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
     drop(theirs);
     drop(stdio);
     let reg = Registration::new(pid);
-    let _raw = if start.spec.tty { RawTerminal::enter() } else { None };
+    let _raw = if start.spec.tty {
+        RawTerminal::enter()
+    } else {
+        None
+    };
     let sent = write_frame(&mut ours, &start);
     let outcome = wait_for(pid, &mut ours, sent.is_ok());
     drop(reg);
@@ -390,7 +404,9 @@ fn wait_for(
         Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
         Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
         Ok(other) => {
-            return Err(SandboxError::Setup(format!("container init ended oddly: {other:?}")))
+            return Err(SandboxError::Setup(format!(
+                "container init ended oddly: {other:?}"
+            )))
         }
         Err(e) => {
             return Err(SandboxError::Io {
@@ -401,14 +417,18 @@ fn wait_for(
     };
     if !started && failure.is_none() && PENDING.load(Ordering::SeqCst) == 0 {
         failure = Some(FromInit::SetupFailed {
-            message: format!("the container's init ended with status {code} before the command started"),
+            message: format!(
+                "the container's init ended with status {code} before the command started"
+            ),
         });
     }
     Ok((code, failure))
 }
 
 fn reap(pid: i32) {
-    while let Err(nix::Error::EINTR) = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {}
+    while let Err(nix::Error::EINTR) =
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
+    {}
 }
 
 /// Puts hoist's terminal in raw mode for a `-t` run, restoring it on drop.

@@ -34,16 +34,22 @@ pub fn faked_syscalls() -> Vec<i64> {
 }
 
 fn arch() -> Result<TargetArch, SandboxError> {
-    TargetArch::try_from(std::env::consts::ARCH)
-        .map_err(|e| SandboxError::Seccomp(format!("architecture `{}`: {e}", std::env::consts::ARCH)))
+    TargetArch::try_from(std::env::consts::ARCH).map_err(|e| {
+        SandboxError::Seccomp(format!("architecture `{}`: {e}", std::env::consts::ARCH))
+    })
 }
 
 /// Compiles the filter: listed calls return 0, everything else runs.
 pub fn fake_id_filter() -> Result<BpfProgram, SandboxError> {
     let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
         faked_syscalls().into_iter().map(|s| (s, vec![])).collect();
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(0), arch()?)
-        .map_err(|e| SandboxError::Seccomp(e.to_string()))?;
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(0),
+        arch()?,
+    )
+    .map_err(|e| SandboxError::Seccomp(e.to_string()))?;
     filter
         .try_into()
         .map_err(|e: seccompiler::BackendError| SandboxError::Seccomp(e.to_string()))

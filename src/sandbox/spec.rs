@@ -159,7 +159,10 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > 64 << 20 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
     }
     let mut data = vec![0u8; len];
     r.read_exact(&mut data)?;
@@ -178,11 +181,17 @@ mod tests {
         write_frame(&mut buf, &FromInit::Started { pid: 2 }).unwrap();
         write_frame(
             &mut buf,
-            &FromInit::ExecFailed { message: "exec: \"x\": not found".into(), code: 127 },
+            &FromInit::ExecFailed {
+                message: "exec: \"x\": not found".into(),
+                code: 127,
+            },
         )
         .unwrap();
         let mut r = &buf[..];
-        assert_eq!(read_frame::<FromInit>(&mut r).unwrap(), Some(FromInit::Started { pid: 2 }));
+        assert_eq!(
+            read_frame::<FromInit>(&mut r).unwrap(),
+            Some(FromInit::Started { pid: 2 })
+        );
         assert!(matches!(
             read_frame::<FromInit>(&mut r).unwrap(),
             Some(FromInit::ExecFailed { code: 127, .. })
@@ -192,8 +201,17 @@ mod tests {
 
     #[test]
     fn spec_serialises() {
-        let mut s = Spec::new(vec!["/l0".into()], "/u".into(), "/w".into(), vec!["true".into()]);
-        s.mounts.push(Mount::Tmpfs { destination: "/t".into(), size: Some(1 << 20), mode: None });
+        let mut s = Spec::new(
+            vec!["/l0".into()],
+            "/u".into(),
+            "/w".into(),
+            vec!["true".into()],
+        );
+        s.mounts.push(Mount::Tmpfs {
+            destination: "/t".into(),
+            size: Some(1 << 20),
+            mode: None,
+        });
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Spec>(&j).unwrap(), s);
     }

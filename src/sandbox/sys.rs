@@ -110,7 +110,12 @@ fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
 
 /// `fsconfig(fd, cmd, key, value, 0)`; the kernel's own message (read from the fs context fd)
 /// would be nicer, but errno is what every kernel gives.
-fn fsconfig(fd: &OwnedFd, cmd: libc::c_uint, key: Option<&str>, value: Option<&CString>) -> io::Result<()> {
+fn fsconfig(
+    fd: &OwnedFd,
+    cmd: libc::c_uint,
+    key: Option<&str>,
+    value: Option<&CString>,
+) -> io::Result<()> {
     let key = key.map(cstr).transpose()?;
     // SAFETY: fd is an fs context we own; key and value are NUL-terminated and outlive the call.
     let rc = unsafe {
@@ -151,18 +156,35 @@ impl Sys for RealSys {
     ) -> io::Result<()> {
         let fstype = cstr("overlay")?;
         // SAFETY: fsopen takes a NUL-terminated name and flags; it returns a new fd or -1.
-        let fd = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+        let fd =
+            check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
         // SAFETY: the kernel just handed us this descriptor; nobody else owns it.
         let fs = unsafe { OwnedFd::from_raw_fd(fd as i32) };
         for lower in lowers {
-            fsconfig(&fs, FSCONFIG_SET_STRING, Some("lowerdir+"), Some(&cpath(lower)?))?;
+            fsconfig(
+                &fs,
+                FSCONFIG_SET_STRING,
+                Some("lowerdir+"),
+                Some(&cpath(lower)?),
+            )?;
         }
-        fsconfig(&fs, FSCONFIG_SET_STRING, Some("upperdir"), Some(&cpath(upper)?))?;
-        fsconfig(&fs, FSCONFIG_SET_STRING, Some("workdir"), Some(&cpath(work)?))?;
+        fsconfig(
+            &fs,
+            FSCONFIG_SET_STRING,
+            Some("upperdir"),
+            Some(&cpath(upper)?),
+        )?;
+        fsconfig(
+            &fs,
+            FSCONFIG_SET_STRING,
+            Some("workdir"),
+            Some(&cpath(work)?),
+        )?;
         fsconfig(&fs, FSCONFIG_SET_FLAG, Some("userxattr"), None)?;
         fsconfig(&fs, FSCONFIG_CMD_CREATE, None, None)?;
         // SAFETY: fsmount on the configured context we own.
-        let m = check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })?;
+        let m =
+            check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })?;
         // SAFETY: as above, a fresh descriptor from the kernel.
         let mnt = unsafe { OwnedFd::from_raw_fd(m as i32) };
         let empty = cstr("")?;

@@ -95,7 +95,9 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser, Sandbo
             // supplementary groups only when the group is not given, as docker does
             if let Some(name) = &name {
                 for e in group_entries(group) {
-                    if e.members.contains(&name.as_str()) && e.gid != gid && !groups.contains(&e.gid)
+                    if e.members.contains(&name.as_str())
+                        && e.gid != gid
+                        && !groups.contains(&e.gid)
                     {
                         groups.push(e.gid);
                     }
@@ -107,7 +109,11 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser, Sandbo
         uid,
         gid,
         groups,
-        home: if home.is_empty() { "/".to_string() } else { home },
+        home: if home.is_empty() {
+            "/".to_string()
+        } else {
+            home
+        },
     })
 }
 
@@ -115,16 +121,19 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser, Sandbo
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nbroken\n";
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nbroken\n";
     const GROUP: &str = "root:x:0:\nadm:x:4:app\napp:x:1000:\nusers:x:100:app,other\n";
 
     fn r(spec: &str) -> Result<ExecUser, String> {
         resolve(spec, PASSWD, GROUP).map_err(|e| e.to_string())
     }
 
+    type Want = Result<(u32, u32, &'static [u32], &'static str), &'static str>;
+
     #[test]
     fn table() {
-        let cases: &[(&str, Result<(u32, u32, &[u32], &str), &str>)] = &[
+        let cases: &[(&str, Want)] = &[
             ("", Ok((0, 0, &[], "/root"))),
             ("root", Ok((0, 0, &[], "/root"))),
             ("app", Ok((1000, 1000, &[4, 100], "/home/app"))),
@@ -133,13 +142,18 @@ mod tests {
             ("app:5", Ok((1000, 5, &[], "/home/app"))),
             ("4242", Ok((4242, 0, &[], "/"))),
             ("4242:4242", Ok((4242, 4242, &[], "/"))),
-            ("nobody", Err("unable to find user `nobody`: no matching entries in passwd file")),
-            ("app:nogroup", Err("unable to find group `nogroup`: no matching entries in group file")),
+            (
+                "nobody",
+                Err("unable to find user `nobody`: no matching entries in passwd file"),
+            ),
+            (
+                "app:nogroup",
+                Err("unable to find group `nogroup`: no matching entries in group file"),
+            ),
         ];
         for (spec, want) in cases {
             let got = r(spec).map(|u| (u.uid, u.gid, u.groups.clone(), u.home.clone()));
-            let want = want
-                .clone()
+            let want = (*want)
                 .map(|(u, g, gs, h)| (u, g, gs.to_vec(), h.to_string()))
                 .map_err(str::to_string);
             assert_eq!(got, want, "user spec {spec:?}");

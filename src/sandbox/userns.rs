@@ -56,12 +56,18 @@ impl fmt::Display for Reduced {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reduced::NoSubidRange { file, user } => {
-                write!(f, "no subordinate id range for user `{user}` in `{}`", file.display())
+                write!(
+                    f,
+                    "no subordinate id range for user `{user}` in `{}`",
+                    file.display()
+                )
             }
             Reduced::NoNewuidmap { program } => {
                 write!(f, "`{program}` is not installed (Debian package `uidmap`)")
             }
-            Reduced::NewuidmapFailed { message } => write!(f, "id mapping helper failed: {message}"),
+            Reduced::NewuidmapFailed { message } => {
+                write!(f, "id mapping helper failed: {message}")
+            }
             Reduced::Sysctl { name, value } => write!(
                 f,
                 "unprivileged user namespaces are disabled by sysctl `{name}` = {value}"
@@ -128,10 +134,15 @@ impl fmt::Display for UsernsMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UsernsMode::Root => write!(f, "root (no user namespace needed)"),
-            UsernsMode::Range { uid, uids, gids, .. } => {
+            UsernsMode::Range {
+                uid, uids, gids, ..
+            } => {
                 let n: u64 = uids.iter().map(|r| u64::from(r.count)).sum();
                 let g: u64 = gids.iter().map(|r| u64::from(r.count)).sum();
-                write!(f, "rootless: 0 → {uid}, 1… → {n} subordinate uids and {g} gids")
+                write!(
+                    f,
+                    "rootless: 0 → {uid}, 1… → {n} subordinate uids and {g} gids"
+                )
             }
             UsernsMode::Single { uid, reason, .. } => {
                 write!(f, "rootless with a single id (0 → {uid}): {reason}")
@@ -181,12 +192,17 @@ impl Host {
 
     fn sysctl(&self, name: &str) -> Option<String> {
         let p = self.proc.join("sys").join(name.replace('.', "/"));
-        std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
     }
 
     /// The sysctl that disables user namespaces, if one does.
     pub fn disabled_by_sysctl(&self) -> Option<Reduced> {
-        for name in ["user.max_user_namespaces", "kernel.unprivileged_userns_clone"] {
+        for name in [
+            "user.max_user_namespaces",
+            "kernel.unprivileged_userns_clone",
+        ] {
             if let Some(v) = self.sysctl(name) {
                 if v == "0" {
                     return Some(Reduced::Sysctl {
@@ -279,7 +295,11 @@ pub fn plan(host: &Host) -> Plan {
     }
     let (Some(newuidmap), Some(newgidmap)) = (host.newuidmap.clone(), host.newgidmap.clone())
     else {
-        let program = if host.newuidmap.is_none() { "newuidmap" } else { "newgidmap" };
+        let program = if host.newuidmap.is_none() {
+            "newuidmap"
+        } else {
+            "newgidmap"
+        };
         return Plan::Single(Reduced::NoNewuidmap {
             program: program.to_string(),
         });
@@ -394,11 +414,12 @@ fn enter_single(sys: &dyn Sys, host: &Host, reason: Reduced) -> Result<UsernsMod
 }
 
 fn finish_single(sys: &dyn Sys, host: &Host, reason: Reduced) -> Result<UsernsMode, SandboxError> {
-    write_single_map(sys, &host.proc, host.euid, host.egid).map_err(|e| {
-        SandboxError::Io {
-            what: format!("writing the id map `{}`", host.proc.join("self/uid_map").display()),
-            source: e,
-        }
+    write_single_map(sys, &host.proc, host.euid, host.egid).map_err(|e| SandboxError::Io {
+        what: format!(
+            "writing the id map `{}`",
+            host.proc.join("self/uid_map").display()
+        ),
+        source: e,
     })?;
     if let Err(reason) = make_private(sys, host) {
         return Ok(UsernsMode::Unavailable { reason });
@@ -534,7 +555,8 @@ impl MapHelper {
         let Some(mut go) = self.go.take() else {
             return Err("helper already used".to_string());
         };
-        go.write_all(b"1").map_err(|e| format!("cannot reach the helper: {e}"))?;
+        go.write_all(b"1")
+            .map_err(|e| format!("cannot reach the helper: {e}"))?;
         drop(go);
         let mut msg = String::new();
         let _ = self.result.read_to_string(&mut msg);
@@ -655,7 +677,8 @@ pub fn probe_overlay(scratch: &Path) -> Result<bool, String> {
             // SAFETY: leave the forked child without running destructors
             unsafe { libc::_exit(code) }
         }
-        Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None) {
+        Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None)
+        {
             Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(true),
             Ok(nix::sys::wait::WaitStatus::Exited(_, 1)) => Ok(false),
             Ok(nix::sys::wait::WaitStatus::Exited(_, 2)) => {
@@ -696,8 +719,14 @@ mod tests {
         assert_eq!(
             parse_subid(text, Some("alice"), 1000),
             vec![
-                IdRange { start: 100000, count: 65536 },
-                IdRange { start: 300000, count: 10 }
+                IdRange {
+                    start: 100000,
+                    count: 65536
+                },
+                IdRange {
+                    start: 300000,
+                    count: 10
+                }
             ]
         );
         assert!(parse_subid(text, Some("carol"), 1001).is_empty());
@@ -705,7 +734,16 @@ mod tests {
 
     #[test]
     fn helper_args_follow_podman_layout() {
-        let r = [IdRange { start: 100000, count: 65536 }, IdRange { start: 300000, count: 10 }];
+        let r = [
+            IdRange {
+                start: 100000,
+                count: 65536,
+            },
+            IdRange {
+                start: 300000,
+                count: 10,
+            },
+        ];
         assert_eq!(
             helper_args(1000, &r).join(" "),
             "0 1000 1 1 100000 65536 65537 300000 10"
@@ -730,7 +768,11 @@ mod tests {
         let mode = enter_with(&sys, &h).unwrap();
         assert!(matches!(
             mode,
-            UsernsMode::Single { uid: 1000, reason: Reduced::NoSubidRange { .. }, .. }
+            UsernsMode::Single {
+                uid: 1000,
+                reason: Reduced::NoSubidRange { .. },
+                ..
+            }
         ));
         let me = h.proc.join("self");
         assert_eq!(
@@ -749,7 +791,10 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(std::fs::read_to_string(me.join("uid_map")).unwrap(), "0 1000 1\n");
+        assert_eq!(
+            std::fs::read_to_string(me.join("uid_map")).unwrap(),
+            "0 1000 1\n"
+        );
     }
 
     #[test]
@@ -761,7 +806,9 @@ mod tests {
         h.newuidmap = None;
         assert_eq!(
             plan(&h),
-            Plan::Single(Reduced::NoNewuidmap { program: "newuidmap".into() })
+            Plan::Single(Reduced::NoNewuidmap {
+                program: "newuidmap".into()
+            })
         );
         h.newuidmap = Some("/x".into());
         assert!(matches!(plan(&h), Plan::Range { .. }));
@@ -786,12 +833,22 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let h = host(d.path(), 1000);
         std::fs::create_dir_all(h.proc.join("sys/kernel")).unwrap();
-        std::fs::write(h.proc.join("sys/kernel/apparmor_restrict_unprivileged_userns"), "1").unwrap();
+        std::fs::write(
+            h.proc
+                .join("sys/kernel/apparmor_restrict_unprivileged_userns"),
+            "1",
+        )
+        .unwrap();
         let sys = RecordingSys {
             fail: Some(|c| matches!(c, Call::Mount { .. }).then_some(libc::EPERM)),
             ..Default::default()
         };
         let mode = enter_with(&sys, &h).unwrap();
-        assert_eq!(mode, UsernsMode::Unavailable { reason: Reduced::AppArmor });
+        assert_eq!(
+            mode,
+            UsernsMode::Unavailable {
+                reason: Reduced::AppArmor
+            }
+        );
     }
 }
