@@ -618,3 +618,115 @@ fn debug_log_names_the_mode_decision() {
         "{err}"
     );
 }
+
+/// An image of the busybox base and `n` one-file layers plus a last layer whiting out
+/// `/layers/1`, written with umoci and copied into the store with skopeo (the store is an OCI
+/// layout, so skopeo writes it as it is).
+fn many_layer_image(env: &TestEnv, n: usize) {
+    let umoci = common::require("umoci");
+    let skopeo = common::require("skopeo");
+    let work = env.path("many");
+    std::fs::create_dir(&work).unwrap();
+    let layout = work.join("src");
+    let ok = |cmd: &mut Command| {
+        let out = run(cmd);
+        assert_success(cmd, &out);
+    };
+    ok(Command::new(&umoci).args(["init", "--layout"]).arg(&layout));
+    let image = format!("{}:v", layout.display());
+    ok(Command::new(&umoci).args(["new", "--image", &image]));
+    ok(Command::new(&umoci)
+        .args(["raw", "add-layer", "--image", &image])
+        .arg(common::busybox_rootfs()));
+    let mut add = |name: &str, file: &str, content: &str| {
+        let dir = work.join(name);
+        std::fs::create_dir_all(dir.join("layers")).unwrap();
+        std::fs::write(dir.join("layers").join(file), content).unwrap();
+        let tar = work.join(format!("{name}.tar"));
+        ok(Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("layers"));
+        ok(Command::new(&umoci)
+            .args(["raw", "add-layer", "--image", &image])
+            .arg(&tar));
+    };
+    for i in 1..=n {
+        add(&format!("l{i}"), &i.to_string(), &format!("{i}\n"));
+    }
+    add("wh", ".wh.1", "");
+    env.ok(["images"]);
+    ok(Command::new(&skopeo)
+        .args(["copy", "-q", &format!("oci:{image}")])
+        .arg(format!("oci:{}:localhost/many:latest", env.root.display())));
+    if let Some(uid) = env.as_user {
+        chown_tree(&env.root, uid);
+    }
+}
+
+#[test]
+fn more_than_thirty_layers_mount_without_limit() {
+    let env = TestEnv::rootless();
+    many_layer_image(&env, 45);
+    let out = stdout(
+        &env,
+        &[
+            "run",
+            "many",
+            "sh",
+            "-c",
+            "ls /layers | wc -l; cat /layers/2 /layers/45; test -e /layers/1 || echo whited-out",
+        ],
+    );
+    assert_same("47-layer image", "44\n2\n45\nwhited-out\n", &out);
+}
+
+#[test]
+fn stdin_reaches_the_command_only_with_i() {
+    let env = rootless();
+    let mut cmd = env.cmd(["run", "-i", "busybox", "tr", "a-z", "A-Z"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_same("-i", "HELLO\n", &String::from_utf8_lossy(&out.stdout));
+    // without -i the command reads /dev/null even when hoist's stdin has data
+    let mut cmd = env.cmd(["run", "busybox", "cat"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"ignored\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_same("no -i", "", &String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn sigterm_ends_the_container_with_128_plus_15() {
+    let env = rootless();
+    let mut cmd = env.cmd([
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; exec sleep 1000",
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut first = [0u8; 8];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    assert_eq!(&first, b"started\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", show(&out));
+}

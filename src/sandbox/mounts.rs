@@ -631,6 +631,50 @@ mod tests {
     }
 
     #[test]
+    fn overlay_falls_back_to_short_symlinked_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let lowers: Vec<PathBuf> = (0..40)
+            .map(|i| {
+                d.path()
+                    .join(format!("a-rather-long-layer-directory-name-{i:03}"))
+            })
+            .collect();
+        let sys = RecordingSys {
+            fail: Some(|c| matches!(c, Call::Overlay { .. }).then_some(libc::EINVAL)),
+            ..Default::default()
+        };
+        let links = d.path().join("l");
+        mount_overlay(
+            &sys,
+            &lowers,
+            Path::new("/u"),
+            Path::new("/w"),
+            Path::new("/t"),
+            &links,
+        )
+        .unwrap();
+        let calls = sys.calls.borrow();
+        let Some(Call::Mount {
+            data: Some(data),
+            fstype: Some(t),
+            ..
+        }) = calls.last()
+        else {
+            panic!("no legacy mount: {calls:?}");
+        };
+        assert_eq!(t, "overlay");
+        let names: Vec<String> = (0..40).map(|i| format!("{i:x}")).collect();
+        assert_eq!(
+            data,
+            &format!(
+                "lowerdir={},upperdir=/u,workdir=/w,userxattr",
+                names.join(":")
+            )
+        );
+        assert_eq!(fs::read_link(links.join("27")).unwrap(), lowers[39]);
+    }
+
+    #[test]
     fn container_fs_mounts_in_order_with_readonly_binds() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("root");
