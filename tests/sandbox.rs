@@ -730,3 +730,36 @@ fn sigterm_ends_the_container_with_128_plus_15() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", show(&out));
 }
+
+#[test]
+fn copying_fallback_runs_the_same_and_leaves_layers_unchanged() {
+    let env = rootless();
+    env.ok(["run", "busybox", "true"]);
+    let layers = env.root.join("layers");
+    let before = snapshot(&layers);
+    let mut cmd = env.cmd([
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /root/new; rm /bin/ls; id -u; exit 5",
+    ]);
+    cmd.env("HOIST_SANDBOX_COPY", "1");
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+    assert_same("copy mode id", "0\n", &String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("copying the layers instead"), "{err}");
+    assert!(
+        before == snapshot(&layers),
+        "unpacked layers changed after a copying run"
+    );
+    assert_same(
+        "after",
+        "/bin/ls\n",
+        &stdout(
+            &env,
+            &["run", "busybox", "sh", "-c", "ls /bin/ls; ls /root"],
+        ),
+    );
+}

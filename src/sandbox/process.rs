@@ -238,7 +238,9 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
         lowers.push(skel.clone());
     }
     lowers.extend(spec.lower_dirs.iter().rev().cloned());
+    let force_copy = std::env::var_os("HOIST_SANDBOX_COPY").is_some_and(|v| v == "1");
     let start = Start {
+        force_copy,
         fake_id_calls: mode.single_id(),
         spec,
         rootfs,
@@ -326,6 +328,17 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
         s => Some(s),
     };
     let (code, message) = outcome?;
+    // the copying fallback ran: turn the copy's changes into the upper dir's overlay form
+    let copy = state.path().join("copy");
+    if let (true, None, RootfsPlan::Overlay { lowers }) =
+        (copy.is_dir(), &message, &start.rootfs_plan)
+    {
+        mounts::record_changes(&copy, lowers, &start.spec.upper_dir).map_err(io(format!(
+            "recording the changes of `{}` in `{}`",
+            copy.display(),
+            start.spec.upper_dir.display()
+        )))?;
+    }
     if let Err(e) = sent {
         if message.is_none() {
             return Err(SandboxError::Io {
