@@ -91,3 +91,10 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         line(r.iter().map(String::as_str).collect());
     }
 }
+
+/// Writes bytes as they come on standard output (a build's RUN output under its step).
+pub fn write_raw(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
