@@ -638,7 +638,7 @@ fn many_layer_image(env: &TestEnv, n: usize) {
     ok(Command::new(&umoci)
         .args(["raw", "add-layer", "--image", &image])
         .arg(common::busybox_rootfs()));
-    let mut add = |name: &str, file: &str, content: &str| {
+    let add = |name: &str, file: &str, content: &str| {
         let dir = work.join(name);
         std::fs::create_dir_all(dir.join("layers")).unwrap();
         std::fs::write(dir.join("layers").join(file), content).unwrap();

@@ -961,6 +961,7 @@ mod tests {
             rootfs_plan: RootfsPlan::Overlay { lowers: vec![] },
             etc_files: vec![("/etc/hosts".into(), "/run/x/hosts".into())],
             fake_id_calls: false,
+            force_copy: false,
         };
         let sys = RecordingSys::default();
         mount_container_fs(&sys, &root, &start).unwrap();
