@@ -763,3 +763,52 @@ fn copying_fallback_runs_the_same_and_leaves_layers_unchanged() {
         ),
     );
 }
+
+#[test]
+fn a_layer_that_appears_twice_is_mounted_once_at_its_top_place() {
+    let env = TestEnv::rootless();
+    let umoci = common::require("umoci");
+    let skopeo = common::require("skopeo");
+    let work = env.path("dup");
+    std::fs::create_dir(&work).unwrap();
+    let layout = work.join("src");
+    let image = format!("{}:v", layout.display());
+    let ok = |cmd: &mut Command| {
+        let out = run(cmd);
+        assert_success(cmd, &out);
+    };
+    let tar_of = |name: &str, file: &str, content: &str| {
+        let dir = work.join(name);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc").join(file), content).unwrap();
+        let tar = work.join(format!("{name}.tar"));
+        ok(Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .args(["--mtime=@0", "--owner=0", "--group=0", "-cf"])
+            .arg(&tar)
+            .arg("etc"));
+        tar
+    };
+    let a = tar_of("a", "motd", "from a\n");
+    let b = tar_of("b", "motd", "from b\n");
+    ok(Command::new(&umoci).args(["init", "--layout"]).arg(&layout));
+    ok(Command::new(&umoci).args(["new", "--image", &image]));
+    for t in [common::busybox_rootfs(), a.clone(), b, a] {
+        ok(Command::new(&umoci)
+            .args(["raw", "add-layer", "--image", &image])
+            .arg(t));
+    }
+    env.ok(["images"]);
+    ok(Command::new(&skopeo)
+        .args(["copy", "-q", &format!("oci:{image}")])
+        .arg(format!("oci:{}:localhost/dup:latest", env.root.display())));
+    chown_tree(&env.root, 65534);
+    let (code, out, err) = outcome(&env, &["run", "dup", "cat", "/etc/motd"]);
+    assert_eq!(code, 0, "{err}");
+    assert_same("top layer wins", "from a\n", &out);
+    assert!(
+        !err.contains("copying the layers instead"),
+        "overlay must mount: {err}"
+    );
+}
