@@ -142,13 +142,38 @@ fn rootless_hostname_is_the_containers() {
             "run",
             "--hostname",
             "box",
+            "--network",
+            "none",
             "busybox",
             "cat",
             "/etc/hostname",
             "/etc/hosts",
         ],
     );
-    assert!(hosts.starts_with("box\n127.0.0.1\tlocalhost\n"), "{hosts}");
+    assert_same(
+        "generated files",
+        "box\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tbox\n",
+        &hosts,
+    );
+    let hosts = stdout(
+        &env,
+        &["run", "--hostname", "box", "busybox", "cat", "/etc/hosts"],
+    );
+    assert!(hosts.ends_with("127.0.1.1\tbox\n"), "{hosts}");
+    // edits of the generated files stay in the container
+    env.ok([
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 1.2.3.4 x >> /etc/hosts && echo nameserver 9.9.9.9 > /etc/resolv.conf",
+    ]);
+    assert!(!std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap()
+        .contains("9.9.9.9"));
+    assert!(!std::fs::read_to_string("/etc/hosts")
+        .unwrap()
+        .contains("1.2.3.4"));
 }
 
 #[test]

@@ -130,8 +130,18 @@ fn write_etc_files(
     hostname: &str,
 ) -> Result<Vec<(String, PathBuf)>, SandboxError> {
     fs::create_dir_all(dir).map_err(io(format!("creating `{}`", dir.display())))?;
-    let mut hosts =
-        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let localhost = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+    let mut hosts = match spec.network {
+        // the host's network, the host's names (podman does the same)
+        Network::Host => fs::read_to_string("/etc/hosts")
+            .ok()
+            .filter(|h| !h.trim().is_empty())
+            .unwrap_or_else(|| localhost.to_string()),
+        Network::None => localhost.to_string(),
+    };
+    if !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
     hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
     let resolv = match spec.network {
         // a copy, so a command that edits it never edits the host's
