@@ -54,6 +54,7 @@ compat! {
     compat_symlinks => "symlinks",
     compat_workdir_user => "workdir-user",
     compat_args_env_expansion => "args-env-expansion",
+    compat_onbuild_triggers => "onbuild-triggers",
 }
 
 conformance! {

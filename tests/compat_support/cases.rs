@@ -19,6 +19,7 @@ fn case(name: &str) -> Case {
         fixture: Some(fixture(name)),
         dockerfile: "Dockerfile".to_string(),
         buildah_dockerfile: None,
+        bases: Vec::new(),
         args: Vec::new(),
         generate: None,
         differences: Vec::new(),
@@ -232,6 +233,10 @@ pub fn all() -> Vec<Case> {
             WORKDIR_REASON,
         ),
     ];
+    v.push(c);
+
+    let mut c = case("onbuild-triggers");
+    c.bases = vec![("Dockerfile.base".into(), "localhost/onbuild-base".into())];
     v.push(c);
 
     let mut c = case("args-env-expansion");

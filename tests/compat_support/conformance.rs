@@ -224,6 +224,7 @@ pub fn all() -> Vec<Case> {
                 .map(|d| dir().join("testdata").join(d)),
             dockerfile,
             buildah_dockerfile: None,
+            bases: Vec::new(),
             args,
             generate: Some(Box::new(generate)),
             differences: differences(index),

@@ -53,6 +53,9 @@ pub struct Case {
     /// `--exclude`), the buildah side builds this Dockerfile instead, which spells the same steps
     /// in older syntax; the reason is given.
     pub buildah_dockerfile: Option<(String, &'static str)>,
+    /// Images built first, in order, into the same store: `(Dockerfile in the context, tag)`
+    /// (for example a base image with ONBUILD triggers).
+    pub bases: Vec<(String, String)>,
     /// Extra `build` arguments given to both (`--target`, `--build-arg`).
     pub args: Vec<String>,
     /// Makes generated inputs (big trees, archives, hard links, setuid files) in the copied
@@ -221,6 +224,9 @@ pub fn buildah_side(case: &Case) -> Result<Option<Built>, String> {
         .as_ref()
         .map(|(d, _)| d.clone())
         .unwrap_or_else(|| case.dockerfile.clone());
+    for (base_df, base_tag) in &case.bases {
+        b.build(&ctx, base_df, base_tag, &[])?;
+    }
     let built = b.build(&ctx, &df, &tag, &case.args);
     match (&case.outcome, built) {
         (Outcome::FailsAtLine(_), Err(_)) => return Ok(None),
@@ -250,6 +256,14 @@ pub fn hoist_side(case: &Case) -> Result<Option<Built>, String> {
     let env = TestEnv::new();
     env.import_busybox("localhost/busybox");
     let (_tmp, ctx) = prepare(case);
+    for (base_df, base_tag) in &case.bases {
+        let mut cmd = env.cmd(["build", "--progress", "plain", "-t", base_tag]);
+        cmd.arg("-f").arg(ctx.join(base_df)).arg(&ctx);
+        let out = common::run(&mut cmd);
+        if !out.status.success() {
+            return Err(format!("{cmd:?} failed with {:?}\n{}", out.status, common::show(&out)));
+        }
+    }
     let tag = tag_of(case);
     let mut cmd = env.cmd(["build", "--progress", "plain", "-t", &tag]);
     cmd.arg("-f").arg(ctx.join(&case.dockerfile));
