@@ -55,6 +55,7 @@ compat! {
     compat_workdir_user => "workdir-user",
     compat_args_env_expansion => "args-env-expansion",
     compat_onbuild_triggers => "onbuild-triggers",
+    compat_run_forms => "run-forms",
 }
 
 conformance! {
