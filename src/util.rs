@@ -83,6 +83,18 @@ impl FileLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether the locked file is still the one at its path (another process may have removed
+    /// or replaced it between our open and our lock; such a lock guards nothing).
+    pub fn is_current(&self) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let held = self.file.metadata()?;
+        match fs::metadata(&self.path) {
+            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Drop for FileLock {
@@ -138,9 +150,51 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Formats a duration in seconds as docker's go-units `HumanDuration` does (`2 minutes`,
+/// `About an hour`, `3 weeks`); callers add ` ago`.
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let minutes = secs / 60;
+    let hours = secs / 3600;
+    let days = hours / 24;
+    match () {
+        _ if secs < 1 => "Less than a second".to_string(),
+        _ if secs == 1 => "1 second".to_string(),
+        _ if secs < 60 => format!("{secs} seconds"),
+        _ if minutes == 1 => "About a minute".to_string(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".to_string(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{days} days"),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", days / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", days / 30),
+        _ => format!("{} years", days / 365),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_durations_match_docker() {
+        let table = [
+            (0, "Less than a second"),
+            (1, "1 second"),
+            (59, "59 seconds"),
+            (60, "About a minute"),
+            (150, "2 minutes"),
+            (3600, "About an hour"),
+            (3 * 3600, "3 hours"),
+            (3 * 86400, "3 days"),
+            (20 * 86400, "2 weeks"),
+            (90 * 86400, "3 months"),
+            (800 * 86400, "2 years"),
+        ];
+        for (secs, want) in table {
+            assert_eq!(human_duration(secs), want, "{secs}");
+        }
+    }
 
     #[test]
     fn human_sizes_match_docker() {

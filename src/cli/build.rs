@@ -1,12 +1,430 @@
-//! `hoist build` (being written).
+//! `hoist build`: a Dockerfile and a context directory become an image in the store.
+//!
+//! This file only turns flags into an [`exec::BuildRequest`] (the rest of the program never sees
+//! clap types) and prints progress events; planning and running the steps is `plan` and `exec`.
+//! Flags follow `docker build` / `buildah build`; a flag or form hoist does not support is a clear
+//! error, never silently ignored.
 
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::Globals;
+use anyhow::{bail, Context as _};
+
+use super::{output, Globals};
+use crate::exec::{self, BuildRequest, Event, ExportTarget, NetworkMode};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Name the image (repeatable)
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
 
-pub fn run(_args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("hoist build: PLACEHOLDER not built yet")
+    /// The Dockerfile (`-` reads it from standard input); default `CONTEXT/Dockerfile`
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<String>,
+
+    /// Set a build argument; `K` alone takes the value from the environment (repeatable)
+    #[arg(long = "build-arg", value_name = "K[=V]")]
+    pub build_args: Vec<String>,
+
+    /// Build this stage (name or index) and the stages it needs, nothing else
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+
+    /// Run every step even if a cached result exists
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Network for RUN steps: `host` or `none`
+    #[arg(long, value_name = "MODE", default_value = "host")]
+    pub network: String,
+
+    /// Add a label to the image (repeatable)
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+
+    /// Write the image ID to this file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+
+    /// Set every time in the image (config, history, layer entries) to this Unix time
+    #[arg(long, value_name = "N")]
+    pub timestamp: Option<i64>,
+
+    /// Progress output: `auto`, `plain` or `quiet`
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub progress: String,
+
+    /// Print only the image ID
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// A secret for `RUN --mount=type=secret`: `id=NAME,src=FILE` (repeatable)
+    #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
+    pub secrets: Vec<String>,
+
+    /// Export the final file system: `type=local,dest=DIR` or `type=tar,dest=FILE`
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+
+    /// Target platform; only this machine's platform is supported (no emulation)
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+
+    /// The build context directory
+    #[arg(value_name = "CONTEXT")]
+    pub context: String,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// A live step list (terminal only).
+    Live,
+    /// `STEP n/m: …` lines with RUN output under them.
+    Plain,
+    /// Nothing but the image ID.
+    Quiet,
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let progress = match (args.quiet, args.progress.as_str()) {
+        (true, _) | (_, "quiet") => Progress::Quiet,
+        (false, "plain") => Progress::Plain,
+        (false, "auto") if std::io::stdout().is_terminal() => Progress::Live,
+        (false, "auto") => Progress::Plain,
+        (false, other) => {
+            bail!("unknown `--progress` mode `{other}`: use `auto`, `plain` or `quiet`")
+        }
+    };
+    let request = resolve(&args)?;
+    if args.iidfile.is_some() && request.tags.is_empty() && !request.outputs.is_empty() {
+        bail!("`--iidfile`: with only `--output`, no image is stored; add `-t NAME` to store one");
+    }
+    let store = crate::store::Store::open(&globals.root)
+        .with_context(|| format!("cannot open the store at `{}`", globals.root.display()))?;
+    let mut printer = Printer::new(progress);
+    let result = exec::build(&store, &request, &mut |e| printer.event(e));
+    printer.finish();
+    let built = result?;
+    if let Some(id) = &built.image_id {
+        if let Some(file) = &args.iidfile {
+            std::fs::write(file, id.to_string())
+                .with_context(|| format!("cannot write the image ID to `{}`", file.display()))?;
+        }
+        output::println(id.hex());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves the flags into a build request, checking every value.
+fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
+    if args.context.contains("://") || args.context.starts_with("git@") {
+        bail!(
+            "context `{}`: only a local directory is supported as the build context",
+            args.context
+        );
+    }
+    if args.context == "-" {
+        bail!("context `-`: reading the context from standard input is not supported; pass a directory");
+    }
+    let context_dir = PathBuf::from(&args.context);
+    if !context_dir.is_dir() {
+        bail!("context `{}` is not a directory", args.context);
+    }
+    let (dockerfile_text, dockerfile_path) = match args.file.as_deref() {
+        Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the Dockerfile from standard input")?;
+            (text, None)
+        }
+        Some(f) => {
+            let p = PathBuf::from(f);
+            (read_dockerfile(&p)?, Some(p))
+        }
+        None => {
+            let p = context_dir.join("Dockerfile");
+            let p = if !p.exists() && context_dir.join("Containerfile").exists() {
+                context_dir.join("Containerfile")
+            } else {
+                p
+            };
+            (read_dockerfile(&p)?, Some(p))
+        }
+    };
+    let dockerfile_name = match &dockerfile_path {
+        Some(p) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "Dockerfile".to_string()),
+        None => "Dockerfile".to_string(),
+    };
+
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                check_key("--build-arg", k, a)?;
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                check_key("--build-arg", a, a)?;
+                // docker: a bare name takes its value from the environment, and is left out
+                // when the environment has none
+                if let Ok(v) = std::env::var(a) {
+                    build_args.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+
+    let mut labels = Vec::new();
+    for l in &args.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        check_key("--label", k, l)?;
+        labels.push((k.to_string(), v.to_string()));
+    }
+
+    let network = match args.network.as_str() {
+        "host" => NetworkMode::Host,
+        "none" => NetworkMode::None,
+        other => bail!("unknown `--network` mode `{other}`: use `host` or `none`"),
+    };
+
+    let mut secrets = BTreeMap::new();
+    for s in &args.secrets {
+        let (id, src) = parse_secret(s)?;
+        if secrets.insert(id.clone(), src).is_some() {
+            bail!("`--secret {s}`: secret `{id}` is given twice");
+        }
+    }
+
+    let mut outputs = Vec::new();
+    for o in &args.outputs {
+        outputs.push(parse_output(o)?);
+    }
+
+    let timestamp = match args.timestamp {
+        Some(t) => Some(t),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.is_empty() => Some(v.trim().parse::<i64>().map_err(|_| {
+                anyhow::anyhow!("`SOURCE_DATE_EPOCH` is `{v}`, not a Unix time in seconds")
+            })?),
+            _ => None,
+        },
+    };
+    if let Some(t) = timestamp {
+        if t < 0 {
+            bail!("`--timestamp {t}`: a time before 1970 is not supported");
+        }
+    }
+
+    let mut tags = Vec::new();
+    for t in &args.tags {
+        let r = crate::image::Reference::parse(t)
+            .with_context(|| format!("`-t {t}` is not a valid image name"))?;
+        tags.push(r);
+    }
+
+    Ok(BuildRequest {
+        dockerfile_text,
+        dockerfile_name,
+        dockerfile_path,
+        context_dir,
+        build_args,
+        target: args.target.clone(),
+        tags,
+        labels,
+        network,
+        timestamp,
+        secrets,
+        outputs,
+        platform: args.platform.clone(),
+        no_cache: args.no_cache,
+    })
+}
+
+fn read_dockerfile(p: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read the Dockerfile `{}`", p.display()))
+}
+
+fn check_key(flag: &str, key: &str, whole: &str) -> anyhow::Result<()> {
+    if key.is_empty() || key.chars().any(char::is_whitespace) {
+        bail!("`{flag} {whole}`: expected K=V with a non-empty name");
+    }
+    Ok(())
+}
+
+/// `id=NAME,src=FILE` (also `source=`; `type=file` accepted; `env=` is refused clearly).
+fn parse_secret(s: &str) -> anyhow::Result<(String, PathBuf)> {
+    let mut id = None;
+    let mut src = None;
+    for part in s.split(',') {
+        let (k, v) = part
+            .split_once('=')
+            .with_context(|| format!("`--secret {s}`: expected `id=NAME,src=FILE`"))?;
+        match k {
+            "id" => id = Some(v.to_string()),
+            "src" | "source" => src = Some(PathBuf::from(v)),
+            "type" if v == "file" => {}
+            _ => bail!("`--secret {s}`: unsupported key `{k}`: use `id=NAME,src=FILE`"),
+        }
+    }
+    let id = id.with_context(|| format!("`--secret {s}`: `id=` is missing"))?;
+    let src = src.with_context(|| format!("`--secret {s}`: `src=` is missing"))?;
+    if !src.is_file() {
+        bail!("`--secret {s}`: `{}` is not a readable file", src.display());
+    }
+    Ok((id, src))
+}
+
+/// `type=local,dest=DIR` or `type=tar,dest=FILE`.
+fn parse_output(s: &str) -> anyhow::Result<ExportTarget> {
+    let mut kind = None;
+    let mut dest = None;
+    for part in s.split(',') {
+        let (k, v) = part.split_once('=').with_context(|| {
+            format!("`--output {s}`: expected `type=local,dest=DIR` or `type=tar,dest=FILE`")
+        })?;
+        match k {
+            "type" => kind = Some(v.to_string()),
+            "dest" => dest = Some(PathBuf::from(v)),
+            _ => bail!("`--output {s}`: unsupported key `{k}`"),
+        }
+    }
+    let dest = dest.with_context(|| format!("`--output {s}`: `dest=` is missing"))?;
+    match kind.as_deref() {
+        Some("local") => Ok(ExportTarget::Local(dest)),
+        Some("tar") => Ok(ExportTarget::Tar(dest)),
+        Some(other) => bail!("`--output {s}`: unsupported type `{other}`: use `local` or `tar`"),
+        None => bail!("`--output {s}`: `type=` is missing"),
+    }
+}
+
+/// Shows build events: plain lines, a live step list, or nothing.
+struct Printer {
+    mode: Progress,
+    /// Live mode: the step lines drawn so far.
+    lines: Vec<String>,
+    drawn: usize,
+}
+
+impl Printer {
+    fn new(mode: Progress) -> Printer {
+        Printer {
+            mode,
+            lines: Vec::new(),
+            drawn: 0,
+        }
+    }
+
+    fn event(&mut self, e: Event<'_>) {
+        match self.mode {
+            Progress::Quiet => {
+                if let Event::Warning(w) = e {
+                    output::warn(w);
+                }
+            }
+            Progress::Plain => match e {
+                Event::Step {
+                    number,
+                    total,
+                    text,
+                    ..
+                } => output::println(&format!("STEP {number}/{total}: {text}")),
+                Event::Output(bytes) => output::write_raw(bytes),
+                Event::Warning(w) => output::warn(w),
+                Event::Note(n) => output::println(n),
+                Event::StepDone { .. } => {}
+            },
+            Progress::Live => match e {
+                Event::Step {
+                    number,
+                    total,
+                    text,
+                    stage,
+                } => {
+                    let _ = stage;
+                    self.lines.push(format!("[{number}/{total}] {text}"));
+                    self.redraw(None);
+                }
+                Event::StepDone { seconds } => {
+                    if let Some(last) = self.lines.last_mut() {
+                        last.push_str(&format!("  ✔ {seconds:.1}s"));
+                    }
+                    self.redraw(None);
+                }
+                Event::Output(bytes) => {
+                    let text = String::from_utf8_lossy(bytes);
+                    if let Some(l) = text.lines().rev().find(|l| !l.trim().is_empty()) {
+                        let tail: String = l.chars().take(100).collect();
+                        self.redraw(Some(&tail));
+                    }
+                }
+                Event::Warning(w) => output::warn(w),
+                Event::Note(_) => {}
+            },
+        }
+    }
+
+    /// Redraws the live step list (with an optional last output line under it).
+    fn redraw(&mut self, tail: Option<&str>) {
+        let mut out = std::io::stdout().lock();
+        // move up over what was drawn and clear it
+        if self.drawn > 0 {
+            let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn);
+        }
+        let mut n = 0;
+        for l in &self.lines {
+            let _ = writeln!(out, "{l}");
+            n += 1;
+        }
+        if let Some(t) = tail {
+            let _ = writeln!(out, "  > {t}");
+            n += 1;
+        }
+        self.drawn = n;
+        let _ = out.flush();
+    }
+
+    fn finish(&mut self) {
+        if self.mode == Progress::Live {
+            self.redraw(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_specs() {
+        let f = tempfile::NamedTempFile::new().expect("tmp");
+        let spec = format!("id=tok,src={}", f.path().display());
+        let (id, src) = parse_secret(&spec).expect("ok");
+        assert_eq!(id, "tok");
+        assert_eq!(src, f.path());
+        assert!(parse_secret("id=tok").is_err());
+        assert!(parse_secret("id=tok,env=X").is_err());
+    }
+
+    #[test]
+    fn output_specs() {
+        assert!(matches!(
+            parse_output("type=local,dest=out").expect("ok"),
+            ExportTarget::Local(p) if p == Path::new("out")
+        ));
+        assert!(matches!(
+            parse_output("type=tar,dest=o.tar").expect("ok"),
+            ExportTarget::Tar(_)
+        ));
+        assert!(parse_output("type=registry,dest=x").is_err());
+        assert!(parse_output("type=local").is_err());
+    }
 }

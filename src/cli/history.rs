@@ -1,12 +1,135 @@
-//! `hoist history` (being written).
+//! `hoist history [--no-trunc] [-q] [--format table|json] IMAGE`: an image's history, newest
+//! first, as podman prints it: IMAGE (the ID on the top row, `<missing>` below), CREATED, CREATED
+//! BY (cut at 45 characters unless `--no-trunc`), SIZE (the layer blob's size; 0B for steps
+//! that changed only the config), COMMENT.
 
 use std::process::ExitCode;
 
-use super::Globals;
+use chrono::Utc;
+use serde::Serialize;
+
+use super::{output, Globals};
+use crate::store::{parse_time, Store};
+use crate::util::{human_duration, human_size};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Do not cut long CREATED BY commands, show full IDs
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
 
-pub fn run(_args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("hoist history: PLACEHOLDER not built yet")
+    /// Print the image ID column only (as a JSON array with `--format json`)
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
+    /// Output format
+    #[arg(long = "format", value_enum, default_value_t = super::images::Format::Table)]
+    pub format: super::images::Format,
+
+    /// The image: a name, an ID or a unique ID prefix
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Row {
+    id: String,
+    created: Option<String>,
+    created_by: String,
+    size: u64,
+    comment: String,
+    empty_layer: bool,
+}
+
+const CREATED_BY_WIDTH: usize = 45;
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&globals.root)?;
+    let image = store.resolve(&args.image)?;
+    let history = image.config.history().clone().unwrap_or_default();
+    let layer_sizes: Vec<u64> = image.manifest.layers().iter().map(|l| l.size()).collect();
+    // pair every non-empty entry with its layer, bottom up
+    let mut rows = Vec::new();
+    let mut layer = 0usize;
+    for h in &history {
+        let empty = h.empty_layer().unwrap_or(false);
+        let size = if empty {
+            0
+        } else {
+            let s = layer_sizes.get(layer).copied().unwrap_or(0);
+            layer += 1;
+            s
+        };
+        rows.push(Row {
+            id: "<missing>".into(),
+            created: h.created().clone(),
+            created_by: h.created_by().clone().unwrap_or_default(),
+            size,
+            comment: h.comment().clone().unwrap_or_default(),
+            empty_layer: empty,
+        });
+    }
+    rows.reverse();
+    let id = if args.no_trunc {
+        image.id.hex().to_owned()
+    } else {
+        image.id.short().to_owned()
+    };
+    match rows.first_mut() {
+        Some(top) => top.id = id,
+        None => rows.push(Row {
+            id,
+            created: image.config.created().clone(),
+            created_by: String::new(),
+            size: image.size,
+            comment: String::new(),
+            empty_layer: false,
+        }),
+    }
+    if args.quiet {
+        match args.format {
+            super::images::Format::Json => {
+                let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+                output::println(&serde_json::to_string_pretty(&ids)?);
+            }
+            super::images::Format::Table => rows.iter().for_each(|r| output::println(&r.id)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match args.format {
+        super::images::Format::Json => output::println(&serde_json::to_string_pretty(&rows)?),
+        super::images::Format::Table => {
+            let now = Utc::now();
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let created = r
+                        .created
+                        .as_deref()
+                        .and_then(parse_time)
+                        .map(|t| format!("{} ago", human_duration((now - t).num_seconds())))
+                        .unwrap_or_else(|| "N/A".into());
+                    let by = if args.no_trunc || r.created_by.chars().count() <= CREATED_BY_WIDTH {
+                        r.created_by.clone()
+                    } else {
+                        let cut: String = r.created_by.chars().take(CREATED_BY_WIDTH - 3).collect();
+                        format!("{cut}...")
+                    };
+                    vec![
+                        r.id.clone(),
+                        created,
+                        by,
+                        human_size(r.size),
+                        r.comment.clone(),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+                &table,
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

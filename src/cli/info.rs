@@ -1,12 +1,114 @@
-//! `hoist info` (being written).
+//! `hoist info`: how hoist runs on this machine — the user namespace mode and why it is
+//! reduced, the store root, the kernel, overlay support, the user's subordinate id ranges and
+//! the id mapping helpers — as text or `--format json`.
+//!
+//! It enters no namespace itself (the checks run in short-lived children) and does not open
+//! the store.
 
 use std::process::ExitCode;
 
+use serde::Serialize;
+
+use super::output;
 use super::Globals;
+use crate::sandbox::userns::{self, Host, IdRange};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
 
-pub fn run(_args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("hoist info: PLACEHOLDER not built yet")
+#[derive(Debug, Serialize)]
+struct Info {
+    mode: String,
+    mode_description: String,
+    reason: Option<String>,
+    store: String,
+    kernel: String,
+    overlay: String,
+    overlay_ok: bool,
+    user: String,
+    uid: u32,
+    subuid: Vec<IdRange>,
+    subgid: Vec<IdRange>,
+    newuidmap: Option<String>,
+    newgidmap: Option<String>,
+}
+
+fn ranges(r: &[IdRange]) -> String {
+    if r.is_empty() {
+        return "none".to_string();
+    }
+    r.iter()
+        .map(|r| format!("{}:{}", r.start, r.count))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let host = Host::current();
+    let mode = userns::probe();
+    log::debug!("user namespace mode: {mode}");
+    let scratch = tempfile::Builder::new().prefix("hoist-info-").tempdir()?;
+    let overlay = userns::probe_overlay(scratch.path());
+    drop(scratch);
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    let info = Info {
+        mode: mode.name().to_string(),
+        mode_description: mode.to_string(),
+        reason: mode.reason().map(ToString::to_string),
+        store: globals.root.display().to_string(),
+        kernel,
+        overlay: match &overlay {
+            Ok(true) => "yes (new mount API, one `lowerdir+` per layer, userxattr)".to_string(),
+            Ok(false) => {
+                "yes (legacy mount options over short symlinked paths, userxattr)".to_string()
+            }
+            Err(e) => format!("no ({e}): layers are copied instead"),
+        },
+        overlay_ok: overlay.is_ok(),
+        user: host.user.clone().unwrap_or_else(|| host.euid.to_string()),
+        uid: host.euid,
+        subuid: host.ranges(&host.subuid),
+        subgid: host.ranges(&host.subgid),
+        newuidmap: host.newuidmap.as_ref().map(|p| p.display().to_string()),
+        newgidmap: host.newgidmap.as_ref().map(|p| p.display().to_string()),
+    };
+    match args.format {
+        Format::Json => output::println(&serde_json::to_string_pretty(&info)?),
+        Format::Text => {
+            let lines = [
+                ("mode", format!("{} — {}", info.mode, info.mode_description)),
+                ("reason", info.reason.clone().unwrap_or_else(|| "-".into())),
+                ("store", info.store.clone()),
+                ("kernel", info.kernel.clone()),
+                ("overlay", info.overlay.clone()),
+                ("user", format!("{} (uid {})", info.user, info.uid)),
+                ("subuid", ranges(&info.subuid)),
+                ("subgid", ranges(&info.subgid)),
+                (
+                    "newuidmap",
+                    info.newuidmap.clone().unwrap_or_else(|| "not found".into()),
+                ),
+                (
+                    "newgidmap",
+                    info.newgidmap.clone().unwrap_or_else(|| "not found".into()),
+                ),
+            ];
+            for (k, v) in lines {
+                output::println(&format!("{k:<10} {v}"));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -139,6 +139,21 @@ pub fn main() -> ExitCode {
         Ok(g) => g,
         Err(e) => return report(e),
     };
+    // verbs that touch layer data run in hoist's one user namespace, entered while this process
+    // is still single-threaded (see `sandbox::userns`)
+    if matches!(
+        cli.command,
+        Command::Build(_)
+            | Command::Run(_)
+            | Command::Import(_)
+            | Command::Load(_)
+            | Command::Rmi(_)
+            | Command::Prune(_)
+    ) {
+        if let Err(e) = crate::sandbox::userns::enter() {
+            return report(e.into());
+        }
+    }
     let result = match cli.command {
         Command::Build(a) => build::run(a, &globals),
         Command::Images(a) => images::run(a, &globals),

@@ -1,12 +1,58 @@
-//! `hoist rmi` (being written).
+//! `hoist rmi [-f] [-a] IMAGE…`: removes names, and images nothing names any more, as
+//! `podman rmi`: a name of an image with several names is only untagged; an ID removes the
+//! image with all its names (`-f` when it has more than one). Blobs another image shares stay.
+//! Every argument is resolved before anything is removed, so an unknown image changes nothing.
 
 use std::process::ExitCode;
 
-use super::Globals;
+use super::{output, Globals};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Remove images given by ID even when they have several names
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
 
-pub fn run(_args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("hoist rmi: PLACEHOLDER not built yet")
+    /// Remove every image
+    #[arg(short = 'a', long = "all", conflicts_with = "images")]
+    pub all: bool,
+
+    /// Images to remove: names, IDs or unique ID prefixes
+    #[arg(value_name = "IMAGE", required_unless_present = "all")]
+    pub images: Vec<String>,
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&globals.root)?;
+    let targets: Vec<String> = if args.all {
+        store
+            .images()?
+            .iter()
+            .map(|r| r.id.hex().to_owned())
+            .collect()
+    } else {
+        for i in &args.images {
+            store.resolve(i)?;
+        }
+        args.images.clone()
+    };
+    let force = args.force || args.all;
+    let mut skipped = false;
+    for t in &targets {
+        let report = store.remove(t, force)?;
+        for n in &report.untagged {
+            output::println(&format!("Untagged: {n}"));
+        }
+        if let Some(id) = &report.deleted {
+            output::println(&format!("Deleted: {}", id.hex()));
+        }
+        skipped |= report.collection_skipped;
+    }
+    if skipped {
+        output::warn(
+            "another hoist process is using the store: unused blobs stay until `hoist prune`",
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

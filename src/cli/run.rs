@@ -1,12 +1,297 @@
-//! `hoist run` (being written).
+//! `hoist run`: runs an image's default command, or the one given, in a throw-away container
+//! (docker's rules for Entrypoint/Cmd, image Env/WorkingDir/User as defaults). Changes are
+//! thrown away with the container's temp upper dir, so `--rm` is accepted and always true.
+//!
+//! Exit status: the command's own; 126/127 when it cannot be started (docker's), 125 when
+//! hoist itself fails (podman's convention).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use super::Globals;
+use crate::sandbox::{self, Mount, Network, SandboxError, Spec};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(trailing_var_arg = true)]
+pub struct Args {
+    /// Remove the container when it exits (always the case: containers are never kept)
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep standard input open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command a pseudo-terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable (`K=V`, or `K` to take the value from hoist's environment)
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Bind-mount a host path: `HOST:PATH[:ro|rw]`
+    #[arg(short, long = "volume", value_name = "HOST:PATH[:ro]")]
+    pub volume: Vec<String>,
+    /// Working directory inside the container (created when missing)
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User inside the container: `name|uid[:group|gid]`
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+    /// `host` (the default) or `none` (only loopback)
+    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
+    pub network: NetworkArg,
+    /// Override the image's entrypoint (`""` clears it)
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// The container's hostname (default: its random id)
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// The image to run
+    pub image: String,
+    /// The command and its arguments (default: the image's)
+    #[arg(allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
 
-pub fn run(_args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("hoist run: PLACEHOLDER not built yet")
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkArg {
+    Host,
+    None,
+}
+
+/// The parts of an image's config a run uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageDefaults {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+}
+
+impl ImageDefaults {
+    /// From an OCI image config.
+    pub fn from_config(c: &oci_spec::image::ImageConfiguration) -> ImageDefaults {
+        let Some(cfg) = c.config() else {
+            return ImageDefaults::default();
+        };
+        ImageDefaults {
+            entrypoint: cfg.entrypoint().clone().unwrap_or_default(),
+            cmd: cfg.cmd().clone().unwrap_or_default(),
+            env: cfg.env().clone().unwrap_or_default(),
+            working_dir: cfg.working_dir().clone().unwrap_or_default(),
+            user: cfg.user().clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The command line, environment, working dir and user of the run (docker's rules: a given
+/// `--entrypoint` replaces the image's and drops its Cmd; given arguments replace Cmd).
+pub fn command_of(
+    args: &Args,
+    image: &ImageDefaults,
+    host_env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<(Vec<String>, Vec<String>, String, String)> {
+    let (entrypoint, cmd) = match &args.entrypoint {
+        Some(e) => {
+            let ep = if e.is_empty() { vec![] } else { vec![e.clone()] };
+            (ep, args.command.clone())
+        }
+        None if args.command.is_empty() => (image.entrypoint.clone(), image.cmd.clone()),
+        None => (image.entrypoint.clone(), args.command.clone()),
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        anyhow::bail!(
+            "no command specified: image `{}` has no Entrypoint or Cmd and none was given",
+            args.image
+        );
+    }
+    let mut env = image.env.clone();
+    for e in &args.env {
+        match e.split_once('=') {
+            Some((k, _)) if k.is_empty() => anyhow::bail!("invalid environment variable `{e}`"),
+            Some(_) => env.push(e.clone()),
+            None => {
+                if let Some(v) = host_env(e) {
+                    env.push(format!("{e}={v}"));
+                }
+            }
+        }
+    }
+    let cwd = args
+        .workdir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| image.working_dir.clone());
+    let cwd = if cwd.is_empty() { "/".to_string() } else { cwd };
+    if !cwd.starts_with('/') {
+        anyhow::bail!("working directory `{cwd}` is not an absolute path");
+    }
+    let user = args.user.clone().unwrap_or_else(|| image.user.clone());
+    Ok((argv, env, cwd, user))
+}
+
+/// Parses `-v HOST:PATH[:ro|rw]`.
+pub fn parse_volume(v: &str) -> anyhow::Result<Mount> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, ro) = match parts.as_slice() {
+        [s, d] => (*s, *d, false),
+        [s, d, "ro"] => (*s, *d, true),
+        [s, d, "rw"] => (*s, *d, false),
+        [_, _, o] => anyhow::bail!("volume `{v}`: unknown option `{o}` (use `ro` or `rw`)"),
+        _ => anyhow::bail!("volume `{v}` must be `HOST:PATH[:ro|rw]`"),
+    };
+    if !src.starts_with('/') {
+        anyhow::bail!("volume `{v}`: host path `{src}` must be absolute (named volumes are not supported)");
+    }
+    if !dst.starts_with('/') {
+        anyhow::bail!("volume `{v}`: container path `{dst}` must be absolute");
+    }
+    let source = PathBuf::from(src);
+    if !source.exists() {
+        anyhow::bail!("volume `{v}`: host path `{src}` does not exist");
+    }
+    Ok(Mount::Bind {
+        source,
+        destination: dst.to_string(),
+        readonly: ro,
+    })
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    match run_inner(&args, globals) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            if let Some(SandboxError::Exec { message, code }) = e.downcast_ref::<SandboxError>() {
+                super::output::error(message);
+                return Ok(ExitCode::from(u8::try_from(*code).unwrap_or(127)));
+            }
+            super::output::error(&format!("{e:#}"));
+            Ok(ExitCode::from(125))
+        }
+    }
+}
+
+fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    if args.tty && args.interactive && !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        anyhow::bail!("the input device is not a TTY: `-it` needs a terminal on standard input");
+    }
+    let mounts = args
+        .volume
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let store = Store::open(&globals.root)?;
+    let record = store.resolve(&args.image)?;
+    let defaults = ImageDefaults::from_config(&record.config);
+    let (argv, env, cwd, user) = command_of(args, &defaults, |k| std::env::var(k).ok())?;
+    let lower_dirs = store.layer_dirs(&record)?;
+    // the container's changes live in the store's own scratch space and go with it
+    let scratch = store
+        .tmp_dir()
+        .context("creating the container's upper dir")?;
+    let mut spec = Spec::new(
+        lower_dirs,
+        scratch.path().join("upper"),
+        scratch.path().join("work"),
+        argv,
+    );
+    spec.env = env;
+    spec.cwd = cwd;
+    spec.user = user;
+    spec.hostname = args.hostname.clone().unwrap_or_default();
+    spec.network = match args.network {
+        NetworkArg::Host => Network::Host,
+        NetworkArg::None => Network::None,
+    };
+    spec.mounts = mounts;
+    spec.tty = args.tty;
+    spec.stdin = args.interactive;
+    let status = sandbox::run(&spec)?;
+    drop(scratch);
+    if let Some(sig) = status.interrupted {
+        log::debug!("container ended by signal {sig} sent to hoist");
+    }
+    Ok(ExitCode::from(u8::try_from(status.code).unwrap_or(125)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: Args,
+    }
+
+    fn args(v: &[&str]) -> Args {
+        T::parse_from(std::iter::once("run").chain(v.iter().copied())).a
+    }
+
+    fn img() -> ImageDefaults {
+        ImageDefaults {
+            entrypoint: vec!["/ep".into()],
+            cmd: vec!["c1".into()],
+            env: vec!["A=1".into()],
+            working_dir: "/w".into(),
+            user: "app".into(),
+        }
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_follow_docker() {
+        let none = |_: &str| None;
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["i"], &["/ep", "c1"]),
+            (&["i", "x", "-y"], &["/ep", "x", "-y"]),
+            (&["--entrypoint", "sh", "i"], &["sh"]),
+            (&["--entrypoint", "sh", "i", "-c", "true"], &["sh", "-c", "true"]),
+            (&["--entrypoint", "", "i", "ls"], &["ls"]),
+        ];
+        for (cli, want) in cases {
+            let (argv, ..) = command_of(&args(cli), &img(), none).unwrap();
+            assert_eq!(argv, want.to_vec(), "{cli:?}");
+        }
+        let e = command_of(&args(&["--entrypoint", "", "i"]), &img(), none).unwrap_err();
+        assert!(e.to_string().starts_with("no command specified"), "{e}");
+    }
+
+    #[test]
+    fn env_workdir_user_defaults_and_overrides() {
+        let host = |k: &str| (k == "FROM_HOST").then(|| "h".to_string());
+        let (_, env, cwd, user) = command_of(&args(&["i"]), &img(), host).unwrap();
+        assert_eq!((env, cwd, user), (vec!["A=1".to_string()], "/w".to_string(), "app".to_string()));
+        let (_, env, cwd, user) = command_of(
+            &args(&["-e", "B=2", "-e", "FROM_HOST", "-e", "UNSET", "-w", "/x", "-u", "0", "i"]),
+            &img(),
+            host,
+        )
+        .unwrap();
+        assert_eq!(env, vec!["A=1", "B=2", "FROM_HOST=h"]);
+        assert_eq!((cwd.as_str(), user.as_str()), ("/x", "0"));
+        assert!(command_of(&args(&["-w", "rel", "i"]), &img(), host).is_err());
+    }
+
+    #[test]
+    fn volumes_parse_or_fail_clearly() {
+        assert_eq!(
+            parse_volume("/tmp:/data:ro").unwrap(),
+            Mount::Bind { source: "/tmp".into(), destination: "/data".into(), readonly: true }
+        );
+        assert!(matches!(parse_volume("/tmp:/data").unwrap(), Mount::Bind { readonly: false, .. }));
+        for (bad, msg) in [
+            ("vol:/data", "named volumes are not supported"),
+            ("/tmp:data", "must be absolute"),
+            ("/tmp:/d:rx", "unknown option `rx`"),
+            ("/nonexistent-hoist:/d", "does not exist"),
+            ("/tmp", "must be `HOST:PATH[:ro|rw]`"),
+        ] {
+            let e = parse_volume(bad).unwrap_err().to_string();
+            assert!(e.contains(msg), "{bad}: {e}");
+        }
+    }
 }

@@ -1,12 +1,36 @@
-//! `hoist tag` (being written).
+//! `hoist tag IMAGE NAME…`: gives an image more names (a name another image had moves), as
+//! `podman tag`: unqualified names get `localhost/`, the tag defaults to `latest`.
 
 use std::process::ExitCode;
 
 use super::Globals;
+use crate::image::Reference;
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The image: a name, an ID or a unique ID prefix
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
 
-pub fn run(_args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("hoist tag: PLACEHOLDER not built yet")
+    /// New names for it
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let names = args
+        .names
+        .iter()
+        .map(|n| Reference::parse_local(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(n) = names.iter().find(|n| n.digest().is_some()) {
+        anyhow::bail!("`{n}`: a name cannot carry a digest (tag names only)");
+    }
+    let store = Store::open(&globals.root)?;
+    let image = store.resolve(&args.image)?;
+    for n in &names {
+        store.tag(&image, n)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

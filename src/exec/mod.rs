@@ -1,1 +1,170 @@
-//! exec: see DESIGN.md (being written).
+//! exec: runs a [`crate::plan::BuildPlan`] — FROM from the local store, `scratch` or an earlier
+//! stage; RUN through the sandbox over the stage's layer dirs with a fresh upper dir; COPY/ADD
+//! written into a fresh layer dir with no container; config-only steps as pure edits of the
+//! image config; the commit through `layer` and `store`.
+//!
+//! It must not parse Dockerfile syntax (that is `dockerfile` and `plan`) nor write the store's
+//! files itself (that is `store`). Follows the OCI image spec for configs and manifests and
+//! `docker build` for what each step does to the image.
+//!
+//! A failed build leaves the store as it was: new layer blobs stay staged in this process's
+//! `tmp/` and new layer dirs in a work dir under it until the image is committed; both are
+//! deleted when the build fails. The one exception by design is `RUN --mount=type=cache`
+//! directories, which outlive builds.
+//!
+//! The build cache (a later issue) plugs in at [`stage`]'s step loop: each step has a
+//! canonical description ([`crate::plan::Step::cache_input`]) and, for COPY, a content digest
+//! from the context; a hit would reuse a committed layer and config instead of running the step.
+
+pub mod add;
+pub mod config;
+pub mod copy;
+pub mod export;
+pub mod perms;
+pub mod rootfs;
+mod stage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::context::ContextError;
+use crate::image::Digest;
+use crate::image::Reference;
+use crate::plan::{PlanError, Platform};
+use crate::store::{Store, StoreError};
+
+/// The network RUN steps get unless a step says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    Host,
+    None,
+}
+
+/// `--output`: where the final file system goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportTarget {
+    /// A directory (created; must be empty or missing).
+    Local(PathBuf),
+    /// A tar file (`-` is not supported).
+    Tar(PathBuf),
+}
+
+/// Everything one build needs, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub dockerfile_text: String,
+    /// The Dockerfile's name in messages (`Dockerfile`, `Containerfile`, `app.Dockerfile`).
+    pub dockerfile_name: String,
+    /// Where it was read from (`None` for stdin); its `.dockerignore` sibling is preferred.
+    pub dockerfile_path: Option<PathBuf>,
+    pub context_dir: PathBuf,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub tags: Vec<Reference>,
+    pub labels: Vec<(String, String)>,
+    pub network: NetworkMode,
+    /// `--timestamp` / `SOURCE_DATE_EPOCH`.
+    pub timestamp: Option<i64>,
+    /// `--secret id=ID,src=FILE`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    pub outputs: Vec<ExportTarget>,
+    pub platform: Option<String>,
+    /// Every step runs anyway (no cache exists yet); kept so the cache can honour it.
+    pub no_cache: bool,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The image ID (config digest), when an image was stored.
+    pub image_id: Option<Digest>,
+}
+
+/// A progress event, shown by the CLI's printer.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A step starts: `STEP number/total: text`.
+    Step {
+        number: usize,
+        total: usize,
+        text: &'a str,
+        /// The stage's name or index.
+        stage: &'a str,
+    },
+    /// The step that started last is done.
+    StepDone {
+        seconds: f64,
+    },
+    /// Output of a RUN step, as it comes.
+    Output(&'a [u8]),
+    Warning(&'a str),
+    /// An informational line (`COMMIT localhost/app:latest`).
+    Note(&'a str),
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The Dockerfile does not parse (the front end's message names file, line and column).
+    #[error("{0}")]
+    Dockerfile(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A step failed: `Dockerfile:12: RUN make: exit status 2`.
+    #[error("{file}:{line}: {text}: {message}")]
+    Step {
+        file: String,
+        line: usize,
+        text: String,
+        message: String,
+    },
+    #[error("build context: {0}")]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Layer(String),
+    #[error("`--output`: {0}")]
+    Output(String),
+}
+
+impl ExecError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ExecError {
+        let what = what.into();
+        move |source| ExecError::Io { what, source }
+    }
+}
+
+/// This machine's platform in OCI terms.
+pub fn host_platform() -> Platform {
+    let (arch, variant) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", None),
+        "aarch64" => ("arm64", None),
+        "arm" => ("arm", Some("v7")),
+        "x86" => ("386", None),
+        "powerpc64" => ("ppc64le", None),
+        "s390x" => ("s390x", None),
+        "riscv64" => ("riscv64", None),
+        other => (other, None),
+    };
+    Platform {
+        os: "linux".to_string(),
+        arch: arch.to_string(),
+        variant: variant.map(str::to_string),
+    }
+}
+
+/// Builds the image `req` describes into `store`, reporting progress through `events`.
+pub fn build(
+    store: &Store,
+    req: &BuildRequest,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Built, ExecError> {
+    stage::Runner::build(store, req, events)
+}

@@ -4,9 +4,14 @@
 //!
 //! Pure: no file system, no network. Values are valid by construction.
 
+pub mod config;
 mod digest;
+mod reference;
 
 pub use digest::{Digest, DigestError, DigestingReader, DigestingWriter};
+pub use reference::{
+    is_full_id, is_hex, Reference, ReferenceError, DEFAULT_DOMAIN, DEFAULT_TAG, LOCAL_DOMAIN,
+};
 
 use std::io::Read;
 

@@ -1,1 +1,55 @@
-//! sandbox: see DESIGN.md (being written).
+//! sandbox: runs a command in a rootless container — hoist's user namespace (entered once, in
+//! `main`, by [`userns::enter`]), then per run new mount, pid, uts, ipc (and network)
+//! namespaces, a root file system that is an overlay of the image's unpacked layers, docker's
+//! default capabilities, `no_new_privs`, and in single-id mode a seccomp filter that answers the
+//! chown and setuid families with success (files keep the one owner that exists).
+//!
+//! It knows nothing of Dockerfiles, images or the store: callers hand it a [`Spec`] of layer
+//! dirs, an upper dir and a command. It needs no setuid helper (the optional `newuidmap` is
+//! only used to map a subordinate range), no fuse and no daemon. The container's init is
+//! `/proc/self/exe __init` (see `init.rs`), cloned straight into its namespaces.
+
+pub mod caps;
+pub mod init;
+pub mod mounts;
+pub mod process;
+pub mod seccomp;
+pub mod spec;
+pub mod sys;
+pub mod user;
+pub mod userns;
+
+use std::path::PathBuf;
+
+pub use process::{container_id, run, run_with_stdio, RunStatus, Stdio};
+pub use spec::{Mount, Network, Spec};
+pub use userns::UsernsMode;
+
+/// Everything that can go wrong in the sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mounting `{target}`: {message}")]
+    Mount { target: PathBuf, message: String },
+    #[error("{0}")]
+    Spec(String),
+    #[error("{0}")]
+    User(String),
+    #[error("capabilities: {0}")]
+    Caps(String),
+    #[error("seccomp filter: {0}")]
+    Seccomp(String),
+    #[error("no user namespace: {0}")]
+    NoUserns(String),
+    /// Setting the container up failed (the init's message).
+    #[error("container setup: {0}")]
+    Setup(String),
+    /// The command could not be started: docker's message, and its exit code (127 or 126).
+    #[error("{message}")]
+    Exec { message: String, code: i32 },
+}

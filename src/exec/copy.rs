@@ -1,0 +1,331 @@
+//! Writing COPY/ADD results into a fresh layer dir, with no container: files, directories and
+//! symlinks at their image paths, parents created, owners and modes as `--chown`/`--chmod` or the
+//! source say.
+//!
+//! The destination is resolved through the image's merged view first ([`RootView`]), so a
+//! destination under an image symlink (`/bin` → `usr/bin`) lands where the image's own path
+//! resolution would put it, and parents that already exist in the image keep their owner and mode
+//! in the new layer (as overlay's copy-up would). Nothing is read through a symlink of the source
+//! tree, and nothing is written outside the layer dir.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::perms::Chmod;
+use super::rootfs::{clean_components, RootView};
+
+/// How owners and modes are set on what a step writes.
+#[derive(Debug, Clone, Default)]
+pub struct Attrs {
+    /// `--chown` resolved; `None` keeps `default_owner`/the source's owner.
+    pub chown: Option<(u32, u32)>,
+    pub chmod: Option<Chmod>,
+    /// Keep the source's owner (COPY --from, archives) instead of 0:0 (context files).
+    pub keep_owner: bool,
+}
+
+/// Writes into one layer dir and remembers owners it could not set.
+#[derive(Debug)]
+pub struct LayerWriter<'a> {
+    pub dir: &'a Path,
+    pub view: &'a RootView,
+    /// Parents already made in this layer.
+    made: BTreeSet<PathBuf>,
+    /// Owners `chown` refused (not mapped in this user namespace).
+    pub unmappable: BTreeSet<(u32, u32)>,
+}
+
+fn set_owner(
+    p: &Path,
+    uid: u32,
+    gid: u32,
+    unmappable: &mut BTreeSet<(u32, u32)>,
+) -> io::Result<()> {
+    match std::os::unix::fs::lchown(p, Some(uid), Some(gid)) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EPERM) =>
+        {
+            unmappable.insert((uid, gid));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn set_mtime(p: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    let t = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        p,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(io::Error::from)
+}
+
+impl<'a> LayerWriter<'a> {
+    pub fn new(dir: &'a Path, view: &'a RootView) -> LayerWriter<'a> {
+        LayerWriter {
+            dir,
+            view,
+            made: BTreeSet::new(),
+            unmappable: BTreeSet::new(),
+        }
+    }
+
+    /// The real path in the layer dir of an (already resolved) image path.
+    pub fn real(&self, image_path: &Path) -> PathBuf {
+        let mut p = self.dir.to_path_buf();
+        for c in clean_components(image_path) {
+            p.push(c);
+        }
+        p
+    }
+
+    /// Resolves an image path's parent through the image's symlinks and rejoins the last name:
+    /// where a write to `image_path` really lands.
+    pub fn resolve_dest(&self, image_path: &Path) -> io::Result<PathBuf> {
+        let comps = clean_components(image_path);
+        let Some((last, parents)) = comps.split_last() else {
+            return Ok(PathBuf::from("/"));
+        };
+        let mut parent = PathBuf::from("/");
+        for c in parents {
+            parent.push(c);
+        }
+        // the parent may have been made by this very layer (earlier sources of the step)
+        let (resolved, _) = self.view.resolve(&parent, true)?;
+        Ok(resolved.join(last))
+    }
+
+    /// Whether an (unresolved) image path is a directory in the image or in this layer.
+    pub fn is_dir(&self, image_path: &Path) -> io::Result<bool> {
+        let (resolved, entry) = self.view.resolve(image_path, true)?;
+        if entry.map(|e| e.meta.is_dir()).unwrap_or(false) {
+            return Ok(true);
+        }
+        Ok(fs::symlink_metadata(self.real(&resolved))
+            .map(|m| m.is_dir())
+            .unwrap_or(false))
+    }
+
+    /// Makes every parent of `image_path` (resolved) in the layer: existing image dirs keep their
+    /// owner, mode and time; new ones are 0755, owned by `new_owner` (0:0 by default).
+    pub fn make_parents(&mut self, image_path: &Path, new_owner: (u32, u32)) -> io::Result<()> {
+        let comps = clean_components(image_path);
+        let mut cur = PathBuf::from("/");
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            cur.push(c);
+            self.make_dir(&cur, new_owner)?;
+        }
+        Ok(())
+    }
+
+    /// Makes one directory of the layer (see [`Self::make_parents`]).
+    pub fn make_dir(&mut self, image_dir: &Path, new_owner: (u32, u32)) -> io::Result<()> {
+        if self.made.contains(image_dir) {
+            return Ok(());
+        }
+        let real = self.real(image_dir);
+        match fs::symlink_metadata(&real) {
+            Ok(m) if m.is_dir() => {
+                self.made.insert(image_dir.to_path_buf());
+                return Ok(());
+            }
+            Ok(_) => fs::remove_file(&real)?,
+            Err(_) => {}
+        }
+        fs::create_dir(&real)?;
+        match self.view.stat(image_dir)? {
+            Some(e) if e.meta.is_dir() => {
+                fs::set_permissions(&real, fs::Permissions::from_mode(e.meta.mode() & 0o7777))?;
+                set_owner(&real, e.meta.uid(), e.meta.gid(), &mut self.unmappable)?;
+                set_mtime(&real, &e.meta)?;
+            }
+            _ => {
+                fs::set_permissions(&real, fs::Permissions::from_mode(0o755))?;
+                set_owner(&real, new_owner.0, new_owner.1, &mut self.unmappable)?;
+            }
+        }
+        self.made.insert(image_dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Copies one source entry (file, dir itself without contents, or symlink; never followed)
+    /// to the resolved image path `dest`.
+    pub fn put(&mut self, src: &Path, dest: &Path, attrs: &Attrs) -> io::Result<()> {
+        let meta = fs::symlink_metadata(src)?;
+        let owner = match attrs.chown {
+            Some(o) => o,
+            None if attrs.keep_owner => (meta.uid(), meta.gid()),
+            None => (0, 0),
+        };
+        self.make_parents(dest, attrs.chown.unwrap_or((0, 0)))?;
+        let real = self.real(dest);
+        let ft = meta.file_type();
+        if let Ok(existing) = fs::symlink_metadata(&real) {
+            if !(existing.is_dir() && ft.is_dir()) {
+                if existing.is_dir() {
+                    fs::remove_dir_all(&real)?;
+                } else {
+                    fs::remove_file(&real)?;
+                }
+            }
+        }
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(src)?, &real)?;
+            set_owner(&real, owner.0, owner.1, &mut self.unmappable)?;
+            set_mtime(&real, &meta)?;
+            return Ok(());
+        }
+        if ft.is_dir() {
+            if !real.exists() {
+                fs::create_dir(&real)?;
+            }
+            self.made.insert(dest.to_path_buf());
+        } else if ft.is_file() {
+            copy_file(src, &real)?;
+        } else {
+            // devices, fifos, sockets: recreate the node
+            let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
+            nix::sys::stat::mknod(
+                &real,
+                kind,
+                nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o7777),
+                meta.rdev(),
+            )
+            .map_err(io::Error::from)?;
+        }
+        set_owner(&real, owner.0, owner.1, &mut self.unmappable)?;
+        let mode = match &attrs.chmod {
+            Some(c) => c.apply(meta.mode(), ft.is_dir()),
+            None => meta.mode() & 0o7777,
+        };
+        // after chown: chown clears setuid bits
+        fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
+        if attrs.keep_owner {
+            copy_xattrs(src, &real);
+        }
+        set_mtime(&real, &meta)?;
+        Ok(())
+    }
+
+    /// Writes a file with the given content (heredoc COPY, downloaded ADD): mode 0644 unless
+    /// `--chmod`, owner 0:0 unless `--chown`, mtime `mtime`.
+    pub fn put_bytes(
+        &mut self,
+        dest: &Path,
+        data: &[u8],
+        attrs: &Attrs,
+        mtime: i64,
+    ) -> io::Result<()> {
+        let owner = attrs.chown.unwrap_or((0, 0));
+        self.make_parents(dest, owner)?;
+        let real = self.real(dest);
+        if let Ok(m) = fs::symlink_metadata(&real) {
+            if m.is_dir() {
+                fs::remove_dir_all(&real)?;
+            } else {
+                fs::remove_file(&real)?;
+            }
+        }
+        fs::write(&real, data)?;
+        set_owner(&real, owner.0, owner.1, &mut self.unmappable)?;
+        let mode = match &attrs.chmod {
+            Some(c) => c.apply(0o644, false),
+            None => 0o644,
+        };
+        fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
+        let t = nix::sys::time::TimeSpec::new(mtime, 0);
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &real,
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(io::Error::from)?;
+        Ok(())
+    }
+
+    /// Restores directory times after their contents were written (writing changes them).
+    pub fn fix_dir_times(&self, entries: &[(PathBuf, fs::Metadata)]) -> io::Result<()> {
+        for (dest, meta) in entries.iter().rev() {
+            if meta.is_dir() {
+                set_mtime(&self.real(dest), meta)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn copy_file(src: &Path, dst: &Path) -> io::Result<()> {
+    let mut from = fs::File::open(src)?;
+    let mut to = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)?;
+    io::copy(&mut from, &mut to)?;
+    Ok(())
+}
+
+fn copy_xattrs(src: &Path, dst: &Path) {
+    if let Ok(names) = xattr::list(src) {
+        for n in names {
+            let keep = n
+                .to_str()
+                .map(|s| !s.starts_with("user.overlay.") && !s.starts_with("trusted.overlay."))
+                .unwrap_or(false);
+            if !keep {
+                continue;
+            }
+            if let Ok(Some(v)) = xattr::get(src, &n) {
+                if let Err(e) = xattr::set(dst, &n, &v) {
+                    log::debug!("cannot copy xattr {n:?} to `{}`: {e}", dst.display());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents_follow_image_symlinks_and_keep_modes() {
+        let t = tempfile::tempdir().expect("tmp");
+        let base = t.path().join("base");
+        fs::create_dir_all(base.join("usr/bin")).expect("mkdir");
+        fs::set_permissions(base.join("usr/bin"), fs::Permissions::from_mode(0o711))
+            .expect("chmod");
+        std::os::unix::fs::symlink("usr/bin", base.join("bin")).expect("symlink");
+        let layer = t.path().join("layer");
+        fs::create_dir(&layer).expect("mkdir");
+        let src = t.path().join("tool");
+        fs::write(&src, "#!/bin/sh\n").expect("write");
+        let view = RootView::new(vec![base]);
+        let mut w = LayerWriter::new(&layer, &view);
+        let dest = w.resolve_dest(Path::new("/bin/tool")).expect("resolve");
+        assert_eq!(dest, Path::new("/usr/bin/tool"));
+        w.put(
+            &src,
+            &dest,
+            &Attrs {
+                chmod: Some(Chmod::Octal(0o755)),
+                ..Attrs::default()
+            },
+        )
+        .expect("put");
+        let m = fs::metadata(layer.join("usr/bin/tool")).expect("stat");
+        assert_eq!(m.mode() & 0o7777, 0o755);
+        let d = fs::metadata(layer.join("usr/bin")).expect("stat");
+        assert_eq!(d.mode() & 0o7777, 0o711);
+        assert!(!layer.join("bin").exists());
+    }
+}

@@ -1,0 +1,1071 @@
+//! The runner: orders the planned stages, runs each stage's steps, and commits the target.
+//!
+//! One stage at a time, in dependency order (every dependency has a lower index, so index order
+//! is a valid order). The step loop in [`Runner::run_stage`] is where the build cache will look
+//! a step up before running it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::add;
+use super::config::{rfc3339, Healthcheck, ImageConfig};
+use super::copy::{Attrs, LayerWriter};
+use super::perms::{parse_group, parse_passwd, Accounts, Chmod};
+use super::rootfs::RootView;
+use super::{BuildRequest, Built, Event, ExecError, NetworkMode};
+use crate::context::{Context, CopyOptions, EntryKind};
+use crate::image::Digest;
+use crate::layer::diff::{write_dir_tar, write_upper_tar, DiffOptions};
+use crate::plan::{self, Base, BaseInfo, BuildPlan, CopyOp, FromRef, Op, RunMount, RunOp, Step};
+use crate::sandbox;
+use crate::store::{StagedBlob, Store};
+
+/// A layer of an image being built.
+#[derive(Debug, Clone)]
+struct LayerRef {
+    diff_id: Digest,
+    digest: Digest,
+    size: u64,
+    media_type: String,
+}
+
+/// A stage's result: its config, its layers and their unpacked dirs (bottom first).
+#[derive(Debug, Clone)]
+struct StageOut {
+    config: ImageConfig,
+    layers: Vec<LayerRef>,
+    dirs: Vec<PathBuf>,
+}
+
+/// A layer this build made, waiting for the commit.
+struct NewLayer {
+    staged: Option<StagedBlob>,
+    diff_id: Digest,
+    dir: PathBuf,
+}
+
+/// Runs one build.
+pub(super) struct Runner<'a> {
+    store: &'a Store,
+    req: &'a BuildRequest,
+    plan: BuildPlan,
+    ctx: Context,
+    work: tempfile::TempDir,
+    events: &'a mut dyn FnMut(Event<'_>),
+    outs: BTreeMap<usize, StageOut>,
+    new_layers: HashMap<String, NewLayer>,
+    images: HashMap<String, StageOut>,
+    created: String,
+    counter: usize,
+}
+
+fn stage_label(plan: &BuildPlan, i: usize) -> String {
+    plan.stages[i].name.clone().unwrap_or_else(|| i.to_string())
+}
+
+impl<'a> Runner<'a> {
+    pub(super) fn build(
+        store: &'a Store,
+        req: &'a BuildRequest,
+        events: &'a mut dyn FnMut(Event<'_>),
+    ) -> Result<Built, ExecError> {
+        let df = crate::dockerfile::parse(&req.dockerfile_text, &req.dockerfile_name)
+            .map_err(|e| ExecError::Dockerfile(e.to_string()))?;
+        let input = plan::from_dockerfile::from_dockerfile(
+            &df,
+            &req.dockerfile_text,
+            &req.dockerfile_name,
+        )?;
+        let opts = plan::PlanOptions {
+            file: req.dockerfile_name.clone(),
+            build_args: req.build_args.clone(),
+            target: req.target.clone(),
+            platform: super::host_platform(),
+            requested_platform: req.platform.clone(),
+        };
+        let plan = plan::plan(&input, &opts)?;
+        for w in &plan.warnings {
+            events(Event::Warning(w));
+        }
+        let ctx = Context::open(&req.context_dir, req.dockerfile_path.as_deref())?;
+        let work = store.tmp_dir()?;
+        let created = match req.timestamp {
+            Some(t) => rfc3339(t),
+            None => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        };
+        let mut r = Runner {
+            store,
+            req,
+            plan,
+            ctx,
+            work,
+            events,
+            outs: BTreeMap::new(),
+            new_layers: HashMap::new(),
+            images: HashMap::new(),
+            created,
+            counter: 0,
+        };
+        let order = r.plan.order.clone();
+        for i in order {
+            let out = r.run_stage(i)?;
+            r.outs.insert(i, out);
+        }
+        let target = r.plan.target;
+        let out = r
+            .outs
+            .remove(&target)
+            .expect("the target stage is always in the build order");
+        for o in &req.outputs {
+            super::export::export(&out.dirs, o, req.timestamp)?;
+        }
+        let store_image = !req.tags.is_empty() || req.outputs.is_empty();
+        let image_id = if store_image {
+            Some(r.commit(out)?)
+        } else {
+            None
+        };
+        Ok(Built { image_id })
+    }
+
+    fn step_err(&self, step_line: usize, text: &str, message: impl ToString) -> ExecError {
+        ExecError::Step {
+            file: self.plan.file.clone(),
+            line: step_line,
+            text: text.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Loads an image of the store as a stage base or `COPY --from` source.
+    fn load_image(&mut self, name: &str) -> Result<StageOut, String> {
+        if let Some(o) = self.images.get(name) {
+            return Ok(o.clone());
+        }
+        let record = self.store.resolve(name).map_err(|e| match e {
+            crate::store::StoreError::NotFound(_) => format!(
+                "image `{name}` is not in the local store, and pulling is not available yet: import or load it first (`hoist import`, `hoist load`)"
+            ),
+            other => format!("image `{name}`: {other}"),
+        })?;
+        let raw = self
+            .store
+            .read_blob(&record.id)
+            .map_err(|e| e.to_string())?;
+        let config = ImageConfig::from_json(&raw)
+            .map_err(|e| format!("image `{name}` has an invalid config: {e}"))?;
+        let platform = super::host_platform();
+        if !config.architecture.is_empty() && config.architecture != platform.arch {
+            return Err(format!(
+                "image `{name}` is for {}/{}, but hoist builds only for this machine's platform `{}` (no emulation)",
+                config.os,
+                config.architecture,
+                platform.to_text()
+            ));
+        }
+        let dirs = self.store.layer_dirs(&record).map_err(|e| e.to_string())?;
+        let diff_ids = record.diff_ids().map_err(|e| e.to_string())?;
+        let layers = record
+            .manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .map(|(l, diff_id)| {
+                Ok(LayerRef {
+                    diff_id,
+                    digest: Digest::from_oci(l.digest()).map_err(|e| e.to_string())?,
+                    size: l.size(),
+                    media_type: l.media_type().to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let out = StageOut {
+            config,
+            layers,
+            dirs,
+        };
+        self.images.insert(name.to_string(), out.clone());
+        Ok(out)
+    }
+
+    fn run_stage(&mut self, i: usize) -> Result<StageOut, ExecError> {
+        let sp = self.plan.stages[i].clone();
+        let label = stage_label(&self.plan, i);
+        let total = self.plan.total_steps;
+        (self.events)(Event::Step {
+            number: sp.first_step,
+            total,
+            text: &sp.text,
+            stage: &label,
+        });
+        let t0 = Instant::now();
+        let mut out = match &sp.base {
+            Base::Scratch => {
+                let p = super::host_platform();
+                StageOut {
+                    config: ImageConfig::scratch(&p.os, &p.arch, p.variant.as_deref()),
+                    layers: Vec::new(),
+                    dirs: Vec::new(),
+                }
+            }
+            Base::Stage(j) => self
+                .outs
+                .get(j)
+                .cloned()
+                .expect("a stage's base stage is built before it"),
+            Base::Image(name) => {
+                let name = name.clone();
+                self.load_image(&name)
+                    .map_err(|m| self.step_err(sp.line, &sp.text, m))?
+            }
+        };
+        out.config.ensure_path();
+        // the base's triggers run now and are not inherited further
+        let triggers = out.config.config.on_build.take().unwrap_or_default();
+        let mut onbuild = Vec::new();
+        for t in &triggers {
+            let mut parsed = plan::from_dockerfile::parse_trigger(t).map_err(|m| {
+                self.step_err(sp.line, &sp.text, format!("ONBUILD trigger `{t}`: {m}"))
+            })?;
+            parsed.line = sp.line;
+            onbuild.push(parsed);
+        }
+        let base = BaseInfo {
+            env: out.config.config.env.clone().unwrap_or_default(),
+            shell: out.config.config.shell.clone(),
+            workdir: out.config.config.working_dir.clone(),
+            onbuild: onbuild.clone(),
+        };
+        (self.events)(Event::StepDone {
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+        let steps = self.plan.resolve_stage(i, &base)?;
+        let mut cmd_set = false;
+        for (k, step) in steps.iter().enumerate() {
+            let is_trigger = k < onbuild.len();
+            if is_trigger {
+                let note = format!("ONBUILD trigger: {}", step.text);
+                (self.events)(Event::Note(&note));
+            } else {
+                (self.events)(Event::Step {
+                    number: sp.first_step + 1 + k - onbuild.len(),
+                    total,
+                    text: &step.text,
+                    stage: &label,
+                });
+            }
+            let t0 = Instant::now();
+            // build cache seam: a lookup by (parent key, step.cache_input(), input digests)
+            // would go here and skip `apply` on a hit
+            self.apply(step, &mut out, &mut cmd_set)?;
+            if !is_trigger {
+                (self.events)(Event::StepDone {
+                    seconds: t0.elapsed().as_secs_f64(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs one step against the stage's state.
+    fn apply(
+        &mut self,
+        step: &Step,
+        out: &mut StageOut,
+        cmd_set: &mut bool,
+    ) -> Result<(), ExecError> {
+        let err = |r: &Runner<'_>, m: String| r.step_err(step.line, &step.text, m);
+        let mut empty = true;
+        let mut summary = String::new();
+        match &step.op {
+            Op::Run(r) => {
+                self.run(step, r, out)?;
+                empty = false;
+            }
+            Op::Copy(c) => {
+                summary = self.copy(step, c, out)?;
+                empty = false;
+            }
+            Op::Workdir(dir) => {
+                out.config.set_workdir(dir);
+                let view = RootView::new(out.dirs.clone());
+                let exists = view
+                    .stat(Path::new(dir))
+                    .map_err(|e| err(self, e.to_string()))?
+                    .map(|e| e.meta.is_dir())
+                    .unwrap_or(false);
+                if !exists {
+                    let owner = self.current_owner(&view, out).map_err(|m| err(self, m))?;
+                    let layer = self.layer_dir()?;
+                    {
+                        let mut w = LayerWriter::new(&layer, &view);
+                        let (resolved, _) = view
+                            .resolve(Path::new(dir), true)
+                            .map_err(|e| err(self, e.to_string()))?;
+                        w.make_parents(&resolved, owner)
+                            .and_then(|_| w.make_dir(&resolved, owner))
+                            .map_err(|e| err(self, format!("creating `{dir}`: {e}")))?;
+                    }
+                    self.commit_layer(step, &layer, false, out)?;
+                    empty = false;
+                }
+            }
+            Op::Env(pairs) => {
+                for (k, v) in pairs {
+                    out.config.set_env(k, v);
+                }
+            }
+            Op::Arg(_) => {}
+            Op::Label(pairs) => {
+                for (k, v) in pairs {
+                    out.config.set_label(k, v);
+                }
+            }
+            Op::User(u) => out.config.set_user(u),
+            Op::Expose(ports) => {
+                for p in ports {
+                    out.config.expose(p);
+                }
+            }
+            Op::Volume(vs) => {
+                for v in vs {
+                    out.config.add_volume(v);
+                }
+            }
+            Op::Cmd(c) => {
+                out.config.set_cmd(c.clone());
+                *cmd_set = true;
+            }
+            Op::Entrypoint(e) => out.config.set_entrypoint(e.clone(), *cmd_set),
+            Op::StopSignal(s) => out.config.set_stop_signal(s),
+            Op::Healthcheck(h) => out.config.set_healthcheck(Healthcheck {
+                test: h.test.clone(),
+                interval: h.interval_ns,
+                timeout: h.timeout_ns,
+                start_period: h.start_period_ns,
+                start_interval: h.start_interval_ns,
+                retries: h.retries,
+            }),
+            Op::Shell(s) => out.config.set_shell(s.clone()),
+            Op::OnBuild(t) => out.config.add_onbuild(t),
+            Op::Maintainer(m) => out.config.author = Some(m.clone()),
+        }
+        let created_by = step.created_by(&summary);
+        out.config.push_history(&self.created, &created_by, empty);
+        Ok(())
+    }
+
+    /// The uid/gid of the stage's USER (for directories WORKDIR creates), 0:0 for root.
+    fn current_owner(&self, view: &RootView, out: &StageOut) -> Result<(u32, u32), String> {
+        match out.config.config.user.as_deref() {
+            None | Some("") => Ok((0, 0)),
+            Some(u) => {
+                let acc = accounts(view).map_err(|e| e.to_string())?;
+                let pu = acc.process_user(u).map_err(|e| e.to_string())?;
+                Ok((pu.uid, pu.gid))
+            }
+        }
+    }
+
+    /// A fresh directory for a new layer, under the store's tmp (same file system as `layers/`).
+    fn layer_dir(&mut self) -> Result<PathBuf, ExecError> {
+        self.counter += 1;
+        let d = self.work.path().join(format!("layer-{}", self.counter));
+        fs::create_dir(&d).map_err(ExecError::io(format!("creating `{}`", d.display())))?;
+        Ok(d)
+    }
+
+    /// Turns a layer dir into a staged blob and appends it to the stage.
+    fn commit_layer(
+        &mut self,
+        step: &Step,
+        dir: &Path,
+        upper: bool,
+        out: &mut StageOut,
+    ) -> Result<(), ExecError> {
+        let opts = DiffOptions {
+            timestamp: self.req.timestamp,
+            ..DiffOptions::default()
+        };
+        let w = self.store.blob_writer()?;
+        let res = if upper {
+            write_upper_tar(dir, w, &opts)
+        } else {
+            write_dir_tar(dir, w, &opts)
+        };
+        let (blob, w) = res
+            .map_err(|e| self.step_err(step.line, &step.text, format!("writing the layer: {e}")))?;
+        let staged = w.finish()?;
+        out.layers.push(LayerRef {
+            diff_id: blob.diff_id.clone(),
+            digest: blob.digest.clone(),
+            size: blob.size,
+            media_type: blob.media_type.to_string(),
+        });
+        out.dirs.push(dir.to_path_buf());
+        self.new_layers
+            .entry(blob.digest.to_string())
+            .or_insert(NewLayer {
+                staged: Some(staged),
+                diff_id: blob.diff_id,
+                dir: dir.to_path_buf(),
+            });
+        Ok(())
+    }
+
+    fn stage_dirs(
+        &mut self,
+        step: &Step,
+        from: &FromRef,
+    ) -> Result<(Vec<PathBuf>, String), ExecError> {
+        match from {
+            FromRef::Stage(i) => match self.outs.get(i) {
+                Some(o) => Ok((
+                    o.dirs.clone(),
+                    format!("stage `{}`", stage_label(&self.plan, *i)),
+                )),
+                None => Err(self.step_err(
+                    step.line,
+                    &step.text,
+                    format!(
+                        "stage `{}` is not part of this build",
+                        stage_label(&self.plan, *i)
+                    ),
+                )),
+            },
+            FromRef::Image(name) => {
+                let o = self
+                    .load_image(name)
+                    .map_err(|m| self.step_err(step.line, &step.text, m))?;
+                Ok((o.dirs, format!("image `{name}`")))
+            }
+        }
+    }
+
+    fn run(&mut self, step: &Step, r: &RunOp, out: &mut StageOut) -> Result<(), ExecError> {
+        let err = |s: &Runner<'_>, m: String| s.step_err(step.line, &step.text, m);
+        let layer = self.layer_dir()?;
+        let scratch = self.work.path().join(format!("run-{}", self.counter));
+        let work = scratch.join("work");
+        fs::create_dir_all(&work)
+            .map_err(ExecError::io(format!("creating `{}`", work.display())))?;
+        let mut spec = sandbox::Spec::new(out.dirs.clone(), layer.clone(), work, r.argv.clone());
+        spec.env = r.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        spec.cwd = out.config.workdir();
+        spec.user = out.config.config.user.clone().unwrap_or_default();
+        spec.network = match (r.network, self.req.network) {
+            (plan::Network::Host, _) | (plan::Network::Default, NetworkMode::Host) => {
+                sandbox::Network::Host
+            }
+            (plan::Network::None, _) | (plan::Network::Default, NetworkMode::None) => {
+                sandbox::Network::None
+            }
+        };
+        for (n, m) in r.mounts.iter().enumerate() {
+            let mount_dir = scratch.join(format!("mount-{n}"));
+            let sm = self.mount(step, m, &mount_dir).map_err(|e| match e {
+                ExecError::Step { .. } => e,
+                other => err(self, other.to_string()),
+            })?;
+            if let Some(sm) = sm {
+                spec.mounts.push(sm);
+            }
+        }
+        let (reader, writer) =
+            nix::unistd::pipe().map_err(|e| err(self, format!("creating a pipe: {e}")))?;
+        let writer2: OwnedFd = writer
+            .try_clone()
+            .map_err(|e| err(self, format!("duplicating a pipe: {e}")))?;
+        let stdio = sandbox::Stdio {
+            stdin: None,
+            stdout: Some(writer),
+            stderr: Some(writer2),
+        };
+        let events = &mut *self.events;
+        let status = std::thread::scope(|s| {
+            let h = s.spawn(move || sandbox::run_with_stdio(&spec, stdio));
+            let mut f = fs::File::from(reader);
+            let mut buf = [0u8; 8192];
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => events(Event::Output(&buf[..n])),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            h.join()
+        });
+        let status = match status {
+            Ok(Ok(st)) => st,
+            Ok(Err(e)) => return Err(err(self, e.to_string())),
+            Err(_) => return Err(err(self, "the sandbox thread panicked".to_string())),
+        };
+        if let Some(sig) = status.interrupted {
+            return Err(err(self, format!("interrupted by signal {sig}")));
+        }
+        if status.code != 0 {
+            return Err(err(self, format!("exit status {}", status.code)));
+        }
+        let _ = fs::remove_dir_all(&scratch);
+        self.commit_layer(step, &layer, true, out)
+    }
+
+    /// Prepares one `RUN --mount` (`None`: an optional secret that was not given).
+    fn mount(
+        &mut self,
+        step: &Step,
+        m: &RunMount,
+        dir: &Path,
+    ) -> Result<Option<sandbox::Mount>, ExecError> {
+        fs::create_dir_all(dir).map_err(ExecError::io(format!("creating `{}`", dir.display())))?;
+        match m {
+            RunMount::Bind {
+                target,
+                source,
+                from,
+                rw,
+            } => {
+                // a copy, so that `rw` writes are thrown away and .dockerignore holds
+                let copy_dir = dir.join("src");
+                fs::create_dir(&copy_dir)
+                    .map_err(ExecError::io(format!("creating `{}`", copy_dir.display())))?;
+                let op = CopyOp {
+                    add: false,
+                    sources: vec![source.clone()],
+                    inline: vec![],
+                    dest: "/".to_string(),
+                    from: from.clone(),
+                    chown: None,
+                    chmod: None,
+                    excludes: vec![],
+                    parents: false,
+                    checksum: None,
+                    link: false,
+                    keep_git_dir: false,
+                    unpack: Some(false),
+                };
+                let empty = RootView::new(Vec::new());
+                let single_file =
+                    self.copy_into(step, &op, &copy_dir, &empty, &Accounts::default(), true)?;
+                let src = match single_file {
+                    Some(name) => copy_dir.join(name),
+                    None => copy_dir,
+                };
+                Ok(Some(sandbox::Mount::Bind {
+                    source: src,
+                    destination: target.clone(),
+                    readonly: !rw,
+                }))
+            }
+            RunMount::Cache {
+                target,
+                id,
+                mode,
+                uid,
+                gid,
+                read_only,
+            } => {
+                let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(id.as_bytes()));
+                let d = self.store.cache_dir().join("run-mounts").join(&hex[..32]);
+                if !d.exists() {
+                    fs::create_dir_all(&d)
+                        .map_err(ExecError::io(format!("creating `{}`", d.display())))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(&d, fs::Permissions::from_mode(*mode))
+                        .map_err(ExecError::io(format!("chmod `{}`", d.display())))?;
+                    if let Err(e) = std::os::unix::fs::chown(&d, Some(*uid), Some(*gid)) {
+                        log::warn!("cache mount `{id}`: cannot give it owner {uid}:{gid}: {e}");
+                    }
+                }
+                Ok(Some(sandbox::Mount::Bind {
+                    source: d,
+                    destination: target.clone(),
+                    readonly: *read_only,
+                }))
+            }
+            RunMount::Tmpfs { target, size } => Ok(Some(sandbox::Mount::Tmpfs {
+                destination: target.clone(),
+                size: *size,
+                mode: None,
+            })),
+            RunMount::Secret {
+                id,
+                target,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(src) = self.req.secrets.get(id) else {
+                    if *required {
+                        return Err(self.step_err(
+                            step.line,
+                            &step.text,
+                            format!("secret `{id}` is required: pass it with `--secret id={id},src=FILE`"),
+                        ));
+                    }
+                    return Ok(None);
+                };
+                let f = dir.join("secret");
+                fs::copy(src, &f).map_err(ExecError::io(format!(
+                    "reading secret `{id}` from `{}`",
+                    src.display()
+                )))?;
+                use std::os::unix::fs::PermissionsExt;
+                if let Err(e) = std::os::unix::fs::chown(&f, Some(*uid), Some(*gid)) {
+                    log::debug!("secret `{id}`: cannot give it owner {uid}:{gid}: {e}");
+                }
+                fs::set_permissions(&f, fs::Permissions::from_mode(*mode))
+                    .map_err(ExecError::io(format!("chmod `{}`", f.display())))?;
+                Ok(Some(sandbox::Mount::Bind {
+                    source: f,
+                    destination: target.clone(),
+                    readonly: true,
+                }))
+            }
+        }
+    }
+
+    /// COPY/ADD into a fresh layer; returns the history's content summary.
+    fn copy(&mut self, step: &Step, c: &CopyOp, out: &mut StageOut) -> Result<String, ExecError> {
+        let view = RootView::new(out.dirs.clone());
+        let acc = if c.chown.is_some() {
+            accounts(&view).map_err(|e| self.step_err(step.line, &step.text, e.to_string()))?
+        } else {
+            Accounts::default()
+        };
+        let layer = self.layer_dir()?;
+        self.copy_into(step, c, &layer, &view, &acc, false)?;
+        let summary = self.summary(c);
+        self.commit_layer(step, &layer, false, out)?;
+        Ok(summary)
+    }
+
+    fn summary(&self, c: &CopyOp) -> String {
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        for s in &c.sources {
+            sha2::Digest::update(&mut h, s.as_bytes());
+            sha2::Digest::update(&mut h, b"\0");
+        }
+        for f in &c.inline {
+            sha2::Digest::update(&mut h, f.content.as_bytes());
+        }
+        let hex = hex::encode(sha2::Digest::finalize(h));
+        let kind = if c.sources.len() + c.inline.len() > 1 {
+            "multi"
+        } else {
+            "file"
+        };
+        format!("{kind}:{hex}")
+    }
+
+    /// Writes a COPY/ADD's result into `layer`. `view` is the image below (for the destination's
+    /// symlinks and existing dirs). With `bind` (a RUN bind mount's copy) a single-file source
+    /// is placed under its own name and that name returned.
+    fn copy_into(
+        &mut self,
+        step: &Step,
+        c: &CopyOp,
+        layer: &Path,
+        view: &RootView,
+        acc: &Accounts,
+        bind: bool,
+    ) -> Result<Option<String>, ExecError> {
+        let err = |s: &Runner<'_>, m: String| s.step_err(step.line, &step.text, m);
+        let chown = match &c.chown {
+            Some(spec) => Some(acc.chown(spec).map_err(|e| err(self, e.to_string()))?),
+            None => None,
+        };
+        let chmod = match &c.chmod {
+            Some(spec) => Some(Chmod::parse(spec).map_err(|e| err(self, e.to_string()))?),
+            None => None,
+        };
+        if c.checksum.is_some() && !c.sources.iter().all(|s| add::is_url(s)) {
+            return Err(err(
+                self,
+                "`--checksum` is only supported for URL sources".to_string(),
+            ));
+        }
+        if let Some(s) = c.sources.iter().find(|s| add::is_git(s)) {
+            return Err(err(self, format!("`{s}`: git sources are not supported; clone the repository into the context instead")));
+        }
+        if !c.add && c.sources.iter().any(|s| add::is_url(s)) {
+            return Err(err(self, "COPY does not fetch URLs: use ADD".to_string()));
+        }
+        let mut w = LayerWriter::new(layer, view);
+        let dest = PathBuf::from(c.dest.trim_end_matches('/'));
+        let dest = if dest.as_os_str().is_empty() {
+            PathBuf::from("/")
+        } else {
+            dest
+        };
+        let dir_intent = c.dest.ends_with('/');
+        let dest_is_dir = w.is_dir(&dest).map_err(|e| err(self, e.to_string()))?;
+        let urls: Vec<&String> = c.sources.iter().filter(|s| add::is_url(s)).collect();
+        let locals: Vec<&String> = c.sources.iter().filter(|s| !add::is_url(s)).collect();
+        let mtime_now = self
+            .req
+            .timestamp
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+
+        // local sources: from the context or from another stage/image
+        struct Item {
+            src: PathBuf,
+            /// Path below the destination ("" = the destination itself).
+            rel: String,
+            /// The source was a directory (its contents are copied).
+            from_dir: bool,
+            kind_dir: bool,
+            hardlink_to: Option<String>,
+        }
+        let mut items: Vec<Item> = Vec::new();
+        let mut n_sources = urls.len() + c.inline.len();
+        let mut archives: Vec<PathBuf> = Vec::new();
+        let mut any_wildcard = false;
+        let keep_owner = c.from.is_some();
+        if !locals.is_empty() {
+            match &c.from {
+                None => {
+                    let sources = self
+                        .ctx
+                        .resolve_sources(
+                            &locals,
+                            &CopyOptions {
+                                exclude: c.excludes.clone(),
+                                parents: c.parents,
+                            },
+                        )
+                        .map_err(|e| err(self, e.to_string()))?;
+                    any_wildcard = locals.iter().any(|s| crate::ignore::has_wildcards(s));
+                    n_sources += sources.len();
+                    for s in sources {
+                        let from_dir = s.kind == EntryKind::Dir;
+                        if c.add && !from_dir && c.unpack != Some(false) {
+                            let p = self.ctx.root().join(&s.path);
+                            if add::is_archive(&p).map_err(|e| err(self, e.to_string()))? {
+                                archives.push(p);
+                                continue;
+                            }
+                        }
+                        for e in s.entries {
+                            items.push(Item {
+                                src: self.ctx.root().join(&e.path),
+                                rel: e.dest.clone(),
+                                from_dir,
+                                kind_dir: e.kind == EntryKind::Dir,
+                                hardlink_to: e.hardlink_to.clone(),
+                            });
+                        }
+                    }
+                }
+                Some(from) => {
+                    let (dirs, what) = self.stage_dirs(step, from)?;
+                    let sv = RootView::new(dirs);
+                    let exclude = crate::ignore::Matcher::from_patterns(&c.excludes)
+                        .map_err(|e| err(self, format!("--exclude: {e}")))?;
+                    for pat in &locals {
+                        let found = from_view(&sv, pat, c.parents)
+                            .map_err(|m| err(self, format!("{pat}: {m} in {what}")))?;
+                        any_wildcard |= crate::ignore::has_wildcards(pat);
+                        n_sources += found.len();
+                        for (from_dir, entries) in found {
+                            for (src, rel, is_dir) in entries {
+                                if !rel.is_empty() && exclude.is_excluded(&rel) {
+                                    continue;
+                                }
+                                items.push(Item {
+                                    src,
+                                    rel,
+                                    from_dir,
+                                    kind_dir: is_dir,
+                                    hardlink_to: None,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let multi = n_sources > 1 || any_wildcard;
+        if multi && !dir_intent && !dest_is_dir && !bind {
+            return Err(err(
+                self,
+                format!(
+                    "when copying several sources, the destination must be a directory ending in `/`: use `{}/`",
+                    c.dest
+                ),
+            ));
+        }
+        let into_dir = dir_intent || dest_is_dir || multi;
+        let attrs = Attrs {
+            chown,
+            chmod: chmod.clone(),
+            keep_owner,
+        };
+        let mut placed: HashMap<String, PathBuf> = HashMap::new();
+        let mut dir_times: Vec<(PathBuf, fs::Metadata)> = Vec::new();
+        let mut single: Option<String> = None;
+        for it in &items {
+            let target = if it.from_dir || into_dir {
+                if it.rel.is_empty() {
+                    dest.clone()
+                } else {
+                    dest.join(&it.rel)
+                }
+            } else if bind {
+                let name = Path::new(&it.rel)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "file".to_string());
+                single = Some(name.clone());
+                dest.join(name)
+            } else {
+                dest.clone()
+            };
+            let resolved = w
+                .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
+            let res = if let Some(first) = &it.hardlink_to {
+                match placed.get(first) {
+                    Some(p) => {
+                        let (a, b) = (w.real(p), w.real(&resolved));
+                        w.make_parents(&resolved, chown.unwrap_or((0, 0)))
+                            .and_then(|_| {
+                                let _ = fs::remove_file(&b);
+                                fs::hard_link(&a, &b)
+                            })
+                    }
+                    None => w.put(&it.src, &resolved, &attrs),
+                }
+            } else if it.rel.is_empty() && it.kind_dir && w.is_dir(&resolved).unwrap_or(false) {
+                // the destination dir exists already: keep it as the image has it
+                w.make_parents(&resolved, chown.unwrap_or((0, 0)))
+                    .and_then(|_| w.make_dir(&resolved, chown.unwrap_or((0, 0))))
+            } else {
+                w.put(&it.src, &resolved, &attrs)
+            };
+            res.map_err(|e| err(self, format!("copying to `{}`: {e}", target.display())))?;
+            if it.kind_dir {
+                if let Ok(m) = fs::symlink_metadata(&it.src) {
+                    dir_times.push((resolved.clone(), m));
+                }
+            }
+            placed.insert(it.rel.clone(), resolved);
+        }
+        for a in &archives {
+            let resolved = w
+                .resolve_dest(&dest)
+                .map_err(|e| err(self, e.to_string()))?;
+            w.make_parents(&resolved, (0, 0))
+                .and_then(|_| w.make_dir(&resolved, (0, 0)))
+                .map_err(|e| err(self, e.to_string()))?;
+            let f = fs::File::open(a).map_err(|e| err(self, format!("`{}`: {e}", a.display())))?;
+            let opts = crate::layer::ApplyOptions {
+                layer_name: format!("ADD {}", a.display()),
+                ..crate::layer::ApplyOptions::default()
+            };
+            crate::layer::apply_blob(f, &w.real(&resolved), &opts)
+                .map_err(|e| err(self, format!("unpacking `{}`: {e}", a.display())))?;
+        }
+        for u in &urls {
+            let fetched =
+                add::fetch(u, c.checksum.as_deref()).map_err(|e| err(self, e.to_string()))?;
+            let target = if into_dir {
+                dest.join(add::url_file_name(u))
+            } else {
+                dest.clone()
+            };
+            let resolved = w
+                .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
+            let url_attrs = Attrs {
+                chown,
+                chmod: Some(chmod.clone().unwrap_or(Chmod::Octal(0o600))),
+                keep_owner: false,
+            };
+            w.put_bytes(
+                &resolved,
+                &fetched.data,
+                &url_attrs,
+                fetched.mtime.unwrap_or(mtime_now),
+            )
+            .map_err(|e| err(self, format!("writing `{}`: {e}", target.display())))?;
+        }
+        for f in &c.inline {
+            let target = if into_dir {
+                dest.join(&f.name)
+            } else {
+                dest.clone()
+            };
+            let resolved = w
+                .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
+            w.put_bytes(&resolved, f.content.as_bytes(), &attrs, mtime_now)
+                .map_err(|e| err(self, format!("writing `{}`: {e}", target.display())))?;
+        }
+        w.fix_dir_times(&dir_times)
+            .map_err(|e| err(self, e.to_string()))?;
+        if !w.unmappable.is_empty() {
+            log::warn!(
+                "{}:{}: {}: owners {:?} cannot be represented in this user namespace; those files keep the current owner",
+                self.plan.file,
+                step.line,
+                step.text,
+                w.unmappable
+            );
+        }
+        Ok(single)
+    }
+
+    /// Writes the config and manifest, installs the new layers, names the image.
+    fn commit(&mut self, mut out: StageOut) -> Result<Digest, ExecError> {
+        for (k, v) in &self.req.labels {
+            out.config.set_label(k, v);
+        }
+        out.config.created = Some(self.created.clone());
+        if self.req.timestamp.is_some() {
+            let c = self.created.clone();
+            out.config.clamp_times(&c);
+        }
+        out.config.rootfs.diff_ids = out.layers.iter().map(|l| l.diff_id.to_string()).collect();
+        let config = out.config.to_json();
+        // install the layers the image uses; the rest of this build's work is dropped
+        for l in &out.layers {
+            if let Some(nl) = self.new_layers.get_mut(&l.digest.to_string()) {
+                if let Some(staged) = nl.staged.take() {
+                    self.store.install_blob(staged)?;
+                    self.store.add_unpacked_layer(&nl.diff_id, &nl.dir)?;
+                }
+            }
+        }
+        let (config_digest, config_size) = self.store.write_blob(&mut &config[..])?;
+        let layers: Vec<serde_json::Value> = out
+            .layers
+            .iter()
+            .map(|l| {
+                json!({
+                    "mediaType": l.media_type,
+                    "digest": l.digest.to_string(),
+                    "size": l.size,
+                })
+            })
+            .collect();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest.to_string(),
+                "size": config_size,
+            },
+            "layers": layers,
+        });
+        let manifest = serde_json::to_vec(&manifest).expect("a JSON value always serialises");
+        let record = self.store.commit_image(&manifest, &self.req.tags)?;
+        for t in &self.req.tags {
+            let note = format!("COMMIT {t}");
+            (self.events)(Event::Note(&note));
+        }
+        Ok(record.id)
+    }
+}
+
+/// The image's `/etc/passwd` and `/etc/group`.
+fn accounts(view: &RootView) -> std::io::Result<Accounts> {
+    let passwd = view
+        .read_file(Path::new("/etc/passwd"))?
+        .unwrap_or_default();
+    let group = view.read_file(Path::new("/etc/group"))?.unwrap_or_default();
+    Ok(Accounts {
+        passwd: parse_passwd(&String::from_utf8_lossy(&passwd)),
+        group: parse_group(&String::from_utf8_lossy(&group)),
+    })
+}
+
+/// Entries for one `COPY --from` source pattern: per match, (is a dir, [(real path, path
+/// below the destination, is a dir)]).
+#[allow(clippy::type_complexity)]
+fn from_view(
+    sv: &RootView,
+    pattern: &str,
+    parents: bool,
+) -> Result<Vec<(bool, Vec<(PathBuf, String, bool)>)>, String> {
+    let clean = plan::resolve::clean(&format!("/{pattern}"));
+    let mut matches: Vec<PathBuf> = Vec::new();
+    if crate::ignore::has_wildcards(&clean) {
+        let (parent, last) = clean.rsplit_once('/').unwrap_or(("", &clean));
+        if crate::ignore::has_wildcards(parent) {
+            return Err("wildcards are supported only in the last path component".to_string());
+        }
+        let glob = crate::ignore::GlobPattern::new(last).map_err(|e| e.to_string())?;
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let (resolved, _) = sv
+            .resolve(Path::new(parent), true)
+            .map_err(|e| e.to_string())?;
+        for e in sv.read_dir(&resolved).map_err(|e| e.to_string())? {
+            let name = e
+                .image_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if glob.matches(&name) {
+                matches.push(e.image_path.clone());
+            }
+        }
+        if matches.is_empty() {
+            return Err("no file matches".to_string());
+        }
+    } else {
+        matches.push(PathBuf::from(crate::ignore::unescape(&clean)));
+    }
+    let mut out = Vec::new();
+    for m in matches {
+        let (resolved, entry) = sv.resolve(&m, true).map_err(|e| e.to_string())?;
+        let Some(entry) = entry else {
+            return Err("not found".to_string());
+        };
+        let keep = if parents {
+            let p = if entry.meta.is_dir() {
+                m.clone()
+            } else {
+                m.parent().map(Path::to_path_buf).unwrap_or_default()
+            };
+            p.to_string_lossy().trim_start_matches('/').to_string()
+        } else {
+            String::new()
+        };
+        let joined = |rel: &str| -> String {
+            match (keep.is_empty(), rel.is_empty()) {
+                (true, _) => rel.to_string(),
+                (false, true) => keep.clone(),
+                (false, false) => format!("{keep}/{rel}"),
+            }
+        };
+        if entry.meta.is_dir() {
+            let mut list = Vec::new();
+            for e in sv.walk(&resolved).map_err(|e| e.to_string())? {
+                let rel = e
+                    .image_path
+                    .strip_prefix(&resolved)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                list.push((e.real.clone(), joined(&rel), e.meta.is_dir()));
+            }
+            out.push((true, list));
+        } else {
+            let name = m
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            out.push((false, vec![(entry.real.clone(), joined(&name), false)]));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,885 @@
+//! Unpacking a layer tar into a directory without ever writing outside it.
+//!
+//! Every entry path is cleaned lexically (a leading `/` is dropped, as docker does; `.` is
+//! dropped; `..` that would climb above the target is refused). Parents are then walked one
+//! component at a time with `openat(O_NOFOLLOW | O_DIRECTORY)` from a descriptor of the target, so
+//! a symbolic link in a parent position is never followed (refused instead), and every file is
+//! created relative to its parent's descriptor with `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`. Hard link
+//! targets are resolved the same way and must already exist inside the target. Symbolic link
+//! *targets* are stored as they are: they are resolved inside the container at run time.
+//!
+//! Whiteouts follow the OCI image spec (`layer.md`): in [`WhiteoutMode::Overlay`] `.wh.NAME`
+//! becomes an overlay whiteout (0:0 char device) and `.wh..wh..opq` the `user.overlay.opaque=y`
+//! xattr on its directory; in [`WhiteoutMode::Delete`] (flattening several layers into one
+//! directory) they delete what lower layers left. Owners are set with `lchown`; ids that the
+//! current user namespace cannot represent keep the existing owner and produce one warning per
+//! layer. This module must not know about the store: the caller names the target directory.
+
+use std::collections::{BTreeSet, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{
+    fchmod, fstatat, futimens, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use tar::EntryType;
+
+use super::{LayerError, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+
+/// What to do with OCI whiteout entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhiteoutMode {
+    /// Keep them in overlay form: `.wh.NAME` → 0:0 char device `NAME`, `.wh..wh..opq` →
+    /// `user.overlay.opaque=y` on the directory. For layer dirs used as overlay lower dirs.
+    #[default]
+    Overlay,
+    /// Apply them by deleting what earlier layers put in the target (flattening an image).
+    Delete,
+}
+
+/// How [`apply_tar`] behaves.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Whiteout handling.
+    pub whiteouts: WhiteoutMode,
+    /// When a device node cannot be created (no `CAP_MKNOD`), skip it with a warning instead of
+    /// failing. Off by default: a missing device is an error naming the entry.
+    pub skip_devices: bool,
+    /// A name for the layer in warnings (usually its digest).
+    pub layer_name: String,
+}
+
+/// What [`apply_tar`] did besides writing files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Entries processed.
+    pub entries: u64,
+    /// User ids that could not be set (files kept the owner they were created with).
+    pub unmapped_uids: BTreeSet<u64>,
+    /// Group ids that could not be set.
+    pub unmapped_gids: BTreeSet<u64>,
+    /// Device entries skipped (only with `skip_devices`).
+    pub skipped_devices: Vec<String>,
+    /// Extended attributes that could not be set, as `path: name`.
+    pub skipped_xattrs: Vec<String>,
+}
+
+/// Unpacks an uncompressed tar stream into the existing directory `target`.
+///
+/// Refuses (with [`LayerError::Escape`] or [`LayerError::Invalid`] naming the entry) anything
+/// that would write outside `target`. On error the target may hold part of the layer; callers
+/// unpack into a fresh directory and discard it on failure.
+pub fn apply_tar<R: Read>(
+    tar: R,
+    target: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, LayerError> {
+    let root = openat(
+        nix::fcntl::AT_FDCWD,
+        target,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| LayerError::io(format!("opening `{}`", target.display()), e.into()))?;
+    let mut state = Applier {
+        root,
+        opts,
+        report: ApplyReport::default(),
+        written: HashSet::new(),
+        dirs: Vec::new(),
+    };
+    let mut archive = tar::Archive::new(tar);
+    let entries = archive
+        .entries()
+        .map_err(|e| LayerError::Tar(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| LayerError::Tar(e.to_string()))?;
+        state.entry(&mut entry)?;
+        state.report.entries += 1;
+    }
+    state.finish_dirs()?;
+    let report = state.report;
+    let layer = if opts.layer_name.is_empty() {
+        target.display().to_string()
+    } else {
+        opts.layer_name.clone()
+    };
+    if !report.unmapped_uids.is_empty() || !report.unmapped_gids.is_empty() {
+        log::warn!(
+            "layer `{layer}`: owners uid {:?} gid {:?} cannot be represented in this user namespace; those files keep the current owner",
+            report.unmapped_uids,
+            report.unmapped_gids
+        );
+    }
+    if !report.skipped_devices.is_empty() {
+        log::warn!(
+            "layer `{layer}`: skipped {} device node(s) that cannot be created here: {}",
+            report.skipped_devices.len(),
+            report.skipped_devices.join(", ")
+        );
+    }
+    if !report.skipped_xattrs.is_empty() {
+        log::warn!(
+            "layer `{layer}`: {} extended attribute(s) could not be set: {}",
+            report.skipped_xattrs.len(),
+            report.skipped_xattrs.join(", ")
+        );
+    }
+    Ok(report)
+}
+
+/// Decompresses (gzip, zstd, bzip2, xz or plain) and unpacks a layer blob; see [`apply_tar`].
+pub fn apply_blob<R: Read>(
+    blob: R,
+    target: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, LayerError> {
+    let (tar, _) = super::decompress(blob)?;
+    apply_tar(tar, target, opts)
+}
+
+/// Cleans a tar entry path into components: leading `/`, empty and `.` components dropped, `..`
+/// applied lexically. `Err` when `..` would climb above the root.
+pub fn clean_path(raw: &[u8]) -> Result<Vec<OsString>, String> {
+    let mut out: Vec<OsString> = Vec::new();
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Err("`..` leads above the root".to_owned());
+                }
+            }
+            c => {
+                if c.contains(&0) {
+                    return Err("contains a NUL byte".to_owned());
+                }
+                out.push(OsString::from_vec(c.to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn show(comps: &[OsString]) -> String {
+    let v: Vec<_> = comps.iter().map(|c| c.to_string_lossy()).collect();
+    v.join("/")
+}
+
+/// Owner, mode, times and xattrs of an entry, taken from its header and PAX records.
+struct Meta {
+    uid: u64,
+    gid: u64,
+    mode: u32,
+    mtime: TimeSpec,
+    xattrs: Vec<(OsString, Vec<u8>)>,
+}
+
+struct DeferredDir {
+    comps: Vec<OsString>,
+    meta: Meta,
+}
+
+struct Applier<'a> {
+    root: OwnedFd,
+    opts: &'a ApplyOptions,
+    report: ApplyReport,
+    /// Paths written by this layer (and their parents), for whiteouts in delete mode.
+    written: HashSet<Vec<OsString>>,
+    /// Directories whose mode and times are set at the end (children change their mtime).
+    dirs: Vec<DeferredDir>,
+}
+
+fn parse_pax_time(v: &str) -> Option<TimeSpec> {
+    let (secs, frac) = match v.split_once('.') {
+        Some((s, f)) => (s, f),
+        None => (v, ""),
+    };
+    let secs: i64 = secs.parse().ok()?;
+    let mut nanos: i64 = 0;
+    for (i, c) in frac.chars().take(9).enumerate() {
+        let d = c.to_digit(10)? as i64;
+        nanos += d * 10i64.pow(8 - i as u32);
+    }
+    if secs < 0 && nanos > 0 {
+        return Some(TimeSpec::new(secs - 1, 1_000_000_000 - nanos));
+    }
+    Some(TimeSpec::new(secs, nanos))
+}
+
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, path: &str) -> Result<Meta, LayerError> {
+    let h = entry.header();
+    let bad = |e: io::Error| LayerError::Invalid {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    // an empty numeric field (all NUL or spaces) reads as 0, as Go's archive/tar does
+    let old = h.as_old();
+    let num = |v: io::Result<u64>, raw: &[u8]| match v {
+        Ok(n) => Ok(n),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        Err(e) => Err(bad(e)),
+    };
+    let mut meta = Meta {
+        uid: num(h.uid(), &old.uid)?,
+        gid: num(h.gid(), &old.gid)?,
+        mode: num(h.mode().map(u64::from), &old.mode)? as u32 & 0o7777,
+        mtime: TimeSpec::new(num(h.mtime(), &old.mtime)? as i64, 0),
+        xattrs: Vec::new(),
+    };
+    if let Some(exts) = entry.pax_extensions().map_err(bad)? {
+        for ext in exts {
+            let ext = ext.map_err(bad)?;
+            let key = ext.key_bytes();
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                meta.xattrs.push((
+                    OsStr::from_bytes(name).to_owned(),
+                    ext.value_bytes().to_vec(),
+                ));
+                continue;
+            }
+            let value = String::from_utf8_lossy(ext.value_bytes());
+            match key {
+                b"uid" => {
+                    meta.uid = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid(path, "bad PAX uid"))?
+                }
+                b"gid" => {
+                    meta.gid = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid(path, "bad PAX gid"))?
+                }
+                b"mtime" => {
+                    meta.mtime = parse_pax_time(value.trim())
+                        .ok_or_else(|| invalid(path, "bad PAX mtime"))?
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(meta)
+}
+
+fn invalid(path: &str, reason: &str) -> LayerError {
+    LayerError::Invalid {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// The overlay xattrs a tar must not set directly: only whiteout entries express them.
+fn is_overlay_xattr(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    b.starts_with(b"user.overlay.") || b.starts_with(b"trusted.overlay.")
+}
+
+fn open_dir_at<Fd: AsFd>(dir: Fd, name: &OsStr) -> nix::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// `/proc/self/fd/N/NAME`: a path naming `NAME` inside an open directory, for calls that have no
+/// `*at` form (lsetxattr). The magic link resolves to the directory itself, so nothing outside it
+/// can be reached; the last component is not followed by the l* calls.
+fn fd_path(dir: &OwnedFd, name: &OsStr) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
+}
+
+impl Applier<'_> {
+    /// Opens (creating with mode 0755 when `create`) the directory `comps` inside the root,
+    /// never following a symbolic link.
+    fn open_dir(
+        &self,
+        comps: &[OsString],
+        create: bool,
+        entry: &str,
+    ) -> Result<OwnedFd, LayerError> {
+        let mut cur = open_dir_at(&self.root, OsStr::new("."))
+            .map_err(|e| LayerError::entry(entry, io::Error::from(e)))?;
+        for (i, comp) in comps.iter().enumerate() {
+            let next = match open_dir_at(&cur, comp) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) if create => {
+                    match mkdirat(&cur, comp.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(LayerError::entry(entry, io::Error::from(e))),
+                    }
+                    open_dir_at(&cur, comp)
+                        .map_err(|e| LayerError::entry(entry, io::Error::from(e)))?
+                }
+                Err(Errno::ENOENT) => {
+                    return Err(invalid(
+                        entry,
+                        &format!("`{}` does not exist in the target", show(&comps[..=i])),
+                    ))
+                }
+                Err(Errno::ELOOP) => {
+                    return Err(LayerError::Escape {
+                        path: entry.to_owned(),
+                        reason: format!(
+                            "its parent `{}` is a symbolic link, which is never followed",
+                            show(&comps[..=i])
+                        ),
+                    })
+                }
+                Err(Errno::ENOTDIR) => {
+                    // O_NOFOLLOW on a symlink to a directory gives ELOOP or ENOTDIR depending
+                    // on the kernel path taken; tell the two apart for the message
+                    let is_link = fstatat(&cur, comp.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .map(|st| {
+                            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK
+                        })
+                        .unwrap_or(false);
+                    let reason = if is_link {
+                        format!(
+                            "its parent `{}` is a symbolic link, which is never followed",
+                            show(&comps[..=i])
+                        )
+                    } else {
+                        format!("its parent `{}` is not a directory", show(&comps[..=i]))
+                    };
+                    return Err(if is_link {
+                        LayerError::Escape {
+                            path: entry.to_owned(),
+                            reason,
+                        }
+                    } else {
+                        invalid(entry, &reason)
+                    });
+                }
+                Err(e) => return Err(LayerError::entry(entry, io::Error::from(e))),
+            };
+            cur = next;
+        }
+        Ok(cur)
+    }
+
+    fn mark_written(&mut self, comps: &[OsString]) {
+        for i in 1..=comps.len() {
+            self.written.insert(comps[..i].to_vec());
+        }
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
+            return Ok(());
+        }
+        let comps = clean_path(&raw).map_err(|reason| LayerError::Escape {
+            path: shown.clone(),
+            reason,
+        })?;
+        let Some((name, parents)) = comps.split_last() else {
+            // the root itself (`./`): only a directory makes sense there
+            if kind != EntryType::Directory {
+                return Err(invalid(&shown, "the root of a layer must be a directory"));
+            }
+            let meta = read_meta(entry, &shown)?;
+            self.dirs.push(DeferredDir {
+                comps: Vec::new(),
+                meta,
+            });
+            return Ok(());
+        };
+        let meta = read_meta(entry, &shown)?;
+        if let Some(rest) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            return self.whiteout(parents, rest, &meta, &shown);
+        }
+        let parent = self.open_dir(parents, true, &shown)?;
+        self.make_room(&parent, name, kind == EntryType::Directory, &shown)?;
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let fd = openat(
+                    &parent,
+                    name.as_os_str(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+                let mut file = File::from(fd);
+                io::copy(entry, &mut file).map_err(|e| LayerError::entry(&shown, e))?;
+                let fd = OwnedFd::from(file);
+                self.chown_fd(&fd, &meta);
+                fchmod(&fd, Mode::from_bits_truncate(meta.mode))
+                    .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+                self.set_xattrs_fd(&fd, &meta, &shown);
+                futimens(&fd, &meta.mtime, &meta.mtime)
+                    .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+            }
+            EntryType::Directory => {
+                match mkdirat(&parent, name.as_os_str(), Mode::from_bits_truncate(0o700)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(LayerError::entry(&shown, io::Error::from(e))),
+                }
+                let fd = open_dir_at(&parent, name)
+                    .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+                self.chown_fd(&fd, &meta);
+                self.set_xattrs_fd(&fd, &meta, &shown);
+                self.dirs.push(DeferredDir {
+                    comps: comps.clone(),
+                    meta,
+                });
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| invalid(&shown, "symbolic link without a target"))?;
+                if target.is_empty() {
+                    return Err(invalid(&shown, "symbolic link without a target"));
+                }
+                symlinkat(OsStr::from_bytes(&target), &parent, name.as_os_str())
+                    .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+                self.chown_at(&parent, name, &meta);
+                self.set_xattrs_path(&fd_path(&parent, name), &meta, &shown);
+                utimensat(
+                    &parent,
+                    name.as_os_str(),
+                    &meta.mtime,
+                    &meta.mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| invalid(&shown, "hard link without a target"))?;
+                let tcomps = clean_path(&target).map_err(|reason| LayerError::Escape {
+                    path: shown.clone(),
+                    reason: format!(
+                        "hard link target `{}`: {reason}",
+                        String::from_utf8_lossy(&target)
+                    ),
+                })?;
+                let Some((tname, tparents)) = tcomps.split_last() else {
+                    return Err(invalid(&shown, "hard link to the root directory"));
+                };
+                let tparent = self
+                    .open_dir(tparents, false, &shown)
+                    .map_err(|e| match e {
+                        LayerError::Invalid { .. } => invalid(
+                            &shown,
+                            &format!(
+                                "hard link target `{}` does not exist in the layer",
+                                show(&tcomps)
+                            ),
+                        ),
+                        other => other,
+                    })?;
+                match fstatat(&tparent, tname.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                    Ok(st)
+                        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT
+                            == SFlag::S_IFDIR =>
+                    {
+                        return Err(invalid(
+                            &shown,
+                            &format!("hard link target `{}` is a directory", show(&tcomps)),
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        return Err(invalid(
+                            &shown,
+                            &format!(
+                                "hard link target `{}` does not exist in the layer",
+                                show(&tcomps)
+                            ),
+                        ))
+                    }
+                }
+                linkat(
+                    &tparent,
+                    tname.as_os_str(),
+                    &parent,
+                    name.as_os_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let (sflag, dev) = match kind {
+                    EntryType::Fifo => (SFlag::S_IFIFO, 0),
+                    _ => {
+                        let h = entry.header();
+                        let major = h.device_major().ok().flatten().unwrap_or(0);
+                        let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                        let f = if kind == EntryType::Char {
+                            SFlag::S_IFCHR
+                        } else {
+                            SFlag::S_IFBLK
+                        };
+                        (f, nix::sys::stat::makedev(major.into(), minor.into()))
+                    }
+                };
+                match mknodat(
+                    &parent,
+                    name.as_os_str(),
+                    sflag,
+                    Mode::from_bits_truncate(meta.mode),
+                    dev,
+                ) {
+                    Ok(()) => {}
+                    Err(e @ (Errno::EPERM | Errno::EACCES)) if sflag != SFlag::S_IFIFO => {
+                        if self.opts.skip_devices {
+                            self.report.skipped_devices.push(shown.clone());
+                            return Ok(());
+                        }
+                        return Err(LayerError::Device {
+                            path: shown,
+                            source: e.into(),
+                        });
+                    }
+                    Err(e) => return Err(LayerError::entry(&shown, io::Error::from(e))),
+                }
+                self.chown_at(&parent, name, &meta);
+                nix::sys::stat::fchmodat(
+                    &parent,
+                    name.as_os_str(),
+                    Mode::from_bits_truncate(meta.mode),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+                self.set_xattrs_path(&fd_path(&parent, name), &meta, &shown);
+                utimensat(
+                    &parent,
+                    name.as_os_str(),
+                    &meta.mtime,
+                    &meta.mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+            }
+            other => {
+                return Err(invalid(
+                    &shown,
+                    &format!("unsupported tar entry type {other:?}"),
+                ));
+            }
+        }
+        self.mark_written(&comps);
+        Ok(())
+    }
+
+    /// Removes whatever is at `name` unless both it and the new entry are directories (then
+    /// the directory is kept and merged into, as docker does).
+    fn make_room(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        new_is_dir: bool,
+        shown: &str,
+    ) -> Result<(), LayerError> {
+        match fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let is_dir =
+                    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+                if is_dir && new_is_dir {
+                    return Ok(());
+                }
+                remove_all_at(parent, name).map_err(|e| LayerError::entry(shown, e))
+            }
+            Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(LayerError::entry(shown, io::Error::from(e))),
+        }
+    }
+
+    fn whiteout(
+        &mut self,
+        parents: &[OsString],
+        rest: &[u8],
+        meta: &Meta,
+        shown: &str,
+    ) -> Result<(), LayerError> {
+        let parent = self.open_dir(parents, true, shown)?;
+        if [WHITEOUT_PREFIX.as_bytes(), rest].concat() == OPAQUE_WHITEOUT.as_bytes() {
+            match self.opts.whiteouts {
+                WhiteoutMode::Overlay => {
+                    let f = File::from(parent);
+                    xattr::FileExt::set_xattr(&f, OVERLAY_OPAQUE_XATTR, b"y")
+                        .map_err(|e| LayerError::entry(shown, e))?;
+                }
+                WhiteoutMode::Delete => {
+                    let mut dir = nix::dir::Dir::from_fd(
+                        nix::unistd::dup(&parent)
+                            .map_err(|e| LayerError::entry(shown, io::Error::from(e)))?,
+                    )
+                    .map_err(|e| LayerError::entry(shown, io::Error::from(e)))?;
+                    let mut victims = Vec::new();
+                    for ent in dir.iter() {
+                        let ent = ent.map_err(|e| LayerError::entry(shown, io::Error::from(e)))?;
+                        let n = OsStr::from_bytes(ent.file_name().to_bytes());
+                        if n == "." || n == ".." {
+                            continue;
+                        }
+                        let mut p = parents.to_vec();
+                        p.push(n.to_owned());
+                        if !self.written.contains(&p) {
+                            victims.push(n.to_owned());
+                        }
+                    }
+                    for v in victims {
+                        remove_all_at(&parent, &v).map_err(|e| LayerError::entry(shown, e))?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if rest.is_empty()
+            || rest == b"."
+            || rest == b".."
+            || rest.starts_with(WHITEOUT_PREFIX.as_bytes())
+        {
+            return Err(invalid(shown, "malformed whiteout name"));
+        }
+        let victim = OsStr::from_bytes(rest);
+        let mut vpath = parents.to_vec();
+        vpath.push(victim.to_owned());
+        match self.opts.whiteouts {
+            WhiteoutMode::Overlay => {
+                self.make_room(&parent, victim, false, shown)?;
+                mknodat(&parent, victim, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| {
+                    LayerError::Device {
+                        path: shown.to_owned(),
+                        source: e.into(),
+                    }
+                })?;
+                utimensat(
+                    &parent,
+                    victim,
+                    &meta.mtime,
+                    &meta.mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| LayerError::entry(shown, io::Error::from(e)))?;
+                self.mark_written(&vpath);
+            }
+            WhiteoutMode::Delete => {
+                // whiteouts only hide what lower layers made (image-spec layer.md)
+                if !self.written.contains(&vpath) {
+                    match fstatat(&parent, victim, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                        Ok(_) => remove_all_at(&parent, victim)
+                            .map_err(|e| LayerError::entry(shown, e))?,
+                        Err(Errno::ENOENT) => {}
+                        Err(e) => return Err(LayerError::entry(shown, io::Error::from(e))),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn chown_result(&mut self, r: nix::Result<()>, meta: &Meta) {
+        if let Err(Errno::EINVAL | Errno::EPERM) = r {
+            // an id the user namespace cannot represent; keep the file, warn once per layer
+            let (cu, cg) = (
+                nix::unistd::geteuid().as_raw() as u64,
+                nix::unistd::getegid().as_raw() as u64,
+            );
+            if meta.uid != cu {
+                self.report.unmapped_uids.insert(meta.uid);
+            }
+            if meta.gid != cg {
+                self.report.unmapped_gids.insert(meta.gid);
+            }
+        }
+    }
+
+    fn chown_fd(&mut self, fd: &OwnedFd, meta: &Meta) {
+        let r = fchown(
+            fd,
+            Some(Uid::from_raw(meta.uid as u32)),
+            Some(Gid::from_raw(meta.gid as u32)),
+        );
+        self.chown_result(r, meta);
+    }
+
+    fn chown_at(&mut self, parent: &OwnedFd, name: &OsStr, meta: &Meta) {
+        let r = fchownat(
+            parent,
+            name,
+            Some(Uid::from_raw(meta.uid as u32)),
+            Some(Gid::from_raw(meta.gid as u32)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        self.chown_result(r, meta);
+    }
+
+    fn set_xattrs_fd(&mut self, fd: &OwnedFd, meta: &Meta, shown: &str) {
+        if meta.xattrs.is_empty() {
+            return;
+        }
+        let Ok(dup) = fd.try_clone() else {
+            self.report.skipped_xattrs.push(format!("{shown}: (all)"));
+            return;
+        };
+        let f = File::from(dup);
+        for (name, value) in &meta.xattrs {
+            if is_overlay_xattr(name) {
+                continue;
+            }
+            if xattr::FileExt::set_xattr(&f, name, value).is_err() {
+                self.report
+                    .skipped_xattrs
+                    .push(format!("{shown}: {}", name.to_string_lossy()));
+            }
+        }
+    }
+
+    fn set_xattrs_path(&mut self, path: &Path, meta: &Meta, shown: &str) {
+        for (name, value) in &meta.xattrs {
+            if is_overlay_xattr(name) {
+                continue;
+            }
+            // xattr::set does not follow a final symbolic link (lsetxattr)
+            if xattr::set(path, name, value).is_err() {
+                self.report
+                    .skipped_xattrs
+                    .push(format!("{shown}: {}", name.to_string_lossy()));
+            }
+        }
+    }
+
+    /// Sets directory modes and times last, deepest first, so that creating children does not
+    /// disturb them and a read-only directory is filled before it becomes read-only.
+    fn finish_dirs(&mut self) -> Result<(), LayerError> {
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.comps.len()));
+        for d in dirs {
+            let shown = show(&d.comps);
+            let fd = match self.open_dir(&d.comps, false, &shown) {
+                Ok(fd) => fd,
+                // removed or replaced by a later entry of the same layer
+                Err(LayerError::Invalid { .. } | LayerError::Escape { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if d.comps.is_empty() {
+                self.chown_fd(&fd, &d.meta);
+            }
+            fchmod(&fd, Mode::from_bits_truncate(d.meta.mode))
+                .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+            futimens(&fd, &d.meta.mtime, &d.meta.mtime)
+                .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes `name` in `parent` and, when it is a directory, everything below it, without ever
+/// following a symbolic link.
+fn remove_all_at(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    match unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => return Ok(()),
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::EISDIR) | Err(Errno::EPERM) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let fd = open_dir_at(parent, name)?;
+    let mut children = Vec::new();
+    {
+        let mut dir = nix::dir::Dir::from_fd(nix::unistd::dup(&fd)?)?;
+        for ent in dir.iter() {
+            let ent = ent?;
+            let n = OsStr::from_bytes(ent.file_name().to_bytes());
+            if n != "." && n != ".." {
+                children.push(n.to_owned());
+            }
+        }
+    }
+    for c in children {
+        remove_all_at(&fd, &c)?;
+    }
+    match unlinkat(parent, name, UnlinkatFlags::RemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Flattens layer directories in overlay form (bottom first: whiteouts as 0:0 char devices,
+/// opaque xattrs) into one plain directory `target`, as the merged overlay view would show them:
+/// each layer is streamed as a tar (see [`super::write_tar`]) straight into [`apply_tar`] with
+/// [`WhiteoutMode::Delete`], so escapes are refused here too. For `--output type=local`.
+pub fn flatten_dirs(
+    layers: &[std::path::PathBuf],
+    target: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, LayerError> {
+    let mut total = ApplyReport::default();
+    let opts = ApplyOptions {
+        whiteouts: WhiteoutMode::Delete,
+        ..opts.clone()
+    };
+    for dir in layers {
+        let (rd, wr) =
+            nix::unistd::pipe().map_err(|e| LayerError::io("making a pipe", e.into()))?;
+        let report = std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                let out = io::BufWriter::with_capacity(256 * 1024, File::from(wr));
+                super::write_tar(dir, out, super::DirKind::OverlayUpper, None).and_then(|w| {
+                    w.into_inner()
+                        .map(drop)
+                        .map_err(|e| LayerError::io("writing layer tar", e.into_error()))
+                })
+            });
+            let applied = apply_tar(
+                io::BufReader::with_capacity(256 * 1024, File::from(rd)),
+                target,
+                &opts,
+            );
+            let written = writer.join().unwrap_or_else(|_| {
+                Err(LayerError::io(
+                    "writing layer tar",
+                    io::Error::other("the tar writer panicked"),
+                ))
+            });
+            match (written, applied) {
+                // the writer stopped because the reader gave up: the reader's error is the cause
+                (Err(w), Err(a)) if is_broken_pipe(&w) => Err(a),
+                // a failure to read the layer dir explains a truncated tar better than the tar error
+                (Err(w), _) => Err(w),
+                (Ok(()), applied) => applied,
+            }
+        })?;
+        total.entries += report.entries;
+        total.unmapped_uids.extend(report.unmapped_uids);
+        total.unmapped_gids.extend(report.unmapped_gids);
+        total.skipped_devices.extend(report.skipped_devices);
+        total.skipped_xattrs.extend(report.skipped_xattrs);
+    }
+    Ok(total)
+}
+
+fn is_broken_pipe(e: &LayerError) -> bool {
+    match e {
+        LayerError::Io { source, .. } | LayerError::Walk { source, .. } => {
+            source.kind() == io::ErrorKind::BrokenPipe
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,195 @@
+//! The resolved steps a stage is made of: every word expanded the way Docker expands it, shell
+//! forms already wrapped through the stage's `SHELL`, relative paths joined to the `WORKDIR`.
+//! Exec runs these without knowing Dockerfile syntax.
+//!
+//! Each step can describe itself canonically ([`Step::cache_input`]): the seam where the build
+//! cache (a later issue) will hash a key from the parent key, this text and the content digests
+//! of the step's inputs. Nothing here is hashed or looked up yet.
+
+use std::collections::BTreeMap;
+
+/// A step of a stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// 1-based line of the instruction in the Dockerfile (for `Dockerfile:12: …` errors).
+    pub line: usize,
+    /// The instruction as shown in progress and errors (`RUN make`), unexpanded.
+    pub text: String,
+    pub op: Op,
+}
+
+/// Where a `COPY --from` or `RUN --mount from=` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromRef {
+    /// An earlier stage of this build, by index.
+    Stage(usize),
+    /// An image in the local store, by name.
+    Image(String),
+}
+
+/// The network of a RUN step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Whatever the build says (`hoist build --network`).
+    Default,
+    Host,
+    None,
+}
+
+/// A `RUN --mount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    /// `type=bind`: a path of the context (or of `from`) at `target`, read-only unless `rw`.
+    Bind {
+        target: String,
+        source: String,
+        from: Option<FromRef>,
+        rw: bool,
+    },
+    /// `type=cache`: a directory kept between builds under `id`.
+    Cache {
+        target: String,
+        id: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        read_only: bool,
+    },
+    /// `type=tmpfs`.
+    Tmpfs { target: String, size: Option<u64> },
+    /// `type=secret`: the file given by `--secret id=ID,src=…`, at `target`.
+    Secret {
+        id: String,
+        target: String,
+        required: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+}
+
+/// A RUN step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOp {
+    /// The process's argv (shell form already wrapped through SHELL).
+    pub argv: Vec<String>,
+    /// The process environment: the image's ENV plus the build args in scope.
+    pub env: Vec<(String, String)>,
+    /// The build args in scope that are not ENV (written into the history as buildah does).
+    pub args_in_scope: Vec<(String, String)>,
+    pub mounts: Vec<RunMount>,
+    pub network: Network,
+    /// Standard input (a heredoc fed to the command).
+    pub stdin: Option<String>,
+    /// The text after `RUN ` (history's `created_by`).
+    pub shown: String,
+}
+
+/// A heredoc given as a COPY/ADD source (`COPY <<EOF /file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineFile {
+    pub name: String,
+    pub content: String,
+}
+
+/// COPY or ADD.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyOp {
+    pub add: bool,
+    /// Source paths/patterns as written (expanded), or URLs for ADD.
+    pub sources: Vec<String>,
+    pub inline: Vec<InlineFile>,
+    /// Destination (expanded; relative ones are joined to the WORKDIR; trailing `/` kept).
+    pub dest: String,
+    pub from: Option<FromRef>,
+    pub chown: Option<String>,
+    pub chmod: Option<String>,
+    pub excludes: Vec<String>,
+    pub parents: bool,
+    pub checksum: Option<String>,
+    /// `--link` (accepted: every COPY layer is already independent of the layers below).
+    pub link: bool,
+    pub keep_git_dir: bool,
+    pub unpack: Option<bool>,
+}
+
+/// `HEALTHCHECK`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthcheckOp {
+    /// `["NONE"]` disables; `["CMD", …]` or `["CMD-SHELL", "…"]`.
+    pub test: Vec<String>,
+    pub interval_ns: u64,
+    pub timeout_ns: u64,
+    pub start_period_ns: u64,
+    pub start_interval_ns: u64,
+    pub retries: i64,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Run(RunOp),
+    Copy(CopyOp),
+    /// Absolute, cleaned; the directory is created when missing.
+    Workdir(String),
+    Env(Vec<(String, String)>),
+    /// Only shown in the history (buildah writes `ARG` entries too).
+    Arg(Vec<(String, Option<String>)>),
+    Label(Vec<(String, String)>),
+    User(String),
+    Expose(Vec<String>),
+    Volume(Vec<String>),
+    Cmd(Vec<String>),
+    Entrypoint(Vec<String>),
+    StopSignal(String),
+    Healthcheck(HealthcheckOp),
+    Shell(Vec<String>),
+    /// The trigger's text, stored in the image config.
+    OnBuild(String),
+    Maintainer(String),
+}
+
+impl Op {
+    /// Whether the step makes a layer (RUN, COPY, ADD; WORKDIR only when it creates the dir).
+    pub fn writes_files(&self) -> bool {
+        matches!(self, Op::Run(_) | Op::Copy(_) | Op::Workdir(_))
+    }
+}
+
+impl Step {
+    /// The canonical description of the step's own inputs, the text part of a future cache key
+    /// (the key adds the parent's key and the content digests of COPY sources and mounts).
+    pub fn cache_input(&self) -> String {
+        format!("{:?}", self.op)
+    }
+
+    /// History `created_by` as `buildah build` writes it: RUN as `/bin/sh -c CMD` (with
+    /// `|N K=V… ` in front when build args are in scope), everything else as
+    /// `/bin/sh -c #(nop) INSTRUCTION …`; COPY/ADD name their content summary and destination.
+    pub fn created_by(&self, content_summary: &str) -> String {
+        match &self.op {
+            Op::Run(r) => {
+                if r.args_in_scope.is_empty() {
+                    format!("/bin/sh -c {}", r.shown)
+                } else {
+                    let args: Vec<String> = r
+                        .args_in_scope
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    format!("|{} {} /bin/sh -c {}", args.len(), args.join(" "), r.shown)
+                }
+            }
+            Op::Copy(c) => format!(
+                "/bin/sh -c #(nop) {} {} in {} ",
+                if c.add { "ADD" } else { "COPY" },
+                content_summary,
+                c.dest
+            ),
+            _ => format!("/bin/sh -c #(nop) {}", self.text),
+        }
+    }
+}
+
+/// The build args and their values visible at a point of a stage, in declaration order.
+pub type ArgScope = BTreeMap<String, String>;

@@ -1,0 +1,461 @@
+//! The parent side of a run: prepares the run's private temp dir (mount point, skeleton layer,
+//! generated `/etc` files), clones `/proc/self/exe __init` straight into new mount, pid, uts,
+//! ipc (and network) namespaces — no new user namespace: hoist is already in its own — sends
+//! the [`Start`] message and waits, forwarding SIGINT/SIGTERM/SIGHUP/SIGQUIT; a container that
+//! has not ended 500 ms after such a signal is killed (its pid 1 with SIGKILL, which ends the
+//! whole pid namespace and with it every mount).
+//!
+//! It must not fork a threaded process into a namespace by any other path than clone+execve,
+//! and does nothing but async-signal-safe calls between the two.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use nix::sched::CloneFlags;
+
+use super::mounts::{self, Kind};
+use super::spec::{read_frame, write_frame, FromInit, Mount, Network, RootfsPlan, Spec, Start};
+use super::userns::{self, UsernsMode};
+use super::SandboxError;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunStatus {
+    /// The command's exit code; 128+n when a signal n ended it (docker's convention).
+    pub code: i32,
+    /// The signal hoist received (SIGINT, SIGTERM, …) that ended the run, if one did.
+    pub interrupted: Option<i32>,
+}
+
+/// Where the command's standard streams go; `None` inherits hoist's own.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+const SLOTS: usize = 64;
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: AtomicI32 = AtomicI32::new(0);
+/// pids (in hoist's pid namespace) of the live containers' inits, for the signal handler.
+static LIVE: [AtomicI32; SLOTS] = [EMPTY; SLOTS];
+/// The last terminating signal hoist received while containers ran.
+static PENDING: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let mut any = false;
+    for slot in &LIVE {
+        let pid = slot.load(Ordering::SeqCst);
+        if pid > 0 {
+            any = true;
+            // SAFETY: kill is async-signal-safe
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+    if any {
+        PENDING.store(sig, Ordering::SeqCst);
+    } else {
+        // no container: behave as if hoist had no handler
+        // SAFETY: signal and raise are async-signal-safe
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+}
+
+fn install_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            // SAFETY: the handler only makes async-signal-safe calls on atomics
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as *const () as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+        }
+    });
+}
+
+struct Registration(usize);
+
+impl Registration {
+    fn new(pid: i32) -> Option<Registration> {
+        LIVE.iter()
+            .position(|s| {
+                s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            })
+            .map(Registration)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        LIVE[self.0].store(0, Ordering::SeqCst);
+    }
+}
+
+/// A container id: 12 random hex digits (the default hostname, as docker's short id).
+pub fn container_id() -> String {
+    let mut b = [0u8; 6];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    hex::encode(b)
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let what = what.into();
+    move |source| SandboxError::Io { what, source }
+}
+
+/// The generated `/etc` files: `hosts`, `hostname`, `resolv.conf`.
+fn write_etc_files(
+    dir: &Path,
+    spec: &Spec,
+    hostname: &str,
+) -> Result<Vec<(String, PathBuf)>, SandboxError> {
+    fs::create_dir_all(dir).map_err(io(format!("creating `{}`", dir.display())))?;
+    let mut hosts =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    let resolv = match spec.network {
+        // a copy, so a command that edits it never edits the host's
+        Network::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        Network::None => String::new(),
+    };
+    let mut out = Vec::new();
+    for (name, text) in [
+        ("hosts", hosts),
+        ("hostname", format!("{hostname}\n")),
+        ("resolv.conf", resolv),
+    ] {
+        let p = dir.join(name);
+        fs::write(&p, text).map_err(io(format!("writing `{}`", p.display())))?;
+        out.push((format!("/etc/{name}"), p));
+    }
+    Ok(out)
+}
+
+/// The mode the run happens in: what `userns::enter` chose, or root.
+fn mode() -> Result<UsernsMode, SandboxError> {
+    match userns::current() {
+        Some(UsernsMode::Unavailable { reason }) => Err(SandboxError::NoUserns(reason.to_string())),
+        Some(m) => Ok(m.clone()),
+        None if nix::unistd::geteuid().is_root() => Ok(UsernsMode::Root),
+        None => Err(SandboxError::NoUserns(
+            "hoist's user namespace was not entered (`sandbox::userns::enter` must run first)"
+                .into(),
+        )),
+    }
+}
+
+fn check_spec(spec: &Spec) -> Result<(), SandboxError> {
+    if spec.argv.is_empty() {
+        return Err(SandboxError::Spec("no command specified".into()));
+    }
+    for l in &spec.lower_dirs {
+        if !l.is_dir() {
+            return Err(SandboxError::Spec(format!(
+                "layer dir `{}` does not exist",
+                l.display()
+            )));
+        }
+    }
+    for m in &spec.mounts {
+        mounts::relative(m.destination())?;
+        if let Mount::Bind { source, .. } = m {
+            if !source.exists() {
+                return Err(SandboxError::Spec(format!(
+                    "bind source `{}` does not exist",
+                    source.display()
+                )));
+            }
+        }
+    }
+    mounts::relative(if spec.cwd.is_empty() { "/" } else { &spec.cwd }).map(drop)
+}
+
+/// Runs `spec` with hoist's standard streams.
+pub fn run(spec: &Spec) -> Result<RunStatus, SandboxError> {
+    run_with_stdio(spec, Stdio::default())
+}
+
+/// Runs `spec` with the given standard streams (a build pipes them to its progress output).
+pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxError> {
+    let mode = mode()?;
+    check_spec(spec)?;
+    for d in [&spec.upper_dir, &spec.work_dir] {
+        fs::create_dir_all(d).map_err(io(format!("creating `{}`", d.display())))?;
+    }
+    let state = tempfile::Builder::new()
+        .prefix("hoist-run-")
+        .tempdir()
+        .map_err(io("creating the run's temp dir"))?;
+    let rootfs = state.path().join("rootfs");
+    let skel = state.path().join("skel");
+    for d in [&rootfs, &skel] {
+        fs::create_dir(d).map_err(io(format!("creating `{}`", d.display())))?;
+    }
+    let mut spec = spec.clone();
+    if spec.hostname.is_empty() {
+        spec.hostname = container_id();
+    }
+    let etc_files = write_etc_files(&state.path().join("etc"), &spec, &spec.hostname)?;
+
+    let mut needs: Vec<(PathBuf, Kind, bool)> = ["proc", "dev", "sys"]
+        .iter()
+        .map(|d| (PathBuf::from(d), Kind::Dir, false))
+        .collect();
+    for (dest, _) in &etc_files {
+        needs.push((mounts::relative(dest)?, Kind::File, true));
+    }
+    for m in &spec.mounts {
+        let kind = match m {
+            Mount::Bind { source, .. } if !source.is_dir() => Kind::File,
+            _ => Kind::Dir,
+        };
+        needs.push((mounts::relative(m.destination())?, kind, false));
+    }
+    let mut top_first: Vec<PathBuf> = vec![spec.upper_dir.clone()];
+    top_first.extend(spec.lower_dirs.iter().rev().cloned());
+    let mut lowers: Vec<PathBuf> = Vec::new();
+    if mounts::prepare_skeleton(&skel, &top_first, &needs)? || spec.lower_dirs.is_empty() {
+        lowers.push(skel.clone());
+    }
+    lowers.extend(spec.lower_dirs.iter().rev().cloned());
+    let start = Start {
+        fake_id_calls: mode.single_id(),
+        spec,
+        rootfs,
+        rootfs_plan: RootfsPlan::Overlay { lowers },
+        etc_files,
+    };
+
+    let (mut ours, theirs) = UnixStream::pair().map_err(io("creating a socket pair"))?;
+    let level = match log::max_level() {
+        log::LevelFilter::Debug | log::LevelFilter::Trace => "debug",
+        log::LevelFilter::Info => "info",
+        log::LevelFilter::Error | log::LevelFilter::Off => "error",
+        log::LevelFilter::Warn => "warn",
+    };
+    let fd = theirs.as_raw_fd();
+    let args: Vec<CString> = ["hoist", "--log-level", level, "__init", &fd.to_string()]
+        .iter()
+        .map(|s| CString::new(*s).expect("fixed arguments contain no NUL"))
+        .collect();
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let exe = CString::new(Path::new("/proc/self/exe").as_os_str().as_bytes())
+        .expect("fixed path contains no NUL");
+    let redirects: Vec<(i32, i32)> = [(&stdio.stdin, 0), (&stdio.stdout, 1), (&stdio.stderr, 2)]
+        .into_iter()
+        .filter_map(|(fd, to)| fd.as_ref().map(|f| (f.as_raw_fd(), to)))
+        .collect();
+
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if start.spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    install_handlers();
+    // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child runs on a copy of our
+    // memory and makes only async-signal-safe calls before execve, so it is sound even when
+    // other threads hold locks.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags.bits() as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        // SAFETY: the child: only async-signal-safe calls, then execve or _exit
+        unsafe {
+            // end with hoist, whatever kills it
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            for (from, to) in &redirects {
+                libc::dup2(*from, *to);
+            }
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            libc::execv(exe.as_ptr(), argv.as_ptr());
+            libc::_exit(125);
+        }
+    }
+    if pid < 0 {
+        return Err(SandboxError::Io {
+            what: "cloning the container's init".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    let pid = pid as i32;
+    drop(theirs);
+    drop(stdio);
+    let reg = Registration::new(pid);
+    let _raw = if start.spec.tty {
+        RawTerminal::enter()
+    } else {
+        None
+    };
+    let sent = write_frame(&mut ours, &start);
+    let outcome = wait_for(pid, &mut ours, sent.is_ok());
+    drop(reg);
+    drop(_raw);
+    let interrupted = match PENDING.swap(0, Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    };
+    let (code, message) = outcome?;
+    if let Err(e) = sent {
+        if message.is_none() {
+            return Err(SandboxError::Io {
+                what: "sending the spec to the container's init".into(),
+                source: e,
+            });
+        }
+    }
+    drop(state);
+    match message {
+        Some(FromInit::SetupFailed { message }) => Err(SandboxError::Setup(message)),
+        Some(FromInit::ExecFailed { message, code }) => Err(SandboxError::Exec { message, code }),
+        _ => Ok(RunStatus { code, interrupted }),
+    }
+}
+
+/// Reads the init's messages until it ends; returns its exit code and the failure message, if
+/// one came. Kills the container 500 ms after hoist got a terminating signal.
+fn wait_for(
+    pid: i32,
+    sock: &mut UnixStream,
+    sent: bool,
+) -> Result<(i32, Option<FromInit>), SandboxError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut failure = None;
+    let mut started = false;
+    let mut exited = None;
+    let mut deadline: Option<Instant> = None;
+    let mut open = sent;
+    while open {
+        if PENDING.load(Ordering::SeqCst) != 0 && deadline.is_none() {
+            deadline = Some(Instant::now() + Duration::from_millis(500));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // SAFETY: SIGKILL to our own child; its pid namespace ends with it
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            break;
+        }
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(100u16)) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        match read_frame::<FromInit>(sock) {
+            Ok(Some(FromInit::Started { pid: p })) => {
+                log::debug!("command started as pid {p}");
+                started = true;
+            }
+            Ok(Some(FromInit::Exited { code })) => {
+                exited = Some(code);
+                open = false;
+            }
+            Ok(Some(m)) => failure = Some(m),
+            Ok(None) | Err(_) => open = false,
+        }
+    }
+    if let Some(code) = exited {
+        // every process of the container is gone; the init's own exit (the kernel unmounting
+        // everything) is reaped in the background
+        let reaper = std::thread::Builder::new()
+            .name("hoist-reaper".into())
+            .spawn(move || reap(pid));
+        if reaper.is_err() {
+            reap(pid);
+        }
+        return Ok((code, failure));
+    }
+    let status = loop {
+        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Err(nix::Error::EINTR) => continue,
+            other => break other,
+        }
+    };
+    let code = match status {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
+        Ok(other) => {
+            return Err(SandboxError::Setup(format!(
+                "container init ended oddly: {other:?}"
+            )))
+        }
+        Err(e) => {
+            return Err(SandboxError::Io {
+                what: "waiting for the container's init".into(),
+                source: e.into(),
+            })
+        }
+    };
+    if !started && failure.is_none() && PENDING.load(Ordering::SeqCst) == 0 {
+        failure = Some(FromInit::SetupFailed {
+            message: format!(
+                "the container's init ended with status {code} before the command started"
+            ),
+        });
+    }
+    Ok((code, failure))
+}
+
+fn reap(pid: i32) {
+    while let Err(nix::Error::EINTR) =
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
+    {}
+}
+
+/// Puts hoist's terminal in raw mode for a `-t` run, restoring it on drop.
+struct RawTerminal {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawTerminal {
+    fn enter() -> Option<RawTerminal> {
+        use nix::sys::termios;
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, &raw).ok()?;
+        Some(RawTerminal { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let stdin = std::io::stdin();
+        let _ = nix::sys::termios::tcsetattr(
+            stdin.as_fd(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+        let _ = std::io::stdout().flush();
+    }
+}

@@ -1,0 +1,242 @@
+//! Removing names and images, and collecting blobs and unpacked layers nothing references.
+//!
+//! Collection needs `gc.lock` exclusively: while any other hoist process writes blobs or uses
+//! unpacked layers (it holds the lock shared), collection is skipped and left to a later `prune`.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+
+use oci_spec::image::{ImageIndex, ImageManifest};
+
+use super::index::{self, Matched};
+use super::{remove_tree, tree_size, ImageRecord, Store, StoreError};
+use crate::image::{Digest, Reference};
+use crate::util::FileLock;
+
+/// What `prune` removes besides unreferenced data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneMode {
+    /// Unnamed images that are no other image's parent (podman's "dangling").
+    Dangling,
+    /// Every image (hoist keeps no containers that could still use one).
+    All,
+}
+
+/// What `prune` did.
+#[derive(Debug, Clone, Default)]
+pub struct PruneReport {
+    /// IDs of the images removed.
+    pub removed_images: Vec<Digest>,
+    /// Bytes of blobs and unpacked layers deleted.
+    pub reclaimed: u64,
+    /// Collection was skipped because another hoist process is using the store.
+    pub collection_skipped: bool,
+}
+
+/// What `rmi` did for one argument.
+#[derive(Debug, Clone, Default)]
+pub struct RemoveReport {
+    /// Names removed.
+    pub untagged: Vec<Reference>,
+    /// The image ID, when the image itself went.
+    pub deleted: Option<Digest>,
+    /// Bytes of blobs and unpacked layers deleted.
+    pub reclaimed: u64,
+    /// Collection was skipped because another hoist process is using the store.
+    pub collection_skipped: bool,
+}
+
+/// Whether `parent`'s layers and history are a strict prefix of `child`'s (podman's notion of a
+/// parent image: the image a build step started from).
+pub fn is_parent(parent: &ImageRecord, child: &ImageRecord) -> bool {
+    if parent.id == child.id {
+        return false;
+    }
+    let p = parent.config.rootfs().diff_ids();
+    let c = child.config.rootfs().diff_ids();
+    if p.len() > c.len() || c[..p.len()] != p[..] {
+        return false;
+    }
+    let empty = Vec::new();
+    let ph = parent.config.history().as_ref().unwrap_or(&empty);
+    let ch = child.config.history().as_ref().unwrap_or(&empty);
+    !ph.is_empty() && ph.len() < ch.len() && ch[..ph.len()] == ph[..]
+}
+
+/// Whether some other image was built on top of `image`.
+pub fn has_children(all: &[ImageRecord], image: &ImageRecord) -> bool {
+    all.iter().any(|c| is_parent(image, c))
+}
+
+pub(super) fn remove(store: &Store, typed: &str, force: bool) -> Result<RemoveReport, StoreError> {
+    store.check_writable()?;
+    let records = store.images()?;
+    let (image, how) = index::resolve_how(&records, typed)?;
+    let mut report = RemoveReport::default();
+    match how {
+        Matched::Name(name) if image.names.len() > 1 => {
+            index::update_index(store, |descs| {
+                if !index::remove_name_in(descs, &name, true) {
+                    return Err(StoreError::NotFound(typed.to_owned()));
+                }
+                Ok(())
+            })?;
+            report.untagged.push(name);
+            return Ok(report);
+        }
+        Matched::Id if image.names.len() > 1 && !force => {
+            return Err(StoreError::MultipleNames {
+                image: typed.to_owned(),
+                names: image.names.len(),
+            });
+        }
+        _ => {}
+    }
+    index::update_index(store, |descs| {
+        index::remove_image_in(descs, &image.manifest_digest);
+        Ok(())
+    })?;
+    report.untagged = image.names.clone();
+    report.deleted = Some(image.id.clone());
+    match collect(store)? {
+        Some(n) => report.reclaimed = n,
+        None => report.collection_skipped = true,
+    }
+    Ok(report)
+}
+
+pub(super) fn prune(store: &Store, mode: PruneMode) -> Result<PruneReport, StoreError> {
+    store.check_writable()?;
+    let mut report = PruneReport::default();
+    let removed = index::update_index(store, |descs| {
+        // the records of this very snapshot (we hold the lock)
+        let records = store.images()?;
+        let doomed: Vec<&ImageRecord> = records
+            .iter()
+            .filter(|r| match mode {
+                PruneMode::All => true,
+                PruneMode::Dangling => r.is_dangling() && !has_children(&records, r),
+            })
+            .collect();
+        for r in &doomed {
+            index::remove_image_in(descs, &r.manifest_digest);
+        }
+        // entries whose manifest blob is gone (damaged by hand) name nothing usable
+        descs.retain(|d| match Digest::from_oci(d.digest()) {
+            Ok(m) if !store.has_blob(&m) => {
+                log::warn!("dropping index entry for missing manifest `{m}`");
+                false
+            }
+            _ => true,
+        });
+        Ok(doomed.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
+    })?;
+    report.removed_images = removed;
+    match collect(store)? {
+        Some(n) => report.reclaimed = n,
+        None => report.collection_skipped = true,
+    }
+    Ok(report)
+}
+
+/// Deletes blobs and unpacked layers no image in `index.json` references. `None` when another
+/// process holds `gc.lock` (nothing is deleted then).
+fn collect(store: &Store) -> Result<Option<u64>, StoreError> {
+    let gc_path = store.root.join("gc.lock");
+    let Some(_gc) = FileLock::try_exclusive(&gc_path).map_err(|e| StoreError::io(&gc_path, e))?
+    else {
+        log::info!("another hoist process is using the store: unused blobs and layers are left for a later prune");
+        return Ok(None);
+    };
+    let _index = store.index_lock()?;
+    let index = index::read_index(store)?;
+    let mut blobs = HashSet::new();
+    let mut diff_ids = HashSet::new();
+    for d in index.manifests() {
+        if let Ok(digest) = Digest::from_oci(d.digest()) {
+            mark(store, &digest, &mut blobs, &mut diff_ids, 0);
+        }
+    }
+    let mut reclaimed = 0;
+    let blob_dir = store.root.join("blobs/sha256");
+    for entry in fs::read_dir(&blob_dir).map_err(|e| StoreError::io(&blob_dir, e))? {
+        let entry = entry.map_err(|e| StoreError::io(&blob_dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if blobs.contains(&name) {
+            continue;
+        }
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        match fs::remove_file(entry.path()) {
+            Ok(()) => reclaimed += size,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(entry.path(), e)),
+        }
+    }
+    let layer_dir = store.root.join("layers");
+    for entry in fs::read_dir(&layer_dir).map_err(|e| StoreError::io(&layer_dir, e))? {
+        let entry = entry.map_err(|e| StoreError::io(&layer_dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if diff_ids.contains(&name) {
+            continue;
+        }
+        let size = tree_size(&entry.path());
+        match remove_tree(&entry.path()) {
+            Ok(()) => reclaimed += size,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(entry.path(), e)),
+        }
+    }
+    Ok(Some(reclaimed))
+}
+
+/// Marks a blob and everything it references (manifest → config and layers, index → manifests).
+/// Unreadable blobs are kept and simply not followed.
+fn mark(
+    store: &Store,
+    digest: &Digest,
+    blobs: &mut HashSet<String>,
+    diff_ids: &mut HashSet<String>,
+    depth: usize,
+) {
+    if !blobs.insert(digest.hex().to_owned()) || depth > 8 {
+        return;
+    }
+    let Ok(bytes) = store.read_blob(digest) else {
+        return;
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return;
+    };
+    if value.get("manifests").is_some() {
+        if let Ok(idx) = serde_json::from_value::<ImageIndex>(value) {
+            for m in idx.manifests() {
+                if let Ok(d) = Digest::from_oci(m.digest()) {
+                    mark(store, &d, blobs, diff_ids, depth + 1);
+                }
+            }
+        }
+    } else if value.get("config").is_some() && value.get("layers").is_some() {
+        if let Ok(m) = serde_json::from_value::<ImageManifest>(value) {
+            if let Ok(c) = Digest::from_oci(m.config().digest()) {
+                blobs.insert(c.hex().to_owned());
+                if let Ok(cfg) = store.read_blob(&c) {
+                    if let Ok(cfg) =
+                        serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&cfg)
+                    {
+                        for id in cfg.rootfs().diff_ids() {
+                            if let Ok(d) = Digest::parse(id) {
+                                diff_ids.insert(d.hex().to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+            for l in m.layers() {
+                if let Ok(d) = Digest::from_oci(l.digest()) {
+                    blobs.insert(d.hex().to_owned());
+                }
+            }
+        }
+    }
+}
