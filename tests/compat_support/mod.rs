@@ -214,7 +214,7 @@ fn args_for(case: &Case, ctx: &Path) -> Vec<String> {
 
 fn tag_of(case: &Case) -> String {
     format!(
-        "compat-{}",
+        "localhost/compat-{}:latest",
         case.name
             .to_lowercase()
             .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
