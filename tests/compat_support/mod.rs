@@ -224,6 +224,10 @@ fn tag_of(case: &Case) -> String {
 /// Builds the case with buildah and reads the image back.
 pub fn buildah_side(case: &Case) -> Result<Option<Built>, String> {
     let b = buildah::Buildah::get();
+    // one buildah at a time: a parallel `rmi` can remove a layer another build's cache lookup
+    // is reading (`layer not known`)
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (tmp, ctx) = prepare(case);
     let tag = tag_of(case);
     let df = case
