@@ -22,8 +22,11 @@ fn write_mode(p: &Path, data: &str, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// A tar of `(path, kind, mode, data, pax records)`, owned by 0:0.
-fn archive(entries: &[(&str, tar::EntryType, u32, &str, &[(&str, &str)])]) -> Vec<u8> {
+/// One archive member: path, kind, mode, data and PAX records.
+type Member<'a> = (&'a str, tar::EntryType, u32, &'a str, &'a [(&'a str, &'a str)]);
+
+/// A tar of members, owned by 0:0.
+fn archive(entries: &[Member<'_>]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, kind, mode, data, pax) in entries {
         if !pax.is_empty() {
