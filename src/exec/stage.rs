@@ -733,10 +733,22 @@ impl<'a> Runner<'a> {
         if !locals.is_empty() {
             match &c.from {
                 None => {
+                    // `src/` and `src` name the same source (and errors say `src`)
+                    let trimmed: Vec<&str> = locals
+                        .iter()
+                        .map(|s| {
+                            let t = s.trim_end_matches('/');
+                            if t.is_empty() {
+                                "/"
+                            } else {
+                                t
+                            }
+                        })
+                        .collect();
                     let sources = self
                         .ctx
                         .resolve_sources(
-                            &locals,
+                            &trimmed,
                             &CopyOptions {
                                 exclude: c.excludes.clone(),
                                 parents: c.parents,

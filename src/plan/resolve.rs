@@ -209,12 +209,8 @@ impl BuildPlan {
                             == heredocs[0].name;
                     if only {
                         let h = &heredocs[0];
-                        let body = if h.expand {
-                            x(scope, "RUN heredoc", &h.content)?
-                        } else {
-                            h.content.clone()
-                        };
-                        script = body;
+                        // the shell reads the script: it expands what it expands
+                        script = h.content.clone();
                     } else {
                         for h in heredocs {
                             script.push('\n');
@@ -287,27 +283,20 @@ impl BuildPlan {
             } => {
                 let what = if *add { "ADD" } else { "COPY" };
                 let mut srcs = Vec::new();
-                let mut inline = Vec::new();
                 for s in sources {
-                    if let Some(h) = heredocs.iter().find(|h| {
-                        s.trim_start_matches("<<")
-                            .trim_start_matches('-')
-                            .trim_matches(|c| c == '"' || c == '\'')
-                            == h.name
-                            && s.starts_with("<<")
-                    }) {
-                        let content = if h.expand {
-                            x(scope, what, &h.content)?
-                        } else {
-                            h.content.clone()
-                        };
-                        inline.push(InlineFile {
-                            name: h.name.clone(),
-                            content,
-                        });
+                    srcs.push(x(scope, what, s)?);
+                }
+                let mut inline = Vec::new();
+                for h in heredocs {
+                    let content = if h.expand {
+                        x(scope, what, &h.content)?
                     } else {
-                        srcs.push(x(scope, what, s)?);
-                    }
+                        h.content.clone()
+                    };
+                    inline.push(InlineFile {
+                        name: h.name.clone(),
+                        content,
+                    });
                 }
                 let d = x(scope, what, dest)?;
                 let dir_intent = d.ends_with('/') || d == "." || d.ends_with("/.") || d == "..";

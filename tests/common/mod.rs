@@ -117,13 +117,9 @@ impl TestEnv {
     /// Imports the busybox fixture root file system as `name` and returns the image ID.
     pub fn import_busybox(&self, name: &str) -> String {
         let tar = busybox_rootfs();
-        self.ok([
-            "import".as_ref(),
-            tar.as_os_str(),
-            name.as_ref(),
-        ])
-        .trim()
-        .to_string()
+        self.ok(["import".as_ref(), tar.as_os_str(), name.as_ref()])
+            .trim()
+            .to_string()
     }
 }
 
