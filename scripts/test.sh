@@ -21,6 +21,14 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+# tests/sandbox.rs runs hoist as `hoisttest`, an ordinary user with a subordinate id range
+# (podman's layout needs one); made here when running as root, checked by the tests otherwise
+if [ "$(id -u)" = 0 ]; then
+  id hoisttest >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin hoisttest
+  grep -q '^hoisttest:' /etc/subuid 2>/dev/null || echo 'hoisttest:300000:65536' >> /etc/subuid
+  grep -q '^hoisttest:' /etc/subgid 2>/dev/null || echo 'hoisttest:300000:65536' >> /etc/subgid
+fi
+
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked "$@"

@@ -334,3 +334,151 @@ fn skopeo_reads_both_formats() {
         );
     }
 }
+
+enum Ent<'a> {
+    File(&'a str, Vec<u8>),
+    Link(&'a str, &'a str),
+}
+
+fn tar_entries(entries: &[Ent<'_>]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        match e {
+            Ent::File(name, data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(data.len() as u64);
+                h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+                h.set_cksum();
+                b.append(&h, &data[..]).expect("append");
+            }
+            Ent::Link(name, target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+                h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+                h.set_cksum();
+                b.append(&h, std::io::empty()).expect("append");
+            }
+        }
+    }
+    b.into_inner().expect("finish")
+}
+
+/// The image's layers as uncompressed tars (docker-archive style) and gzip (as stored).
+fn plain_layers(img: &MemImage) -> Vec<Vec<u8>> {
+    let (_, m) = img.manifest().expect("manifest");
+    m.layers()
+        .iter()
+        .map(|l| {
+            let blob = &img.blobs[&Digest::from_oci(l.digest()).expect("d")];
+            let (mut r, _) = crate::layer::decompress(&blob[..]).expect("decompress");
+            let mut tar = Vec::new();
+            r.read_to_end(&mut tar).expect("read");
+            tar
+        })
+        .collect()
+}
+
+/// Reads an archive from bytes; the temp dir (scratch space of the images) comes back too.
+fn read_bytes(data: &[u8]) -> (tempfile::TempDir, Result<Archive, ArchiveError>) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = tmp.path().join("a.tar");
+    fs::write(&p, data).expect("write");
+    let r = read_archive(&p, tmp.path());
+    (tmp, r)
+}
+
+#[test]
+fn reads_docker_save_layouts_old_and_new_and_symlinked() {
+    let img = mem_image("d");
+    let id = Digest::of_bytes(&img.config);
+    let layers = plain_layers(&img);
+    let ids = diff_ids_of(&img);
+    let hex = |s: &str| s.trim_start_matches("sha256:").to_owned();
+
+    // docker < 25: <v1 id>/layer.tar, <config hex>.json
+    let mut old = vec![
+        Ent::File("c0ffee/layer.tar", layers[0].clone()),
+        Ent::File("beef/layer.tar", layers[1].clone()),
+    ];
+    let cfg_name = format!("{}.json", id.hex());
+    old.push(Ent::File(&cfg_name, img.config.clone()));
+    let m = json!([{"Config": cfg_name, "RepoTags": ["busybox:latest"], "Layers": ["c0ffee/layer.tar", "beef/layer.tar"]}]);
+    old.push(Ent::File(
+        "manifest.json",
+        serde_json::to_vec(&m).expect("json"),
+    ));
+    old.push(Ent::File(
+        "repositories",
+        br#"{"busybox":{"latest":"beef"}}"#.to_vec(),
+    ));
+
+    // docker >= 25: blobs/sha256/<hex> beside an OCI index; manifest.json wins
+    let l0 = format!("blobs/sha256/{}", hex(&ids[0]));
+    let l1 = format!("blobs/sha256/{}", hex(&ids[1]));
+    let cb = format!("blobs/sha256/{}", id.hex());
+    let m25 = json!([{"Config": cb, "RepoTags": ["localhost/app:1"], "Layers": [l0, l1]}]);
+    let new = vec![
+        Ent::File("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        Ent::File(
+            "index.json",
+            br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(),
+        ),
+        Ent::File(&l0, layers[0].clone()),
+        Ent::File(&l1, layers[1].clone()),
+        Ent::File(&cb, img.config.clone()),
+        Ent::File("manifest.json", serde_json::to_vec(&m25).expect("json")),
+    ];
+
+    // layers reached through symbolic links, one of them gzip-compressed
+    let gz = img.blobs
+        [&Digest::from_oci(img.manifest().expect("m").1.layers()[1].digest()).expect("d")]
+        .clone();
+    let ml =
+        json!([{"Config": "c.json", "RepoTags": [], "Layers": ["a/layer.tar", "b/layer.tar"]}]);
+    let linked = vec![
+        Ent::File("x.tar", layers[0].clone()),
+        Ent::File("y.tar.gz", gz),
+        Ent::Link("a/layer.tar", "../x.tar"),
+        Ent::Link("b/layer.tar", "../y.tar.gz"),
+        Ent::File("c.json", img.config.clone()),
+        Ent::File("manifest.json", serde_json::to_vec(&ml).expect("json")),
+    ];
+
+    for (what, entries, names) in [
+        ("docker < 25", old, vec!["docker.io/library/busybox:latest"]),
+        ("docker >= 25", new, vec!["localhost/app:1"]),
+        ("symlinked", linked, vec![]),
+    ] {
+        let (_tmp, ar) = read_bytes(&tar_entries(&entries));
+        let ar = ar.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(ar.format, ArchiveFormat::DockerArchive, "{what}");
+        assert_eq!(ar.images.len(), 1);
+        let i = &ar.images[0];
+        assert_eq!(*i.id(), id, "{what}");
+        let got: Vec<String> = i.names().iter().map(|n| n.to_string()).collect();
+        assert_eq!(got, names, "{what}");
+        check_readable(i);
+    }
+}
+
+#[test]
+fn links_leading_out_of_the_archive_are_refused() {
+    for target in ["../../etc/passwd", "/etc/passwd"] {
+        let data = tar_entries(&[
+            Ent::Link("a/layer.tar", target),
+            Ent::File("manifest.json", b"[]".to_vec()),
+        ]);
+        let err = read_bytes(&data).1.err().expect("refused");
+        assert!(
+            matches!(err, ArchiveError::Escape { .. }),
+            "{target}: {err}"
+        );
+        assert!(err.to_string().contains(target), "{err}");
+    }
+}

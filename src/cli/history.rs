@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
 
-    /// Print the image ID rows only
+    /// Print the image ID column only (as a JSON array with `--format json`)
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
 
@@ -88,8 +88,12 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         }),
     }
     if args.quiet {
-        for r in &rows {
-            output::println(&r.id);
+        match args.format {
+            super::images::Format::Json => {
+                let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+                output::println(&serde_json::to_string_pretty(&ids)?);
+            }
+            super::images::Format::Table => rows.iter().for_each(|r| output::println(&r.id)),
         }
         return Ok(ExitCode::SUCCESS);
     }

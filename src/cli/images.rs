@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(short = 'a', long = "all")]
     pub all: bool,
 
-    /// Print image IDs only
+    /// Print image IDs only (as a JSON array with `--format json`)
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
 
@@ -95,11 +95,16 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
     };
     if args.quiet {
+        // IDs only: one per line, or a JSON array of them with `--format json`
         let mut seen = std::collections::HashSet::new();
-        for r in &shown {
-            if seen.insert(&r.id) {
-                output::println(&id_of(r));
-            }
+        let ids: Vec<String> = shown
+            .iter()
+            .filter(|r| seen.insert(&r.id))
+            .map(|r| id_of(r))
+            .collect();
+        match args.format {
+            Format::Json => output::println(&serde_json::to_string_pretty(&ids)?),
+            Format::Table => ids.iter().for_each(|i| output::println(i)),
         }
         return Ok(ExitCode::SUCCESS);
     }

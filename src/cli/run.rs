@@ -12,6 +12,7 @@ use anyhow::Context;
 
 use super::Globals;
 use crate::sandbox::{self, Mount, Network, SandboxError, Spec};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 #[command(trailing_var_arg = true)]
@@ -46,9 +47,6 @@ pub struct Args {
     /// The container's hostname (default: its random id)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
-    /// Development only: run over these unpacked layer dirs (bottom first) instead of IMAGE
-    #[arg(long = "dev-layer", hide = true, value_name = "DIR")]
-    pub dev_layer: Vec<PathBuf>,
     /// The image to run
     pub image: String,
     /// The command and its arguments (default: the image's)
@@ -97,11 +95,7 @@ pub fn command_of(
 ) -> anyhow::Result<(Vec<String>, Vec<String>, String, String)> {
     let (entrypoint, cmd) = match &args.entrypoint {
         Some(e) => {
-            let ep = if e.is_empty() {
-                vec![]
-            } else {
-                vec![e.clone()]
-            };
+            let ep = if e.is_empty() { vec![] } else { vec![e.clone()] };
             (ep, args.command.clone())
         }
         None if args.command.is_empty() => (image.entrypoint.clone(), image.cmd.clone()),
@@ -150,9 +144,7 @@ pub fn parse_volume(v: &str) -> anyhow::Result<Mount> {
         _ => anyhow::bail!("volume `{v}` must be `HOST:PATH[:ro|rw]`"),
     };
     if !src.starts_with('/') {
-        anyhow::bail!(
-            "volume `{v}`: host path `{src}` must be absolute (named volumes are not supported)"
-        );
+        anyhow::bail!("volume `{v}`: host path `{src}` must be absolute (named volumes are not supported)");
     }
     if !dst.starts_with('/') {
         anyhow::bail!("volume `{v}`: container path `{dst}` must be absolute");
@@ -183,24 +175,22 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
 }
 
 fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let _ = globals;
-    let (lower_dirs, defaults) = if args.dev_layer.is_empty() {
-        anyhow::bail!(
-            "image `{}`: the store is not available on this branch yet",
-            args.image
-        );
-    } else {
-        (args.dev_layer.clone(), ImageDefaults::default())
-    };
-    let (argv, env, cwd, user) = command_of(args, &defaults, |k| std::env::var(k).ok())?;
+    if args.tty && args.interactive && !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        anyhow::bail!("the input device is not a TTY: `-it` needs a terminal on standard input");
+    }
     let mounts = args
         .volume
         .iter()
         .map(|v| parse_volume(v))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let scratch = tempfile::Builder::new()
-        .prefix("hoist-container-")
-        .tempdir()
+    let store = Store::open(&globals.root)?;
+    let record = store.resolve(&args.image)?;
+    let defaults = ImageDefaults::from_config(&record.config);
+    let (argv, env, cwd, user) = command_of(args, &defaults, |k| std::env::var(k).ok())?;
+    let lower_dirs = store.layer_dirs(&record)?;
+    // the container's changes live in the store's own scratch space and go with it
+    let scratch = store
+        .tmp_dir()
         .context("creating the container's upper dir")?;
     let mut spec = Spec::new(
         lower_dirs,
@@ -259,10 +249,7 @@ mod tests {
             (&["i"], &["/ep", "c1"]),
             (&["i", "x", "-y"], &["/ep", "x", "-y"]),
             (&["--entrypoint", "sh", "i"], &["sh"]),
-            (
-                &["--entrypoint", "sh", "i", "-c", "true"],
-                &["sh", "-c", "true"],
-            ),
+            (&["--entrypoint", "sh", "i", "-c", "true"], &["sh", "-c", "true"]),
             (&["--entrypoint", "", "i", "ls"], &["ls"]),
         ];
         for (cli, want) in cases {
@@ -277,24 +264,9 @@ mod tests {
     fn env_workdir_user_defaults_and_overrides() {
         let host = |k: &str| (k == "FROM_HOST").then(|| "h".to_string());
         let (_, env, cwd, user) = command_of(&args(&["i"]), &img(), host).unwrap();
-        assert_eq!(
-            (env, cwd, user),
-            (vec!["A=1".to_string()], "/w".to_string(), "app".to_string())
-        );
+        assert_eq!((env, cwd, user), (vec!["A=1".to_string()], "/w".to_string(), "app".to_string()));
         let (_, env, cwd, user) = command_of(
-            &args(&[
-                "-e",
-                "B=2",
-                "-e",
-                "FROM_HOST",
-                "-e",
-                "UNSET",
-                "-w",
-                "/x",
-                "-u",
-                "0",
-                "i",
-            ]),
+            &args(&["-e", "B=2", "-e", "FROM_HOST", "-e", "UNSET", "-w", "/x", "-u", "0", "i"]),
             &img(),
             host,
         )
@@ -308,19 +280,9 @@ mod tests {
     fn volumes_parse_or_fail_clearly() {
         assert_eq!(
             parse_volume("/tmp:/data:ro").unwrap(),
-            Mount::Bind {
-                source: "/tmp".into(),
-                destination: "/data".into(),
-                readonly: true
-            }
+            Mount::Bind { source: "/tmp".into(), destination: "/data".into(), readonly: true }
         );
-        assert!(matches!(
-            parse_volume("/tmp:/data").unwrap(),
-            Mount::Bind {
-                readonly: false,
-                ..
-            }
-        ));
+        assert!(matches!(parse_volume("/tmp:/data").unwrap(), Mount::Bind { readonly: false, .. }));
         for (bad, msg) in [
             ("vol:/data", "named volumes are not supported"),
             ("/tmp:data", "must be absolute"),

@@ -1,12 +1,132 @@
-//! `hoist save` (being written).
+//! `hoist save [--format docker-archive|oci-archive] [-o FILE] IMAGE…`: writes images with their
+//! names into one archive, as `podman save` does.
+//!
+//! The default format is `docker-archive`, podman's default (docker can load it too). An image
+//! named by a name is saved under that name; one named by its ID is saved without names, as
+//! podman and docker do. The archive is written to a temporary file beside `FILE`, fsynced and
+//! renamed, so a failure never leaves half an archive; without `-o` it goes to standard output
+//! (refused when that is a terminal).
 
+use std::io::{BufWriter, IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use super::Globals;
+use crate::archive::{self, ArchiveFormat, SaveImage};
+use crate::image::Reference;
+use crate::store::{ImageRecord, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `docker save`'s format: manifest.json, uncompressed layer tars
+    DockerArchive,
+    /// A tar of an OCI image layout
+    OciArchive,
+}
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Archive format
+    #[arg(long, value_enum, default_value = "docker-archive")]
+    pub format: Format,
 
-pub fn run(_args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("hoist save: PLACEHOLDER not built yet")
+    /// Write the archive to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The images: names, IDs or unique ID prefixes
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+/// The stored name `typed` refers to, if it is a name of `image` (not an ID).
+fn name_typed(typed: &str, image: &ImageRecord) -> Option<Reference> {
+    let candidates = Reference::candidates(typed).ok()?;
+    candidates.into_iter().find(|c| image.names.contains(c))
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let format = match args.format {
+        Format::DockerArchive => ArchiveFormat::DockerArchive,
+        Format::OciArchive => ArchiveFormat::OciArchive,
+    };
+    let output = args.output.filter(|p| p.as_os_str() != "-");
+    if output.is_none() && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "refusing to write an archive to a terminal: use `-o FILE` or redirect standard output"
+        );
+    }
+    let store = Store::open(&globals.root)?;
+    // one entry per image, with every name it was asked for
+    let mut chosen: Vec<(ImageRecord, Vec<Reference>, String)> = Vec::new();
+    for typed in &args.images {
+        let image = store.resolve(typed)?;
+        let name = name_typed(typed, &image);
+        match chosen.iter_mut().find(|(r, _, _)| r.id == image.id) {
+            Some((_, names, _)) => names.extend(name.filter(|n| !names.contains(n))),
+            None => chosen.push((image, name.into_iter().collect(), typed.clone())),
+        }
+    }
+    let sources: Vec<_> = chosen.iter().map(|(r, _, _)| store.source(r)).collect();
+    let items: Vec<SaveImage<'_>> = chosen
+        .iter()
+        .zip(&sources)
+        .map(|((_, names, typed), src)| SaveImage {
+            source: src,
+            names: names.clone(),
+            shown: typed.clone(),
+        })
+        .collect();
+    match &output {
+        Some(path) => write_file(path, format, &items)?,
+        None => {
+            let out = BufWriter::new(std::io::stdout().lock());
+            let mut out =
+                archive::write_archive(out, Path::new("standard output"), format, &items)?;
+            out.flush()
+                .context("writing the archive to standard output")?;
+        }
+    }
+    if let Some(path) = &output {
+        log::info!(
+            "saved {} image(s) to `{}` as {format}",
+            items.len(),
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the archive beside `path` and renames it into place once complete.
+fn write_file(path: &Path, format: ArchiveFormat, items: &[SaveImage<'_>]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".hoist-save-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    let out = BufWriter::new(
+        tmp.reopen()
+            .with_context(|| format!("cannot write `{}`", path.display()))?,
+    );
+    let out = archive::write_archive(out, path, format, items)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing `{}`", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("writing `{}`", path.display()))?;
+    // a saved archive is an ordinary file for others to read, as podman writes it
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("writing `{}`", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    crate::util::sync_dir(dir).with_context(|| format!("writing `{}`", path.display()))?;
+    Ok(())
 }

@@ -35,7 +35,7 @@ pub enum ErrorKind {
     UnsupportedSyntax(String),
     #[error("file has no instructions")]
     NoInstructions,
-    #[error("line continuation runs into the end of the file: the escape character on this line continues into nothing but empty lines; remove it or complete the instruction")]
+    #[error("the escape character continues the instruction into nothing but empty lines at the end of the file: remove it or finish the instruction")]
     EmptyContinuationAtEof,
     #[error("unterminated heredoc `{name}` started on line {line}: end it with a line holding only `{name}`")]
     UnterminatedHeredoc { name: String, line: usize },

@@ -1,5 +1,6 @@
 //! Pure edits of image configs and manifests: a base config, adding layers and history, the
-//! small config changes of `import -c` (ENV, CMD, ENTRYPOINT, WORKDIR, USER, LABEL, EXPOSE),
+//! config changes of `import -c` (ENV, CMD, ENTRYPOINT, WORKDIR, USER, LABEL, EXPOSE; parsed by
+//! the `dockerfile` room in `cli/import.rs`),
 //! and canonical JSON (sorted keys, so the same config always gets the same digest).
 //!
 //! Follows the OCI image spec (`config.md`, `manifest.md`). No file system.
@@ -107,7 +108,7 @@ pub fn manifest_for(
         .expect("schema version, config and layers are all set")
 }
 
-/// A config change as `import -c` and `commit -c` take it.
+/// A config change as `import -c` and `commit -c` take it, already parsed and expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// `ENV K=V…`
@@ -126,78 +127,7 @@ pub enum Change {
     Expose(Vec<String>),
 }
 
-/// Why a change instruction is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChangeError {
-    #[error("change `{text}`: {reason}")]
-    Invalid { text: String, reason: String },
-    #[error("change `{text}`: instruction `{instruction}` cannot be applied here (supported: ENV, CMD, ENTRYPOINT, WORKDIR, USER, LABEL, EXPOSE)")]
-    Unsupported { text: String, instruction: String },
-}
-
 impl Change {
-    /// Parses `INSTRUCTION arguments` (Dockerfile syntax: JSON or shell form for CMD and
-    /// ENTRYPOINT, `K=V` pairs or `K V` for ENV and LABEL, quotes as in a Dockerfile).
-    pub fn parse(text: &str) -> Result<Change, ChangeError> {
-        let trimmed = text.trim();
-        let (word, rest) = match trimmed.split_once(|c: char| c.is_ascii_whitespace()) {
-            Some((w, r)) => (w, r.trim()),
-            None => (trimmed, ""),
-        };
-        let invalid = |reason: &str| ChangeError::Invalid {
-            text: text.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let instruction = word.to_ascii_uppercase();
-        if instruction.is_empty() {
-            return Err(invalid("empty instruction"));
-        }
-        if rest.is_empty() {
-            return Err(invalid(&format!("{instruction} needs an argument")));
-        }
-        match instruction.as_str() {
-            "ENV" => Ok(Change::Env(pairs(text, rest)?)),
-            "LABEL" => Ok(Change::Label(pairs(text, rest)?)),
-            "CMD" => Ok(Change::Cmd(command(rest))),
-            "ENTRYPOINT" => Ok(Change::Entrypoint(command(rest))),
-            "WORKDIR" => {
-                let w = single(text, rest)?;
-                if !w.starts_with('/') {
-                    return Err(invalid("WORKDIR must be an absolute path"));
-                }
-                Ok(Change::Workdir(w))
-            }
-            "USER" => Ok(Change::User(single(text, rest)?)),
-            "EXPOSE" => {
-                let ports = split_words(rest).map_err(|r| invalid(&r))?;
-                for p in &ports {
-                    let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-                    let num_ok = num.parse::<u16>().is_ok_and(|n| n > 0);
-                    let proto_ok =
-                        matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp");
-                    if !num_ok || !proto_ok {
-                        return Err(invalid(&format!(
-                            "invalid port `{p}` (expected PORT or PORT/tcp|udp|sctp)"
-                        )));
-                    }
-                }
-                Ok(Change::Expose(
-                    ports
-                        .into_iter()
-                        .map(|p| {
-                            let (n, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
-                            format!("{n}/{}", proto.to_ascii_lowercase())
-                        })
-                        .collect(),
-                ))
-            }
-            _ => Err(ChangeError::Unsupported {
-                text: text.to_owned(),
-                instruction,
-            }),
-        }
-    }
-
     /// Applies the change to a config (the image's history is the caller's business).
     pub fn apply(&self, config: &mut ImageConfiguration) {
         let mut c = config.config().clone().unwrap_or_default();
@@ -252,114 +182,6 @@ impl Change {
     }
 }
 
-fn single(text: &str, rest: &str) -> Result<String, ChangeError> {
-    let words = split_words(rest).map_err(|reason| ChangeError::Invalid {
-        text: text.to_owned(),
-        reason,
-    })?;
-    match words.as_slice() {
-        [one] => Ok(one.clone()),
-        _ => Err(ChangeError::Invalid {
-            text: text.to_owned(),
-            reason: "expected exactly one argument".into(),
-        }),
-    }
-}
-
-/// CMD / ENTRYPOINT: a JSON array of strings (exec form), else shell form `/bin/sh -c "…"`.
-fn command(rest: &str) -> Vec<String> {
-    if rest.starts_with('[') {
-        if let Ok(v) = serde_json::from_str::<Vec<String>>(rest) {
-            return v;
-        }
-        // docker treats a malformed JSON array as shell form; so do we
-    }
-    vec!["/bin/sh".into(), "-c".into(), rest.to_owned()]
-}
-
-/// `K=V K2="v 2"` pairs, or the legacy `K V…` form (one pair, the value is the rest).
-fn pairs(text: &str, rest: &str) -> Result<Vec<(String, String)>, ChangeError> {
-    let invalid = |reason: String| ChangeError::Invalid {
-        text: text.to_owned(),
-        reason,
-    };
-    let first = rest.split_ascii_whitespace().next().unwrap_or("");
-    if !first.contains('=') {
-        let (k, v) = rest
-            .split_once(|c: char| c.is_ascii_whitespace())
-            .ok_or_else(|| invalid(format!("`{rest}` needs a value (K=V or K V)")))?;
-        let v = split_words(v.trim()).map_err(invalid)?.join(" ");
-        return Ok(vec![(k.to_owned(), v)]);
-    }
-    let mut out = Vec::new();
-    for w in split_words(rest).map_err(invalid)? {
-        let (k, v) = w
-            .split_once('=')
-            .ok_or_else(|| invalid(format!("`{w}` is not K=V")))?;
-        if k.is_empty() {
-            return Err(invalid(format!("`{w}` has an empty name")));
-        }
-        out.push((k.to_owned(), v.to_owned()));
-    }
-    Ok(out)
-}
-
-/// Splits on unquoted white space; `"…"` and `'…'` quote, `\` escapes outside single quotes.
-fn split_words(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(x) => cur.push(x),
-                            None => return Err("unterminated double quote".into()),
-                        },
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                if let Some(x) = chars.next() {
-                    cur.push(x);
-                }
-            }
-            c if c.is_ascii_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,71 +197,17 @@ mod tests {
     }
 
     #[test]
-    fn parses_changes() {
-        let table = [
-            ("ENV A=1", Change::Env(p(&[("A", "1")]))),
-            (
-                "env A=1 B=\"two words\"",
-                Change::Env(p(&[("A", "1"), ("B", "two words")])),
-            ),
-            (
-                "ENV PATH /usr/bin:/bin",
-                Change::Env(p(&[("PATH", "/usr/bin:/bin")])),
-            ),
-            (
-                "CMD [\"sh\",\"-c\",\"echo hi\"]",
-                Change::Cmd(s(&["sh", "-c", "echo hi"])),
-            ),
-            ("CMD echo hi", Change::Cmd(s(&["/bin/sh", "-c", "echo hi"]))),
-            (
-                "ENTRYPOINT [\"/bin/app\"]",
-                Change::Entrypoint(s(&["/bin/app"])),
-            ),
-            ("WORKDIR /srv", Change::Workdir("/srv".into())),
-            ("USER app:app", Change::User("app:app".into())),
-            (
-                "LABEL a=b 'c d'=e",
-                Change::Label(p(&[("a", "b"), ("c d", "e")])),
-            ),
-            ("EXPOSE 80 53/UDP", Change::Expose(s(&["80/tcp", "53/udp"]))),
-        ];
-        for (text, want) in table {
-            assert_eq!(Change::parse(text).expect(text), want, "{text}");
-        }
-    }
-
-    #[test]
-    fn refuses_bad_changes() {
-        let table = [
-            ("", "empty instruction"),
-            ("RUN make", "cannot be applied here"),
-            ("ENV", "needs an argument"),
-            ("ENV A", "needs a value"),
-            ("WORKDIR rel", "absolute"),
-            ("USER a b", "exactly one"),
-            ("EXPOSE 0", "invalid port"),
-            ("EXPOSE 80/xyz", "invalid port"),
-            ("LABEL a=\"b", "unterminated"),
-            ("ENV =x", "empty name"),
-        ];
-        for (text, want) in table {
-            let e = Change::parse(text).expect_err(text).to_string();
-            assert!(e.contains(want), "{text}: `{e}` lacks `{want}`");
-        }
-    }
-
-    #[test]
     fn applies_changes() {
         let mut c = base_config("2024-01-01T00:00:00Z");
-        for t in [
-            "ENV A=1",
-            "ENV A=2 B=3",
-            "CMD x",
-            "ENTRYPOINT [\"/e\"]",
-            "EXPOSE 80",
-            "LABEL k=v",
+        for ch in [
+            Change::Env(p(&[("A", "1")])),
+            Change::Env(p(&[("A", "2"), ("B", "3")])),
+            Change::Cmd(s(&["/bin/sh", "-c", "x"])),
+            Change::Entrypoint(s(&["/e"])),
+            Change::Expose(s(&["80/tcp"])),
+            Change::Label(p(&[("k", "v")])),
         ] {
-            Change::parse(t).expect(t).apply(&mut c);
+            ch.apply(&mut c);
         }
         let cfg = c.config().clone().expect("config set");
         assert_eq!(cfg.env().clone().expect("env"), s(&["A=2", "B=3"]));
@@ -459,9 +227,7 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys() {
         let mut c = base_config("2024-01-01T00:00:00Z");
-        Change::parse("LABEL z=1 a=2 m=3")
-            .expect("label")
-            .apply(&mut c);
+        Change::Label(p(&[("z", "1"), ("a", "2"), ("m", "3")])).apply(&mut c);
         let a = canonical_json(&c).expect("json");
         let b = canonical_json(&c.clone()).expect("json");
         assert_eq!(a, b);

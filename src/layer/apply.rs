@@ -820,3 +820,66 @@ fn remove_all_at(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// Flattens layer directories in overlay form (bottom first: whiteouts as 0:0 char devices,
+/// opaque xattrs) into one plain directory `target`, as the merged overlay view would show them:
+/// each layer is streamed as a tar (see [`super::write_tar`]) straight into [`apply_tar`] with
+/// [`WhiteoutMode::Delete`], so escapes are refused here too. For `--output type=local`.
+pub fn flatten_dirs(
+    layers: &[std::path::PathBuf],
+    target: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, LayerError> {
+    let mut total = ApplyReport::default();
+    let opts = ApplyOptions {
+        whiteouts: WhiteoutMode::Delete,
+        ..opts.clone()
+    };
+    for dir in layers {
+        let (rd, wr) =
+            nix::unistd::pipe().map_err(|e| LayerError::io("making a pipe", e.into()))?;
+        let report = std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                let out = io::BufWriter::with_capacity(256 * 1024, File::from(wr));
+                super::write_tar(dir, out, super::DirKind::OverlayUpper, None).and_then(|w| {
+                    w.into_inner()
+                        .map(drop)
+                        .map_err(|e| LayerError::io("writing layer tar", e.into_error()))
+                })
+            });
+            let applied = apply_tar(
+                io::BufReader::with_capacity(256 * 1024, File::from(rd)),
+                target,
+                &opts,
+            );
+            let written = writer.join().unwrap_or_else(|_| {
+                Err(LayerError::io(
+                    "writing layer tar",
+                    io::Error::other("the tar writer panicked"),
+                ))
+            });
+            match (written, applied) {
+                // the writer stopped because the reader gave up: the reader's error is the cause
+                (Err(w), Err(a)) if is_broken_pipe(&w) => Err(a),
+                // a failure to read the layer dir explains a truncated tar better than the tar error
+                (Err(w), _) => Err(w),
+                (Ok(()), applied) => applied,
+            }
+        })?;
+        total.entries += report.entries;
+        total.unmapped_uids.extend(report.unmapped_uids);
+        total.unmapped_gids.extend(report.unmapped_gids);
+        total.skipped_devices.extend(report.skipped_devices);
+        total.skipped_xattrs.extend(report.skipped_xattrs);
+    }
+    Ok(total)
+}
+
+fn is_broken_pipe(e: &LayerError) -> bool {
+    match e {
+        LayerError::Io { source, .. } | LayerError::Walk { source, .. } => {
+            source.kind() == io::ErrorKind::BrokenPipe
+        }
+        _ => false,
+    }
+}

@@ -272,6 +272,18 @@ fn read_xattrs(path: &Path) -> Result<Vec<Xattr>, LayerError> {
     for name in names {
         let b = name.as_bytes();
         if b.starts_with(b"user.overlay.") || b.starts_with(b"trusted.overlay.") {
+            // a metacopy file holds no data and a redirected dir holds only part of its content:
+            // the upper dir alone is then not the layer, so refuse rather than write a wrong one
+            if b.ends_with(b".metacopy") || b.ends_with(b".redirect") {
+                return Err(walk_err(
+                    path,
+                    io::Error::other(format!(
+                        "overlay `{}` is set: the upper dir was mounted with metacopy or \
+                         redirect_dir on, which hoist cannot turn into a layer",
+                        name.to_string_lossy()
+                    )),
+                ));
+            }
             continue;
         }
         match xattr::get(path, &name) {

@@ -19,7 +19,9 @@ pub mod diff;
 
 use std::path::PathBuf;
 
-pub use apply::{apply_blob, apply_tar, clean_path, ApplyOptions, ApplyReport, WhiteoutMode};
+pub use apply::{
+    apply_blob, apply_tar, clean_path, flatten_dirs, ApplyOptions, ApplyReport, WhiteoutMode,
+};
 pub use compress::{compress, decompress, detect_compression, Compression, LayerBlob, LayerWriter};
 pub use diff::{write_dir_tar, write_tar, write_upper_tar, DiffOptions, DirKind};
 

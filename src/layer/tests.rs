@@ -597,3 +597,126 @@ fn zstd_blob_round_trips() {
     assert_eq!(fs::read(target.join("a")).expect("read"), b"hello");
     assert_eq!(fs::metadata(target.join("a")).expect("md").mtime(), 0);
 }
+
+#[test]
+fn metacopy_and_redirect_uppers_are_refused() {
+    for attr in ["user.overlay.metacopy", "user.overlay.redirect"] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let upper = tmp.path().join("upper");
+        fs::create_dir_all(upper.join("d")).expect("mkdir");
+        xattr::set(upper.join("d"), attr, b"").expect("xattr");
+        let err = write_upper_tar(&upper, Vec::new(), &DiffOptions::default()).expect_err(attr);
+        assert!(err.to_string().contains(attr), "{err}");
+    }
+}
+
+/// Runs `f` in a forked child inside a new user namespace that maps only uid/gid 0 (the
+/// single-mapping rootless case) and returns whether it succeeded. Forked so that the threaded
+/// test harness never changes namespace.
+fn in_single_mapping_userns(f: impl FnOnce() -> bool) -> bool {
+    // SAFETY: the child only runs `f` and exits with `_exit`; glibc's allocator is fork-safe.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).expect("unshare");
+                fs::write("/proc/self/setgroups", "deny").expect("setgroups");
+                fs::write("/proc/self/uid_map", "0 0 1").expect("uid_map");
+                fs::write("/proc/self/gid_map", "0 0 1").expect("gid_map");
+                f()
+            }))
+            .unwrap_or(false);
+            // SAFETY: leaving the child without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+            matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0))
+        }
+    }
+}
+
+#[test]
+fn unmappable_owners_and_devices_in_a_user_namespace() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    fs::write(src.join("owned"), b"x").expect("write");
+    lchown(&src.join("owned"), 1000, 1001);
+    mknod(&src.join("null"), libc::S_IFCHR, 1, 3);
+    mknod(&src.join("gone"), libc::S_IFCHR, 0, 0);
+    let tar = tar_of(&src, DirKind::OverlayUpper, None);
+
+    let skip = tmp.path().join("skip");
+    fs::create_dir(&skip).expect("mkdir");
+    let ok = in_single_mapping_userns(|| {
+        let opts = ApplyOptions {
+            skip_devices: true,
+            layer_name: "test".into(),
+            ..ApplyOptions::default()
+        };
+        let Ok(report) = apply_tar(&tar[..], &skip, &opts) else {
+            return false;
+        };
+        report.unmapped_uids.contains(&1000)
+            && report.unmapped_gids.contains(&1001)
+            && report.skipped_devices == ["null"]
+    });
+    assert!(ok, "apply in the user namespace reported the wrong things");
+    // the file is there with the owner that exists; the whiteout was made; the device was not
+    let md = fs::symlink_metadata(skip.join("owned")).expect("owned");
+    assert_eq!((md.uid(), md.gid()), (0, 0));
+    let wo = fs::symlink_metadata(skip.join("gone")).expect("whiteout");
+    assert!(wo.file_type().is_char_device() && wo.rdev() == 0);
+    assert!(!skip.join("null").exists());
+
+    let strict = tmp.path().join("strict");
+    fs::create_dir(&strict).expect("mkdir");
+    let refused = in_single_mapping_userns(|| {
+        matches!(
+            apply_tar(&tar[..], &strict, &ApplyOptions::default()),
+            Err(LayerError::Device { ref path, .. }) if path == "null"
+        )
+    });
+    assert!(
+        refused,
+        "a device that cannot be made must be an error naming it"
+    );
+}
+
+#[test]
+fn flatten_dirs_matches_the_merged_view() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let l1 = tmp.path().join("l1");
+    fs::create_dir_all(l1.join("etc/old")).expect("mkdir");
+    fs::write(l1.join("etc/old/conf"), b"1").expect("write");
+    fs::write(l1.join("etc/passwd"), b"root").expect("write");
+    fs::write(l1.join("gone"), b"x").expect("write");
+    let l2 = tmp.path().join("l2");
+    fs::create_dir_all(l2.join("etc/old")).expect("mkdir");
+    xattr::set(l2.join("etc/old"), OVERLAY_OPAQUE_XATTR, b"y").expect("xattr");
+    fs::write(l2.join("etc/old/new"), b"2").expect("write");
+    mknod(&l2.join("gone"), libc::S_IFCHR, 0, 0);
+    fs::write(l2.join("etc/passwd"), b"root2").expect("write");
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).expect("mkdir");
+    flatten_dirs(&[l1, l2.clone()], &out, &ApplyOptions::default()).expect("flatten");
+    let got: Vec<String> = snapshot(&out)
+        .into_iter()
+        .map(|(k, v)| format!("{k} {}", v.split(" mode").next().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "etc dir",
+            "etc/old dir",
+            &format!("etc/old/new file 1 {}", Digest::of_bytes(b"2").short()),
+            &format!("etc/passwd file 5 {}", Digest::of_bytes(b"root2").short()),
+        ]
+    );
+    // a layer that cannot be turned into a tar is an error naming it, not a hang
+    xattr::set(l2.join("etc"), "user.overlay.metacopy", b"").expect("xattr");
+    let out2 = tmp.path().join("out2");
+    fs::create_dir(&out2).expect("mkdir");
+    let err = flatten_dirs(&[l2], &out2, &ApplyOptions::default()).expect_err("metacopy");
+    assert!(err.to_string().contains("metacopy"), "{err}");
+}

@@ -122,6 +122,14 @@ pub(super) fn prune(store: &Store, mode: PruneMode) -> Result<PruneReport, Store
         for r in &doomed {
             index::remove_image_in(descs, &r.manifest_digest);
         }
+        // entries whose manifest blob is gone (damaged by hand) name nothing usable
+        descs.retain(|d| match Digest::from_oci(d.digest()) {
+            Ok(m) if !store.has_blob(&m) => {
+                log::warn!("dropping index entry for missing manifest `{m}`");
+                false
+            }
+            _ => true,
+        });
         Ok(doomed.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
     })?;
     report.removed_images = removed;
@@ -141,7 +149,7 @@ fn collect(store: &Store) -> Result<Option<u64>, StoreError> {
         log::info!("another hoist process is using the store: unused blobs and layers are left for a later prune");
         return Ok(None);
     };
-    let _index = store.lock()?;
+    let _index = store.index_lock()?;
     let index = index::read_index(store)?;
     let mut blobs = HashSet::new();
     let mut diff_ids = HashSet::new();

@@ -65,11 +65,9 @@ impl Store {
                 out: &mut lw,
             };
             let mut archive = tar::Archive::new(&mut tee);
-            let iter = archive
-                .entries()
-                .map_err(|e| bad(format!("not a valid tar archive: {e}")))?;
+            let iter = archive.entries().map_err(|e| bad(tar_error(&e)))?;
             for entry in iter {
-                let entry = entry.map_err(|e| bad(format!("not a valid tar archive: {e}")))?;
+                let entry = entry.map_err(|e| bad(tar_error(&e)))?;
                 let path = entry.path_bytes();
                 clean_path(&path).map_err(|r| {
                     bad(format!(
@@ -92,8 +90,7 @@ impl Store {
             }
             // (the archive borrows `tee` until its last use above)
             // the end-of-archive blocks and padding belong to the layer (and its diff_id)
-            io::copy(&mut tee, &mut io::sink())
-                .map_err(|e| bad(format!("cannot read to the end: {e}")))?;
+            io::copy(&mut tee, &mut io::sink()).map_err(|e| bad(tar_error(&e)))?;
         }
         if entries == 0 {
             return Err(bad("not a tar archive: no entries".into()));
@@ -134,4 +131,24 @@ impl Store {
         debug_assert_eq!(rec.id, id);
         Ok(rec)
     }
+}
+
+/// One line about a broken tar stream (the tar crate's messages quote raw header bytes).
+fn tar_error(e: &io::Error) -> String {
+    let msg = e.to_string();
+    if e.kind() == io::ErrorKind::UnexpectedEof || msg.contains("unexpected end of file") {
+        return "not a valid tar archive: it ends in the middle (truncated)".into();
+    }
+    if msg.contains("cksum") || msg.contains("numeric field") {
+        return "not a valid tar archive: unreadable entry header".into();
+    }
+    let first: String = msg
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(160)
+        .collect();
+    format!("not a valid tar archive: {first}")
 }

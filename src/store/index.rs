@@ -53,7 +53,10 @@ fn has_name_annotation(d: &Descriptor) -> bool {
 }
 
 /// Builds every image record from one `index.json` snapshot, in index order.
-pub(super) fn load_records(store: &Store) -> Result<Vec<ImageRecord>, StoreError> {
+///
+/// With `lenient`, an entry whose manifest or config blob is missing or unreadable is skipped
+/// with a warning instead of failing the whole listing.
+pub(super) fn load_records(store: &Store, lenient: bool) -> Result<Vec<ImageRecord>, StoreError> {
     let index = read_index(store)?;
     let mut order: Vec<Digest> = Vec::new();
     let mut groups: HashMap<Digest, (Descriptor, Vec<Reference>)> = HashMap::new();
@@ -82,7 +85,11 @@ pub(super) fn load_records(store: &Store) -> Result<Vec<ImageRecord>, StoreError
     let mut out = Vec::with_capacity(order.len());
     for d in order {
         let (desc, names) = groups.remove(&d).expect("every ordered digest has a group");
-        out.push(load_record(store, &d, &desc, names)?);
+        match load_record(store, &d, &desc, names) {
+            Ok(r) => out.push(r),
+            Err(e) if lenient => log::warn!("skipping image with manifest `{d}`: {e}"),
+            Err(e) => return Err(e),
+        }
     }
     Ok(out)
 }
@@ -291,7 +298,7 @@ pub(super) fn update_index<T>(
     store: &Store,
     f: impl FnOnce(&mut Vec<Descriptor>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let _lock = store.lock()?;
+    let _lock = store.index_lock()?;
     let mut index = read_index(store)?;
     let mut manifests = index.manifests().clone();
     let out = f(&mut manifests)?;
@@ -320,7 +327,7 @@ pub(super) fn sweep_index_leftovers(store: &Store) {
         return;
     }
     // a live writer holds the lock while its temp file exists
-    if let Ok(_lock) = store.lock() {
+    if let Ok(_lock) = store.index_lock() {
         for p in leftovers {
             match fs::remove_file(&p) {
                 Ok(()) => log::debug!("swept leftover `{}`", p.display()),

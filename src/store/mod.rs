@@ -436,16 +436,36 @@ impl Store {
             .map_err(|e| StoreError::io(&tmp.dir, e))
     }
 
-    /// The exclusive lock that guards `index.json` updates. Hold it only briefly.
+    /// The exclusive lock that guards `index.json` updates. Hold it only briefly. The process
+    /// also keeps `gc.lock` shared from then on, so holding this lock while writing blobs cannot
+    /// deadlock with a collection.
     pub fn lock(&self) -> Result<FileLock, StoreError> {
+        self.writable()?;
+        self.index_lock()
+    }
+
+    /// `index.lock` alone (collections take it while holding `gc.lock` exclusively).
+    fn index_lock(&self) -> Result<FileLock, StoreError> {
         self.check_writable()?;
         let p = self.root.join("index.lock");
         FileLock::exclusive(&p).map_err(|e| StoreError::io(&p, e))
     }
 
     /// Every image, in `index.json` order.
+    ///
+    /// A blob missing while the listing is read (a concurrent `prune` between reading
+    /// `index.json` and the blob) makes it read the index again; an entry still broken after
+    /// that is skipped with a warning, so one damaged image does not hide the others.
     pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
-        index::load_records(self)
+        for _ in 0..2 {
+            match index::load_records(self, false) {
+                Err(StoreError::MissingBlob(d)) => {
+                    log::debug!("blob `{d}` vanished while listing; reading the index again");
+                }
+                other => return other,
+            }
+        }
+        index::load_records(self, true)
     }
 
     /// Finds one image by what a user typed: a name (`busybox` means `localhost/busybox:latest`
@@ -500,6 +520,12 @@ impl Store {
         let mut staged = Vec::new();
         let cfg = manifest.config();
         let cfg_digest = Digest::from_oci(cfg.digest())?;
+        // the same image (same config) is here already: it only gains the names
+        if let Some(existing) = self.images()?.into_iter().find(|r| r.id == cfg_digest) {
+            self.writable()?;
+            index::add_names(self, &existing.manifest_digest, names)?;
+            return self.resolve(&existing.id.to_string());
+        }
         let cfg_bytes = if self.has_blob(&cfg_digest) {
             self.read_blob(&cfg_digest)?
         } else {
@@ -538,6 +564,58 @@ impl Store {
             self.install_blob(s)?;
         }
         self.commit_image(&manifest_bytes, names)
+    }
+
+    /// Re-reads every blob of an image and checks it against its descriptor (digest and size)
+    /// and every layer against its diff_id: the oracle tests and `--verify` paths use.
+    pub fn validate(&self, image: &ImageRecord) -> Result<(), StoreError> {
+        let m = self.read_blob(&image.manifest_digest)?;
+        let actual = Digest::of_bytes(&m);
+        if actual != image.manifest_digest {
+            return Err(StoreError::DigestMismatch {
+                expected: image.manifest_digest.clone(),
+                actual,
+            });
+        }
+        let cfg = image.manifest.config();
+        let c = self.read_blob(&image.id)?;
+        let actual = Digest::of_bytes(&c);
+        if actual != image.id {
+            return Err(StoreError::DigestMismatch {
+                expected: image.id.clone(),
+                actual,
+            });
+        }
+        if c.len() as u64 != cfg.size() {
+            return Err(StoreError::SizeMismatch {
+                digest: image.id.clone(),
+                expected: cfg.size(),
+                actual: c.len() as u64,
+            });
+        }
+        let diff_ids = image.diff_ids()?;
+        for (layer, diff_id) in image.manifest.layers().iter().zip(&diff_ids) {
+            let d = Digest::from_oci(layer.digest())?;
+            let mut f = self.open_blob(&d)?;
+            let mut h = crate::image::DigestingReader::new(&mut f);
+            io::copy(&mut h, &mut io::sink()).map_err(|e| StoreError::io(self.blob_path(&d), e))?;
+            let (actual, size) = h.finish();
+            if actual != d {
+                return Err(StoreError::DigestMismatch {
+                    expected: d,
+                    actual,
+                });
+            }
+            if size != layer.size() {
+                return Err(StoreError::SizeMismatch {
+                    digest: d,
+                    expected: layer.size(),
+                    actual: size,
+                });
+            }
+            layers::check_diff_id(&self.blob_path(&d), &d, diff_id)?;
+        }
+        Ok(())
     }
 
     /// Removes one name, or (given an ID) an image with all its names (`force` needed when it
@@ -666,23 +744,30 @@ fn is_read_only_error(e: &io::Error) -> bool {
 /// Creates `tmp/PID-RANDOM.lock`, locks it, checks that the locked file is still the one at that
 /// path (a sweeper may have removed it between creation and locking), then creates the dir.
 fn make_proc_tmp(tmp_root: &Path) -> io::Result<ProcTmp> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     loop {
-        let (_, lock_path) = tempfile::Builder::new()
-            .prefix(&format!("{}-", std::process::id()))
-            .suffix(".lock")
-            .tempfile_in(tmp_root)?
-            .keep()
-            .map_err(|e| e.error)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stem = format!("{}-{nanos:08x}-{n}", std::process::id());
+        let lock_path = tmp_root.join(format!("{stem}.lock"));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock_path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
         let Some(lock) = FileLock::try_exclusive(&lock_path)? else {
             continue;
         };
         if !lock.is_current()? {
             continue;
         }
-        let stem = lock_path
-            .file_stem()
-            .expect("a lock file made by tempfile has a name")
-            .to_owned();
         let dir = tmp_root.join(stem);
         fs::create_dir(&dir)?;
         return Ok(ProcTmp { dir, lock });

@@ -306,3 +306,84 @@ fn bad_imports_leave_the_store_unchanged() {
         assert_eq!(listing(dir.path()), before, "{what} changed the store");
     }
 }
+
+#[test]
+fn validate_catches_a_corrupted_blob() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("x", b"data")], &["x"]);
+    store.validate(&a).expect("valid after import");
+    let layer = a.layer_digests().expect("layers")[0].clone();
+    let p = store.blob_path(&layer);
+    let mut data = fs::read(&p).expect("read");
+    let last = data.len() - 1;
+    data[last] ^= 1;
+    fs::write(&p, data).expect("corrupt");
+    assert!(matches!(
+        store.validate(&a),
+        Err(StoreError::DigestMismatch { .. })
+    ));
+}
+
+#[test]
+fn copying_an_image_already_here_only_adds_names() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("x", b"data")], &["x"]);
+    let before = fs::read_dir(dir.path().join("blobs/sha256"))
+        .expect("ls")
+        .count();
+    let again = store
+        .copy_from(
+            &store.source(&a),
+            &[Reference::parse_local("y").expect("ref")],
+        )
+        .expect("copy");
+    assert_eq!(again.id, a.id);
+    assert_eq!(again.names.len(), 2);
+    let after = fs::read_dir(dir.path().join("blobs/sha256"))
+        .expect("ls")
+        .count();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_damaged_image_does_not_hide_the_others_and_prune_drops_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("a", b"a")], &["a"]);
+    let b = import(&store, &[("b", b"b")], &["b"]);
+    fs::remove_file(store.blob_path(&a.manifest_digest)).expect("damage");
+    let left = store.images().expect("images");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, b.id);
+    store.prune(PruneMode::Dangling).expect("prune");
+    let index = fs::read_to_string(dir.path().join("index.json")).expect("index");
+    assert!(!index.contains(a.manifest_digest.hex()), "{index}");
+    assert!(store.resolve("b").is_ok());
+}
+
+#[test]
+fn collection_waits_for_other_writers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let writer = Store::open(dir.path()).expect("open");
+    let a = import(&writer, &[("a", b"a")], &["a"]);
+    // a blob written but not yet referenced, as a build has in flight
+    let (pending, _) = writer.write_blob(&mut &b"in flight"[..]).expect("blob");
+    let other = Store::open(dir.path()).expect("open");
+    let r = other.remove("a", false).expect("rmi");
+    assert_eq!(r.deleted, Some(a.id.clone()));
+    assert!(r.collection_skipped);
+    assert!(other.has_blob(&pending), "a writer's blob survives");
+    let p = other.prune(PruneMode::All).expect("prune");
+    assert!(p.collection_skipped);
+    assert!(other.has_blob(&pending));
+    drop(writer);
+    let p = other.prune(PruneMode::All).expect("prune");
+    assert!(!p.collection_skipped);
+    assert!(
+        !other.has_blob(&pending),
+        "collected once the writer is gone"
+    );
+    assert!(!other.has_blob(&a.id));
+}

@@ -1,0 +1,420 @@
+//! `hoist save` and `hoist load` through the real binary: round trips in both formats, archives
+//! other tools read and write, and bad archives that must leave the store as it was.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{assert_same, require, run, show, TestEnv};
+
+/// `(Id, RootFS.Layers, Names)` of an image, from `hoist inspect`.
+fn identity(env: &TestEnv, image: &str) -> (String, Vec<String>, Vec<String>) {
+    let out = env.ok(["inspect", image]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect json");
+    let v = &v[0];
+    let strings = |x: &serde_json::Value| -> Vec<String> {
+        x.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s.as_str().expect("string").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    (
+        v["Id"].as_str().expect("Id").to_owned(),
+        strings(&v["RootFS"]["Layers"]),
+        strings(&v["Names"]),
+    )
+}
+
+/// Every file of the store except scratch space and locks, with its content digest.
+fn store_state(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let e = e.expect("walk");
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .expect("rel")
+            .to_string_lossy()
+            .into_owned();
+        if rel.starts_with("tmp") || rel.ends_with(".lock") {
+            continue;
+        }
+        let v = if e.file_type().is_file() {
+            hoist::image::Digest::of_bytes(&fs::read(e.path()).expect("read")).to_string()
+        } else {
+            "dir".to_owned()
+        };
+        out.insert(rel, v);
+    }
+    out
+}
+
+#[test]
+fn save_rmi_load_keeps_id_diff_ids_and_names_in_both_formats() {
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    env.ok(["tag", "bb", "other:2"]);
+    let (id, layers, _) = identity(&env, "bb");
+    for format in ["docker-archive", "oci-archive"] {
+        let file = env.path(&format!("{format}.tar"));
+        env.ok([
+            "save".as_ref(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "-o".as_ref(),
+            file.as_os_str(),
+            "bb".as_ref(),
+            "other:2".as_ref(),
+        ]);
+        env.ok(["rmi", "-f", &id]);
+        assert!(env.ok(["images", "-q"]).trim().is_empty());
+        let out = env.ok(["load".as_ref(), "-i".as_ref(), file.as_os_str()]);
+        assert_same(
+            &format!("{format}: load output"),
+            "Loaded image: localhost/bb:latest\nLoaded image: localhost/other:2\n",
+            &out,
+        );
+        let (id2, layers2, names2) = identity(&env, "bb");
+        assert_same(&format!("{format}: image ID"), &id, &id2);
+        assert_eq!(layers, layers2, "{format}: diff_ids");
+        assert_eq!(
+            names2,
+            ["localhost/bb:latest", "localhost/other:2"],
+            "{format}"
+        );
+        // no half-written file is left beside the archive
+        let leftovers: Vec<_> = fs::read_dir(env.dir.path())
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".hoist-save-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
+
+#[test]
+fn default_format_is_docker_archive_and_load_reads_stdin() {
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let (id, layers, _) = identity(&env, "bb");
+    let file = env.path("default.tar");
+    env.ok([
+        "save".as_ref(),
+        "-o".as_ref(),
+        file.as_os_str(),
+        "bb".as_ref(),
+    ]);
+    let list = run(Command::new("tar").arg("tf").arg(&file));
+    assert!(
+        String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .any(|l| l == "manifest.json"),
+        "{}",
+        show(&list)
+    );
+    // saved by ID: no name, as podman and docker do
+    let by_id = env.path("by-id.tar");
+    env.ok([
+        "save".as_ref(),
+        "-o".as_ref(),
+        by_id.as_os_str(),
+        id.as_ref(),
+    ]);
+    env.ok(["rmi", "bb"]);
+    // a gzipped archive on standard input
+    let gz = env.path("default.tar.gz");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c < '{}' > '{}'",
+            file.display(),
+            gz.display()
+        ))
+        .status()
+        .expect("gzip");
+    assert!(status.success());
+    let mut cmd = env.cmd(["load"]);
+    cmd.stdin(fs::File::open(&gz).expect("open"));
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same(
+        "load from stdin",
+        "Loaded image: localhost/bb:latest\n",
+        &String::from_utf8_lossy(&out.stdout),
+    );
+    let (id2, layers2, _) = identity(&env, "bb");
+    assert_eq!((id.clone(), layers), (id2, layers2));
+    env.ok(["rmi", "bb"]);
+    let out = env.ok(["load".as_ref(), "-i".as_ref(), by_id.as_os_str()]);
+    assert_same(
+        "unnamed load",
+        &format!("Loaded image: sha256:{id}\n"),
+        &out,
+    );
+}
+
+#[test]
+fn skopeo_accepts_hoist_archives() {
+    require("skopeo");
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let (id, layers, _) = identity(&env, "bb");
+    for format in ["docker-archive", "oci-archive"] {
+        let file = env.path(&format!("{format}.tar"));
+        env.ok([
+            "save".as_ref(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "-o".as_ref(),
+            file.as_os_str(),
+            "bb".as_ref(),
+        ]);
+        let target = format!("{format}:{}", file.display());
+        let out = run(Command::new("skopeo").args(["inspect", "--raw", "--config", &target]));
+        assert!(
+            out.status.success(),
+            "skopeo inspect {target}\n{}",
+            show(&out)
+        );
+        assert_same(
+            &format!("{format}: config digest seen by skopeo"),
+            &id,
+            hoist::image::Digest::of_bytes(&out.stdout).hex(),
+        );
+        let out = run(Command::new("skopeo").args(["inspect", &target]));
+        assert!(
+            out.status.success(),
+            "skopeo inspect {target}\n{}",
+            show(&out)
+        );
+        if format == "docker-archive" {
+            // layers are stored uncompressed: their digests are the diff_ids
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            let got: Vec<String> = v["Layers"]
+                .as_array()
+                .expect("Layers")
+                .iter()
+                .map(|s| s.as_str().expect("str").to_owned())
+                .collect();
+            assert_eq!(got, layers);
+        }
+    }
+}
+
+#[test]
+fn load_accepts_archives_skopeo_wrote() {
+    require("skopeo");
+    let src = TestEnv::new();
+    src.import_busybox("bb");
+    let (id, layers, _) = identity(&src, "bb");
+    let store = format!("oci:{}:localhost/bb:latest", src.root.display());
+    for (transport, name, expect) in [
+        ("oci-archive", "localhost/bb:latest", "localhost/bb:latest"),
+        ("oci-archive", "app:v1", "localhost/app:v1"),
+        (
+            "docker-archive",
+            "localhost/bb:latest",
+            "localhost/bb:latest",
+        ),
+        ("docker-archive", "app:v1", "docker.io/library/app:v1"),
+    ] {
+        let file = src.path(&format!(
+            "skopeo-{transport}-{}.tar",
+            name.replace(['/', ':'], "_")
+        ));
+        let dest = format!("{transport}:{}:{name}", file.display());
+        let out = run(Command::new("skopeo").args(["copy", "-q", &store, &dest]));
+        assert!(
+            out.status.success(),
+            "skopeo copy {store} {dest}\n{}",
+            show(&out)
+        );
+        let env = TestEnv::new();
+        let out = env.ok(["load".as_ref(), "-i".as_ref(), file.as_os_str()]);
+        assert_same(
+            &format!("{dest}: load output"),
+            &format!("Loaded image: {expect}\n"),
+            &out,
+        );
+        let (id2, layers2, names) = identity(&env, expect);
+        assert_same(&format!("{dest}: image ID"), &id, &id2);
+        assert_eq!(layers, layers2, "{dest}: diff_ids");
+        assert_eq!(names, [expect]);
+    }
+}
+
+/// Runs `hoist load -i FILE` on a bad archive: exit status 1, one line naming the problem, the
+/// store exactly as before.
+fn refuse(env: &TestEnv, data: &[u8], name: &str, expect: &str) {
+    let file = env.path(name);
+    fs::write(&file, data).expect("write");
+    let before = store_state(&env.root);
+    let err = env.fails(1, ["load".as_ref(), "-i".as_ref(), file.as_os_str()]);
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{name}: one line expected:\n{err}"
+    );
+    assert!(err.contains(expect), "{name}: `{expect}` not in: {err}");
+    assert!(
+        err.contains(name),
+        "{name}: the message names the file: {err}"
+    );
+    assert_eq!(before, store_state(&env.root), "{name}: the store changed");
+}
+
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, *data).expect("append");
+    }
+    b.into_inner().expect("finish")
+}
+
+#[test]
+fn bad_archives_exit_1_with_one_line_and_leave_the_store_alone() {
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let good = env.path("good.tar");
+    env.ok([
+        "save".as_ref(),
+        "-o".as_ref(),
+        good.as_os_str(),
+        "bb".as_ref(),
+    ]);
+    let good = fs::read(&good).expect("read");
+    env.ok(["tag", "bb", "keep:1"]);
+
+    refuse(&env, &good[..good.len() / 2], "truncated.tar", "truncated");
+    refuse(
+        &env,
+        b"hello, this is not a tar\n",
+        "text.tar",
+        "not a tar archive",
+    );
+    refuse(
+        &env,
+        &tar_of(&[("hello", b"hi")]),
+        "neither.tar",
+        "neither an oci-archive nor a docker-archive",
+    );
+    let manifest = br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["missing.tar"]}]"#;
+    let config = br#"{"rootfs":{"type":"layers","diff_ids":["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]}}"#;
+    refuse(
+        &env,
+        &tar_of(&[("manifest.json", manifest), ("c.json", config)]),
+        "missing-blob.tar",
+        "`missing.tar`, which is not in the archive",
+    );
+    refuse(
+        &env,
+        &tar_of(&[("../escape", b"x"), ("manifest.json", manifest)]),
+        "escape.tar",
+        "escapes the archive",
+    );
+    // a layer of an OCI archive that is not the blob its manifest names
+    let mut ar = tar::Archive::new(&good[..]);
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).expect("read");
+        entries.push((name, data));
+    }
+    let layer = entries
+        .iter_mut()
+        .find(|(n, _)| n.ends_with(".tar") && !n.contains('/'))
+        .expect("a layer tar");
+    let mid = layer.1.len() / 2;
+    layer.1[mid] ^= 0xff;
+    let refs: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    refuse(&env, &tar_of(&refs), "altered-layer.tar", "diff_id");
+    assert_eq!(
+        identity(&env, "keep:1").2,
+        ["localhost/bb:latest", "localhost/keep:1"]
+    );
+}
+
+#[test]
+fn failed_save_leaves_no_file() {
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let out = env.path("out.tar");
+    let err = env.fails(
+        1,
+        [
+            "save".as_ref(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "bb".as_ref(),
+            "nosuch".as_ref(),
+        ],
+    );
+    assert!(err.contains("nosuch"), "{err}");
+    assert!(!out.exists());
+    let names: Vec<_> = fs::read_dir(env.dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".hoist-save-"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    // writing an archive to a terminal-less stdout works, and to a file in a missing dir fails
+    let mut cmd = env.cmd(["save", "bb"]);
+    cmd.stdout(Stdio::piped());
+    let o = run(&mut cmd);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(o.stdout.len() > 1_000_000);
+    let err = env.fails(1, ["save", "-o", "/nonexistent-dir/x.tar", "bb"]);
+    assert!(err.contains("/nonexistent-dir/x.tar"), "{err}");
+    let _ = std::io::stdout().flush();
+}
+
+#[test]
+fn rootless_save_and_load() {
+    let env = TestEnv::rootless();
+    env.import_busybox("bb");
+    let (id, layers, _) = identity(&env, "bb");
+    for format in ["docker-archive", "oci-archive"] {
+        let file = env.path(&format!("{format}.tar"));
+        env.ok([
+            "save".as_ref(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "-o".as_ref(),
+            file.as_os_str(),
+            "bb".as_ref(),
+        ]);
+        env.ok(["rmi", "bb"]);
+        let out = env.ok(["load".as_ref(), "-i".as_ref(), file.as_os_str()]);
+        assert_same(format, "Loaded image: localhost/bb:latest\n", &out);
+        assert_eq!(
+            identity(&env, "bb"),
+            (
+                id.clone(),
+                layers.clone(),
+                vec!["localhost/bb:latest".to_owned()]
+            )
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! `hoist run` and `hoist info` through the real binary: the rootless sandbox as uid 65534
+//! without capabilities (single-id mode), as the `hoisttest` user with a subordinate id range
+//! (made by scripts/test.sh), and as root.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_same, assert_success, chown_tree, run, show, TestEnv};
+
+/// A rootless (uid 65534, single-id) environment with the busybox image imported as `busybox`.
+fn rootless() -> TestEnv {
+    let env = TestEnv::rootless();
+    env.import_busybox("busybox");
+    env
+}
+
+/// A root environment with the busybox image.
+fn as_root() -> TestEnv {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    env
+}
+
+fn stdout(env: &TestEnv, args: &[&str]) -> String {
+    env.ok(args)
+}
+
+/// Runs `hoist ARGS…` and returns (exit code, stdout, stderr).
+fn outcome(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+    let out = run(&mut env.cmd(args));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every file under `dir` with its type, mode, owner, size and content.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.expect("walk");
+        let m = e.path().symlink_metadata().expect("lstat");
+        let content = if m.is_file() {
+            let mut s = Vec::new();
+            std::fs::File::open(e.path()).unwrap().read_to_end(&mut s).unwrap();
+            format!("{:x}", sha2_len(&s))
+        } else if m.file_type().is_symlink() {
+            std::fs::read_link(e.path()).unwrap().display().to_string()
+        } else {
+            String::new()
+        };
+        out.insert(
+            e.path().strip_prefix(dir).unwrap().to_owned(),
+            format!(
+                "{:o} {}:{} {} {} {}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.len(),
+                m.mtime(),
+                content
+            ),
+        );
+    }
+    out
+}
+
+/// A cheap content fingerprint (FNV-1a), enough to see a changed file.
+fn sha2_len(data: &[u8]) -> u64 {
+    data.iter()
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
+}
+
+#[test]
+fn rootless_id_is_0_inside_and_uid_map_shows_the_single_mapping() {
+    let env = rootless();
+    assert_same("id -u", "0\n", &stdout(&env, &["run", "busybox", "id", "-u"]));
+    let map = stdout(&env, &["run", "busybox", "cat", "/proc/self/uid_map"]);
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    assert_eq!(fields, ["0", "65534", "1"], "uid_map: {map}");
+}
+
+#[test]
+fn rootless_host_paths_outside_the_image_are_invisible() {
+    let env = rootless();
+    let secret = env.path("host-only.txt");
+    std::fs::write(&secret, "secret").unwrap();
+    let (code, out, err) = outcome(&env, &["run", "busybox", "cat", secret.to_str().unwrap()]);
+    assert_eq!(code, 1, "cat of a host path must fail\n{out}{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+    let (code, _, _) = outcome(&env, &["run", "busybox", "ls", env.dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    // the image's root is the root: nothing of the host's / is there
+    let ls = stdout(&env, &["run", "busybox", "ls", "/"]);
+    assert_same(
+        "ls /",
+        "bin\ndev\netc\nhome\nlinuxrc\nproc\nroot\nrun\nsbin\nsys\ntmp\nusr\nvar\n",
+        &ls,
+    );
+}
+
+#[test]
+fn rootless_hostname_is_the_containers() {
+    let env = rootless();
+    assert_same("hostname", "box\n", &stdout(&env, &["run", "--hostname", "box", "busybox", "hostname"]));
+    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+    let name = stdout(&env, &["run", "busybox", "hostname"]);
+    let name = name.trim();
+    assert_ne!(name, host);
+    assert!(name.len() == 12 && name.chars().all(|c| c.is_ascii_hexdigit()), "default hostname `{name}`");
+    let hosts = stdout(&env, &["run", "--hostname", "box", "busybox", "cat", "/etc/hostname", "/etc/hosts"]);
+    assert!(hosts.starts_with("box\n127.0.0.1\tlocalhost\n"), "{hosts}");
+}
+
+#[test]
+fn exit_status_passes_through() {
+    let env = rootless();
+    env.fails(7, ["run", "busybox", "sh", "-c", "exit 7"]);
+    env.fails(137, ["run", "busybox", "sh", "-c", "kill -9 $$"]);
+    let err = env.fails(127, ["run", "busybox", "no-such-tool"]);
+    assert!(err.contains("exec: \"no-such-tool\": executable file not found in $PATH"), "{err}");
+    let err = env.fails(126, ["run", "busybox", "/etc/passwd"]);
+    assert!(err.contains("exec: \"/etc/passwd\": permission denied"), "{err}");
+    let err = env.fails(125, ["run", "no-such-image", "true"]);
+    assert!(err.contains("no-such-image"), "{err}");
+}
+
+#[test]
+fn files_written_inside_are_gone_and_layers_unchanged() {
+    let env = rootless();
+    let layers = env.root.join("layers");
+    // layers are unpacked lazily, on the first run
+    env.ok(["run", "busybox", "true"]);
+    let before = snapshot(&layers);
+    assert!(before.len() > 100, "layers/ holds the unpacked image");
+    env.ok([
+        "run", "busybox", "sh", "-c",
+        "echo x > /root/new && echo y >> /etc/passwd && rm /bin/ls && rm -r /home && mkdir /made && chmod 700 /tmp",
+    ]);
+    let after = snapshot(&layers);
+    assert!(before == after, "unpacked layers changed after a run");
+    let out = stdout(
+        &env,
+        &["run", "busybox", "sh", "-c", "ls /root; test -e /made || echo no-made; test -e /bin/ls && echo ls; ls -d /home; stat -c %a /tmp; tail -1 /etc/passwd"],
+    );
+    assert_same(
+        "second run",
+        "no-made\nls\n/home\n1777\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        &out,
+    );
+}
+
+#[test]
+fn network_none_shows_only_lo_and_it_is_up() {
+    let env = rootless();
+    let dev = stdout(&env, &["run", "--network", "none", "busybox", "cat", "/proc/net/dev"]);
+    let ifaces: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(ifaces, ["lo"], "{dev}");
+    let link = stdout(&env, &["run", "--network", "none", "busybox", "ip", "link"]);
+    assert!(link.contains("lo: <LOOPBACK,UP,LOWER_UP>"), "{link}");
+    assert!(stdout(&env, &["run", "--network", "none", "busybox", "cat", "/etc/resolv.conf"]).is_empty());
+}
+
+#[test]
+fn volumes_are_read_write_or_read_only_as_asked() {
+    let env = rootless();
+    let data = env.path("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("in.txt"), "from host\n").unwrap();
+    chown_tree(&data, 65534);
+    let rw = format!("{}:/mnt/data", data.display());
+    let out = stdout(&env, &["run", "-v", &rw, "busybox", "sh", "-c", "cat /mnt/data/in.txt && echo from container > /mnt/data/out.txt"]);
+    assert_same("rw read", "from host\n", &out);
+    assert_same("rw write", "from container\n", &std::fs::read_to_string(data.join("out.txt")).unwrap());
+
+    let ro = format!("{}:/mnt/data:ro", data.display());
+    let (code, _, err) = outcome(&env, &["run", "-v", &ro, "busybox", "sh", "-c", "cat /mnt/data/in.txt >/dev/null && touch /mnt/data/no"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!data.join("no").exists());
+
+    // a single file, and bad forms rejected before anything runs
+    let file = format!("{}:/etc/motd:ro", data.join("in.txt").display());
+    assert_same("file bind", "from host\n", &stdout(&env, &["run", "-v", &file, "busybox", "cat", "/etc/motd"]));
+    let err = env.fails(125, ["run", "-v", "rel:/x", "busybox", "true"]);
+    assert!(err.contains("must be absolute"), "{err}");
+    let err = env.fails(125, ["run", "-v", "/nonexistent-hoist-src:/x", "busybox", "true"]);
+    assert!(err.contains("`/nonexistent-hoist-src` does not exist"), "{err}");
+}
+
+#[test]
+fn single_id_mode_chown_succeeds_and_records_nothing_false() {
+    let env = rootless();
+    let out = stdout(
+        &env,
+        &["run", "busybox", "sh", "-c", "touch /f && chown 1000 /f && chown 1000:1000 /f && echo ok && stat -c %u:%g /f"],
+    );
+    assert_same("single-id chown", "ok\n0:0\n", &out);
+    // another user cannot be represented: a clear error, not a silent root
+    let err = env.fails(125, ["run", "-u", "app", "busybox", "id"]);
+    assert!(err.contains("cannot run in single-id mode"), "{err}");
+}
+
+#[test]
+fn sigint_ends_the_container_and_leaves_nothing_behind() {
+    let env = rootless();
+    let tmp = env.path("tmpdir");
+    std::fs::create_dir(&tmp).unwrap();
+    chown_tree(&tmp, 65534);
+    let marker = format!("{}", 100_000 + std::process::id() % 800_000);
+    let mut cmd = env.cmd(["run", "busybox", "sleep", &marker]);
+    cmd.env("TMPDIR", &tmp).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn hoist run");
+    let sleeping = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .map(|c| c == format!("sleep\0{marker}\0").as_bytes())
+                .unwrap_or(false)
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sleeping() {
+        assert!(Instant::now() < until, "the container's sleep never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // the setpriv wrapper execs hoist, so the child's pid is hoist's
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGINT).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "hoist did not end after SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(!sleeping(), "the container's process survived");
+    for mountinfo in ["/proc/self/mountinfo", "/proc/1/mountinfo"] {
+        let m = std::fs::read_to_string(mountinfo).unwrap();
+        assert!(
+            !m.contains("hoist-run-") && !m.contains(env.dir.path().to_str().unwrap()),
+            "a mount is left in {mountinfo}:\n{m}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "temp dirs left: {left:?}");
+    let store_tmp: Vec<_> = std::fs::read_dir(env.root.join("tmp")).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(store_tmp.is_empty(), "store tmp left: {store_tmp:?}");
+}
+
+#[test]
+fn image_defaults_env_entrypoint_and_pid_namespace() {
+    let env = rootless();
+    let out = stdout(&env, &["run", "-e", "A=1", "-e", "PATH=/bin", "busybox", "sh", "-c", "echo $A $PATH $HOME $$; pwd"]);
+    assert_same("env", "1 /bin /root 2\n/\n", &out);
+    assert_same("entrypoint", "hi there\n", &stdout(&env, &["run", "--entrypoint", "echo", "busybox", "hi", "there"]));
+    assert_same("workdir", "/srv/app\n", &stdout(&env, &["run", "-w", "/srv/app", "busybox", "pwd"]));
+    assert_same("--rm accepted", "x\n", &stdout(&env, &["run", "--rm", "busybox", "echo", "x"]));
+    let devs = stdout(&env, &["run", "busybox", "ls", "/dev"]);
+    for d in ["full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero", "fd"] {
+        assert!(devs.lines().any(|l| l == d), "/dev lacks {d}: {devs}");
+    }
+    let err = env.fails(125, ["run", "busybox"]);
+    assert!(err.contains("no command specified"), "{err}");
+}
+
+#[test]
+fn root_runs_other_users_with_groups_and_home() {
+    let env = as_root();
+    let out = stdout(&env, &["run", "-u", "app", "-w", "/work", "busybox", "sh", "-c", "id; pwd; echo $HOME"]);
+    assert_same(
+        "user app",
+        "uid=1000(app) gid=1000(app) groups=4(adm),100(users)\n/work\n/home/app\n",
+        &out,
+    );
+    assert_same("uid:gid", "4242:33\n", &stdout(&env, &["run", "-u", "4242:www-data", "busybox", "sh", "-c", "echo $(id -u):$(id -g)"]));
+    let caps = stdout(&env, &["run", "busybox", "grep", "Cap", "/proc/self/status"]);
+    assert!(caps.contains("CapEff:\t00000000a80425fb"), "docker's default set\n{caps}");
+    assert!(caps.contains("CapBnd:\t00000000a80425fb"), "{caps}");
+    let nnp = stdout(&env, &["run", "busybox", "grep", "NoNewPrivs", "/proc/self/status"]);
+    assert_same("no_new_privs", "NoNewPrivs:\t1\n", &nnp);
+}
+
+#[test]
+fn tty_gives_an_interactive_shell_a_pty() {
+    let env = as_root();
+    let hoist = common::hoist_bin().display().to_string();
+    let out = run(Command::new("script")
+        .args(["-qec", &format!("{hoist} run -it busybox sh -c 'tty; stty size'"), "/dev/null"])
+        .env("HOIST_ROOT", &env.root)
+        .stdin(Stdio::null()));
+    assert_success(&Command::new("script"), &out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/0"), "{}", show(&out));
+    let err = env.fails(125, ["run", "-it", "busybox", "sh"]);
+    assert!(err.contains("the input device is not a TTY"), "{err}");
+}
+
+/// The `hoisttest` user and its subordinate range, made by scripts/test.sh.
+fn hoisttest_uid() -> u32 {
+    let out = run(Command::new("id").args(["-u", "hoisttest"]));
+    assert!(
+        out.status.success(),
+        "user `hoisttest` is missing: run scripts/test.sh (as root), which creates it with a subuid range"
+    );
+    let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+    let subgid = std::fs::read_to_string("/etc/subgid").unwrap_or_default();
+    assert!(
+        subuid.lines().any(|l| l.starts_with("hoisttest:")) && subgid.lines().any(|l| l.starts_with("hoisttest:")),
+        "`hoisttest` has no range in /etc/subuid and /etc/subgid: run scripts/test.sh"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// `hoist ARGS…` as `hoisttest`, an ordinary login-like user (no capabilities, but a full
+/// bounding set, so the setuid `newuidmap` works as it does for a real user).
+fn as_hoisttest(env: &TestEnv, uid: u32, args: &[&str]) -> std::process::Output {
+    run(Command::new("setpriv")
+        .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--init-groups", "--inh-caps=-all", "--"])
+        .arg(common::hoist_bin())
+        .args(args)
+        .env("HOIST_ROOT", &env.root)
+        .env("HOME", env.dir.path())
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null()))
+}
+
+#[test]
+fn subuid_range_keeps_owners_through_chown() {
+    let uid = hoisttest_uid();
+    let env = TestEnv::new();
+    chown_tree(env.dir.path(), uid);
+    let tar = common::busybox_rootfs();
+    let out = as_hoisttest(&env, uid, &["import", tar.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = as_hoisttest(&env, uid, &["run", "busybox", "sh", "-c", "touch /f; chown 1000:1000 /f; stat -c %u:%g /f; cat /proc/self/uid_map"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("1000:1000"), "{text}");
+    let map: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(map.len(), 2, "0 → user, 1… → range: {text}");
+    assert_eq!(map[0], ["0", &uid.to_string(), "1"]);
+    assert_eq!(map[1][0], "1");
+    let out = as_hoisttest(&env, uid, &["run", "-u", "app", "busybox", "id", "-u"]);
+    assert_same("user app in range mode", "1000\n", &String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn info_reports_mode_and_reason() {
+    let env = TestEnv::rootless();
+    let text = env.ok(["info"]);
+    assert!(text.contains("mode       rootless-single-id"), "{text}");
+    assert!(text.contains("no subordinate id range for user `nobody` in `/etc/subuid`"), "{text}");
+    assert!(text.contains("overlay    yes"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&env.ok(["info", "--format", "json"])).unwrap();
+    assert_eq!(json["mode"], "rootless-single-id");
+    assert_eq!(json["store"], env.root.display().to_string());
+    assert_eq!(json["overlay_ok"], true);
+
+    let root = TestEnv::new();
+    let json: serde_json::Value = serde_json::from_str(&root.ok(["info", "--format", "json"])).unwrap();
+    assert_eq!(json["mode"], "root");
+    assert_eq!(json["reason"], serde_json::Value::Null);
+
+    let uid = hoisttest_uid();
+    let env = TestEnv::new();
+    chown_tree(env.dir.path(), uid);
+    let out = as_hoisttest(&env, uid, &["info", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["mode"], "rootless", "{}", show(&out));
+}
+
+#[test]
+fn debug_log_names_the_mode_decision() {
+    let env = rootless();
+    let (code, _, err) = outcome(&env, &["--log-level", "debug", "run", "busybox", "true"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("user namespace: rootless with a single id (0 → 65534): no subordinate id range"),
+        "{err}"
+    );
+}
