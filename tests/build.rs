@@ -941,3 +941,60 @@ fn many_files_copy() {
         .count();
     assert_eq!(count, 2000);
 }
+
+#[test]
+fn hoist_run_shows_the_built_files() {
+    let env = env();
+    let out = env.ok([
+        "build".as_ref(),
+        "-q".as_ref(),
+        "-t".as_ref(),
+        "localhost/hello".as_ref(),
+        common::repo().join("examples/hello").as_os_str(),
+    ]);
+    assert_eq!(out.trim().len(), 64);
+    let run = env.ok(["run", "--rm", "localhost/hello"]);
+    assert!(run.contains("Hello from a hoist-built image!"), "{run}");
+    assert!(run.contains("built on"), "{run}");
+}
+
+#[test]
+fn umoci_unpacks_the_image_to_the_tree_hoist_run_shows() {
+    let umoci = common::require("umoci");
+    let env = env();
+    context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "FROM localhost/busybox\nRUN mkdir -p /app/sub && echo x > /app/sub/x && ln -s sub/x /app/link && rm /bin/true\nCOPY a.txt /app/a.txt\n",
+            ),
+            ("a.txt", "a\n"),
+        ],
+    );
+    build(&env, &["-t", "localhost/umoci"]);
+    let listing = "find /app /bin -xdev | sort; cat /app/sub/x /app/a.txt";
+    let shown = env.ok(["run", "--rm", "localhost/umoci", "sh", "-c", listing]);
+    let bundle = env.path("bundle");
+    let mut cmd = std::process::Command::new(umoci);
+    cmd.args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:localhost/umoci:latest", env.root.display()))
+        .arg(&bundle);
+    let out = common::run(&mut cmd);
+    common::assert_success(&cmd, &out);
+    let rootfs = bundle.join("rootfs");
+    let mut paths: Vec<String> = walkdir::WalkDir::new(rootfs.join("app"))
+        .into_iter()
+        .chain(walkdir::WalkDir::new(rootfs.join("bin")))
+        .map(|e| {
+            let e = e.expect("walk");
+            format!("/{}", e.path().strip_prefix(&rootfs).expect("prefix").display())
+        })
+        .collect();
+    paths.sort();
+    let mut unpacked = paths.join("\n");
+    unpacked.push('\n');
+    unpacked.push_str(&read(&rootfs.join("app/sub/x")));
+    unpacked.push_str(&read(&rootfs.join("app/a.txt")));
+    assert_same("tree", &shown, &unpacked);
+}
