@@ -866,6 +866,7 @@ fn cache_tmpfs_and_bind_mounts() {
 RUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/log; wc -l < /cache/log > /count'
 RUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && cat /scratch/t > /tmpfs-ok'
 RUN --mount=type=bind,source=data,target=/mnt cat /mnt/d.txt > /bound
+RUN --mount=type=bind,source=data/d.txt,target=/one.txt cat /one.txt > /bound-file
 "#,
             ),
             ("data/d.txt", "bound-data\n"),
@@ -880,6 +881,7 @@ RUN --mount=type=bind,source=data,target=/mnt cat /mnt/d.txt > /bound
     );
     assert_eq!(read(&out.join("tmpfs-ok")), "t\n");
     assert_eq!(read(&out.join("bound")), "bound-data\n");
+    assert_eq!(read(&out.join("bound-file")), "bound-data\n");
     assert!(!out.join("scratch/t").exists());
     assert!(!out.join("mnt/d.txt").exists());
 }
@@ -988,7 +990,10 @@ fn umoci_unpacks_the_image_to_the_tree_hoist_run_shows() {
         .chain(walkdir::WalkDir::new(rootfs.join("bin")))
         .map(|e| {
             let e = e.expect("walk");
-            format!("/{}", e.path().strip_prefix(&rootfs).expect("prefix").display())
+            format!(
+                "/{}",
+                e.path().strip_prefix(&rootfs).expect("prefix").display()
+            )
         })
         .collect();
     paths.sort();
@@ -997,4 +1002,58 @@ fn umoci_unpacks_the_image_to_the_tree_hoist_run_shows() {
     unpacked.push_str(&read(&rootfs.join("app/sub/x")));
     unpacked.push_str(&read(&rootfs.join("app/a.txt")));
     assert_same("tree", &shown, &unpacked);
+}
+
+#[test]
+fn heredoc_scripts_with_a_shebang_run_with_their_interpreter() {
+    let env = env();
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN <<EOF\n#!/bin/awk -f\nBEGIN { print \"from awk\" > \"/awk.txt\" }\nEOF\n",
+        )],
+    );
+    let out = export(&env, &["-t", "localhost/shebang"]);
+    assert_eq!(read(&out.join("awk.txt")), "from awk\n");
+    assert!(
+        !out.join("run/hoist").exists(),
+        "the script mount leaves nothing behind"
+    );
+}
+
+#[test]
+fn dockerfile_syntax_errors_name_file_line_and_column() {
+    let env = env();
+    context(
+        &env,
+        &[("Dockerfile", "FROM localhost/busybox\nRUNN echo hi\n")],
+    );
+    let err = env.fails(1, ["build", "ctx"]);
+    assert!(err.contains("Dockerfile:2:1: unknown instruction"), "{err}");
+}
+
+#[test]
+fn run_changes_under_a_volume_are_dropped_as_buildah_does() {
+    let env = env();
+    context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "FROM localhost/busybox\nRUN mkdir /vol && echo before > /vol/kept\nVOLUME /vol\nRUN echo after > /vol/dropped && chown 7:7 /vol && echo outside > /outside\nCOPY a.txt /vol/\n",
+            ),
+            ("a.txt", "a"),
+        ],
+    );
+    let out = export(&env, &[]);
+    assert_eq!(read(&out.join("vol/kept")), "before\n");
+    assert!(!out.join("vol/dropped").exists());
+    assert_eq!(fs::metadata(out.join("vol")).expect("vol").uid(), 0);
+    assert_eq!(read(&out.join("outside")), "outside\n");
+    assert_eq!(
+        read(&out.join("vol/a.txt")),
+        "a",
+        "COPY into a volume is kept"
+    );
 }

@@ -49,7 +49,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
         let m = e.path().symlink_metadata().expect("lstat");
         let content = if m.is_file() {
             let mut s = Vec::new();
-            std::fs::File::open(e.path()).unwrap().read_to_end(&mut s).unwrap();
+            std::fs::File::open(e.path())
+                .unwrap()
+                .read_to_end(&mut s)
+                .unwrap();
             format!("{:x}", sha2_len(&s))
         } else if m.file_type().is_symlink() {
             std::fs::read_link(e.path()).unwrap().display().to_string()
@@ -74,14 +77,19 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
 
 /// A cheap content fingerprint (FNV-1a), enough to see a changed file.
 fn sha2_len(data: &[u8]) -> u64 {
-    data.iter()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
+    data.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 #[test]
 fn rootless_id_is_0_inside_and_uid_map_shows_the_single_mapping() {
     let env = rootless();
-    assert_same("id -u", "0\n", &stdout(&env, &["run", "busybox", "id", "-u"]));
+    assert_same(
+        "id -u",
+        "0\n",
+        &stdout(&env, &["run", "busybox", "id", "-u"]),
+    );
     let map = stdout(&env, &["run", "busybox", "cat", "/proc/self/uid_map"]);
     let fields: Vec<&str> = map.split_whitespace().collect();
     assert_eq!(fields, ["0", "65534", "1"], "uid_map: {map}");
@@ -95,7 +103,10 @@ fn rootless_host_paths_outside_the_image_are_invisible() {
     let (code, out, err) = outcome(&env, &["run", "busybox", "cat", secret.to_str().unwrap()]);
     assert_eq!(code, 1, "cat of a host path must fail\n{out}{err}");
     assert!(err.contains("No such file or directory"), "{err}");
-    let (code, _, _) = outcome(&env, &["run", "busybox", "ls", env.dir.path().to_str().unwrap()]);
+    let (code, _, _) = outcome(
+        &env,
+        &["run", "busybox", "ls", env.dir.path().to_str().unwrap()],
+    );
     assert_eq!(code, 1);
     // the image's root is the root: nothing of the host's / is there
     let ls = stdout(&env, &["run", "busybox", "ls", "/"]);
@@ -109,13 +120,34 @@ fn rootless_host_paths_outside_the_image_are_invisible() {
 #[test]
 fn rootless_hostname_is_the_containers() {
     let env = rootless();
-    assert_same("hostname", "box\n", &stdout(&env, &["run", "--hostname", "box", "busybox", "hostname"]));
-    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+    assert_same(
+        "hostname",
+        "box\n",
+        &stdout(&env, &["run", "--hostname", "box", "busybox", "hostname"]),
+    );
+    let host = nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let name = stdout(&env, &["run", "busybox", "hostname"]);
     let name = name.trim();
     assert_ne!(name, host);
-    assert!(name.len() == 12 && name.chars().all(|c| c.is_ascii_hexdigit()), "default hostname `{name}`");
-    let hosts = stdout(&env, &["run", "--hostname", "box", "busybox", "cat", "/etc/hostname", "/etc/hosts"]);
+    assert!(
+        name.len() == 12 && name.chars().all(|c| c.is_ascii_hexdigit()),
+        "default hostname `{name}`"
+    );
+    let hosts = stdout(
+        &env,
+        &[
+            "run",
+            "--hostname",
+            "box",
+            "busybox",
+            "cat",
+            "/etc/hostname",
+            "/etc/hosts",
+        ],
+    );
     assert!(hosts.starts_with("box\n127.0.0.1\tlocalhost\n"), "{hosts}");
 }
 
@@ -125,9 +157,15 @@ fn exit_status_passes_through() {
     env.fails(7, ["run", "busybox", "sh", "-c", "exit 7"]);
     env.fails(137, ["run", "busybox", "sh", "-c", "kill -9 $$"]);
     let err = env.fails(127, ["run", "busybox", "no-such-tool"]);
-    assert!(err.contains("exec: \"no-such-tool\": executable file not found in $PATH"), "{err}");
+    assert!(
+        err.contains("exec: \"no-such-tool\": executable file not found in $PATH"),
+        "{err}"
+    );
     let err = env.fails(126, ["run", "busybox", "/etc/passwd"]);
-    assert!(err.contains("exec: \"/etc/passwd\": permission denied"), "{err}");
+    assert!(
+        err.contains("exec: \"/etc/passwd\": permission denied"),
+        "{err}"
+    );
     let err = env.fails(125, ["run", "no-such-image", "true"]);
     assert!(err.contains("no-such-image"), "{err}");
 }
@@ -160,7 +198,17 @@ fn files_written_inside_are_gone_and_layers_unchanged() {
 #[test]
 fn network_none_shows_only_lo_and_it_is_up() {
     let env = rootless();
-    let dev = stdout(&env, &["run", "--network", "none", "busybox", "cat", "/proc/net/dev"]);
+    let dev = stdout(
+        &env,
+        &[
+            "run",
+            "--network",
+            "none",
+            "busybox",
+            "cat",
+            "/proc/net/dev",
+        ],
+    );
     let ifaces: Vec<&str> = dev
         .lines()
         .skip(2)
@@ -170,7 +218,18 @@ fn network_none_shows_only_lo_and_it_is_up() {
     assert_eq!(ifaces, ["lo"], "{dev}");
     let link = stdout(&env, &["run", "--network", "none", "busybox", "ip", "link"]);
     assert!(link.contains("lo: <LOOPBACK,UP,LOWER_UP>"), "{link}");
-    assert!(stdout(&env, &["run", "--network", "none", "busybox", "cat", "/etc/resolv.conf"]).is_empty());
+    assert!(stdout(
+        &env,
+        &[
+            "run",
+            "--network",
+            "none",
+            "busybox",
+            "cat",
+            "/etc/resolv.conf"
+        ]
+    )
+    .is_empty());
 }
 
 #[test]
@@ -181,23 +240,59 @@ fn volumes_are_read_write_or_read_only_as_asked() {
     std::fs::write(data.join("in.txt"), "from host\n").unwrap();
     chown_tree(&data, 65534);
     let rw = format!("{}:/mnt/data", data.display());
-    let out = stdout(&env, &["run", "-v", &rw, "busybox", "sh", "-c", "cat /mnt/data/in.txt && echo from container > /mnt/data/out.txt"]);
+    let out = stdout(
+        &env,
+        &[
+            "run",
+            "-v",
+            &rw,
+            "busybox",
+            "sh",
+            "-c",
+            "cat /mnt/data/in.txt && echo from container > /mnt/data/out.txt",
+        ],
+    );
     assert_same("rw read", "from host\n", &out);
-    assert_same("rw write", "from container\n", &std::fs::read_to_string(data.join("out.txt")).unwrap());
+    assert_same(
+        "rw write",
+        "from container\n",
+        &std::fs::read_to_string(data.join("out.txt")).unwrap(),
+    );
 
     let ro = format!("{}:/mnt/data:ro", data.display());
-    let (code, _, err) = outcome(&env, &["run", "-v", &ro, "busybox", "sh", "-c", "cat /mnt/data/in.txt >/dev/null && touch /mnt/data/no"]);
+    let (code, _, err) = outcome(
+        &env,
+        &[
+            "run",
+            "-v",
+            &ro,
+            "busybox",
+            "sh",
+            "-c",
+            "cat /mnt/data/in.txt >/dev/null && touch /mnt/data/no",
+        ],
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(!data.join("no").exists());
 
     // a single file, and bad forms rejected before anything runs
     let file = format!("{}:/etc/motd:ro", data.join("in.txt").display());
-    assert_same("file bind", "from host\n", &stdout(&env, &["run", "-v", &file, "busybox", "cat", "/etc/motd"]));
+    assert_same(
+        "file bind",
+        "from host\n",
+        &stdout(&env, &["run", "-v", &file, "busybox", "cat", "/etc/motd"]),
+    );
     let err = env.fails(125, ["run", "-v", "rel:/x", "busybox", "true"]);
     assert!(err.contains("must be absolute"), "{err}");
-    let err = env.fails(125, ["run", "-v", "/nonexistent-hoist-src:/x", "busybox", "true"]);
-    assert!(err.contains("`/nonexistent-hoist-src` does not exist"), "{err}");
+    let err = env.fails(
+        125,
+        ["run", "-v", "/nonexistent-hoist-src:/x", "busybox", "true"],
+    );
+    assert!(
+        err.contains("`/nonexistent-hoist-src` does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -205,7 +300,13 @@ fn single_id_mode_chown_succeeds_and_records_nothing_false() {
     let env = rootless();
     let out = stdout(
         &env,
-        &["run", "busybox", "sh", "-c", "touch /f && chown 1000 /f && chown 1000:1000 /f && echo ok && stat -c %u:%g /f"],
+        &[
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /f && chown 1000 /f && chown 1000:1000 /f && echo ok && stat -c %u:%g /f",
+        ],
     );
     assert_same("single-id chown", "ok\n0:0\n", &out);
     // another user cannot be represented: a clear error, not a silent root
@@ -221,7 +322,9 @@ fn sigint_ends_the_container_and_leaves_nothing_behind() {
     chown_tree(&tmp, 65534);
     let marker = format!("{}", 100_000 + std::process::id() % 800_000);
     let mut cmd = env.cmd(["run", "busybox", "sleep", &marker]);
-    cmd.env("TMPDIR", &tmp).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn hoist run");
     let sleeping = || {
         std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
@@ -232,11 +335,18 @@ fn sigint_ends_the_container_and_leaves_nothing_behind() {
     };
     let until = Instant::now() + Duration::from_secs(30);
     while !sleeping() {
-        assert!(Instant::now() < until, "the container's sleep never started");
+        assert!(
+            Instant::now() < until,
+            "the container's sleep never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // the setpriv wrapper execs hoist, so the child's pid is hoist's
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .unwrap();
     let until = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -246,7 +356,12 @@ fn sigint_ends_the_container_and_leaves_nothing_behind() {
         std::thread::sleep(Duration::from_millis(10));
     };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(!sleeping(), "the container's process survived");
     for mountinfo in ["/proc/self/mountinfo", "/proc/1/mountinfo"] {
@@ -256,22 +371,61 @@ fn sigint_ends_the_container_and_leaves_nothing_behind() {
             "a mount is left in {mountinfo}:\n{m}"
         );
     }
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert!(left.is_empty(), "temp dirs left: {left:?}");
-    let store_tmp: Vec<_> = std::fs::read_dir(env.root.join("tmp")).unwrap().flatten().map(|e| e.path()).collect();
+    let store_tmp: Vec<_> = std::fs::read_dir(env.root.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert!(store_tmp.is_empty(), "store tmp left: {store_tmp:?}");
 }
 
 #[test]
 fn image_defaults_env_entrypoint_and_pid_namespace() {
     let env = rootless();
-    let out = stdout(&env, &["run", "-e", "A=1", "-e", "PATH=/bin", "busybox", "sh", "-c", "echo $A $PATH $HOME $$; pwd"]);
+    let out = stdout(
+        &env,
+        &[
+            "run",
+            "-e",
+            "A=1",
+            "-e",
+            "PATH=/bin",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A $PATH $HOME $$; pwd",
+        ],
+    );
     assert_same("env", "1 /bin /root 2\n/\n", &out);
-    assert_same("entrypoint", "hi there\n", &stdout(&env, &["run", "--entrypoint", "echo", "busybox", "hi", "there"]));
-    assert_same("workdir", "/srv/app\n", &stdout(&env, &["run", "-w", "/srv/app", "busybox", "pwd"]));
-    assert_same("--rm accepted", "x\n", &stdout(&env, &["run", "--rm", "busybox", "echo", "x"]));
+    assert_same(
+        "entrypoint",
+        "hi there\n",
+        &stdout(
+            &env,
+            &["run", "--entrypoint", "echo", "busybox", "hi", "there"],
+        ),
+    );
+    assert_same(
+        "workdir",
+        "/srv/app\n",
+        &stdout(&env, &["run", "-w", "/srv/app", "busybox", "pwd"]),
+    );
+    assert_same(
+        "--rm accepted",
+        "x\n",
+        &stdout(&env, &["run", "--rm", "busybox", "echo", "x"]),
+    );
     let devs = stdout(&env, &["run", "busybox", "ls", "/dev"]);
-    for d in ["full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero", "fd"] {
+    for d in [
+        "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty",
+        "urandom", "zero", "fd",
+    ] {
         assert!(devs.lines().any(|l| l == d), "/dev lacks {d}: {devs}");
     }
     let err = env.fails(125, ["run", "busybox"]);
@@ -281,17 +435,54 @@ fn image_defaults_env_entrypoint_and_pid_namespace() {
 #[test]
 fn root_runs_other_users_with_groups_and_home() {
     let env = as_root();
-    let out = stdout(&env, &["run", "-u", "app", "-w", "/work", "busybox", "sh", "-c", "id; pwd; echo $HOME"]);
+    let out = stdout(
+        &env,
+        &[
+            "run",
+            "-u",
+            "app",
+            "-w",
+            "/work",
+            "busybox",
+            "sh",
+            "-c",
+            "id; pwd; echo $HOME",
+        ],
+    );
     assert_same(
         "user app",
         "uid=1000(app) gid=1000(app) groups=4(adm),100(users)\n/work\n/home/app\n",
         &out,
     );
-    assert_same("uid:gid", "4242:33\n", &stdout(&env, &["run", "-u", "4242:www-data", "busybox", "sh", "-c", "echo $(id -u):$(id -g)"]));
-    let caps = stdout(&env, &["run", "busybox", "grep", "Cap", "/proc/self/status"]);
-    assert!(caps.contains("CapEff:\t00000000a80425fb"), "docker's default set\n{caps}");
+    assert_same(
+        "uid:gid",
+        "4242:33\n",
+        &stdout(
+            &env,
+            &[
+                "run",
+                "-u",
+                "4242:www-data",
+                "busybox",
+                "sh",
+                "-c",
+                "echo $(id -u):$(id -g)",
+            ],
+        ),
+    );
+    let caps = stdout(
+        &env,
+        &["run", "busybox", "grep", "Cap", "/proc/self/status"],
+    );
+    assert!(
+        caps.contains("CapEff:\t00000000a80425fb"),
+        "docker's default set\n{caps}"
+    );
     assert!(caps.contains("CapBnd:\t00000000a80425fb"), "{caps}");
-    let nnp = stdout(&env, &["run", "busybox", "grep", "NoNewPrivs", "/proc/self/status"]);
+    let nnp = stdout(
+        &env,
+        &["run", "busybox", "grep", "NoNewPrivs", "/proc/self/status"],
+    );
     assert_same("no_new_privs", "NoNewPrivs:\t1\n", &nnp);
 }
 
@@ -300,7 +491,11 @@ fn tty_gives_an_interactive_shell_a_pty() {
     let env = as_root();
     let hoist = common::hoist_bin().display().to_string();
     let out = run(Command::new("script")
-        .args(["-qec", &format!("{hoist} run -it busybox sh -c 'tty; stty size'"), "/dev/null"])
+        .args([
+            "-qec",
+            &format!("{hoist} run -it busybox sh -c 'tty; stty size'"),
+            "/dev/null",
+        ])
         .env("HOIST_ROOT", &env.root)
         .stdin(Stdio::null()));
     assert_success(&Command::new("script"), &out);
@@ -320,7 +515,8 @@ fn hoisttest_uid() -> u32 {
     let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
     let subgid = std::fs::read_to_string("/etc/subgid").unwrap_or_default();
     assert!(
-        subuid.lines().any(|l| l.starts_with("hoisttest:")) && subgid.lines().any(|l| l.starts_with("hoisttest:")),
+        subuid.lines().any(|l| l.starts_with("hoisttest:"))
+            && subgid.lines().any(|l| l.starts_with("hoisttest:")),
         "`hoisttest` has no range in /etc/subuid and /etc/subgid: run scripts/test.sh"
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
@@ -330,7 +526,13 @@ fn hoisttest_uid() -> u32 {
 /// bounding set, so the setuid `newuidmap` works as it does for a real user).
 fn as_hoisttest(env: &TestEnv, uid: u32, args: &[&str]) -> std::process::Output {
     run(Command::new("setpriv")
-        .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--init-groups", "--inh-caps=-all", "--"])
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--init-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
         .arg(common::hoist_bin())
         .args(args)
         .env("HOIST_ROOT", &env.root)
@@ -347,7 +549,17 @@ fn subuid_range_keeps_owners_through_chown() {
     let tar = common::busybox_rootfs();
     let out = as_hoisttest(&env, uid, &["import", tar.to_str().unwrap(), "busybox"]);
     assert!(out.status.success(), "{}", show(&out));
-    let out = as_hoisttest(&env, uid, &["run", "busybox", "sh", "-c", "touch /f; chown 1000:1000 /f; stat -c %u:%g /f; cat /proc/self/uid_map"]);
+    let out = as_hoisttest(
+        &env,
+        uid,
+        &[
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /f; chown 1000:1000 /f; stat -c %u:%g /f; cat /proc/self/uid_map",
+        ],
+    );
     assert!(out.status.success(), "{}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -357,7 +569,11 @@ fn subuid_range_keeps_owners_through_chown() {
     assert_eq!(map[0], ["0", &uid.to_string(), "1"]);
     assert_eq!(map[1][0], "1");
     let out = as_hoisttest(&env, uid, &["run", "-u", "app", "busybox", "id", "-u"]);
-    assert_same("user app in range mode", "1000\n", &String::from_utf8_lossy(&out.stdout));
+    assert_same(
+        "user app in range mode",
+        "1000\n",
+        &String::from_utf8_lossy(&out.stdout),
+    );
 }
 
 #[test]
@@ -365,15 +581,20 @@ fn info_reports_mode_and_reason() {
     let env = TestEnv::rootless();
     let text = env.ok(["info"]);
     assert!(text.contains("mode       rootless-single-id"), "{text}");
-    assert!(text.contains("no subordinate id range for user `nobody` in `/etc/subuid`"), "{text}");
+    assert!(
+        text.contains("no subordinate id range for user `nobody` in `/etc/subuid`"),
+        "{text}"
+    );
     assert!(text.contains("overlay    yes"), "{text}");
-    let json: serde_json::Value = serde_json::from_str(&env.ok(["info", "--format", "json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(["info", "--format", "json"])).unwrap();
     assert_eq!(json["mode"], "rootless-single-id");
     assert_eq!(json["store"], env.root.display().to_string());
     assert_eq!(json["overlay_ok"], true);
 
     let root = TestEnv::new();
-    let json: serde_json::Value = serde_json::from_str(&root.ok(["info", "--format", "json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&root.ok(["info", "--format", "json"])).unwrap();
     assert_eq!(json["mode"], "root");
     assert_eq!(json["reason"], serde_json::Value::Null);
 
@@ -391,7 +612,9 @@ fn debug_log_names_the_mode_decision() {
     let (code, _, err) = outcome(&env, &["--log-level", "debug", "run", "busybox", "true"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("user namespace: rootless with a single id (0 → 65534): no subordinate id range"),
+        err.contains(
+            "user namespace: rootless with a single id (0 → 65534): no subordinate id range"
+        ),
         "{err}"
     );
 }

@@ -95,7 +95,11 @@ pub fn command_of(
 ) -> anyhow::Result<(Vec<String>, Vec<String>, String, String)> {
     let (entrypoint, cmd) = match &args.entrypoint {
         Some(e) => {
-            let ep = if e.is_empty() { vec![] } else { vec![e.clone()] };
+            let ep = if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            };
             (ep, args.command.clone())
         }
         None if args.command.is_empty() => (image.entrypoint.clone(), image.cmd.clone()),
@@ -144,7 +148,9 @@ pub fn parse_volume(v: &str) -> anyhow::Result<Mount> {
         _ => anyhow::bail!("volume `{v}` must be `HOST:PATH[:ro|rw]`"),
     };
     if !src.starts_with('/') {
-        anyhow::bail!("volume `{v}`: host path `{src}` must be absolute (named volumes are not supported)");
+        anyhow::bail!(
+            "volume `{v}`: host path `{src}` must be absolute (named volumes are not supported)"
+        );
     }
     if !dst.starts_with('/') {
         anyhow::bail!("volume `{v}`: container path `{dst}` must be absolute");
@@ -249,7 +255,10 @@ mod tests {
             (&["i"], &["/ep", "c1"]),
             (&["i", "x", "-y"], &["/ep", "x", "-y"]),
             (&["--entrypoint", "sh", "i"], &["sh"]),
-            (&["--entrypoint", "sh", "i", "-c", "true"], &["sh", "-c", "true"]),
+            (
+                &["--entrypoint", "sh", "i", "-c", "true"],
+                &["sh", "-c", "true"],
+            ),
             (&["--entrypoint", "", "i", "ls"], &["ls"]),
         ];
         for (cli, want) in cases {
@@ -264,9 +273,24 @@ mod tests {
     fn env_workdir_user_defaults_and_overrides() {
         let host = |k: &str| (k == "FROM_HOST").then(|| "h".to_string());
         let (_, env, cwd, user) = command_of(&args(&["i"]), &img(), host).unwrap();
-        assert_eq!((env, cwd, user), (vec!["A=1".to_string()], "/w".to_string(), "app".to_string()));
+        assert_eq!(
+            (env, cwd, user),
+            (vec!["A=1".to_string()], "/w".to_string(), "app".to_string())
+        );
         let (_, env, cwd, user) = command_of(
-            &args(&["-e", "B=2", "-e", "FROM_HOST", "-e", "UNSET", "-w", "/x", "-u", "0", "i"]),
+            &args(&[
+                "-e",
+                "B=2",
+                "-e",
+                "FROM_HOST",
+                "-e",
+                "UNSET",
+                "-w",
+                "/x",
+                "-u",
+                "0",
+                "i",
+            ]),
             &img(),
             host,
         )
@@ -280,9 +304,19 @@ mod tests {
     fn volumes_parse_or_fail_clearly() {
         assert_eq!(
             parse_volume("/tmp:/data:ro").unwrap(),
-            Mount::Bind { source: "/tmp".into(), destination: "/data".into(), readonly: true }
+            Mount::Bind {
+                source: "/tmp".into(),
+                destination: "/data".into(),
+                readonly: true
+            }
         );
-        assert!(matches!(parse_volume("/tmp:/data").unwrap(), Mount::Bind { readonly: false, .. }));
+        assert!(matches!(
+            parse_volume("/tmp:/data").unwrap(),
+            Mount::Bind {
+                readonly: false,
+                ..
+            }
+        ));
         for (bad, msg) in [
             ("vol:/data", "named volumes are not supported"),
             ("/tmp:data", "must be absolute"),

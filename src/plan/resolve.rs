@@ -9,6 +9,9 @@ use super::input::{self, Command, Kind};
 use super::step::*;
 use super::{at, BuildPlan, PlanError, PROXY_ARGS};
 
+/// Where a `#!` heredoc script of RUN is mounted in the container.
+pub const HEREDOC_DIR: &str = "/run/hoist/heredoc";
+
 /// What a stage inherits from its base image (or earlier stage).
 #[derive(Debug, Clone, Default)]
 pub struct BaseInfo {
@@ -191,6 +194,7 @@ impl BuildPlan {
                 heredocs,
             } => {
                 let mut argv = scope.wrap(command);
+                let mut shebang = None;
                 let mut shown = match command {
                     Command::Shell(s) => s.clone(),
                     Command::Exec(v) => {
@@ -211,6 +215,12 @@ impl BuildPlan {
                         let h = &heredocs[0];
                         // the shell reads the script: it expands what it expands
                         script = h.content.clone();
+                        if script.starts_with("#!") {
+                            shebang = Some(InlineFile {
+                                name: h.name.clone(),
+                                content: script.clone(),
+                            });
+                        }
                     } else {
                         for h in heredocs {
                             script.push('\n');
@@ -221,9 +231,14 @@ impl BuildPlan {
                             script.push_str(&h.name);
                         }
                     }
-                    let mut v = scope.shell.clone();
-                    v.push(script.clone());
-                    argv = v;
+                    argv = match &shebang {
+                        Some(f) => vec![format!("{HEREDOC_DIR}/{}", f.name)],
+                        None => {
+                            let mut v = scope.shell.clone();
+                            v.push(script.clone());
+                            v
+                        }
+                    };
                     shown = script;
                 }
                 let network = match network.as_deref() {
@@ -262,7 +277,7 @@ impl BuildPlan {
                     args_in_scope,
                     mounts: ms,
                     network,
-                    stdin: None,
+                    script: shebang,
                     shown,
                 })
             }
@@ -376,7 +391,13 @@ impl BuildPlan {
                 if w.is_empty() {
                     return Err(at(file, line, "WORKDIR needs a path"));
                 }
-                scope.workdir = clean(&join_abs(&scope.workdir, &w));
+                // Docker keeps an absolute WORKDIR as written (`/tmp/` stays `/tmp/`) and
+                // joins and cleans a relative one
+                scope.workdir = if w.starts_with('/') {
+                    w.clone()
+                } else {
+                    clean(&join_abs(&scope.workdir, &w))
+                };
                 Op::Workdir(scope.workdir.clone())
             }
             Kind::User(u) => {
