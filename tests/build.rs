@@ -1011,11 +1011,12 @@ fn heredoc_scripts_with_a_shebang_run_with_their_interpreter() {
         &env,
         &[(
             "Dockerfile",
-            "FROM localhost/busybox\nRUN <<EOF\n#!/bin/awk -f\nBEGIN { print \"from awk\" > \"/awk.txt\" }\nEOF\n",
+            "FROM localhost/busybox\nRUN <<EOF\n#!/bin/sh -e\necho \"script $0\" > /script.txt\nEOF\n",
         )],
     );
     let out = export(&env, &["-t", "localhost/shebang"]);
-    assert_eq!(read(&out.join("awk.txt")), "from awk\n");
+    // run as a file with its own interpreter line, not as `sh -c TEXT`
+    assert_eq!(read(&out.join("script.txt")), "script /run/hoist/heredoc/EOF\n");
     assert!(
         !out.join("run/hoist").exists(),
         "the script mount leaves nothing behind"
