@@ -400,6 +400,7 @@ COPY a.txt /renamed.txt
 COPY dir /contents/
 COPY a.txt b.txt /many/
 COPY *.txt /glob/
+COPY a.* /single-glob
 COPY dir/sub/deep.txt /new/parents/made/
 WORKDIR /w
 COPY a.txt .
@@ -431,6 +432,7 @@ EOF
     assert_eq!(read(&out.join("many/b.txt")), "b\n");
     assert_eq!(read(&out.join("glob/a.txt")), "a\n");
     assert_eq!(read(&out.join("glob/b.txt")), "b\n");
+    assert_eq!(read(&out.join("single-glob")), "a\n", "one match is a single source");
     assert_eq!(read(&out.join("new/parents/made/deep.txt")), "deep\n");
     assert_eq!(read(&out.join("w/a.txt")), "a\n");
     assert_eq!(read(&out.join("w/rel/a.txt")), "a\n");

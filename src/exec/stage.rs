@@ -789,7 +789,6 @@ impl<'a> Runner<'a> {
         let mut items: Vec<Item> = Vec::new();
         let mut n_sources = urls.len() + c.inline.len();
         let mut archives: Vec<PathBuf> = Vec::new();
-        let mut any_wildcard = false;
         let keep_owner = c.from.is_some();
         if !locals.is_empty() {
             match &c.from {
@@ -816,7 +815,6 @@ impl<'a> Runner<'a> {
                             },
                         )
                         .map_err(|e| err(self, e.to_string()))?;
-                    any_wildcard = locals.iter().any(|s| crate::ignore::has_wildcards(s));
                     n_sources += sources.len();
                     for s in sources {
                         let from_dir = s.kind == EntryKind::Dir;
@@ -846,7 +844,6 @@ impl<'a> Runner<'a> {
                     for pat in &locals {
                         let found = from_view(&sv, pat, c.parents)
                             .map_err(|m| err(self, format!("{pat}: {m} in {what}")))?;
-                        any_wildcard |= crate::ignore::has_wildcards(pat);
                         n_sources += found.len();
                         for (from_dir, entries) in found {
                             for (src, rel, is_dir) in entries {
@@ -866,7 +863,8 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        let multi = n_sources > 1 || any_wildcard;
+        // a wildcard matching one file is a single source, as in BuildKit
+        let multi = n_sources > 1;
         if multi && !dir_intent && !dest_is_dir && !bind {
             return Err(err(
                 self,
