@@ -432,7 +432,11 @@ EOF
     assert_eq!(read(&out.join("many/b.txt")), "b\n");
     assert_eq!(read(&out.join("glob/a.txt")), "a\n");
     assert_eq!(read(&out.join("glob/b.txt")), "b\n");
-    assert_eq!(read(&out.join("single-glob")), "a\n", "one match is a single source");
+    assert_eq!(
+        read(&out.join("single-glob")),
+        "a\n",
+        "one match is a single source"
+    );
     assert_eq!(read(&out.join("new/parents/made/deep.txt")), "deep\n");
     assert_eq!(read(&out.join("w/a.txt")), "a\n");
     assert_eq!(read(&out.join("w/rel/a.txt")), "a\n");
@@ -1018,7 +1022,10 @@ fn heredoc_scripts_with_a_shebang_run_with_their_interpreter() {
     );
     let out = export(&env, &["-t", "localhost/shebang"]);
     // run as a file with its own interpreter line, not as `sh -c TEXT`
-    assert_eq!(read(&out.join("script.txt")), "script /run/hoist/heredoc/EOF\n");
+    assert_eq!(
+        read(&out.join("script.txt")),
+        "script /run/hoist/heredoc/EOF\n"
+    );
     assert!(
         !out.join("run/hoist").exists(),
         "the script mount leaves nothing behind"
@@ -1059,4 +1066,32 @@ fn run_changes_under_a_volume_are_dropped_as_buildah_does() {
         "a",
         "COPY into a volume is kept"
     );
+}
+
+#[test]
+fn independent_stages_build_side_by_side_and_a_failure_among_them_is_reported() {
+    let env = env();
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox AS a\nRUN echo a > /a\nFROM localhost/busybox AS b\nRUN echo b > /b\nFROM localhost/busybox AS c\nRUN echo c > /c\nFROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n",
+        )],
+    );
+    let out = export(&env, &["-t", "localhost/abc"]);
+    assert_eq!(read(&out.join("a")), "a\n");
+    assert_eq!(read(&out.join("b")), "b\n");
+    assert_eq!(read(&out.join("c")), "c\n");
+    fs::write(
+        env.path("ctx/Dockerfile"),
+        "FROM localhost/busybox AS a\nRUN echo a > /a\nFROM localhost/busybox AS b\nRUN exit 4\nFROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+    )
+    .expect("write");
+    let before = env.ok(["images", "-q"]);
+    let err = env.fails(1, ["build", "-t", "localhost/abc", "ctx"]);
+    assert!(
+        err.contains("Dockerfile:4: RUN exit 4: exit status 4"),
+        "{err}"
+    );
+    assert_same("images", &before, &env.ok(["images", "-q"]));
 }
