@@ -54,6 +54,8 @@ compat! {
     compat_symlinks => "symlinks",
     compat_workdir_user => "workdir-user",
     compat_args_env_expansion => "args-env-expansion",
+    compat_onbuild_triggers => "onbuild-triggers",
+    compat_run_forms => "run-forms",
 }
 
 conformance! {
@@ -83,10 +85,16 @@ conformance! {
     conformance_033_volume => "033-volume",
     conformance_034_volumerun => "034-volumerun",
     conformance_037_ci_pipeline_modified => "037-ci-pipeline-modified",
+    conformance_039_copy_permissions => "039-copy-permissions",
+    conformance_040_copy_permissions_implicit => "040-copy-permissions-implicit",
     conformance_042_dockerfile_in_subdirectory => "042-dockerfile-in-subdirectory",
     conformance_043_setuid_file_in_context => "043-setuid-file-in-context",
+    conformance_044_xattrs_file_in_context => "044-xattrs-file-in-context",
     conformance_045_from_scratch_simple_file => "045-from-scratch-simple-file",
+    conformance_046_setuid_file_in_archive => "046-setuid-file-in-archive",
+    conformance_047_xattrs_file_in_archive => "047-xattrs-file-in-archive",
     conformance_048_setuid_file_in_other_stage => "048-setuid-file-in-other-stage",
+    conformance_049_xattrs_file_in_other_stage => "049-xattrs-file-in-other-stage",
     conformance_050_copy_multiple_some_missing => "050-copy-multiple-some-missing",
     conformance_051_copy_multiple_missing_file_with_glob => "051-copy-multiple-missing-file-with-glob",
     conformance_052_copy_multiple_missing_file_with_nomatch_on_glob => "052-copy-multiple-missing-file-with-nomatch-on-glob",

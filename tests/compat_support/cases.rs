@@ -19,6 +19,7 @@ fn case(name: &str) -> Case {
         fixture: Some(fixture(name)),
         dockerfile: "Dockerfile".to_string(),
         buildah_dockerfile: None,
+        bases: Vec::new(),
         args: Vec::new(),
         generate: None,
         differences: Vec::new(),
@@ -28,7 +29,7 @@ fn case(name: &str) -> Case {
 
 const OLD_BUILDAH: &str =
     "Debian's buildah 1.28 cannot read this syntax (heredocs, `COPY --parents`, \
-    `--exclude` came later); Dockerfile.buildah spells the same steps without it";
+    `--exclude`, `RUN --network` came later); Dockerfile.buildah spells the same steps without it";
 
 /// Why hoist keeps setuid/setgid bits of context files.
 pub const SETUID_REASON: &str = "Docker keeps the setuid and setgid bits of a context file on COPY \
@@ -183,6 +184,10 @@ pub fn all() -> Vec<Case> {
     v.push(c);
 
     let mut c = case("config-instructions");
+    c.args = vec![
+        "--label".into(),
+        "org.example.cli=from-the-command-line".into(),
+    ];
     c.differences = vec![
         Difference::Path("/srv", Some("/srv dir 0755 0:0"), WORKDIR_REASON),
         Difference::Path("/srv/app", Some("/srv/app dir 0755 0:0"), WORKDIR_REASON),
@@ -232,6 +237,16 @@ pub fn all() -> Vec<Case> {
             WORKDIR_REASON,
         ),
     ];
+    v.push(c);
+
+    let mut c = case("run-forms");
+    c.buildah_dockerfile = Some(("Dockerfile.buildah".into(), OLD_BUILDAH));
+    c.args = vec!["--secret".into(), "id=tok,src={ctx}/token.txt".into()];
+    c.differences = vec![Difference::Path("/run/secrets", None, MOUNT_STUB_REASON)];
+    v.push(c);
+
+    let mut c = case("onbuild-triggers");
+    c.bases = vec![("Dockerfile.base".into(), "localhost/onbuild-base".into())];
     v.push(c);
 
     let mut c = case("args-env-expansion");

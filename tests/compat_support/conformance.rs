@@ -14,17 +14,119 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/buildah-conformance")
 }
 
-/// The upstream cases' setuid tweak: four files with special mode bits.
-fn setuid_tweak(ctx: &Path) {
-    for (name, mode) in [
-        ("should-be-setuid-file", 0o4755),
-        ("should-be-setgid-file", 0o2755),
-        ("should-be-sticky-file", 0o1755),
-        ("should-not-be-setuid-setgid-sticky-file", 0o640),
-    ] {
-        let p = ctx.join(name);
-        fs::write(&p, "test content").expect("tweak file");
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
+fn write_mode(p: &Path, data: &str, mode: u32) {
+    if let Some(parent) = p.parent() {
+        fs::create_dir_all(parent).expect("tweak dir");
+    }
+    fs::write(p, data).expect("tweak file");
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A tar of `(path, kind, mode, data, pax records)`, owned by 0:0.
+fn archive(entries: &[(&str, tar::EntryType, u32, &str, &[(&str, &str)])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, mode, data, pax) in entries {
+        if !pax.is_empty() {
+            let mut records = Vec::new();
+            for (k, v) in *pax {
+                let body = format!(" {k}={v}\n");
+                // the length counts its own digits
+                let mut len = body.len() + 1;
+                while format!("{len}{body}").len() != len {
+                    len += 1;
+                }
+                records.extend_from_slice(format!("{len}{body}").as_bytes());
+            }
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::XHeader);
+            h.set_mode(0o644);
+            h.set_size(records.len() as u64);
+            h.set_path(format!("PaxHeaders/{path}")).expect("pax path");
+            h.set_cksum();
+            b.append(&h, records.as_slice()).expect("pax header");
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_485_449_953);
+        h.set_size(data.len() as u64);
+        h.set_path(path).expect("path");
+        h.set_cksum();
+        b.append(&h, data.as_bytes()).expect("entry");
+    }
+    b.into_inner().expect("tar")
+}
+
+/// Makes upstream's context tweak `name` (described in the corpus' `cases.json`).
+fn tweak(name: &str, ctx: &Path) {
+    use std::os::unix::fs::chown;
+    match name {
+        "setuid-files" => {
+            write_mode(&ctx.join("should-be-setuid-file"), "test content", 0o4755);
+            write_mode(&ctx.join("should-be-setgid-file"), "test content", 0o2755);
+            write_mode(&ctx.join("should-be-sticky-file"), "test content", 0o1755);
+            write_mode(
+                &ctx.join("should-not-be-setuid-setgid-sticky-file"),
+                "test content",
+                0o640,
+            );
+        }
+        "owned-by-99" => {
+            let root = ctx.join("subdir/would-be-owned-by-root");
+            let other = ctx.join("subdir/would-be-owned-by-99");
+            write_mode(&root, "test content", 0o640);
+            write_mode(&other, "test content", 0o640);
+            chown(&root, Some(0), Some(0)).expect("chown 0");
+            chown(&other, Some(99), Some(99)).expect("chown 99 (the suite runs as root)");
+        }
+        "xattrs-file" => {
+            let p = ctx.join("xattrs-file");
+            write_mode(&p, "test content", 0o640);
+            xattr::set(&p, "user.a", b"test")
+                .expect("user xattr (needs a file system with user xattrs)");
+        }
+        "setuid-archive" => {
+            let bytes = archive(&[
+                (
+                    "setuid-file",
+                    tar::EntryType::Regular,
+                    0o4755,
+                    "whatever",
+                    &[],
+                ),
+                (
+                    "setgid-file",
+                    tar::EntryType::Regular,
+                    0o2755,
+                    "whatever",
+                    &[],
+                ),
+                (
+                    "sticky-file",
+                    tar::EntryType::Regular,
+                    0o1755,
+                    "whatever",
+                    &[],
+                ),
+                ("setuid-dir/", tar::EntryType::Directory, 0o4755, "", &[]),
+                ("setgid-dir/", tar::EntryType::Directory, 0o2755, "", &[]),
+                ("sticky-dir/", tar::EntryType::Directory, 0o1755, "", &[]),
+            ]);
+            fs::write(ctx.join("archive.tar"), bytes).expect("archive.tar");
+        }
+        "xattrs-archive" => {
+            let bytes = archive(&[(
+                "xattr-file",
+                tar::EntryType::Regular,
+                0o640,
+                "whatever",
+                &[("SCHILY.xattr.user.a", "test")],
+            )]);
+            fs::write(ctx.join("archive.tar"), bytes).expect("archive.tar");
+        }
+        other => panic!("unknown conformance tweak `{other}`"),
     }
 }
 
@@ -86,7 +188,7 @@ pub fn all() -> Vec<Case> {
             .expect("contents")
             .to_string();
         let ignore = c["dockerignore"].as_str().map(str::to_string);
-        let setuid = c["setuid_tweak"] == true;
+        let tweak_name = c["tweak"].as_str().map(str::to_string);
         let df = dockerfile.clone();
         let generate = move |ctx: &Path| {
             let p = ctx.join(&df);
@@ -100,8 +202,8 @@ pub fn all() -> Vec<Case> {
                 let _ = fs::remove_file(ctx.join(".dockerignore"));
                 fs::write(ctx.join(".dockerignore"), text).expect(".dockerignore");
             }
-            if setuid {
-                setuid_tweak(ctx);
+            if let Some(t) = &tweak_name {
+                tweak(t, ctx);
             }
         };
         let mut args = Vec::new();
@@ -122,6 +224,7 @@ pub fn all() -> Vec<Case> {
                 .map(|d| dir().join("testdata").join(d)),
             dockerfile,
             buildah_dockerfile: None,
+            bases: Vec::new(),
             args,
             generate: Some(Box::new(generate)),
             differences: differences(index),

@@ -99,7 +99,11 @@ fn find_manifest(layout: &Path, name: Option<&str>) -> Result<Value, String> {
     };
     let mut wanted = vec![name.to_string()];
     let bare = name.strip_prefix("localhost/").unwrap_or(name);
-    for n in [bare.to_string(), format!("localhost/{bare}")] {
+    for n in [
+        bare.to_string(),
+        format!("localhost/{bare}"),
+        format!("docker.io/library/{bare}"),
+    ] {
         wanted.push(n.clone());
         if !n.rsplit('/').next().unwrap_or("").contains(':') {
             wanted.push(format!("{n}:latest"));

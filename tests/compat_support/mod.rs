@@ -53,7 +53,11 @@ pub struct Case {
     /// `--exclude`), the buildah side builds this Dockerfile instead, which spells the same steps
     /// in older syntax; the reason is given.
     pub buildah_dockerfile: Option<(String, &'static str)>,
-    /// Extra `build` arguments given to both (`--target`, `--build-arg`).
+    /// Images built first, in order, into the same store: `(Dockerfile in the context, tag)`
+    /// (for example a base image with ONBUILD triggers).
+    pub bases: Vec<(String, String)>,
+    /// Extra `build` arguments given to both (`--target`, `--build-arg`, `--secret`, `--label`);
+    /// `{ctx}` stands for the copied context's path.
     pub args: Vec<String>,
     /// Makes generated inputs (big trees, archives, hard links, setuid files) in the copied
     /// context, so they are not committed.
@@ -202,9 +206,15 @@ pub fn prepare(case: &Case) -> (tempfile::TempDir, PathBuf) {
     (tmp, ctx)
 }
 
+/// The case's extra arguments with `{ctx}` replaced.
+fn args_for(case: &Case, ctx: &Path) -> Vec<String> {
+    let c = ctx.to_string_lossy();
+    case.args.iter().map(|a| a.replace("{ctx}", &c)).collect()
+}
+
 fn tag_of(case: &Case) -> String {
     format!(
-        "compat-{}",
+        "localhost/compat-{}:latest",
         case.name
             .to_lowercase()
             .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
@@ -221,7 +231,10 @@ pub fn buildah_side(case: &Case) -> Result<Option<Built>, String> {
         .as_ref()
         .map(|(d, _)| d.clone())
         .unwrap_or_else(|| case.dockerfile.clone());
-    let built = b.build(&ctx, &df, &tag, &case.args);
+    for (base_df, base_tag) in &case.bases {
+        b.build(&ctx, base_df, base_tag, &[])?;
+    }
+    let built = b.build(&ctx, &df, &tag, &args_for(case, &ctx));
     match (&case.outcome, built) {
         (Outcome::FailsAtLine(_), Err(_)) => return Ok(None),
         (Outcome::FailsAtLine(n), Ok(())) => {
@@ -250,10 +263,22 @@ pub fn hoist_side(case: &Case) -> Result<Option<Built>, String> {
     let env = TestEnv::new();
     env.import_busybox("localhost/busybox");
     let (_tmp, ctx) = prepare(case);
+    for (base_df, base_tag) in &case.bases {
+        let mut cmd = env.cmd(["build", "--progress", "plain", "-t", base_tag]);
+        cmd.arg("-f").arg(ctx.join(base_df)).arg(&ctx);
+        let out = common::run(&mut cmd);
+        if !out.status.success() {
+            return Err(format!(
+                "{cmd:?} failed with {:?}\n{}",
+                out.status,
+                common::show(&out)
+            ));
+        }
+    }
     let tag = tag_of(case);
     let mut cmd = env.cmd(["build", "--progress", "plain", "-t", &tag]);
     cmd.arg("-f").arg(ctx.join(&case.dockerfile));
-    cmd.args(&case.args);
+    cmd.args(args_for(case, &ctx));
     cmd.arg(&ctx);
     let out = common::run(&mut cmd);
     match &case.outcome {
