@@ -1095,3 +1095,38 @@ fn independent_stages_build_side_by_side_and_a_failure_among_them_is_reported() 
     );
     assert_same("images", &before, &env.ok(["images", "-q"]));
 }
+
+#[test]
+fn copy_keeps_extended_attributes() {
+    let env = env();
+    let ctx = context(
+        &env,
+        &[
+            ("Dockerfile", "FROM localhost/busybox AS a\nCOPY x.txt /x.txt\nFROM localhost/busybox\nCOPY --from=a /x.txt /y.txt\n"),
+            ("x.txt", "x"),
+        ],
+    );
+    xattr::set(ctx.join("x.txt"), "user.note", b"kept").expect("the test dir takes user xattrs");
+    build(&env, &["-t", "localhost/xattr"]);
+    let m = manifest(&env, "localhost/xattr");
+    let layers = m["layers"].as_array().expect("layers");
+    let last = layers.last().expect("layer");
+    let f = fs::File::open(blob(&env, last["digest"].as_str().expect("digest"))).expect("blob");
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut found = false;
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        if e.path().expect("path").ends_with("y.txt") {
+            if let Some(ext) = e.pax_extensions().expect("pax") {
+                for x in ext {
+                    let x = x.expect("pax record");
+                    if x.key().expect("key") == "SCHILY.xattr.user.note" {
+                        assert_eq!(x.value_bytes(), b"kept");
+                        found = true;
+                    }
+                }
+            }
+        }
+    }
+    assert!(found, "user.note is not in the COPY --from layer");
+}
