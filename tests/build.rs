@@ -1130,3 +1130,36 @@ fn copy_keeps_extended_attributes() {
     }
     assert!(found, "user.note is not in the COPY --from layer");
 }
+
+#[test]
+fn auto_progress_on_a_terminal_keeps_a_live_step_list() {
+    let script = common::require("script");
+    let env = env();
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN echo live-output\nENV A=1\n",
+        )],
+    );
+    let inner = format!(
+        "HOIST_ROOT={} {} build --progress auto ctx",
+        env.root.display(),
+        common::hoist_bin().display()
+    );
+    let mut cmd = std::process::Command::new(script);
+    cmd.args(["-qec", &inner, "/dev/null"])
+        .current_dir(env.path(""));
+    let out = common::run(&mut cmd);
+    common::assert_success(&cmd, &out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\x1b["),
+        "no cursor movement on a terminal: {text:?}"
+    );
+    assert!(text.contains("[2/3] RUN echo live-output"), "{text:?}");
+    assert!(
+        !text.contains("STEP 2/3"),
+        "plain lines on a terminal: {text:?}"
+    );
+}
