@@ -11,9 +11,11 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have skopeo || need_pkgs+=(skopeo)
 have umoci || need_pkgs+=(umoci)
 have buildah || need_pkgs+=(buildah)
+have podman || need_pkgs+=(podman)
 have runc || need_pkgs+=(runc)
 have newuidmap || need_pkgs+=(uidmap)
 have setpriv || need_pkgs+=(util-linux)
+have script || need_pkgs+=(bsdutils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need_pkgs[*]}" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
