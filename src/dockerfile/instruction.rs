@@ -543,7 +543,7 @@ fn count_error(node: &Node, expected: &str) -> Fail {
     (
         span,
         ErrorKind::ArgumentCount {
-            instruction: node.keyword.to_ascii_uppercase(),
+            instruction: node.keyword().to_ascii_uppercase(),
             expected: expected.to_string(),
         },
     )
@@ -681,7 +681,7 @@ pub fn from_node(node: &mut Node) -> Result<Spanned<Instruction>, Fail> {
                     "needs an instruction to run later: ONBUILD RUN …",
                 ));
             };
-            match inner.keyword.to_ascii_uppercase().as_str() {
+            match inner.keyword().to_ascii_uppercase().as_str() {
                 "ONBUILD" => return Err((inner.keyword_span, ErrorKind::OnBuildChained)),
                 k @ ("FROM" | "MAINTAINER") => {
                     return Err((
@@ -750,8 +750,8 @@ pub fn from_node(node: &mut Node) -> Result<Spanned<Instruction>, Fail> {
             return Err((
                 node.keyword_span,
                 ErrorKind::UnknownInstruction {
-                    name: node.keyword.clone(),
-                    suggestion: suggest_keyword(&node.keyword),
+                    name: node.keyword().to_string(),
+                    suggestion: suggest_keyword(node.keyword()),
                 },
             ))
         }

@@ -13,10 +13,33 @@
 //! Spec: the Dockerfile reference (format, parser directives, here-documents) and the behaviour
 //! pinned down by BuildKit's parser test files (`fixtures/dockerfile/buildkit-parser`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::error::{DockerfileError, ErrorKind};
 use super::{Directives, Span, Spanned, Warning};
+
+/// Known instruction keywords, lower case.
+const KNOWN: [&str; 18] = [
+    "add",
+    "arg",
+    "cmd",
+    "copy",
+    "entrypoint",
+    "env",
+    "expose",
+    "from",
+    "healthcheck",
+    "label",
+    "maintainer",
+    "onbuild",
+    "run",
+    "shell",
+    "stopsignal",
+    "user",
+    "volume",
+    "workdir",
+];
 
 /// The longest physical line accepted, in bytes (BuildKit's scanner limit).
 pub const MAX_LINE_LEN: usize = 65535;
@@ -140,10 +163,10 @@ impl LineMap {
 /// One instruction as BuildKit's syntax tree holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
-    /// The keyword as written (`Run`, `COPY`).
-    pub keyword: String,
-    /// The keyword in lower case.
-    pub name: String,
+    /// Byte range of the keyword as written (`Run`, `COPY`) in `map.text`; see [`Node::keyword`].
+    pub keyword_at: (usize, usize),
+    /// The keyword in lower case (static for the known ones: no allocation).
+    pub name: Cow<'static, str>,
     pub keyword_span: Span,
     pub flags: Vec<RawFlag>,
     /// The arguments shaped per instruction (see the module doc and the `result` format).
@@ -173,6 +196,11 @@ impl Node {
         &self.name
     }
 
+    /// The keyword as written.
+    pub fn keyword(&self) -> &str {
+        &self.map.text[self.keyword_at.0..self.keyword_at.1]
+    }
+
     /// Span of bytes `a..b` of [`Node::text`].
     pub fn text_span_of(&self, a: usize, b: usize) -> Span {
         self.map.span(self.text_offset + a, self.text_offset + b)
@@ -188,7 +216,7 @@ impl Node {
 
     /// BuildKit's one-line dump of this node, without the surrounding parentheses.
     pub fn dump(&self) -> String {
-        let mut s = self.name.clone();
+        let mut s = self.name.to_string();
         if !self.flags.is_empty() {
             let flags: Vec<String> = self.flags.iter().map(|f| go_quote(&f.text)).collect();
             s.push_str(" [");
@@ -495,10 +523,7 @@ pub(crate) fn parse_lines(lines: &[&str], file: &str) -> Result<RawDockerfile, D
                 }
                 found.push(doc);
             }
-            match (
-                &mut node.inner,
-                node.keyword.eq_ignore_ascii_case("onbuild"),
-            ) {
+            match (&mut node.inner, node.name == "onbuild") {
                 (Some(inner), true) => inner.heredocs = found,
                 _ => node.heredocs = found,
             }
@@ -549,10 +574,13 @@ fn node_from_line(map: &Arc<LineMap>, start: usize, esc: char) -> Result<Node, N
     } else {
         map.span(text_offset, text_offset + text.len())
     };
-    let name = keyword.to_ascii_lowercase();
+    let name: Cow<'static, str> = match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(keyword)) {
+        Some(k) => Cow::Borrowed(*k),
+        None => Cow::Owned(keyword.to_ascii_lowercase()),
+    };
     let mut node = Node {
-        keyword: keyword.to_string(),
-        name: String::new(),
+        keyword_at: (body_start, body_start + kw_len),
+        name: Cow::Borrowed(""),
         keyword_span,
         flags,
         args: Vec::new(),
@@ -573,13 +601,15 @@ fn node_from_line(map: &Arc<LineMap>, start: usize, esc: char) -> Result<Node, N
     };
     let text = std::mem::take(&mut node.text);
     let push_words = |node: &mut Node, words: Vec<(String, usize, usize)>| {
+        node.args.reserve_exact(words.len());
+        node.arg_spans.reserve_exact(words.len());
         for (w, a, b) in words {
             node.arg_spans
                 .push(map.span(text_offset + a, text_offset + b));
             node.args.push(w);
         }
     };
-    match name.as_str() {
+    match name.as_ref() {
         "from" | "expose" => push_words(&mut node, split_blanks(&text)),
         "add" | "copy" | "volume" => match parse_json(&text, &name, text_span)? {
             Some(list) => {
@@ -615,6 +645,8 @@ fn node_from_line(map: &Arc<LineMap>, start: usize, esc: char) -> Result<Node, N
                 node.args.push(String::new());
                 node.arg_spans.push(text_span);
             } else {
+                node.args.reserve_exact(words.len() * 3);
+                node.arg_spans.reserve_exact(words.len() * 3);
                 for (w, a, b) in words {
                     let span = map.span(text_offset + a, text_offset + b);
                     let Some((k, v)) = w.split_once('=') else {

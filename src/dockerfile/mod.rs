@@ -175,7 +175,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Dockerfile, DockerfileError>
                 _ => {
                     return Err(err(
                         node.keyword_span,
-                        ErrorKind::BeforeFrom(node.keyword.to_ascii_uppercase()),
+                        ErrorKind::BeforeFrom(node.keyword().to_ascii_uppercase()),
                     ))
                 }
             },
