@@ -405,9 +405,10 @@ impl<'a> Sw<'a> {
                 }
                 let (word, _) = self.process_stop_on(Some('}'), raw_escapes)?;
                 let value = self.get_env(&name);
-                let empty = value
-                    .as_deref()
-                    .map_or(true, |v| null_is_unset && v.is_empty());
+                let empty = match value.as_deref() {
+                    None => true,
+                    Some(v) => null_is_unset && v.is_empty(),
+                };
                 match op {
                     '-' => Ok(if empty {
                         word
