@@ -15,6 +15,7 @@ have podman || need_pkgs+=(podman)
 have runc || need_pkgs+=(runc)
 have newuidmap || need_pkgs+=(uidmap)
 have setpriv || need_pkgs+=(util-linux)
+have script || need_pkgs+=(bsdutils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need_pkgs[*]}" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi

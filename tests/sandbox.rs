@@ -142,13 +142,38 @@ fn rootless_hostname_is_the_containers() {
             "run",
             "--hostname",
             "box",
+            "--network",
+            "none",
             "busybox",
             "cat",
             "/etc/hostname",
             "/etc/hosts",
         ],
     );
-    assert!(hosts.starts_with("box\n127.0.0.1\tlocalhost\n"), "{hosts}");
+    assert_same(
+        "generated files",
+        "box\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tbox\n",
+        &hosts,
+    );
+    let hosts = stdout(
+        &env,
+        &["run", "--hostname", "box", "busybox", "cat", "/etc/hosts"],
+    );
+    assert!(hosts.ends_with("127.0.1.1\tbox\n"), "{hosts}");
+    // edits of the generated files stay in the container
+    env.ok([
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 1.2.3.4 x >> /etc/hosts && echo nameserver 9.9.9.9 > /etc/resolv.conf",
+    ]);
+    assert!(!std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap()
+        .contains("9.9.9.9"));
+    assert!(!std::fs::read_to_string("/etc/hosts")
+        .unwrap()
+        .contains("1.2.3.4"));
 }
 
 #[test]
@@ -316,11 +341,19 @@ fn single_id_mode_chown_succeeds_and_records_nothing_false() {
 
 #[test]
 fn sigint_ends_the_container_and_leaves_nothing_behind() {
-    let env = rootless();
+    sigint_case(&rootless(), 0);
+    // as root nothing separates the container's mounts from the host's but the sandbox's own
+    // private propagation: the host's mount table is the thing to check
+    sigint_case(&as_root(), 1);
+}
+
+fn sigint_case(env: &TestEnv, n: u32) {
     let tmp = env.path("tmpdir");
     std::fs::create_dir(&tmp).unwrap();
-    chown_tree(&tmp, 65534);
-    let marker = format!("{}", 100_000 + std::process::id() % 800_000);
+    if let Some(uid) = env.as_user {
+        chown_tree(&tmp, uid);
+    }
+    let marker = format!("{}", 100_000 + (std::process::id() * 2 + n) % 800_000);
     let mut cmd = env.cmd(["run", "busybox", "sleep", &marker]);
     cmd.env("TMPDIR", &tmp)
         .stdout(Stdio::null())
@@ -616,5 +649,199 @@ fn debug_log_names_the_mode_decision() {
             "user namespace: rootless with a single id (0 → 65534): no subordinate id range"
         ),
         "{err}"
+    );
+}
+
+/// An image of the busybox base and `n` one-file layers plus a last layer whiting out
+/// `/layers/1`, written with umoci and copied into the store with skopeo (the store is an OCI
+/// layout, so skopeo writes it as it is).
+fn many_layer_image(env: &TestEnv, n: usize) {
+    let umoci = common::require("umoci");
+    let skopeo = common::require("skopeo");
+    let work = env.path("many");
+    std::fs::create_dir(&work).unwrap();
+    let layout = work.join("src");
+    let ok = |cmd: &mut Command| {
+        let out = run(cmd);
+        assert_success(cmd, &out);
+    };
+    ok(Command::new(&umoci).args(["init", "--layout"]).arg(&layout));
+    let image = format!("{}:v", layout.display());
+    ok(Command::new(&umoci).args(["new", "--image", &image]));
+    ok(Command::new(&umoci)
+        .args(["raw", "add-layer", "--image", &image])
+        .arg(common::busybox_rootfs()));
+    let add = |name: &str, file: &str, content: &str| {
+        let dir = work.join(name);
+        std::fs::create_dir_all(dir.join("layers")).unwrap();
+        std::fs::write(dir.join("layers").join(file), content).unwrap();
+        let tar = work.join(format!("{name}.tar"));
+        ok(Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("layers"));
+        ok(Command::new(&umoci)
+            .args(["raw", "add-layer", "--image", &image])
+            .arg(&tar));
+    };
+    for i in 1..=n {
+        add(&format!("l{i}"), &i.to_string(), &format!("{i}\n"));
+    }
+    add("wh", ".wh.1", "");
+    env.ok(["images"]);
+    ok(Command::new(&skopeo)
+        .args(["copy", "-q", &format!("oci:{image}")])
+        .arg(format!("oci:{}:localhost/many:latest", env.root.display())));
+    if let Some(uid) = env.as_user {
+        chown_tree(&env.root, uid);
+    }
+}
+
+#[test]
+fn more_than_thirty_layers_mount_without_limit() {
+    let env = TestEnv::rootless();
+    many_layer_image(&env, 45);
+    let out = stdout(
+        &env,
+        &[
+            "run",
+            "many",
+            "sh",
+            "-c",
+            "ls /layers | wc -l; cat /layers/2 /layers/45; test -e /layers/1 || echo whited-out",
+        ],
+    );
+    assert_same("47-layer image", "44\n2\n45\nwhited-out\n", &out);
+}
+
+#[test]
+fn stdin_reaches_the_command_only_with_i() {
+    let env = rootless();
+    let mut cmd = env.cmd(["run", "-i", "busybox", "tr", "a-z", "A-Z"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_same("-i", "HELLO\n", &String::from_utf8_lossy(&out.stdout));
+    // without -i the command reads /dev/null even when hoist's stdin has data
+    let mut cmd = env.cmd(["run", "busybox", "cat"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"ignored\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_same("no -i", "", &String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn sigterm_ends_the_container_with_128_plus_15() {
+    let env = rootless();
+    let mut cmd = env.cmd([
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; exec sleep 1000",
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut first = [0u8; 8];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    assert_eq!(&first, b"started\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", show(&out));
+}
+
+#[test]
+fn copying_fallback_runs_the_same_and_leaves_layers_unchanged() {
+    let env = rootless();
+    env.ok(["run", "busybox", "true"]);
+    let layers = env.root.join("layers");
+    let before = snapshot(&layers);
+    let mut cmd = env.cmd([
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /root/new; rm /bin/ls; id -u; exit 5",
+    ]);
+    cmd.env("HOIST_SANDBOX_COPY", "1");
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+    assert_same("copy mode id", "0\n", &String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("copying the layers instead"), "{err}");
+    assert!(
+        before == snapshot(&layers),
+        "unpacked layers changed after a copying run"
+    );
+    assert_same(
+        "after",
+        "/bin/ls\n",
+        &stdout(
+            &env,
+            &["run", "busybox", "sh", "-c", "ls /bin/ls; ls /root"],
+        ),
+    );
+}
+
+#[test]
+fn a_layer_that_appears_twice_is_mounted_once_at_its_top_place() {
+    let env = TestEnv::rootless();
+    let umoci = common::require("umoci");
+    let skopeo = common::require("skopeo");
+    let work = env.path("dup");
+    std::fs::create_dir(&work).unwrap();
+    let layout = work.join("src");
+    let image = format!("{}:v", layout.display());
+    let ok = |cmd: &mut Command| {
+        let out = run(cmd);
+        assert_success(cmd, &out);
+    };
+    let tar_of = |name: &str, file: &str, content: &str| {
+        let dir = work.join(name);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc").join(file), content).unwrap();
+        let tar = work.join(format!("{name}.tar"));
+        ok(Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .args(["--mtime=@0", "--owner=0", "--group=0", "-cf"])
+            .arg(&tar)
+            .arg("etc"));
+        tar
+    };
+    let a = tar_of("a", "motd", "from a\n");
+    let b = tar_of("b", "motd", "from b\n");
+    ok(Command::new(&umoci).args(["init", "--layout"]).arg(&layout));
+    ok(Command::new(&umoci).args(["new", "--image", &image]));
+    for t in [common::busybox_rootfs(), a.clone(), b, a] {
+        ok(Command::new(&umoci)
+            .args(["raw", "add-layer", "--image", &image])
+            .arg(t));
+    }
+    env.ok(["images"]);
+    ok(Command::new(&skopeo)
+        .args(["copy", "-q", &format!("oci:{image}")])
+        .arg(format!("oci:{}:localhost/dup:latest", env.root.display())));
+    chown_tree(&env.root, 65534);
+    let (code, out, err) = outcome(&env, &["run", "dup", "cat", "/etc/motd"]);
+    assert_eq!(code, 0, "{err}");
+    assert_same("top layer wins", "from a\n", &out);
+    assert!(
+        !err.contains("copying the layers instead"),
+        "overlay must mount: {err}"
     );
 }

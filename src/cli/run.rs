@@ -15,7 +15,20 @@ use crate::sandbox::{self, Mount, Network, SandboxError, Spec};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
-#[command(trailing_var_arg = true)]
+#[command(
+    trailing_var_arg = true,
+    after_long_help = "The container is thrown away when the command ends: its changes live in a \
+temporary upper dir over the image's layers, which stay unchanged (`--rm` is accepted and always \
+true).
+
+Rootless: with a subordinate id range (/etc/subuid, /etc/subgid, newuidmap) images keep all their \
+owners. With a single id (see `hoist info`) only root exists inside: chown to other owners and the \
+setuid/setgid/setgroups calls succeed without doing anything (a seccomp filter), so files keep the \
+one owner that exists, and `-u` with another user is an error.
+
+Exit status: the command's own (128+n when signal n ended it); 126 or 127 when it cannot be \
+started; 125 when hoist itself fails. SIGINT and SIGTERM end the container."
+)]
 pub struct Args {
     /// Remove the container when it exits (always the case: containers are never kept)
     #[arg(long)]
@@ -115,7 +128,7 @@ pub fn command_of(
     let mut env = image.env.clone();
     for e in &args.env {
         match e.split_once('=') {
-            Some((k, _)) if k.is_empty() => anyhow::bail!("invalid environment variable `{e}`"),
+            Some(("", _)) => anyhow::bail!("invalid environment variable `{e}`"),
             Some(_) => env.push(e.clone()),
             None => {
                 if let Some(v) = host_env(e) {
@@ -195,9 +208,17 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let (argv, env, cwd, user) = command_of(args, &defaults, |k| std::env::var(k).ok())?;
     let lower_dirs = store.layer_dirs(&record)?;
     // the container's changes live in the store's own scratch space and go with it
-    let scratch = store
-        .tmp_dir()
-        .context("creating the container's upper dir")?;
+    let scratch = match store.tmp_dir() {
+        Ok(t) => t,
+        // a read-only store can still be run from: the upper dir goes to the system temp dir
+        Err(e) => {
+            log::debug!("store scratch space unavailable ({e}); using the system temp dir");
+            tempfile::Builder::new()
+                .prefix("hoist-container-")
+                .tempdir()
+                .context("creating the container's upper dir")?
+        }
+    };
     let mut spec = Spec::new(
         lower_dirs,
         scratch.path().join("upper"),

@@ -101,8 +101,9 @@ fn nix_err(what: &str) -> impl FnOnce(nix::Error) -> SandboxError + '_ {
     }
 }
 
-/// Builds the root file system as the plan says; where overlay cannot be mounted, copies the
-/// layers instead (changes then stay in the copy and are not kept).
+/// Builds the root file system as the plan says; where overlay cannot be mounted (or
+/// `force_copy`), copies the layers into the run's temp dir instead. The parent records the
+/// copy's changes into the upper dir afterwards, so the caller gets the same layer either way.
 fn build_rootfs(start: &mut Start) -> Result<(), SandboxError> {
     let state = start
         .rootfs
@@ -110,24 +111,42 @@ fn build_rootfs(start: &mut Start) -> Result<(), SandboxError> {
         .map(Path::to_owned)
         .unwrap_or_else(|| PathBuf::from("/"));
     let links = state.join("l");
-    match mounts::mount_rootfs(&RealSys, start, &links) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let RootfsPlan::Overlay { lowers } = &start.rootfs_plan else {
-                return Err(e);
-            };
-            log::warn!("{e}; copying the layers instead (slower; changes are not kept)");
-            let copy = state.join("copy");
-            let mut bottom_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
-            bottom_first.push(start.spec.upper_dir.clone());
-            mounts::copy_layers(&bottom_first, &copy).map_err(|source| SandboxError::Io {
-                what: format!("copying the layers into `{}`", copy.display()),
-                source,
-            })?;
-            start.rootfs_plan = RootfsPlan::Copy { dir: copy };
-            mounts::mount_rootfs(&RealSys, start, &links)
-        }
+    let overlay = if start.force_copy {
+        Err(SandboxError::Mount {
+            target: start.rootfs.clone(),
+            message: "overlay not tried (HOIST_SANDBOX_COPY=1)".into(),
+        })
+    } else {
+        mounts::mount_rootfs(&RealSys, start, &links)
+    };
+    let e = match overlay {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let RootfsPlan::Overlay { lowers } = &start.rootfs_plan else {
+        return Err(e);
+    };
+    if fs::read_dir(&start.spec.upper_dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+    {
+        return Err(SandboxError::Mount {
+            target: start.rootfs.clone(),
+            message: format!(
+                "{e}; the copying fallback needs an empty upper dir and `{}` is not",
+                start.spec.upper_dir.display()
+            ),
+        });
     }
+    log::warn!("{e}; copying the layers instead (slower)");
+    let copy = state.join("copy");
+    let bottom_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+    mounts::copy_layers(&bottom_first, &copy).map_err(|source| SandboxError::Io {
+        what: format!("copying the layers into `{}`", copy.display()),
+        source,
+    })?;
+    start.rootfs_plan = RootfsPlan::Copy { dir: copy };
+    mounts::mount_rootfs(&RealSys, start, &links)
 }
 
 fn loopback_up() -> Result<(), SandboxError> {

@@ -322,7 +322,199 @@ fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
         if !ft.is_symlink() {
             fs::set_permissions(&d, fs::Permissions::from_mode(m.mode() & 0o7777))?;
         }
+        set_times(&d, &m);
     }
+    Ok(())
+}
+
+/// Gives `p` the access and modification times of `m` (symlinks themselves, not their targets).
+fn set_times(p: &Path, m: &fs::Metadata) {
+    let a = nix::sys::time::TimeSpec::new(m.atime(), m.atime_nsec());
+    let t = nix::sys::time::TimeSpec::new(m.mtime(), m.mtime_nsec());
+    let _ = nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        p,
+        &a,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    );
+}
+
+/// The layers (top first) whose version of the directory `rel` shows through in the merged
+/// view: stops below a layer where `rel` or a parent is a whiteout, a non-directory or opaque.
+fn visible_dirs(layers: &[PathBuf], rel: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    'layers: for layer in layers {
+        let mut at = layer.clone();
+        let mut stop_after = false;
+        let comps: Vec<_> = rel.components().collect();
+        for (i, c) in comps.iter().enumerate() {
+            at.push(c);
+            match fs::symlink_metadata(&at) {
+                Err(_) => continue 'layers,
+                Ok(m) if !m.is_dir() => break 'layers,
+                Ok(_) => {
+                    if is_opaque(&at) {
+                        stop_after = true;
+                        if i + 1 < comps.len() && !layer.join(rel).exists() {
+                            break 'layers;
+                        }
+                    }
+                }
+            }
+        }
+        out.push(at);
+        if stop_after {
+            break;
+        }
+    }
+    out
+}
+
+/// Whether two entries are the same file as far as a layer diff can tell.
+fn same_entry(a: &fs::Metadata, a_path: &Path, b: &fs::Metadata, b_path: &Path) -> bool {
+    let kind = |m: &fs::Metadata| m.mode() & libc::S_IFMT;
+    if kind(a) != kind(b) || a.mode() != b.mode() || a.uid() != b.uid() || a.gid() != b.gid() {
+        return false;
+    }
+    if a.file_type().is_symlink() {
+        return fs::read_link(a_path).ok() == fs::read_link(b_path).ok();
+    }
+    if a.is_dir() {
+        return true;
+    }
+    a.len() == b.len()
+        && a.mtime() == b.mtime()
+        && a.mtime_nsec() == b.mtime_nsec()
+        && a.rdev() == b.rdev()
+}
+
+/// Records what a run changed in a copied root (`copy`) against the layers it was copied from
+/// (top first) into `upper`, in overlay form: changed and new entries copied (with their parent
+/// directories), deleted ones as 0:0 whiteout char devices. The copying fallback's counterpart
+/// of overlay's upper dir, so a build keeps the same layer either way.
+pub fn record_changes(copy: &Path, layers: &[PathBuf], upper: &Path) -> io::Result<()> {
+    record_dir(copy, layers, upper, Path::new(""))
+}
+
+fn ensure_upper_parents(copy: &Path, upper: &Path, rel: &Path) -> io::Result<()> {
+    let mut at = PathBuf::new();
+    for c in rel.parent().into_iter().flat_map(Path::components) {
+        at.push(c);
+        let u = upper.join(&at);
+        if fs::symlink_metadata(&u).is_err() {
+            let m = fs::symlink_metadata(copy.join(&at))?;
+            fs::create_dir(&u)?;
+            let _ = std::os::unix::fs::lchown(&u, Some(m.uid()), Some(m.gid()));
+            fs::set_permissions(&u, fs::Permissions::from_mode(m.mode() & 0o7777))?;
+            set_times(&u, &m);
+        }
+    }
+    Ok(())
+}
+
+fn record_dir(copy: &Path, layers: &[PathBuf], upper: &Path, rel: &Path) -> io::Result<()> {
+    let lower_dirs = visible_dirs(layers, rel);
+    let mut lower: std::collections::BTreeMap<std::ffi::OsString, Option<(PathBuf, fs::Metadata)>> =
+        Default::default();
+    for d in &lower_dirs {
+        let Ok(entries) = fs::read_dir(d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if lower.contains_key(&name) {
+                continue;
+            }
+            let Ok(m) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            lower.insert(name, (!is_whiteout(&m)).then(|| (e.path(), m)));
+        }
+    }
+    let here = copy.join(rel);
+    let mut seen = std::collections::BTreeSet::new();
+    for e in fs::read_dir(&here)? {
+        let e = e?;
+        let name = e.file_name();
+        seen.insert(name.clone());
+        let r = rel.join(&name);
+        let m = fs::symlink_metadata(e.path())?;
+        let old = lower.get(&name).and_then(Option::as_ref);
+        match old {
+            Some((op, om)) if m.is_dir() && om.is_dir() => {
+                if !same_entry(&m, &e.path(), om, op) {
+                    ensure_upper_parents(copy, upper, &r.join("x"))?;
+                }
+                record_dir(copy, layers, upper, &r)?;
+            }
+            Some((op, om)) if same_entry(&m, &e.path(), om, op) => {}
+            _ => {
+                ensure_upper_parents(copy, upper, &r)?;
+                let dest = upper.join(&r);
+                remove_any(&dest)?;
+                if m.is_dir() {
+                    // a new directory, or one replacing a non-directory: all of it is new
+                    fs::create_dir(&dest)?;
+                    copy_tree(&e.path(), &dest)?;
+                    let _ = std::os::unix::fs::lchown(&dest, Some(m.uid()), Some(m.gid()));
+                    fs::set_permissions(&dest, fs::Permissions::from_mode(m.mode() & 0o7777))?;
+                    set_times(&dest, &m);
+                } else {
+                    copy_entry(&e.path(), &dest, &m)?;
+                }
+            }
+        }
+    }
+    for (name, old) in &lower {
+        if old.is_some() && !seen.contains(name) {
+            let r = rel.join(name);
+            ensure_upper_parents(copy, upper, &r)?;
+            let dest = upper.join(&r);
+            remove_any(&dest)?;
+            nix::sys::stat::mknod(
+                &dest,
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::empty(),
+                0,
+            )
+            .map_err(io::Error::from)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies one non-directory entry with its owner, mode and times.
+fn copy_entry(src: &Path, dst: &Path, m: &fs::Metadata) -> io::Result<()> {
+    let ft = m.file_type();
+    if ft.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
+    } else if ft.is_file() {
+        fs::copy(src, dst)?;
+    } else if ft.is_fifo() {
+        nix::unistd::mkfifo(dst, nix::sys::stat::Mode::from_bits_truncate(m.mode()))
+            .map_err(io::Error::from)?;
+    } else {
+        let kind = if ft.is_char_device() {
+            nix::sys::stat::SFlag::S_IFCHR
+        } else if ft.is_block_device() {
+            nix::sys::stat::SFlag::S_IFBLK
+        } else {
+            nix::sys::stat::SFlag::S_IFSOCK
+        };
+        nix::sys::stat::mknod(
+            dst,
+            kind,
+            nix::sys::stat::Mode::from_bits_truncate(m.mode()),
+            m.rdev(),
+        )
+        .map_err(io::Error::from)?;
+    }
+    let _ = std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid()));
+    if !ft.is_symlink() {
+        fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777))?;
+    }
+    set_times(dst, m);
     Ok(())
 }
 
@@ -539,6 +731,75 @@ pub fn mount_container_fs(sys: &dyn Sys, root: &Path, start: &Start) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::super::spec::Spec;
+
+    #[test]
+    fn copied_root_changes_are_recorded_in_overlay_form() {
+        let d = tempfile::tempdir().unwrap();
+        let (l0, l1, copy, upper) = (
+            d.path().join("l0"),
+            d.path().join("l1"),
+            d.path().join("copy"),
+            d.path().join("upper"),
+        );
+        fs::create_dir_all(l0.join("etc")).unwrap();
+        fs::create_dir_all(l0.join("usr/lib")).unwrap();
+        fs::write(l0.join("etc/passwd"), "root\n").unwrap();
+        fs::write(l0.join("etc/keep"), "k").unwrap();
+        fs::write(l0.join("usr/lib/old"), "o").unwrap();
+        fs::create_dir_all(l1.join("usr")).unwrap();
+        fs::write(l1.join("usr/top"), "t").unwrap();
+        fs::create_dir(&upper).unwrap();
+        let bottom_first = vec![l0.clone(), l1.clone()];
+        copy_layers(&bottom_first, &copy).unwrap();
+        // a "run": edit, add, delete
+        fs::write(copy.join("etc/passwd"), "root\napp\n").unwrap();
+        fs::create_dir_all(copy.join("srv/data")).unwrap();
+        fs::write(copy.join("srv/data/f"), "new").unwrap();
+        fs::remove_file(copy.join("usr/lib/old")).unwrap();
+        fs::remove_file(copy.join("usr/top")).unwrap();
+        let top_first = vec![l1.clone(), l0.clone()];
+        record_changes(&copy, &top_first, &upper).unwrap();
+        let mut got: Vec<String> = walkdir::WalkDir::new(&upper)
+            .min_depth(1)
+            .sort_by_file_name()
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                let m = e.path().symlink_metadata().unwrap();
+                let kind = if is_whiteout(&m) {
+                    "whiteout"
+                } else if m.is_dir() {
+                    "dir"
+                } else {
+                    "file"
+                };
+                format!(
+                    "{} {kind}",
+                    e.path().strip_prefix(&upper).unwrap().display()
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "etc dir",
+                "etc/passwd file",
+                "srv dir",
+                "srv/data dir",
+                "srv/data/f file",
+                "usr dir",
+                "usr/lib dir",
+                "usr/lib/old whiteout",
+                "usr/top whiteout",
+            ]
+        );
+        assert_eq!(
+            fs::read_to_string(upper.join("etc/passwd")).unwrap(),
+            "root\napp\n"
+        );
+    }
+
     use super::super::sys::{Call, RecordingSys};
     use super::*;
 
@@ -592,7 +853,7 @@ mod tests {
             (PathBuf::from("etc/hosts"), Kind::File, true),
             (PathBuf::from("mnt/data"), Kind::Dir, false),
         ];
-        assert!(prepare_skeleton(&skel, &[low.clone()], &needs).unwrap());
+        assert!(prepare_skeleton(&skel, std::slice::from_ref(&low), &needs).unwrap());
         assert!(!skel.join("proc").exists());
         assert!(skel.join("etc/hosts").is_file());
         assert!(skel.join("mnt/data").is_dir());
@@ -631,6 +892,50 @@ mod tests {
     }
 
     #[test]
+    fn overlay_falls_back_to_short_symlinked_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let lowers: Vec<PathBuf> = (0..40)
+            .map(|i| {
+                d.path()
+                    .join(format!("a-rather-long-layer-directory-name-{i:03}"))
+            })
+            .collect();
+        let sys = RecordingSys {
+            fail: Some(|c| matches!(c, Call::Overlay { .. }).then_some(libc::EINVAL)),
+            ..Default::default()
+        };
+        let links = d.path().join("l");
+        mount_overlay(
+            &sys,
+            &lowers,
+            Path::new("/u"),
+            Path::new("/w"),
+            Path::new("/t"),
+            &links,
+        )
+        .unwrap();
+        let calls = sys.calls.borrow();
+        let Some(Call::Mount {
+            data: Some(data),
+            fstype: Some(t),
+            ..
+        }) = calls.last()
+        else {
+            panic!("no legacy mount: {calls:?}");
+        };
+        assert_eq!(t, "overlay");
+        let names: Vec<String> = (0..40).map(|i| format!("{i:x}")).collect();
+        assert_eq!(
+            data,
+            &format!(
+                "lowerdir={},upperdir=/u,workdir=/w,userxattr",
+                names.join(":")
+            )
+        );
+        assert_eq!(fs::read_link(links.join("27")).unwrap(), lowers[39]);
+    }
+
+    #[test]
     fn container_fs_mounts_in_order_with_readonly_binds() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("root");
@@ -656,6 +961,7 @@ mod tests {
             rootfs_plan: RootfsPlan::Overlay { lowers: vec![] },
             etc_files: vec![("/etc/hosts".into(), "/run/x/hosts".into())],
             fake_id_calls: false,
+            force_copy: false,
         };
         let sys = RecordingSys::default();
         mount_container_fs(&sys, &root, &start).unwrap();

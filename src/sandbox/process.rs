@@ -130,8 +130,18 @@ fn write_etc_files(
     hostname: &str,
 ) -> Result<Vec<(String, PathBuf)>, SandboxError> {
     fs::create_dir_all(dir).map_err(io(format!("creating `{}`", dir.display())))?;
-    let mut hosts =
-        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let localhost = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+    let mut hosts = match spec.network {
+        // the host's network, the host's names (podman does the same)
+        Network::Host => fs::read_to_string("/etc/hosts")
+            .ok()
+            .filter(|h| !h.trim().is_empty())
+            .unwrap_or_else(|| localhost.to_string()),
+        Network::None => localhost.to_string(),
+    };
+    if !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
     hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
     let resolv = match spec.network {
         // a copy, so a command that edits it never edits the host's
@@ -237,8 +247,17 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
     if mounts::prepare_skeleton(&skel, &top_first, &needs)? || spec.lower_dirs.is_empty() {
         lowers.push(skel.clone());
     }
-    lowers.extend(spec.lower_dirs.iter().rev().cloned());
+    // a layer that appears twice (two steps with the same diff, an empty one say) is mounted
+    // once, at its topmost place: overlayfs refuses overlapping lower dirs (ELOOP), and the
+    // upper occurrence already decides every path the lower one could
+    for l in spec.lower_dirs.iter().rev() {
+        if !lowers.contains(l) {
+            lowers.push(l.clone());
+        }
+    }
+    let force_copy = std::env::var_os("HOIST_SANDBOX_COPY").is_some_and(|v| v == "1");
     let start = Start {
+        force_copy,
         fake_id_calls: mode.single_id(),
         spec,
         rootfs,
@@ -253,6 +272,17 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
         log::LevelFilter::Error | log::LevelFilter::Off => "error",
         log::LevelFilter::Warn => "warn",
     };
+    // above the standard descriptors, whatever hoist was started with
+    let theirs: OwnedFd =
+        nix::fcntl::fcntl(theirs.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+            .map(|fd| {
+                // SAFETY: fcntl just returned this new descriptor, owned by nobody else
+                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+            })
+            .map_err(|e| SandboxError::Io {
+                what: "duplicating the init's socket".into(),
+                source: e.into(),
+            })?;
     let fd = theirs.as_raw_fd();
     let args: Vec<CString> = ["hoist", "--log-level", level, "__init", &fd.to_string()]
         .iter()
@@ -298,6 +328,23 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
             }
             let flags = libc::fcntl(fd, libc::F_GETFD);
             libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            // nothing else of hoist's reaches the init: other threads may have made descriptors
+            // without CLOEXEC (a pipe another build step reads until EOF, say)
+            let fd = fd as libc::c_uint;
+            if fd > 3 {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3 as libc::c_uint,
+                    fd - 1,
+                    0 as libc::c_uint,
+                );
+            }
+            libc::syscall(
+                libc::SYS_close_range,
+                fd + 1,
+                libc::c_uint::MAX,
+                0 as libc::c_uint,
+            );
             libc::execv(exe.as_ptr(), argv.as_ptr());
             libc::_exit(125);
         }
@@ -326,6 +373,17 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
         s => Some(s),
     };
     let (code, message) = outcome?;
+    // the copying fallback ran: turn the copy's changes into the upper dir's overlay form
+    let copy = state.path().join("copy");
+    if let (true, None, RootfsPlan::Overlay { lowers }) =
+        (copy.is_dir(), &message, &start.rootfs_plan)
+    {
+        mounts::record_changes(&copy, lowers, &start.spec.upper_dir).map_err(io(format!(
+            "recording the changes of `{}` in `{}`",
+            copy.display(),
+            start.spec.upper_dir.display()
+        )))?;
+    }
     if let Err(e) = sent {
         if message.is_none() {
             return Err(SandboxError::Io {

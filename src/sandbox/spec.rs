@@ -123,6 +123,9 @@ pub struct Start {
     pub etc_files: Vec<(String, PathBuf)>,
     /// Answer chown/setuid family calls with success (single-id mode).
     pub fake_id_calls: bool,
+    /// Copy the layers even where overlay works (`HOIST_SANDBOX_COPY=1`, to exercise the
+    /// fallback).
+    pub force_copy: bool,
 }
 
 /// Init → parent.

@@ -129,9 +129,11 @@ mod tests {
         resolve(spec, PASSWD, GROUP).map_err(|e| e.to_string())
     }
 
+    type Want = Result<(u32, u32, &'static [u32], &'static str), &'static str>;
+
     #[test]
     fn table() {
-        let cases: &[(&str, Result<(u32, u32, &[u32], &str), &str>)] = &[
+        let cases: &[(&str, Want)] = &[
             ("", Ok((0, 0, &[], "/root"))),
             ("root", Ok((0, 0, &[], "/root"))),
             ("app", Ok((1000, 1000, &[4, 100], "/home/app"))),
@@ -151,8 +153,7 @@ mod tests {
         ];
         for (spec, want) in cases {
             let got = r(spec).map(|u| (u.uid, u.gid, u.groups.clone(), u.home.clone()));
-            let want = want
-                .clone()
+            let want = (*want)
                 .map(|(u, g, gs, h)| (u, g, gs.to_vec(), h.to_string()))
                 .map_err(str::to_string);
             assert_eq!(got, want, "user spec {spec:?}");
