@@ -214,3 +214,55 @@ fn hoist_reads_a_layout_skopeo_wrote() {
     assert_success(&cmd, &out);
     storecheck::verify(&other);
 }
+
+#[test]
+fn prune_running_beside_imports_never_breaks_an_image() {
+    let env = std::sync::Arc::new(TestEnv::new());
+    let tar = busybox_rootfs();
+    env.import_busybox("seed");
+    let importers: Vec<_> = (0..4)
+        .map(|i| {
+            let env = env.clone();
+            let tar = tar.clone();
+            std::thread::spawn(move || {
+                // importing twice under one name leaves the first image dangling, for prune
+                for _ in 0..2 {
+                    let mut cmd = env.cmd([
+                        "import".as_ref(),
+                        tar.as_os_str(),
+                        format!("racer{i}").as_ref(),
+                    ]);
+                    let out = run(&mut cmd);
+                    assert_success(&cmd, &out);
+                }
+            })
+        })
+        .collect();
+    let pruner = {
+        let env = env.clone();
+        std::thread::spawn(move || {
+            for _ in 0..6 {
+                let mut cmd = env.cmd(["prune"]);
+                let out = run(&mut cmd);
+                assert_success(&cmd, &out);
+            }
+        })
+    };
+    for h in importers {
+        h.join().expect("importer");
+    }
+    pruner.join().expect("pruner");
+    let names = storecheck::verify(&env.root);
+    for i in 0..4 {
+        let n = format!("localhost/racer{i}:latest");
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    // a last prune, alone, leaves exactly the named images and their blobs
+    env.ok(["prune"]);
+    let ids = env.ok(["images", "-q", "-a"]);
+    assert_eq!(ids.lines().count(), 5, "{ids}");
+    storecheck::verify(&env.root);
+    // every blob left belongs to an image: nothing more to reclaim
+    let out = env.ok(["prune"]);
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+}

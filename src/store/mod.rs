@@ -256,14 +256,16 @@ impl Store {
                 fs::create_dir_all(&p)?;
             }
         }
+        // every atomic write in the root happens under `index.lock`: an opener sweeps the `.tmp-`
+        // files of interrupted writes while holding it
         let layout = root.join("oci-layout");
-        if !layout.is_file() {
-            util::write_atomic(&layout, OCI_LAYOUT.as_bytes())?;
-        }
         let index = root.join("index.json");
-        if !index.is_file() {
-            // under the lock, so that a racing first commit is never overwritten by an empty index
+        if !layout.is_file() || !index.is_file() {
             let _lock = FileLock::exclusive(&root.join("index.lock"))?;
+            if !layout.is_file() {
+                util::write_atomic(&layout, OCI_LAYOUT.as_bytes())?;
+            }
+            // checked again under the lock, so a racing first commit is never overwritten
             if !index.is_file() {
                 util::write_atomic(&index, index::EMPTY_INDEX.as_bytes())?;
             }

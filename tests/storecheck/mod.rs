@@ -46,10 +46,25 @@ pub fn verify(root: &Path) -> Vec<String> {
     let mut names = Vec::new();
     for m in index["manifests"].as_array().expect("manifests") {
         let d = Digest::parse(m["digest"].as_str().expect("digest")).expect("valid digest");
-        assert!(
-            root.join("blobs/sha256").join(d.hex()).is_file(),
-            "manifest {d} present"
-        );
+        let path = root.join("blobs/sha256").join(d.hex());
+        assert!(path.is_file(), "manifest {d} present");
+        // everything the manifest references is there
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).expect("manifest")).expect("manifest JSON");
+        let mut refs = vec![manifest["config"]["digest"]
+            .as_str()
+            .expect("config")
+            .to_string()];
+        for l in manifest["layers"].as_array().expect("layers") {
+            refs.push(l["digest"].as_str().expect("layer digest").to_string());
+        }
+        for r in refs {
+            let rd = Digest::parse(&r).expect("valid digest");
+            assert!(
+                root.join("blobs/sha256").join(rd.hex()).is_file(),
+                "blob {rd} of manifest {d} present"
+            );
+        }
         if let Some(n) = m["annotations"]["org.opencontainers.image.ref.name"].as_str() {
             assert!(!names.contains(&n.to_string()), "name {n} listed twice");
             names.push(n.to_string());
