@@ -11,6 +11,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have skopeo || need_pkgs+=(skopeo)
 have umoci || need_pkgs+=(umoci)
 have buildah || need_pkgs+=(buildah)
+have podman || need_pkgs+=(podman)
 have runc || need_pkgs+=(runc)
 have newuidmap || need_pkgs+=(uidmap)
 have setpriv || need_pkgs+=(util-linux)

@@ -340,9 +340,19 @@ impl Context {
         }
     }
 
-    /// Whether `rel` (relative to the root) is visible, that is not excluded.
+    /// Whether `rel` (relative to the root) is visible, that is not excluded. An excluded
+    /// directory is still visible when something below it is re-included by an exception: it is
+    /// then sent as the parent of what is re-included, as Docker does (and only then: an
+    /// exception that matches nothing existing leaves it out).
     pub fn is_visible(&self, rel: &str) -> bool {
-        rel.is_empty() || !self.ignore.is_excluded(rel)
+        if rel.is_empty() || !self.ignore.is_excluded(rel) {
+            return true;
+        }
+        self.ignore.may_include_below(rel)
+            && fs::symlink_metadata(self.full(rel)).is_ok_and(|m| m.is_dir())
+            && self
+                .walk_below(rel, "", &[&self.ignore], None, false)
+                .is_ok_and(|below| !below.is_empty())
     }
 
     /// Opens a regular file of the context for reading, as `ADD` does for a local archive: the
@@ -552,7 +562,7 @@ impl Context {
             }
         }
         let rel = done.join("/");
-        if !rel.is_empty() {
+        if !self.is_visible(&rel) {
             self.excluded(shown, &rel)?;
         }
         Ok(rel)

@@ -418,3 +418,174 @@ fn rootless_save_and_load() {
         );
     }
 }
+
+/// A one-layer image whose layer is `layer` (an uncompressed tar), as a docker-archive and as an
+/// oci-archive (gzip layer).
+fn archives_with_layer(layer: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use hoist::image::Digest;
+    let diff_id = Digest::of_bytes(layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+    }))
+    .expect("json");
+    let cfg = Digest::of_bytes(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": "c.json", "RepoTags": ["evil:1"], "Layers": ["l.tar"],
+    }]))
+    .expect("json");
+    let docker = tar_of(&[
+        ("manifest.json", &manifest),
+        ("c.json", &config),
+        ("l.tar", layer),
+    ]);
+    let (blob, gz) =
+        hoist::layer::compress(layer, Vec::new(), hoist::layer::Compression::Gzip).expect("gzip");
+    let m = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg.to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": blob.digest.to_string(), "size": blob.size}],
+    }))
+    .expect("json");
+    let md = Digest::of_bytes(&m);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md.to_string(), "size": m.len(),
+                       "annotations": {"org.opencontainers.image.ref.name": "evil:1"}}],
+    }))
+    .expect("json");
+    let names = [
+        format!("blobs/sha256/{}", cfg.hex()),
+        format!("blobs/sha256/{}", blob.digest.hex()),
+        format!("blobs/sha256/{}", md.hex()),
+    ];
+    let oci = tar_of(&[
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+        ("index.json", &index),
+        (&names[0], &config),
+        (&names[1], &gz),
+        (&names[2], &m),
+    ]);
+    (docker, oci)
+}
+
+fn tar_with_links(entries: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, link, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        match link {
+            Some(t) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.as_old_mut().linkname[..t.len()].copy_from_slice(t.as_bytes());
+            }
+            None => h.set_entry_type(tar::EntryType::Regular),
+        }
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, *data).expect("append");
+    }
+    b.into_inner().expect("finish")
+}
+
+#[test]
+fn archives_with_a_layer_that_escapes_are_refused() {
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let dotdot = tar_with_links(&[("../../evil", None, b"x")]);
+    let via_link = tar_with_links(&[("etc", Some("/etc"), b""), ("etc/evil", None, b"x")]);
+    for (what, layer) in [("dotdot", dotdot), ("symlink", via_link)] {
+        let (docker, oci) = archives_with_layer(&layer);
+        refuse(
+            &env,
+            &docker,
+            &format!("{what}-docker.tar"),
+            "escapes the target directory",
+        );
+        refuse(
+            &env,
+            &oci,
+            &format!("{what}-oci.tar"),
+            "escapes the target directory",
+        );
+    }
+    // the same builders make a loadable archive from a friendly layer (so the refusals above
+    // are about the layer, not the archive)
+    let (docker, oci) = archives_with_layer(&tar_with_links(&[("etc/ok", None, b"x")]));
+    for (name, data) in [("fine-docker.tar", docker), ("fine-oci.tar", oci)] {
+        let file = env.path(name);
+        fs::write(&file, data).expect("write");
+        let out = env.ok(["load".as_ref(), "-i".as_ref(), file.as_os_str()]);
+        assert_same(name, "Loaded image: ", &out[..14]);
+    }
+}
+
+#[test]
+fn podman_loads_hoist_archives_and_hoist_loads_podman_s() {
+    require("podman");
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let (id, _, _) = identity(&env, "bb");
+    let podman = |args: &[&str]| {
+        let out = run(Command::new("podman")
+            .arg("--root")
+            .arg(env.path("podman/root"))
+            .arg("--runroot")
+            .arg(env.path("podman/run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args));
+        assert!(out.status.success(), "podman {args:?}\n{}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for format in ["docker-archive", "oci-archive"] {
+        let file = env.path(&format!("for-podman-{format}.tar"));
+        env.ok([
+            "save".as_ref(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "-o".as_ref(),
+            file.as_os_str(),
+            "bb".as_ref(),
+        ]);
+        let out = podman(&["load", "-q", "-i", &file.display().to_string()]);
+        assert!(out.contains("localhost/bb:latest"), "{format}: {out}");
+        let pid = podman(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "localhost/bb:latest",
+        ]);
+        assert_same(&format!("{format}: image ID in podman"), &id, pid.trim());
+        podman(&["rmi", "-f", "localhost/bb:latest"]);
+    }
+    // and back: podman's oci-archive keeps the config, so the ID is the same in hoist
+    podman(&[
+        "load",
+        "-q",
+        "-i",
+        &env.path("for-podman-oci-archive.tar").display().to_string(),
+    ]);
+    let back = env.path("from-podman.tar");
+    podman(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        &back.display().to_string(),
+        "localhost/bb:latest",
+    ]);
+    env.ok(["rmi", "bb"]);
+    let out = env.ok(["load".as_ref(), "-i".as_ref(), back.as_os_str()]);
+    assert_same(
+        "load of podman's archive",
+        "Loaded image: localhost/bb:latest\n",
+        &out,
+    );
+    assert_eq!(identity(&env, "bb").0, id);
+}

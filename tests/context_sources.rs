@@ -361,3 +361,30 @@ fn a_context_that_is_not_a_directory_is_refused() {
     assert!(e.to_string().contains("is not a directory"), "{e}");
     assert!(Context::open(&t.path().join("missing"), None).is_err());
 }
+
+#[test]
+fn an_excluded_directory_with_a_re_included_file_can_be_copied() {
+    let (_t, ctx) = context(
+        &["dir/keep", "dir/drop", "dir/sub/x"],
+        Some("dir\n!dir/keep\n"),
+    );
+    assert_eq!(
+        resolve(&ctx, &["dir"], &CopyOptions::default()),
+        ["", "keep"]
+    );
+    assert_eq!(
+        resolve(&ctx, &["dir/keep"], &CopyOptions::default()),
+        ["keep"]
+    );
+    assert_eq!(
+        resolve(&ctx, &["d*"], &CopyOptions::default()),
+        ["", "keep"]
+    );
+    let e = ctx
+        .resolve_sources(&["dir/drop"], &CopyOptions::default())
+        .expect_err("excluded");
+    assert_eq!(e.to_string(), "dir/drop: excluded by .dockerignore line 1");
+    assert!(ctx
+        .resolve_sources(&["dir/sub"], &CopyOptions::default())
+        .is_err());
+}

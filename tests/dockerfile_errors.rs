@@ -276,6 +276,13 @@ const CASES: &[(&str, usize, usize, &str)] = &[
         13,
         "unknown HEALTHCHECK type `CONNECT`",
     ),
+    (
+        "FROM a\nSTOPSIGNAL SIGNOPE\n",
+        2,
+        12,
+        "invalid stop signal `SIGNOPE`",
+    ),
+    ("FROM a\nSTOPSIGNAL 65\n", 2, 12, "invalid stop signal `65`"),
     // ONBUILD.
     (
         "FROM a\nONBUILD ONBUILD RUN x\n",

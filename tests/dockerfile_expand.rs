@@ -77,13 +77,7 @@ fn single_word_table() {
     let mut failures = Vec::new();
     let mut n = 0;
     for line in WORD.lines().filter(|l| !l.trim().is_empty()) {
-        let (input, want) = line
-            .split_once(" | ")
-            .map(|(a, b)| (a, b))
-            .unwrap_or_else(|| {
-                let (a, b) = line.rsplit_once('|').expect("INPUT | EXPECTED");
-                (a, b)
-            });
+        let (input, want) = line.rsplit_once('|').expect("INPUT | EXPECTED");
         let input = input.trim().to_string();
         let want = want.trim().to_string();
         n += 1;

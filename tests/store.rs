@@ -131,6 +131,28 @@ fn rootless_user_imports_tags_and_removes() {
         assert_eq!(uid, 65534, "{} owned by {uid}", e.path().display());
     }
     storecheck::verify(&env.root);
+    // the same user unpacks it with umoci, straight from the store
+    require("umoci");
+    let bundle = env.path("bundle");
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+        "umoci",
+        "unpack",
+        "--rootless",
+        "--image",
+    ])
+    .arg(format!("{}:localhost/again:latest", env.root.display()))
+    .arg(&bundle)
+    .env("HOME", env.dir.path());
+    let out = run(&mut cmd);
+    assert_success(&cmd, &out);
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
     env.ok(["rmi", "busybox", "again"]);
     assert_eq!(env.ok(["images", "-q"]), "");
 }
@@ -153,4 +175,42 @@ fn killed_import_leaves_a_readable_store_and_is_swept() {
         "an interrupted index write is swept"
     );
     storecheck::verify(&env.root);
+}
+
+#[test]
+fn hoist_reads_a_layout_skopeo_wrote() {
+    require("skopeo");
+    let env = TestEnv::new();
+    let id = env.import_busybox("busybox");
+    // skopeo copies the image into a fresh layout under a short name, the way users do
+    let other = env.path("other");
+    let mut cmd = Command::new("skopeo");
+    cmd.arg("copy")
+        .arg(format!(
+            "oci:{}:localhost/busybox:latest",
+            env.root.display()
+        ))
+        .arg(format!("oci:{}:mine", other.display()));
+    let out = run(&mut cmd);
+    assert_success(&cmd, &out);
+    let with_root = |args: &[&str]| {
+        let mut full = vec!["--root", other.to_str().expect("utf8")];
+        full.extend_from_slice(args);
+        env.ok(full)
+    };
+    // `mine` is an unqualified name: hoist reads it as localhost/mine:latest
+    let v: serde_json::Value =
+        serde_json::from_str(&with_root(&["inspect", "mine"])).expect("json");
+    assert_eq!(v[0]["Id"], id.as_str(), "same config, same ID");
+    with_root(&["tag", "mine", "second"]);
+    let table = with_root(&["images"]);
+    assert!(table.contains("localhost/second"), "{table}");
+    with_root(&["rmi", "mine"]);
+    // skopeo still reads what hoist left
+    let mut cmd = Command::new("skopeo");
+    cmd.arg("inspect")
+        .arg(format!("oci:{}:localhost/second:latest", other.display()));
+    let out = run(&mut cmd);
+    assert_success(&cmd, &out);
+    storecheck::verify(&other);
 }

@@ -91,6 +91,18 @@ fn round_trip_import_images_tag_inspect_history_rmi() {
             "quay.io/team/app:latest"
         ]
     );
+    let t = env.ok(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert_same(
+        "images --format TEMPLATE",
+        &format!(
+            "localhost/busybox:latest {short}\nlocalhost/app:v1 {short}\nquay.io/team/app:latest {short}\n",
+            short = &id[..12]
+        ),
+        &t,
+    );
+    let r = rows(&env.ok(["images", "--digests"]));
+    assert_eq!(r[0][2], "DIGEST");
+    assert!(r[1][2].starts_with("sha256:"), "{r:?}");
     // a repository filter
     let r = rows(&env.ok(["images", "app"]));
     assert_eq!(r.len(), 2, "{r:?}");
@@ -206,9 +218,22 @@ fn import_reads_gzip_and_stdin_and_is_reproducible() {
         "stdin, same image"
     );
 
+    // zstd too
+    let zst = env.path("rootfs.tar.zst");
+    std::fs::write(&zst, zstd::encode_all(&tar[..], 3).expect("zstd")).expect("write zst");
+    let mut z = env.cmd(["import", "-m", "same", zst.to_str().expect("utf8"), "d"]);
+    z.env("SOURCE_DATE_EPOCH", "1700000000");
+    let out = run(&mut z);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        id_plain,
+        "zstd input, same image"
+    );
+
     let v = json(&env.ok(["inspect", "a"]));
     assert_eq!(v[0]["Created"], "2023-11-14T22:13:20Z");
-    assert_eq!(v[0]["Names"].as_array().expect("names").len(), 3);
+    assert_eq!(v[0]["Names"].as_array().expect("names").len(), 4);
     storecheck::verify(&env.root);
 }
 
@@ -230,6 +255,28 @@ fn names_move_and_dangling_images_show_as_none() {
         .expect("dangling row");
     assert_eq!(none[1], "<none>");
     assert_eq!(none[2], &first[..12]);
+    // filters: the dangling one alone, the named one alone
+    let q = env.ok(["images", "-q", "--filter", "dangling=true"]);
+    assert_same(
+        "images -f dangling=true",
+        &format!("{}\n", &first[..12]),
+        &q,
+    );
+    let q = env.ok([
+        "images",
+        "-q",
+        "-f",
+        "dangling=false",
+        "-f",
+        "reference=app*",
+    ]);
+    assert_same(
+        "images -f dangling=false",
+        &format!("{}\n", &second[..12]),
+        &q,
+    );
+    let q = env.ok(["images", "-q", "-f", &format!("before={}", &second[..12])]);
+    assert_same("images -f before=", &format!("{}\n", &first[..12]), &q);
     // prune removes the dangling one and reports the space
     let out = env.ok(["prune"]);
     assert!(out.contains(&first), "{out}");
@@ -292,6 +339,8 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
     std::fs::write(&escaping, storecheck::escaping_tar()).expect("write");
     let hardlink = env.path("hardlink.tar");
     std::fs::write(&hardlink, storecheck::hardlink_escape_tar()).expect("write");
+    let through_link = env.path("through-link.tar");
+    std::fs::write(&through_link, storecheck::symlink_parent_tar()).expect("write");
     let p = |p: &std::path::Path| p.to_str().expect("utf8").to_owned();
 
     refused(&env, &["import", &p(&truncated), "x"], "truncated.tar");
@@ -302,8 +351,13 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
     );
     refused(&env, &["import", &p(&not_tar), "x"], "notes.txt");
     refused(&env, &["import", &p(&empty), "x"], "empty.tar");
-    refused(&env, &["import", &p(&escaping), "x"], "escapes the root");
-    refused(&env, &["import", &p(&hardlink), "x"], "escapes the root");
+    refused(
+        &env,
+        &["import", &p(&escaping), "x"],
+        "`..` leads above the root",
+    );
+    refused(&env, &["import", &p(&hardlink), "x"], "hard link target");
+    refused(&env, &["import", &p(&through_link), "x"], "symbolic link");
     refused(
         &env,
         &["import", "/nonexistent.tar", "x"],
@@ -318,6 +372,15 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
     refused(&env, &["import", &p(&truncated), "x:"], "empty tag");
     refused(
         &env,
+        &[
+            "import",
+            &p(&escaping),
+            &format!("x@sha256:{}", "a".repeat(64)),
+        ],
+        "digest",
+    );
+    refused(
+        &env,
         &["import", &p(&truncated), "x", "-c", "RUN make"],
         "RUN",
     );
@@ -329,9 +392,14 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
     refused(&env, &["history", "nosuch"], "`nosuch`");
     refused(&env, &["rmi", "busybox", "nosuch"], "`nosuch`");
     refused(&env, &["rmi", "0000000"], "`0000000`");
-    // an unknown format is a usage error (exit 2), as every clap-level mistake
-    let err = env.fails(2, ["images", "--format", "yaml"]);
-    assert!(err.contains("yaml"), "{err}");
+    refused(&env, &["images", "--format", "yaml"], "`yaml`");
+    refused(&env, &["images", "--filter", "color=red"], "`color`");
+    refused(&env, &["images", "--filter", "since=nosuch"], "`nosuch`");
+    refused(
+        &env,
+        &["history", "--format", "{{.ID", "busybox"],
+        "template",
+    );
     refused(
         &env,
         &["inspect", "--format", "{{.Nope}}x{{", "busybox"],
@@ -420,4 +488,34 @@ fn ambiguous_short_id_names_the_candidates() {
     for m in matching {
         assert!(err.contains(&m[..12]), "{err} lacks {m}");
     }
+}
+
+#[test]
+fn rmi_all_removes_every_image_and_blob() {
+    let env = TestEnv::new();
+    let tar = env.path("small.tar");
+    std::fs::write(&tar, storecheck::small_tar(&[("f", b"1")])).expect("write");
+    let t = tar.to_str().expect("utf8");
+    let a = env.ok(["import", t, "a"]).trim().to_string();
+    env.ok(["tag", "a", "c"]);
+    let b = env.ok(["import", t, "b"]).trim().to_string();
+    let out = env.ok(["rmi", "-a"]);
+    for line in [
+        "Untagged: localhost/a:latest",
+        "Untagged: localhost/c:latest",
+        "Untagged: localhost/b:latest",
+        &format!("Deleted: {a}"),
+        &format!("Deleted: {b}"),
+    ] {
+        assert!(out.lines().any(|l| l == line), "`{line}` missing:\n{out}");
+    }
+    assert_eq!(env.ok(["images", "-q", "-a"]), "");
+    assert_eq!(
+        std::fs::read_dir(env.root.join("blobs/sha256"))
+            .expect("ls")
+            .count(),
+        0
+    );
+    let err = env.fails(2, ["rmi", "-a", "a"]);
+    assert!(err.contains("cannot be used with"), "{err}");
 }

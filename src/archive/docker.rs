@@ -226,7 +226,12 @@ fn recompress(
     let out = io::BufWriter::new(tmp.reopen().map_err(|e| ArchiveError::io(scratch, e))?);
     let mut w = LayerWriter::new(out, Compression::Gzip)
         .map_err(|e| ArchiveError::invalid(path, &lwhat, e))?;
-    io::copy(&mut tar, &mut w).map_err(|e| ArchiveError::invalid(path, &lwhat, e))?;
+    // one pass: the tar is checked for escapes while it is compressed
+    layer::check_tar(Tee {
+        inner: &mut tar,
+        out: &mut w,
+    })
+    .map_err(|e| ArchiveError::invalid(path, &lwhat, e))?;
     let (out, blob) = w
         .finish()
         .map_err(|e| ArchiveError::invalid(path, &lwhat, e))?;
@@ -389,4 +394,18 @@ pub(super) fn write<W: Write>(
         .map_err(|e| ArchiveError::invalid(shown, "`repositories`", e))?;
     append_bytes(&mut b, "repositories", &rb, &label)?;
     b.into_inner().map_err(|e| ArchiveError::io(shown, e))
+}
+
+/// Copies what is read from `inner` to `out`.
+struct Tee<'a, R, W> {
+    inner: &'a mut R,
+    out: &'a mut W,
+}
+
+impl<R: Read, W: Write> Read for Tee<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }

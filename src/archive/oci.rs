@@ -146,7 +146,14 @@ pub(super) fn read(index: TarIndex) -> Result<Vec<OciImage>, ArchiveError> {
             .map_err(|e| ArchiveError::invalid(&path, format!("manifest `{digest}`"), e))?;
         let mwhat = format!("manifest `{digest}`");
         let id = digest_of(&path, &mwhat, manifest.config().digest())?;
-        require(&index, &id, &mwhat)?;
+        let config = read_blob(&index, &id, &mwhat)?;
+        if Digest::of_bytes(&config) != id || config.len() as u64 != manifest.config().size() {
+            return Err(ArchiveError::invalid(
+                &path,
+                format!("config `{id}`"),
+                "its content does not match the digest and size in the manifest",
+            ));
+        }
         for l in manifest.layers() {
             require(&index, &digest_of(&path, &mwhat, l.digest())?, &mwhat)?;
         }
@@ -196,6 +203,35 @@ pub(super) fn read(index: TarIndex) -> Result<Vec<OciImage>, ArchiveError> {
             "`index.json`",
             "it names no image",
         ));
+    }
+    // every layer is read once before anything is loaded: a layer that would escape when
+    // unpacked, or that is not a tar, refuses the whole archive
+    let mut checked: HashSet<Digest> = HashSet::new();
+    for img in &images {
+        for l in img.manifest.layers() {
+            let d = digest_of(&path, "manifest", l.digest())?;
+            if !checked.insert(d.clone()) {
+                continue;
+            }
+            let member = blob_name(&d);
+            let m = index
+                .find(&member)
+                .ok_or_else(|| ArchiveError::MissingBlob {
+                    path: path.clone(),
+                    what: format!("manifest `{}`", Digest::of_bytes(&img.manifest_bytes)),
+                    member: member.clone(),
+                })?;
+            let what = format!("layer `{member}`");
+            // the blob is hashed in the same pass, so that a damaged one refuses the whole
+            // archive before the first image is copied
+            let mut blob = VerifyingReader::new(index.reader(m), d.clone(), l.size());
+            let (tar, _) =
+                crate::layer::decompress(io::BufReader::with_capacity(256 * 1024, &mut blob))
+                    .map_err(|e| ArchiveError::invalid(&path, &what, e))?;
+            crate::layer::check_tar(tar).map_err(|e| ArchiveError::invalid(&path, &what, e))?;
+            io::copy(&mut blob, &mut io::sink())
+                .map_err(|e| ArchiveError::invalid(&path, &what, e))?;
+        }
     }
     Ok(images)
 }

@@ -482,3 +482,50 @@ fn links_leading_out_of_the_archive_are_refused() {
         assert!(err.to_string().contains(target), "{err}");
     }
 }
+
+#[test]
+fn a_damaged_oci_blob_refuses_the_whole_archive() {
+    let a = mem_image("a");
+    let b = mem_image("b");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("o.tar");
+    save(
+        ArchiveFormat::OciArchive,
+        &[(&a, &["a:1"]), (&b, &["b:1"])],
+        &path,
+    );
+    let (_, m) = b.manifest().expect("manifest");
+    let victim = format!(
+        "blobs/sha256/{}",
+        Digest::from_oci(m.layers()[1].digest()).expect("d").hex()
+    );
+    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut ar = tar::Archive::new(fs::File::open(&path).expect("open"));
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read");
+        if name == victim {
+            // flip a byte in the gzip trailer's CRC: the stream still inflates, only the
+            // digest (and the CRC) give it away
+            let n = data.len();
+            data[n - 6] ^= 0x55;
+        }
+        members.push((name, data));
+    }
+    let refs: Vec<(&str, &[u8])> = members
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    let err = read_err(&tar_with(&refs));
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&victim)
+            && (msg.contains("digest") || msg.contains("crc") || msg.contains("corrupt")),
+        "{msg}"
+    );
+}

@@ -225,7 +225,7 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
 
     let mut tags = Vec::new();
     for t in &args.tags {
-        let r = crate::image::Reference::parse(t)
+        let r = crate::image::Reference::parse_local(t)
             .with_context(|| format!("`-t {t}` is not a valid image name"))?;
         tags.push(r);
     }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use serde::Serialize;
 
+use super::inspect::ListFormat;
 use super::{output, Globals};
 use crate::store::{parse_time, Store};
 use crate::util::{human_duration, human_size};
@@ -22,18 +23,28 @@ pub struct Args {
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
 
-    /// Output format
-    #[arg(long = "format", value_enum, default_value_t = super::images::Format::Table)]
-    pub format: super::images::Format,
+    /// Output format: `table`, `json`, or a Go template over ID, Created, CreatedSince,
+    /// CreatedBy, Size, Comment (`{{.ID}} {{.CreatedBy}}`)
+    #[arg(long = "format", value_name = "FORMAT", default_value = "table")]
+    pub format: String,
 
     /// The image: a name, an ID or a unique ID prefix
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
 
+/// `2 minutes ago`, or `N/A` without a valid time.
+fn since(created: Option<&str>, now: chrono::DateTime<Utc>) -> String {
+    created
+        .and_then(parse_time)
+        .map(|t| format!("{} ago", human_duration((now - t).num_seconds())))
+        .unwrap_or_else(|| "N/A".into())
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct Row {
+    #[serde(rename = "ID")]
     id: String,
     created: Option<String>,
     created_by: String,
@@ -45,6 +56,7 @@ struct Row {
 const CREATED_BY_WIDTH: usize = 45;
 
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let format = ListFormat::parse(&args.format)?;
     let store = Store::open(&globals.root)?;
     let image = store.resolve(&args.image)?;
     let history = image.config.history().clone().unwrap_or_default();
@@ -88,28 +100,35 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         }),
     }
     if args.quiet {
-        match args.format {
-            super::images::Format::Json => {
+        match format {
+            ListFormat::Json => {
                 let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
                 output::println(&serde_json::to_string_pretty(&ids)?);
             }
-            super::images::Format::Table => rows.iter().for_each(|r| output::println(&r.id)),
+            ListFormat::Table => rows.iter().for_each(|r| output::println(&r.id)),
+            ListFormat::Template(_) => {
+                anyhow::bail!("`--quiet` and a `--format` template cannot be combined")
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format {
-        super::images::Format::Json => output::println(&serde_json::to_string_pretty(&rows)?),
-        super::images::Format::Table => {
+    match format {
+        ListFormat::Json => output::println(&serde_json::to_string_pretty(&rows)?),
+        ListFormat::Template(t) => {
+            let now = Utc::now();
+            for r in &rows {
+                let mut v = serde_json::to_value(r)?;
+                v["CreatedSince"] = serde_json::Value::String(since(r.created.as_deref(), now));
+                v["Size"] = serde_json::Value::String(human_size(r.size));
+                output::println(&t.render(&v)?);
+            }
+        }
+        ListFormat::Table => {
             let now = Utc::now();
             let table: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
-                    let created = r
-                        .created
-                        .as_deref()
-                        .and_then(parse_time)
-                        .map(|t| format!("{} ago", human_duration((now - t).num_seconds())))
-                        .unwrap_or_else(|| "N/A".into());
+                    let created = since(r.created.as_deref(), now);
                     let by = if args.no_trunc || r.created_by.chars().count() <= CREATED_BY_WIDTH {
                         r.created_by.clone()
                     } else {

@@ -3,7 +3,7 @@
 //! Prints the new image's ID.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,6 +17,9 @@ use crate::image::Reference;
 use crate::store::{ImportOptions, Store};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = "The tarball may be plain or compressed with gzip, zstd, bzip2 or xz; `-` reads standard input. It is checked whole (a truncated or non-tar file, or an entry escaping the root, is refused) before anything is written to the store. The image gets one gzip layer; `SOURCE_DATE_EPOCH` fixes its creation time, so the same tarball gives the same image ID. Prints the image ID."
+)]
 pub struct Args {
     /// The tarball to import, or `-` for standard input
     #[arg(value_name = "FILE|-")]
@@ -54,6 +57,11 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         );
     }
     let mut input: Box<dyn Read> = if source == "-" {
+        if io::stdin().is_terminal() {
+            anyhow::bail!(
+                "cannot read a tarball from a terminal: redirect standard input or name a file"
+            );
+        }
         Box::new(io::stdin().lock())
     } else {
         let f = File::open(&args.file).with_context(|| format!("`{source}`"))?;

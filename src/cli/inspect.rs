@@ -87,9 +87,11 @@ pub fn inspect_value(r: &ImageRecord) -> Value {
     })
 }
 
-/// A small Go-template subset: literal text, `{{.A.B}}` and `{{json .A.B}}`.
+/// A small Go-template subset: literal text, `{{.A.B}}` and `{{json .A.B}}` (also used by
+/// `images` and `history`). `\t` and `\n` in the text stand for a tab and a newline, as podman
+/// reads them.
 #[derive(Debug)]
-struct Template {
+pub(crate) struct Template {
     parts: Vec<Part>,
 }
 
@@ -100,7 +102,7 @@ enum Part {
 }
 
 impl Template {
-    fn parse(t: &str) -> anyhow::Result<Template> {
+    pub(crate) fn parse(t: &str) -> anyhow::Result<Template> {
         let mut parts = Vec::new();
         let mut rest = t;
         while let Some(start) = rest.find("{{") {
@@ -135,11 +137,11 @@ impl Template {
         Ok(Template { parts })
     }
 
-    fn render(&self, v: &Value) -> anyhow::Result<String> {
+    pub(crate) fn render(&self, v: &Value) -> anyhow::Result<String> {
         let mut out = String::new();
         for p in &self.parts {
             match p {
-                Part::Text(t) => out.push_str(t),
+                Part::Text(t) => out.push_str(&t.replace("\\t", "\t").replace("\\n", "\n")),
                 Part::Field { path, json } => {
                     let mut cur = v;
                     for (i, key) in path.iter().enumerate() {
@@ -207,5 +209,29 @@ mod tests {
             .expect("parse")
             .render(&v)
             .is_err());
+    }
+}
+
+/// What `--format` asks of a listing verb: `table` (default), `json`, or a Go template.
+#[derive(Debug)]
+pub(crate) enum ListFormat {
+    Table,
+    Json,
+    Template(Template),
+}
+
+impl ListFormat {
+    pub(crate) fn parse(s: &str) -> anyhow::Result<ListFormat> {
+        match s {
+            "table" => Ok(ListFormat::Table),
+            "json" => Ok(ListFormat::Json),
+            t if t.starts_with("table ") => anyhow::bail!(
+                "format `{t}`: `table TEMPLATE` is not supported: use `table`, `json` or a template such as `{{{{.ID}}}}`"
+            ),
+            t if t.contains("{{") => Ok(ListFormat::Template(Template::parse(t)?)),
+            t => anyhow::bail!(
+                "unsupported format `{t}`: use `table`, `json` or a Go template such as `{{{{.ID}}}}`"
+            ),
+        }
     }
 }

@@ -9,6 +9,9 @@ use crate::store::{PruneMode, Store};
 use crate::util::human_size;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = "Without `--all`, removes unnamed images that are no other image's parent (dangling images); with `--all`, every image. Then deletes every blob and unpacked layer no remaining image references, and prints the removed image IDs and the space reclaimed. Blobs and layers stay while another hoist process works on the store."
+)]
 pub struct Args {
     /// Remove every image, not only unnamed ones
     #[arg(short = 'a', long = "all")]

@@ -9,6 +9,9 @@ use super::{output, Globals};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = "A name of an image that has other names is only untagged. Naming the image by ID removes it with all its names (`--force` when it has more than one). Blobs and unpacked layers that no remaining image uses are deleted, unless another hoist process is working on the store; `hoist prune` deletes them later. Every argument is resolved first: if one is unknown, nothing is removed."
+)]
 pub struct Args {
     /// Remove images given by ID even when they have several names
     #[arg(short = 'f', long = "force")]
@@ -26,11 +29,13 @@ pub struct Args {
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let targets: Vec<String> = if args.all {
-        store
+        let mut ids: Vec<String> = store
             .images()?
             .iter()
-            .map(|r| r.id.hex().to_owned())
-            .collect()
+            .map(|r| r.manifest_digest.to_string())
+            .collect();
+        ids.dedup();
+        ids
     } else {
         for i in &args.images {
             store.resolve(i)?;

@@ -8,6 +8,9 @@ use crate::image::Reference;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = "Unqualified names get `localhost/` and the tag `latest`, as podman names local images. A name that belongs to another image moves to this one; an image left without names stays, unnamed."
+)]
 pub struct Args {
     /// The image: a name, an ID or a unique ID prefix
     #[arg(value_name = "IMAGE")]

@@ -103,13 +103,15 @@ pub enum ErrorKind {
     HealthcheckMissingCommand,
     #[error("unknown HEALTHCHECK type `{0}`: expected CMD or NONE")]
     HealthcheckType(String),
+    #[error("invalid stop signal `{0}`: expected a name such as SIGTERM or a number from 1 to 64")]
+    InvalidSignal(String),
     #[error("invalid variable name `{0}` in ARG")]
     InvalidArgName(String),
 }
 
 fn allowed_list(allowed: &[String]) -> String {
     if allowed.is_empty() {
-        format!(" (it takes no flags)")
+        " (it takes no flags)".to_string()
     } else {
         let list: Vec<String> = allowed.iter().map(|f| format!("--{f}")).collect();
         format!(" (it takes {})", list.join(", "))
@@ -126,7 +128,8 @@ pub struct DockerfileError {
     pub width: usize,
     /// The physical source line the error points into (empty when the file has no such line).
     pub source_line: String,
-    pub kind: ErrorKind,
+    /// Boxed so that `Result<_, DockerfileError>` stays small.
+    pub kind: Box<ErrorKind>,
 }
 
 impl DockerfileError {
@@ -149,7 +152,7 @@ impl DockerfileError {
                 .get(line - 1)
                 .map(|l| l.to_string())
                 .unwrap_or_default(),
-            kind,
+            kind: Box::new(kind),
         }
     }
 

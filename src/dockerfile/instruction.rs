@@ -453,43 +453,43 @@ pub fn suggest_keyword(word: &str) -> Option<String> {
 }
 
 /// A parsed flag: name, value (`None` for a bare `--link`), where.
-struct Flag {
-    name: String,
-    value: Option<String>,
+struct Flag<'a> {
+    name: &'a str,
+    value: Option<&'a str>,
     span: Span,
 }
 
 /// Checks a node's flags against what `keyword` accepts (`repeatable` may be given more than
 /// once) and returns them.
-fn flags(
-    node: &Node,
+fn flags<'a>(
+    node: &'a Node,
     keyword: &str,
     allowed: &[&str],
     repeatable: &[&str],
-) -> Result<Vec<Flag>, Fail> {
+) -> Result<Vec<Flag<'a>>, Fail> {
     let mut out: Vec<Flag> = Vec::new();
     for f in &node.flags {
         let body = f.text.strip_prefix("--").unwrap_or(&f.text);
         let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (body.to_string(), None),
+            Some((n, v)) => (n, Some(v)),
+            None => (body, None),
         };
-        if !allowed.contains(&name.as_str()) {
+        if !allowed.contains(&name) {
             return Err((
                 f.span,
                 ErrorKind::UnknownFlag {
                     instruction: keyword.to_string(),
-                    flag: name,
+                    flag: name.to_string(),
                     allowed: allowed.iter().map(|s| s.to_string()).collect(),
                 },
             ));
         }
-        if !repeatable.contains(&name.as_str()) && out.iter().any(|o| o.name == name) {
+        if !repeatable.contains(&name) && out.iter().any(|o| o.name == name) {
             return Err((
                 f.span,
                 ErrorKind::DuplicateFlag {
                     instruction: keyword.to_string(),
-                    flag: name,
+                    flag: name.to_string(),
                 },
             ));
         }
@@ -503,9 +503,9 @@ fn flags(
 }
 
 fn need_value(f: &Flag) -> Result<Spanned<String>, Fail> {
-    match &f.value {
-        Some(v) => Ok(Spanned::new(v.clone(), f.span)),
-        None => Err((f.span, ErrorKind::FlagNeedsValue(f.name.clone()))),
+    match f.value {
+        Some(v) => Ok(Spanned::new(v.to_string(), f.span)),
+        None => Err((f.span, ErrorKind::FlagNeedsValue(f.name.to_string()))),
     }
 }
 
@@ -525,8 +525,8 @@ fn bool_flag(f: &Flag) -> Result<bool, Fail> {
             (
                 f.span,
                 ErrorKind::InvalidFlagValue {
-                    flag: f.name.clone(),
-                    value: v.clone(),
+                    flag: f.name.to_string(),
+                    value: v.to_string(),
                     expected: "true or false".into(),
                 },
             )
@@ -554,10 +554,14 @@ fn no_flags(node: &Node, keyword: &str) -> Result<(), Fail> {
 }
 
 /// Types one raw node (anything but FROM, which [`parse_from`] handles).
-pub fn from_node(node: &Node) -> Result<Spanned<Instruction>, Fail> {
-    let keyword = node.keyword.to_ascii_uppercase();
-    let ins = match keyword.as_str() {
-        "ADD" | "COPY" => copy_or_add(node, &keyword)?,
+pub fn from_node(node: &mut Node) -> Result<Spanned<Instruction>, Fail> {
+    let keyword: &'static str = KEYWORDS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(&node.name))
+        .copied()
+        .unwrap_or("");
+    let ins = match keyword {
+        "ADD" | "COPY" => copy_or_add(node, keyword)?,
         "ARG" => {
             no_flags(node, "ARG")?;
             if node.args.is_empty() {
@@ -566,11 +570,12 @@ pub fn from_node(node: &Node) -> Result<Spanned<Instruction>, Fail> {
                     "needs at least one argument: ARG name[=default]",
                 ));
             }
-            let mut decls = Vec::new();
-            for (w, span) in node.args.iter().zip(&node.arg_spans) {
+            let mut decls = Vec::with_capacity(node.args.len());
+            let args = std::mem::take(&mut node.args);
+            for (w, span) in args.into_iter().zip(&node.arg_spans) {
                 let (name, default) = match w.split_once('=') {
                     Some((n, d)) => (n.to_string(), Some(d.to_string())),
-                    None => (w.clone(), None),
+                    None => (w, None),
                 };
                 if name.is_empty() {
                     return Err((*span, ErrorKind::EmptyName("ARG".into())));
@@ -590,11 +595,11 @@ pub fn from_node(node: &Node) -> Result<Spanned<Instruction>, Fail> {
             Instruction::Arg(decls)
         }
         "CMD" | "ENTRYPOINT" => {
-            no_flags(node, &keyword)?;
+            no_flags(node, keyword)?;
             let cmd = if node.json {
-                ShellOrExec::Exec(node.args.clone())
+                ShellOrExec::Exec(std::mem::take(&mut node.args))
             } else {
-                ShellOrExec::Shell(node.text.clone())
+                ShellOrExec::Shell(std::mem::take(&mut node.text))
             };
             if keyword == "CMD" {
                 Instruction::Cmd(cmd)
@@ -603,23 +608,27 @@ pub fn from_node(node: &Node) -> Result<Spanned<Instruction>, Fail> {
             }
         }
         "ENV" | "LABEL" => {
-            no_flags(node, &keyword)?;
+            no_flags(node, keyword)?;
             if node.args.is_empty() {
                 return Err(count_error(node, "needs at least one argument: name=value"));
             }
-            let mut kvs = Vec::new();
-            for (chunk, spans) in node.args.chunks(3).zip(node.arg_spans.chunks(3)) {
-                let [k, v, sep] = chunk else {
-                    return Err(count_error(node, "needs name=value pairs"));
-                };
-                if k.is_empty() {
-                    return Err((spans[0], ErrorKind::EmptyName(keyword.clone())));
+            if node.args.len() % 3 != 0 {
+                return Err(count_error(node, "needs name=value pairs"));
+            }
+            let mut kvs = Vec::with_capacity(node.args.len() / 3);
+            let mut args = std::mem::take(&mut node.args).into_iter();
+            let mut spans = node.arg_spans.iter().step_by(3);
+            while let (Some(key), Some(value), Some(sep), Some(span)) =
+                (args.next(), args.next(), args.next(), spans.next())
+            {
+                if key.is_empty() {
+                    return Err((*span, ErrorKind::EmptyName(keyword.to_string())));
                 }
                 kvs.push(KeyValue {
-                    key: k.clone(),
-                    value: v.clone(),
+                    key,
+                    value,
                     legacy: sep.is_empty(),
-                    span: spans[0],
+                    span: *span,
                 });
             }
             if keyword == "ENV" {
@@ -636,23 +645,27 @@ pub fn from_node(node: &Node) -> Result<Spanned<Instruction>, Fail> {
                     "needs at least one argument: a port such as 80/tcp",
                 ));
             }
-            let mut ports = Vec::new();
-            for (w, span) in node.args.iter().zip(&node.arg_spans) {
+            let mut ports = Vec::with_capacity(node.args.len());
+            let args = std::mem::take(&mut node.args);
+            for (w, span) in args.into_iter().zip(&node.arg_spans) {
                 if !w.contains('$') {
-                    PortSpec::parse(w).map_err(|k| (*span, k))?;
+                    PortSpec::parse(&w).map_err(|k| (*span, k))?;
                 }
-                ports.push(Spanned::new(w.clone(), *span));
+                ports.push(Spanned::new(w, *span));
             }
             Instruction::Expose(ports)
         }
         "HEALTHCHECK" => healthcheck(node)?,
         "MAINTAINER" | "USER" | "WORKDIR" | "STOPSIGNAL" => {
-            no_flags(node, &keyword)?;
+            no_flags(node, keyword)?;
             if node.text.is_empty() {
                 return Err(count_error(node, "needs exactly one argument"));
             }
-            let t = node.text.clone();
-            match keyword.as_str() {
+            if keyword == "STOPSIGNAL" && !node.text.contains('$') && !valid_signal(&node.text) {
+                return Err((node.text_span, ErrorKind::InvalidSignal(node.text.clone())));
+            }
+            let t = std::mem::take(&mut node.text);
+            match keyword {
                 "MAINTAINER" => Instruction::Maintainer(t),
                 "USER" => Instruction::User(t),
                 "WORKDIR" => Instruction::Workdir(t),
@@ -661,7 +674,8 @@ pub fn from_node(node: &Node) -> Result<Spanned<Instruction>, Fail> {
         }
         "ONBUILD" => {
             no_flags(node, "ONBUILD")?;
-            let Some(inner) = &node.inner else {
+            let text = node.text.clone();
+            let Some(inner) = node.inner.as_deref_mut() else {
                 return Err(count_error(
                     node,
                     "needs an instruction to run later: ONBUILD RUN …",
@@ -680,7 +694,7 @@ pub fn from_node(node: &Node) -> Result<Spanned<Instruction>, Fail> {
             let trigger = from_node(inner)?;
             Instruction::OnBuild(OnBuild {
                 trigger: Box::new(trigger),
-                text: node.text.clone(),
+                text,
             })
         }
         "RUN" => run(node)?,
@@ -702,15 +716,16 @@ pub fn from_node(node: &Node) -> Result<Spanned<Instruction>, Fail> {
                     "needs at least one argument: SHELL [\"/bin/sh\", \"-c\"]",
                 ));
             }
-            Instruction::Shell(node.args.clone())
+            Instruction::Shell(std::mem::take(&mut node.args))
         }
         "VOLUME" => {
             no_flags(node, "VOLUME")?;
             if node.args.is_empty() {
                 return Err(count_error(node, "needs at least one argument: a path"));
             }
-            let mut vols = Vec::new();
-            for (w, span) in node.args.iter().zip(&node.arg_spans) {
+            let mut vols = Vec::with_capacity(node.args.len());
+            let args = std::mem::take(&mut node.args);
+            for (w, span) in args.into_iter().zip(&node.arg_spans) {
                 if w.trim().is_empty() {
                     return Err((
                         *span,
@@ -720,7 +735,7 @@ pub fn from_node(node: &Node) -> Result<Spanned<Instruction>, Fail> {
                         },
                     ));
                 }
-                vols.push(Spanned::new(w.clone(), *span));
+                vols.push(Spanned::new(w, *span));
             }
             Instruction::Volume(vols)
         }
@@ -790,7 +805,7 @@ pub fn parse_from(node: &Node) -> Result<(From, Option<String>), Fail> {
     ))
 }
 
-fn copy_or_add(node: &Node, keyword: &str) -> Result<Instruction, Fail> {
+fn copy_or_add(node: &mut Node, keyword: &str) -> Result<Instruction, Fail> {
     let is_copy = keyword == "COPY";
     let allowed: &[&str] = if is_copy {
         &["from", "chown", "chmod", "link", "parents", "exclude"]
@@ -811,7 +826,7 @@ fn copy_or_add(node: &Node, keyword: &str) -> Result<Instruction, Fail> {
     let (mut keep_git_dir, mut unpack) = (None, None);
     let mut exclude = Vec::new();
     for f in &fl {
-        match f.name.as_str() {
+        match f.name {
             "from" => from = Some(need_value(f)?),
             "chown" => chown = Some(need_value(f)?),
             "chmod" => {
@@ -847,10 +862,10 @@ fn copy_or_add(node: &Node, keyword: &str) -> Result<Instruction, Fail> {
         }
     }
     // Split the words into heredoc sources, path sources and the destination.
-    let mut words: Vec<(String, Span)> = Vec::new();
+    let mut words: Vec<(String, Span)> = Vec::with_capacity(node.args.len());
     let mut k = 0;
     while k < node.args.len() {
-        let mut w = node.args[k].clone();
+        let mut w = std::mem::take(&mut node.args[k]);
         let mut span = node.arg_spans[k];
         if !node.json
             && (w == "<<" || w == "<<-")
@@ -877,10 +892,9 @@ fn copy_or_add(node: &Node, keyword: &str) -> Result<Instruction, Fail> {
     let Some((dest_word, dest_span)) = words.pop() else {
         return Err(count_error(node, "needs a destination"));
     };
+    let may_have_heredocs = !node.json && !node.heredocs.is_empty();
     let is_heredoc = |w: &str| -> bool {
-        !node.json
-            && !node.heredocs.is_empty()
-            && matches!(lines::parse_heredoc_word(w), Ok(Some(_)))
+        may_have_heredocs && matches!(lines::parse_heredoc_word(w), Ok(Some(_)))
     };
     if is_heredoc(&dest_word) {
         return Err((
@@ -888,13 +902,13 @@ fn copy_or_add(node: &Node, keyword: &str) -> Result<Instruction, Fail> {
             ErrorKind::HeredocDestination(keyword.to_string()),
         ));
     }
-    let mut sources = Vec::new();
+    let mut sources = Vec::with_capacity(words.len());
     let mut heredocs = Vec::new();
-    let mut next_doc = node.heredocs.iter();
+    let mut next_doc = std::mem::take(&mut node.heredocs).into_iter();
     for (w, span) in words {
         if is_heredoc(&w) {
             if let Some(doc) = next_doc.next() {
-                heredocs.push(doc.clone());
+                heredocs.push(doc);
                 continue;
             }
         }
@@ -932,6 +946,35 @@ fn copy_or_add(node: &Node, keyword: &str) -> Result<Instruction, Fail> {
     })
 }
 
+/// Linux signal names (with or without `SIG`, any case) and numbers 1 to 64.
+pub fn valid_signal(s: &str) -> bool {
+    if let Ok(n) = s.parse::<u32>() {
+        return (1..=64).contains(&n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    const NAMES: [&str; 33] = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+        "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CLD", "CONT", "STOP", "TSTP", "TTIN",
+        "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR",
+    ];
+    if NAMES.contains(&name) || name == "SYS" {
+        return true;
+    }
+    // RTMIN, RTMIN+n, RTMAX, RTMAX-n
+    let rt = |base: &str, sign: char| -> bool {
+        match name.strip_prefix(base) {
+            Some("") => true,
+            Some(rest) => rest
+                .strip_prefix(sign)
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| (1..=30).contains(&n)),
+            None => false,
+        }
+    };
+    rt("RTMIN", '+') || rt("RTMAX", '-')
+}
+
 fn valid_checksum(v: &str) -> bool {
     let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
     match v.split_once(':') {
@@ -943,7 +986,7 @@ fn valid_checksum(v: &str) -> bool {
     }
 }
 
-fn run(node: &Node) -> Result<Instruction, Fail> {
+fn run(node: &mut Node) -> Result<Instruction, Fail> {
     let fl = flags(
         node,
         "RUN",
@@ -960,13 +1003,13 @@ fn run(node: &Node) -> Result<Instruction, Fail> {
             (
                 f.span,
                 ErrorKind::InvalidFlagValue {
-                    flag: f.name.clone(),
+                    flag: f.name.to_string(),
                     value: v.value.clone(),
                     expected: expected.to_string(),
                 },
             )
         };
-        match f.name.as_str() {
+        match f.name {
             "mount" => {
                 let m = parse_mount(&v.value).map_err(|reason| {
                     (
@@ -1021,12 +1064,12 @@ fn run(node: &Node) -> Result<Instruction, Fail> {
         }
     }
     let command = if node.json {
-        ShellOrExec::Exec(node.args.clone())
+        ShellOrExec::Exec(std::mem::take(&mut node.args))
     } else {
         if node.text.is_empty() {
             return Err(count_error(node, "needs a command"));
         }
-        ShellOrExec::Shell(node.text.clone())
+        ShellOrExec::Shell(std::mem::take(&mut node.text))
     };
     Ok(Instruction::Run(Run {
         command,
@@ -1034,13 +1077,16 @@ fn run(node: &Node) -> Result<Instruction, Fail> {
         network,
         security,
         devices,
-        heredocs: node.heredocs.clone(),
+        heredocs: std::mem::take(&mut node.heredocs),
     }))
 }
 
 /// Splits a `--mount` value on commas, honouring `"…"` quoting of a field (CSV, as BuildKit
 /// reads it).
-fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+fn csv_fields(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, String> {
+    if !s.contains('"') {
+        return Ok(s.split(',').map(std::borrow::Cow::Borrowed).collect());
+    }
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();
@@ -1075,21 +1121,26 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
         return Err("unterminated quote".into());
     }
     out.push(cur);
-    Ok(out)
+    Ok(out.into_iter().map(std::borrow::Cow::Owned).collect())
 }
 
 /// Parses one `--mount` value per the reference's option tables.
 pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
     let fields = csv_fields(spec)?;
-    let mut kind = "bind".to_string();
-    let mut opts: Vec<(String, Option<String>)> = Vec::new();
-    for field in fields {
+    let mut kind = "bind";
+    let mut opts: Vec<(std::borrow::Cow<'_, str>, Option<&str>)> = Vec::with_capacity(fields.len());
+    for field in &fields {
         if field.is_empty() {
             continue;
         }
         let (k, v) = match field.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
-            None => (field.trim().to_ascii_lowercase(), None),
+            Some((k, v)) => (k.trim(), Some(v)),
+            None => (field.trim(), None),
+        };
+        let k = if k.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(k.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(k)
         };
         if k == "type" {
             kind = v.ok_or("`type` needs a value: bind, cache, tmpfs, secret or ssh")?;
@@ -1097,7 +1148,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
         }
         opts.push((k, v));
     }
-    let allowed: &[&str] = match kind.as_str() {
+    let allowed: &[&str] = match kind {
         "bind" => &[
             "target",
             "dst",
@@ -1168,14 +1219,14 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
     let mut gid = None;
     let mut size = None;
     for (k, v) in opts {
-        if !allowed.contains(&k.as_str()) {
+        if !allowed.contains(&k.as_ref()) {
             return Err(format!("`{k}` is not an option of a {kind} mount"));
         }
-        let value = |v: &Option<String>| -> Result<String, String> {
-            v.clone()
+        let value = |v: &Option<&str>| -> Result<String, String> {
+            v.map(str::to_string)
                 .ok_or_else(|| format!("`{k}` needs a value: write {k}=<value>"))
         };
-        let flag_bool = |v: &Option<String>| -> Result<bool, String> {
+        let flag_bool = |v: &Option<&str>| -> Result<bool, String> {
             match v {
                 None => Ok(true),
                 Some(s) => {
@@ -1183,7 +1234,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
                 }
             }
         };
-        let number = |v: &Option<String>, radix: u32| -> Result<u32, String> {
+        let number = |v: &Option<&str>, radix: u32| -> Result<u32, String> {
             let s = value(v)?;
             if s.contains('$') {
                 return Err(format!("`{k}` cannot hold a variable"));
@@ -1199,7 +1250,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
                 )
             })
         };
-        match k.as_str() {
+        match k.as_ref() {
             "target" | "dst" | "destination" => target = Some(value(&v)?),
             "source" | "src" => source = Some(value(&v)?),
             "from" => from = Some(value(&v)?),
@@ -1237,7 +1288,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
         t.filter(|t| !t.is_empty())
             .ok_or_else(|| format!("a {kind} mount needs a target: target=<path>"))
     };
-    Ok(match kind.as_str() {
+    Ok(match kind {
         "bind" => RunMount::Bind(BindMount {
             target: target.filter(|t| !t.is_empty()),
             source,
@@ -1426,14 +1477,14 @@ fn healthcheck(node: &Node) -> Result<Instruction, Fail> {
                 return Err((
                     f.span,
                     ErrorKind::InvalidFlagValue {
-                        flag: f.name.clone(),
+                        flag: f.name.to_string(),
                         value: v.value.clone(),
                         expected: expected.into(),
                     },
                 ));
             }
         };
-        match f.name.as_str() {
+        match f.name {
             "interval" => cfg.interval = Some(d),
             "timeout" => cfg.timeout = Some(d),
             "start-period" => cfg.start_period = Some(d),

@@ -74,13 +74,15 @@ impl Heredoc {
 pub struct LineMap {
     /// The logical line.
     pub text: String,
-    /// (offset in `text`, 1-based physical line, 1-based char column of that offset)
-    segs: Vec<(usize, usize, usize)>,
+    /// (offset in `text`, 1-based physical line, 1-based char column of that offset, whether
+    /// the segment is ASCII so columns are byte offsets)
+    segs: Vec<(usize, usize, usize, bool)>,
 }
 
 impl LineMap {
     fn push(&mut self, content: &str, line: usize, column: usize) {
-        self.segs.push((self.text.len(), line, column));
+        self.segs
+            .push((self.text.len(), line, column, content.is_ascii()));
         self.text.push_str(content);
     }
 
@@ -97,15 +99,18 @@ impl LineMap {
             Err(0) => 0,
             Err(i) => i - 1,
         };
-        let Some(&(start, line, col)) = self.segs.get(idx) else {
+        let Some(&(start, line, col, ascii)) = self.segs.get(idx) else {
             return (1, 1);
         };
         let off = off.min(self.text.len()).max(start);
-        let chars = self
-            .text
-            .get(start..off)
-            .map(|s| s.chars().count())
-            .unwrap_or(0);
+        let chars = if ascii {
+            off - start
+        } else {
+            self.text
+                .get(start..off)
+                .map(|s| s.chars().count())
+                .unwrap_or(0)
+        };
         (line, col + chars)
     }
 
@@ -137,6 +142,8 @@ impl LineMap {
 pub struct Node {
     /// The keyword as written (`Run`, `COPY`).
     pub keyword: String,
+    /// The keyword in lower case.
+    pub name: String,
     pub keyword_span: Span,
     pub flags: Vec<RawFlag>,
     /// The arguments shaped per instruction (see the module doc and the `result` format).
@@ -162,8 +169,8 @@ pub struct Node {
 
 impl Node {
     /// The keyword in lower case.
-    pub fn name(&self) -> String {
-        self.keyword.to_ascii_lowercase()
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Span of bytes `a..b` of [`Node::text`].
@@ -172,16 +179,16 @@ impl Node {
     }
 
     fn can_contain_heredoc(&self) -> bool {
-        let node = match (&self.inner, self.name().as_str()) {
+        let node = match (&self.inner, self.name()) {
             (Some(inner), "onbuild") => inner,
             _ => self,
         };
-        matches!(node.name().as_str(), "run" | "copy" | "add") && !node.json
+        matches!(node.name(), "run" | "copy" | "add") && !node.json
     }
 
     /// BuildKit's one-line dump of this node, without the surrounding parentheses.
     pub fn dump(&self) -> String {
-        let mut s = self.name();
+        let mut s = self.name.clone();
         if !self.flags.is_empty() {
             let flags: Vec<String> = self.flags.iter().map(|f| go_quote(&f.text)).collect();
             s.push_str(" [");
@@ -399,8 +406,15 @@ pub(crate) fn parse_lines(lines: &[&str], file: &str) -> Result<RawDockerfile, D
             continue;
         }
         let lead_chars = raw[..raw.len() - trimmed.len()].chars().count();
-        let mut map = LineMap::default();
         let (content, mut cont) = trim_continuation(trimmed, esc);
+        let mut map = LineMap {
+            text: String::with_capacity(if cont {
+                content.len() * 4
+            } else {
+                content.len()
+            }),
+            segs: Vec::with_capacity(if cont { 4 } else { 1 }),
+        };
         if !cont && content.trim_matches(is_space).is_empty() {
             continue;
         }
@@ -456,6 +470,9 @@ pub(crate) fn parse_lines(lines: &[&str], file: &str) -> Result<RawDockerfile, D
                 while i < lines.len() {
                     let raw = lines[i];
                     i += 1;
+                    if raw.len() > MAX_LINE_LEN {
+                        return Err(ctx.err(Span::point(i, 1), ErrorKind::LineTooLong));
+                    }
                     let candidate = if doc.chomp {
                         raw.trim_start_matches('\t')
                     } else {
@@ -534,8 +551,10 @@ fn node_from_line(map: &Arc<LineMap>, start: usize, esc: char) -> Result<Node, N
     } else {
         map.span(text_offset, text_offset + text.len())
     };
+    let name = keyword.to_ascii_lowercase();
     let mut node = Node {
         keyword: keyword.to_string(),
+        name: String::new(),
         keyword_span,
         flags,
         args: Vec::new(),
@@ -554,8 +573,7 @@ fn node_from_line(map: &Arc<LineMap>, start: usize, esc: char) -> Result<Node, N
         map: map.clone(),
         text_offset,
     };
-    let name = keyword.to_ascii_lowercase();
-    let text = node.text.clone();
+    let text = std::mem::take(&mut node.text);
     let push_words = |node: &mut Node, words: Vec<(String, usize, usize)>| {
         for (w, a, b) in words {
             node.arg_spans
@@ -573,7 +591,7 @@ fn node_from_line(map: &Arc<LineMap>, start: usize, esc: char) -> Result<Node, N
             }
             None => push_words(&mut node, split_blanks(&text)),
         },
-        "run" | "cmd" | "entrypoint" | "shell" => maybe_json(&mut node, &name)?,
+        "run" | "cmd" | "entrypoint" | "shell" => maybe_json(&mut node, &text, &name)?,
         "env" | "label" => {
             let words = parse_words(&text, esc);
             if words.is_empty() {
@@ -657,21 +675,23 @@ fn node_from_line(map: &Arc<LineMap>, start: usize, esc: char) -> Result<Node, N
             node.arg_spans.push(text_span);
         }
     }
+    node.text = text;
+    node.name = name;
     Ok(node)
 }
 
-fn maybe_json(node: &mut Node, name: &str) -> Result<(), NodeError> {
-    if node.text.is_empty() {
+fn maybe_json(node: &mut Node, text: &str, name: &str) -> Result<(), NodeError> {
+    if text.is_empty() {
         return Ok(());
     }
-    match parse_json(&node.text, name, node.text_span)? {
+    match parse_json(text, name, node.text_span)? {
         Some(list) => {
             node.json = true;
             node.arg_spans = vec![node.text_span; list.len()];
             node.args = list;
         }
         None => {
-            node.args = vec![node.text.clone()];
+            node.args = vec![text.to_string()];
             node.arg_spans = vec![node.text_span];
         }
     }
@@ -727,6 +747,9 @@ pub(crate) fn split_blanks(text: &str) -> Vec<(String, usize, usize)> {
 /// the next character; a lone `--` ends the flags. Returns the flags (text, start, end) and the
 /// byte offset where the arguments begin.
 fn extract_flags(line: &str) -> (Vec<(String, usize, usize)>, usize) {
+    if !line.trim_start_matches(is_space).starts_with("--") {
+        return (Vec::new(), 0);
+    }
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -755,8 +778,23 @@ fn extract_flags(line: &str) -> (Vec<(String, usize, usize)>, usize) {
             if ch != '-' || !next_dash {
                 return (words, pos);
             }
+            // Fast path: a flag word without quotes or escapes is a plain slice.
+            let wend = line[pos..]
+                .find(is_space)
+                .map(|e| pos + e)
+                .unwrap_or(line.len());
+            let w = &line[pos..wend];
+            if !w.contains(['\'', '"', '\\']) {
+                if w == "--" {
+                    return (words, wend);
+                }
+                words.push((w.to_string(), pos, wend));
+                k += w.chars().count();
+                continue;
+            }
             phase = Phase::Word;
             word_start = pos;
+            word = String::with_capacity(w.len());
         }
         if at_end {
             if word != "--" && (blank_ok || !word.is_empty()) {
@@ -827,71 +865,60 @@ fn extract_flags(line: &str) -> (Vec<(String, usize, usize)>, usize) {
 /// BuildKit's `parseWords`: splits at unquoted, unescaped whitespace, keeping quotes and escapes
 /// verbatim. Returns (word, start, end).
 pub fn parse_words(text: &str, esc: char) -> Vec<(String, usize, usize)> {
+    // Words are verbatim, so each is a slice of `text`; only an escape character at the very
+    // end of the text is dropped.
     let mut out = Vec::new();
-    let mut word = String::new();
-    let mut start = 0;
-    let mut in_word = false;
+    let mut start: Option<usize> = None;
     let mut quote: Option<char> = None;
     let mut blank_ok = false;
-    let mut it = text.char_indices().peekable();
+    let mut end = text.len();
+    let mut it = text.char_indices();
     while let Some((pos, ch)) = it.next() {
-        if !in_word {
+        let Some(s) = start else {
             if is_space(ch) {
                 continue;
             }
-            in_word = true;
-            start = pos;
-        }
+            start = Some(pos);
+            // The first character of a word is processed below like any other.
+            if ch == '\'' || ch == '"' {
+                quote = Some(ch);
+                blank_ok = true;
+            } else if ch == esc && it.next().is_none() {
+                end = pos;
+            }
+            continue;
+        };
         match quote {
             None => {
                 if is_space(ch) {
-                    if blank_ok || !word.is_empty() {
-                        out.push((std::mem::take(&mut word), start, pos));
+                    if blank_ok || pos > s {
+                        out.push((text[s..pos].to_string(), s, pos));
                     }
-                    word.clear();
+                    start = None;
                     blank_ok = false;
-                    in_word = false;
                     continue;
                 }
                 if ch == '\'' || ch == '"' {
                     quote = Some(ch);
                     blank_ok = true;
+                } else if ch == esc && it.next().is_none() {
+                    end = pos;
                 }
-                if ch == esc {
-                    match it.next() {
-                        None => continue,
-                        Some((_, next)) => {
-                            word.push(ch);
-                            word.push(next);
-                            continue;
-                        }
-                    }
-                }
-                word.push(ch);
             }
             Some(q) => {
                 if ch == q {
                     quote = None;
+                } else if ch == esc && q != '\'' && it.next().is_none() {
+                    end = pos;
+                    quote = None;
                 }
-                if ch == esc && q != '\'' {
-                    match it.next() {
-                        None => {
-                            quote = None;
-                            continue;
-                        }
-                        Some((_, next)) => {
-                            word.push(ch);
-                            word.push(next);
-                            continue;
-                        }
-                    }
-                }
-                word.push(ch);
             }
         }
     }
-    if in_word && (blank_ok || !word.is_empty()) {
-        out.push((word, start, text.len()));
+    if let Some(s) = start {
+        if blank_ok || end > s {
+            out.push((text[s..end].to_string(), s, text.len()));
+        }
     }
     out
 }

@@ -138,9 +138,20 @@ pub fn parse(text: &str, file_name: &str) -> Result<Dockerfile, DockerfileError>
         }
     }
     let mut meta_args = Vec::new();
+    let first_span = raw
+        .nodes
+        .first()
+        .map(|n| n.keyword_span)
+        .unwrap_or_default();
     let mut stages: Vec<Stage> = Vec::new();
-    for node in &raw.nodes {
-        if node.name() == "from" {
+    let lines::RawDockerfile {
+        directives,
+        nodes,
+        warnings,
+    } = raw;
+    for mut node in nodes {
+        let node = &mut node;
+        if node.name == "from" {
             let (from, name) = instruction::parse_from(node).map_err(|(s, k)| err(s, k))?;
             if let Some(n) = &name {
                 if stages.iter().any(|s| s.name.as_deref() == Some(n)) {
@@ -171,18 +182,14 @@ pub fn parse(text: &str, file_name: &str) -> Result<Dockerfile, DockerfileError>
         }
     }
     if stages.is_empty() {
-        let span = raw
-            .nodes
-            .first()
-            .map(|n| n.keyword_span)
-            .unwrap_or_default();
+        let span = first_span;
         return Err(err(span, ErrorKind::NoFrom));
     }
     Ok(Dockerfile {
-        directives: raw.directives,
+        directives,
         meta_args,
         stages,
-        warnings: raw.warnings,
+        warnings,
     })
 }
 

@@ -25,7 +25,7 @@ pub const MAX_EXPANSION: usize = 1 << 20;
 /// The deepest nesting of `${…}` accepted.
 pub const MAX_DEPTH: usize = 64;
 /// The most pattern-matching steps one expansion may take.
-pub const MAX_PATTERN_STEPS: u64 = 50_000_000;
+pub const MAX_PATTERN_STEPS: u64 = 10_000_000;
 
 /// Why a word could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +46,7 @@ pub enum ShellError {
     Required { name: String, message: String },
     #[error("invalid pattern `{pattern}` in substitution: {reason}")]
     InvalidPattern { pattern: String, reason: String },
-    #[error("expansion is longer than {MAX_EXPANSION} bytes")]
+    #[error("expansion is longer than {MAX_EXPANSION} bytes: check for variables that repeat each other")]
     TooLong,
     #[error("variable substitutions are nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
@@ -407,7 +407,7 @@ impl<'a> Sw<'a> {
                 let value = self.get_env(&name);
                 let empty = value
                     .as_deref()
-                    .is_none_or(|v| null_is_unset && v.is_empty());
+                    .map_or(true, |v| null_is_unset && v.is_empty());
                 match op {
                     '-' => Ok(if empty {
                         word
@@ -484,8 +484,9 @@ impl<'a> Sw<'a> {
         mut each: impl FnMut(usize) -> bool,
     ) -> Result<(), ShellError> {
         let m = tokens.len();
-        // states[k]: tokens[..k] matched the consumed text.
+        // states[k]: tokens[..k] matched the consumed text. Two buffers, swapped per character.
         let mut states = vec![false; m + 1];
+        let mut next = vec![false; m + 1];
         states[0] = true;
         close_stars(tokens, &mut states);
         let mut j = 0;
@@ -498,7 +499,7 @@ impl<'a> Sw<'a> {
             }
             self.charge(m as u64 + 1)?;
             let c = s[start + j];
-            let mut next = vec![false; m + 1];
+            next.iter_mut().for_each(|b| *b = false);
             for k in 0..m {
                 if !states[k] {
                     continue;
@@ -511,7 +512,7 @@ impl<'a> Sw<'a> {
                 }
             }
             close_stars(tokens, &mut next);
-            states = next;
+            std::mem::swap(&mut states, &mut next);
             j += 1;
         }
     }

@@ -318,14 +318,14 @@ impl ImageConfig {
     }
 }
 
-/// Joins a `WORKDIR` argument onto the current directory and cleans the result.
+/// Joins a `WORKDIR` argument onto the current directory: an absolute one stays as written
+/// (Docker keeps `/tmp/`), a relative one is joined and cleaned.
 pub fn join_workdir(current: &str, dir: &str) -> String {
-    let joined = if dir.starts_with('/') {
+    if dir.starts_with('/') {
         dir.to_string()
     } else {
-        format!("{}/{}", current.trim_end_matches('/'), dir)
-    };
-    clean_abs(&joined)
+        clean_abs(&format!("{}/{}", current.trim_end_matches('/'), dir))
+    }
 }
 
 /// Cleans an absolute path lexically (`.`, `..`, doubled slashes), as Go's `path.Clean`.
@@ -385,7 +385,7 @@ mod tests {
     fn workdir_joins_relative() {
         assert_eq!(join_workdir("/", "app"), "/app");
         assert_eq!(join_workdir("/app", "src/../lib"), "/app/lib");
-        assert_eq!(join_workdir("/app", "/abs/"), "/abs");
+        assert_eq!(join_workdir("/app", "/abs/"), "/abs/");
     }
 
     #[test]

@@ -208,9 +208,8 @@ impl<'a> LayerWriter<'a> {
         };
         // after chown: chown clears setuid bits
         fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
-        if attrs.keep_owner {
-            copy_xattrs(src, &real);
-        }
+        // extended attributes travel with the file (docker and buildah keep them)
+        copy_xattrs(src, &real);
         set_mtime(&real, &meta)?;
         Ok(())
     }

@@ -161,10 +161,12 @@ pub fn host_platform() -> Platform {
 }
 
 /// Builds the image `req` describes into `store`, reporting progress through `events`.
+/// Stages that do not need each other run side by side, so `events` may interleave steps of
+/// different stages (each event is whole).
 pub fn build(
     store: &Store,
     req: &BuildRequest,
-    events: &mut dyn FnMut(Event<'_>),
+    events: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Result<Built, ExecError> {
     stage::Runner::build(store, req, events)
 }

@@ -9,6 +9,8 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use serde_json::json;
@@ -50,6 +52,30 @@ struct NewLayer {
     dir: PathBuf,
 }
 
+/// The planned stages grouped in waves: a stage's wave comes after the waves of every stage it
+/// needs; stages of one wave do not need each other.
+fn waves(plan: &BuildPlan) -> Vec<Vec<usize>> {
+    let mut level: BTreeMap<usize, usize> = BTreeMap::new();
+    for &i in &plan.order {
+        let l = plan.stages[i]
+            .deps
+            .iter()
+            .filter_map(|d| level.get(d))
+            .map(|l| l + 1)
+            .max()
+            .unwrap_or(0);
+        level.insert(i, l);
+    }
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for (i, l) in level {
+        if out.len() <= l {
+            out.resize(l + 1, Vec::new());
+        }
+        out[l].push(i);
+    }
+    out
+}
+
 /// Runs one build.
 pub(super) struct Runner<'a> {
     store: &'a Store,
@@ -57,12 +83,19 @@ pub(super) struct Runner<'a> {
     plan: BuildPlan,
     ctx: Context,
     work: tempfile::TempDir,
-    events: &'a mut dyn FnMut(Event<'_>),
-    outs: BTreeMap<usize, StageOut>,
-    new_layers: HashMap<String, NewLayer>,
-    images: HashMap<String, StageOut>,
+    /// Shared by the stages that run side by side; each event is shown whole.
+    events: Mutex<&'a mut (dyn FnMut(Event<'_>) + Send)>,
+    outs: Mutex<BTreeMap<usize, StageOut>>,
+    new_layers: Mutex<HashMap<String, NewLayer>>,
+    images: Mutex<HashMap<String, StageOut>>,
     created: String,
-    counter: usize,
+    counter: AtomicUsize,
+}
+
+/// Locks a mutex, also after a panic elsewhere (the data is still consistent: every update is
+/// one insert).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn stage_label(plan: &BuildPlan, i: usize) -> String {
@@ -73,7 +106,7 @@ impl<'a> Runner<'a> {
     pub(super) fn build(
         store: &'a Store,
         req: &'a BuildRequest,
-        events: &'a mut dyn FnMut(Event<'_>),
+        events: &'a mut (dyn FnMut(Event<'_>) + Send),
     ) -> Result<Built, ExecError> {
         let df = crate::dockerfile::parse(&req.dockerfile_text, &req.dockerfile_name)
             .map_err(|e| ExecError::Dockerfile(e.to_string()))?;
@@ -99,27 +132,52 @@ impl<'a> Runner<'a> {
             Some(t) => rfc3339(t),
             None => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         };
-        let mut r = Runner {
+        let r = Runner {
             store,
             req,
             plan,
             ctx,
             work,
-            events,
-            outs: BTreeMap::new(),
-            new_layers: HashMap::new(),
-            images: HashMap::new(),
+            events: Mutex::new(events),
+            outs: Mutex::new(BTreeMap::new()),
+            new_layers: Mutex::new(HashMap::new()),
+            images: Mutex::new(HashMap::new()),
             created,
-            counter: 0,
+            counter: AtomicUsize::new(0),
         };
-        let order = r.plan.order.clone();
-        for i in order {
-            let out = r.run_stage(i)?;
-            r.outs.insert(i, out);
+        // stages in waves: each wave's stages need only earlier waves, and run side by side
+        for wave in waves(&r.plan) {
+            let results: Vec<(usize, Result<StageOut, ExecError>)> = if wave.len() == 1 {
+                vec![(wave[0], r.run_stage(wave[0]))]
+            } else {
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = wave
+                        .iter()
+                        .map(|&i| {
+                            let r = &r;
+                            (i, s.spawn(move || r.run_stage(i)))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|(i, h)| {
+                            let res = h.join().unwrap_or_else(|_| {
+                                Err(ExecError::Layer(format!(
+                                    "stage `{}` panicked",
+                                    stage_label(&r.plan, i)
+                                )))
+                            });
+                            (i, res)
+                        })
+                        .collect()
+                })
+            };
+            for (i, res) in results {
+                lock(&r.outs).insert(i, res?);
+            }
         }
         let target = r.plan.target;
-        let out = r
-            .outs
+        let out = lock(&r.outs)
             .remove(&target)
             .expect("the target stage is always in the build order");
         for o in &req.outputs {
@@ -134,6 +192,11 @@ impl<'a> Runner<'a> {
         Ok(Built { image_id })
     }
 
+    fn emit(&self, e: Event<'_>) {
+        let mut f = lock(&self.events);
+        (*f)(e);
+    }
+
     fn step_err(&self, step_line: usize, text: &str, message: impl ToString) -> ExecError {
         ExecError::Step {
             file: self.plan.file.clone(),
@@ -144,8 +207,8 @@ impl<'a> Runner<'a> {
     }
 
     /// Loads an image of the store as a stage base or `COPY --from` source.
-    fn load_image(&mut self, name: &str) -> Result<StageOut, String> {
-        if let Some(o) = self.images.get(name) {
+    fn load_image(&self, name: &str) -> Result<StageOut, String> {
+        if let Some(o) = lock(&self.images).get(name) {
             return Ok(o.clone());
         }
         let record = self.store.resolve(name).map_err(|e| match e {
@@ -190,15 +253,15 @@ impl<'a> Runner<'a> {
             layers,
             dirs,
         };
-        self.images.insert(name.to_string(), out.clone());
+        lock(&self.images).insert(name.to_string(), out.clone());
         Ok(out)
     }
 
-    fn run_stage(&mut self, i: usize) -> Result<StageOut, ExecError> {
+    fn run_stage(&self, i: usize) -> Result<StageOut, ExecError> {
         let sp = self.plan.stages[i].clone();
         let label = stage_label(&self.plan, i);
         let total = self.plan.total_steps;
-        (self.events)(Event::Step {
+        self.emit(Event::Step {
             number: sp.first_step,
             total,
             text: &sp.text,
@@ -214,8 +277,7 @@ impl<'a> Runner<'a> {
                     dirs: Vec::new(),
                 }
             }
-            Base::Stage(j) => self
-                .outs
+            Base::Stage(j) => lock(&self.outs)
                 .get(j)
                 .cloned()
                 .expect("a stage's base stage is built before it"),
@@ -242,7 +304,7 @@ impl<'a> Runner<'a> {
             workdir: out.config.config.working_dir.clone(),
             onbuild: onbuild.clone(),
         };
-        (self.events)(Event::StepDone {
+        self.emit(Event::StepDone {
             seconds: t0.elapsed().as_secs_f64(),
         });
         let steps = self.plan.resolve_stage(i, &base)?;
@@ -251,9 +313,9 @@ impl<'a> Runner<'a> {
             let is_trigger = k < onbuild.len();
             if is_trigger {
                 let note = format!("ONBUILD trigger: {}", step.text);
-                (self.events)(Event::Note(&note));
+                self.emit(Event::Note(&note));
             } else {
-                (self.events)(Event::Step {
+                self.emit(Event::Step {
                     number: sp.first_step + 1 + k - onbuild.len(),
                     total,
                     text: &step.text,
@@ -265,7 +327,7 @@ impl<'a> Runner<'a> {
             // would go here and skip `apply` on a hit
             self.apply(step, &mut out, &mut cmd_set)?;
             if !is_trigger {
-                (self.events)(Event::StepDone {
+                self.emit(Event::StepDone {
                     seconds: t0.elapsed().as_secs_f64(),
                 });
             }
@@ -274,12 +336,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs one step against the stage's state.
-    fn apply(
-        &mut self,
-        step: &Step,
-        out: &mut StageOut,
-        cmd_set: &mut bool,
-    ) -> Result<(), ExecError> {
+    fn apply(&self, step: &Step, out: &mut StageOut, cmd_set: &mut bool) -> Result<(), ExecError> {
         let err = |r: &Runner<'_>, m: String| r.step_err(step.line, &step.text, m);
         let mut empty = true;
         let mut summary = String::new();
@@ -374,16 +431,16 @@ impl<'a> Runner<'a> {
     }
 
     /// A fresh directory for a new layer, under the store's tmp (same file system as `layers/`).
-    fn layer_dir(&mut self) -> Result<PathBuf, ExecError> {
-        self.counter += 1;
-        let d = self.work.path().join(format!("layer-{}", self.counter));
+    fn layer_dir(&self) -> Result<PathBuf, ExecError> {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let d = self.work.path().join(format!("layer-{n}"));
         fs::create_dir(&d).map_err(ExecError::io(format!("creating `{}`", d.display())))?;
         Ok(d)
     }
 
     /// Turns a layer dir into a staged blob and appends it to the stage.
     fn commit_layer(
-        &mut self,
+        &self,
         step: &Step,
         dir: &Path,
         upper: bool,
@@ -409,7 +466,7 @@ impl<'a> Runner<'a> {
             media_type: blob.media_type.to_string(),
         });
         out.dirs.push(dir.to_path_buf());
-        self.new_layers
+        lock(&self.new_layers)
             .entry(blob.digest.to_string())
             .or_insert(NewLayer {
                 staged: Some(staged),
@@ -419,13 +476,9 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    fn stage_dirs(
-        &mut self,
-        step: &Step,
-        from: &FromRef,
-    ) -> Result<(Vec<PathBuf>, String), ExecError> {
+    fn stage_dirs(&self, step: &Step, from: &FromRef) -> Result<(Vec<PathBuf>, String), ExecError> {
         match from {
-            FromRef::Stage(i) => match self.outs.get(i) {
+            FromRef::Stage(i) => match lock(&self.outs).get(i).cloned() {
                 Some(o) => Ok((
                     o.dirs.clone(),
                     format!("stage `{}`", stage_label(&self.plan, *i)),
@@ -448,10 +501,10 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn run(&mut self, step: &Step, r: &RunOp, out: &mut StageOut) -> Result<(), ExecError> {
+    fn run(&self, step: &Step, r: &RunOp, out: &mut StageOut) -> Result<(), ExecError> {
         let err = |s: &Runner<'_>, m: String| s.step_err(step.line, &step.text, m);
         let layer = self.layer_dir()?;
-        let scratch = self.work.path().join(format!("run-{}", self.counter));
+        let scratch = PathBuf::from(format!("{}-run", layer.display()));
         let work = scratch.join("work");
         fs::create_dir_all(&work)
             .map_err(ExecError::io(format!("creating `{}`", work.display())))?;
@@ -477,6 +530,19 @@ impl<'a> Runner<'a> {
                 spec.mounts.push(sm);
             }
         }
+        if let Some(f) = &r.script {
+            let p = scratch.join("heredoc-script");
+            fs::write(&p, &f.content)
+                .map_err(ExecError::io(format!("writing `{}`", p.display())))?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
+                .map_err(ExecError::io(format!("chmod `{}`", p.display())))?;
+            spec.mounts.push(sandbox::Mount::Bind {
+                source: p,
+                destination: format!("{}/{}", plan::resolve::HEREDOC_DIR, f.name),
+                readonly: true,
+            });
+        }
         let (reader, writer) =
             nix::unistd::pipe().map_err(|e| err(self, format!("creating a pipe: {e}")))?;
         let writer2: OwnedFd = writer
@@ -487,7 +553,6 @@ impl<'a> Runner<'a> {
             stdout: Some(writer),
             stderr: Some(writer2),
         };
-        let events = &mut *self.events;
         let status = std::thread::scope(|s| {
             let h = s.spawn(move || sandbox::run_with_stdio(&spec, stdio));
             let mut f = fs::File::from(reader);
@@ -495,7 +560,7 @@ impl<'a> Runner<'a> {
             loop {
                 match f.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => events(Event::Output(&buf[..n])),
+                    Ok(n) => self.emit(Event::Output(&buf[..n])),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 }
@@ -514,12 +579,60 @@ impl<'a> Runner<'a> {
             return Err(err(self, format!("exit status {}", status.code)));
         }
         let _ = fs::remove_dir_all(&scratch);
+        self.discard_volume_changes(&layer, out)
+            .map_err(|e| err(self, format!("dropping changes under a VOLUME: {e}")))?;
         self.commit_layer(step, &layer, true, out)
+    }
+
+    /// A RUN's changes below a declared VOLUME are dropped, as `buildah build` and Docker's
+    /// classic builder do (the Dockerfile reference documents both this and BuildKit's keeping
+    /// them; hoist follows buildah so that the two build the same images).
+    fn discard_volume_changes(&self, upper: &Path, out: &StageOut) -> std::io::Result<()> {
+        let Some(vols) = &out.config.config.volumes else {
+            return Ok(());
+        };
+        let view = RootView::new(out.dirs.clone());
+        for v in vols.keys() {
+            let (resolved, below) = view.resolve(Path::new(v), true)?;
+            let mut real = upper.to_path_buf();
+            for c in super::rootfs::clean_components(&resolved) {
+                real.push(c);
+            }
+            if real == upper {
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(&real) else {
+                continue;
+            };
+            match below {
+                // the image had it: the layer must not change it
+                Some(_) => {
+                    if meta.is_dir() {
+                        fs::remove_dir_all(&real)?;
+                    } else {
+                        fs::remove_file(&real)?;
+                    }
+                }
+                // the RUN made it: keep the directory, drop what was written into it
+                None if meta.is_dir() => {
+                    for e in fs::read_dir(&real)? {
+                        let p = e?.path();
+                        if fs::symlink_metadata(&p)?.is_dir() {
+                            fs::remove_dir_all(&p)?;
+                        } else {
+                            fs::remove_file(&p)?;
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     /// Prepares one `RUN --mount` (`None`: an optional secret that was not given).
     fn mount(
-        &mut self,
+        &self,
         step: &Step,
         m: &RunMount,
         dir: &Path,
@@ -634,7 +747,7 @@ impl<'a> Runner<'a> {
     }
 
     /// COPY/ADD into a fresh layer; returns the history's content summary.
-    fn copy(&mut self, step: &Step, c: &CopyOp, out: &mut StageOut) -> Result<String, ExecError> {
+    fn copy(&self, step: &Step, c: &CopyOp, out: &mut StageOut) -> Result<String, ExecError> {
         let view = RootView::new(out.dirs.clone());
         let acc = if c.chown.is_some() {
             accounts(&view).map_err(|e| self.step_err(step.line, &step.text, e.to_string()))?
@@ -670,7 +783,7 @@ impl<'a> Runner<'a> {
     /// symlinks and existing dirs). With `bind` (a RUN bind mount's copy) a single-file source
     /// is placed under its own name and that name returned.
     fn copy_into(
-        &mut self,
+        &self,
         step: &Step,
         c: &CopyOp,
         layer: &Path,
@@ -728,22 +841,32 @@ impl<'a> Runner<'a> {
         let mut items: Vec<Item> = Vec::new();
         let mut n_sources = urls.len() + c.inline.len();
         let mut archives: Vec<PathBuf> = Vec::new();
-        let mut any_wildcard = false;
         let keep_owner = c.from.is_some();
         if !locals.is_empty() {
             match &c.from {
                 None => {
+                    // `src/` and `src` name the same source (and errors say `src`)
+                    let trimmed: Vec<&str> = locals
+                        .iter()
+                        .map(|s| {
+                            let t = s.trim_end_matches('/');
+                            if t.is_empty() {
+                                "/"
+                            } else {
+                                t
+                            }
+                        })
+                        .collect();
                     let sources = self
                         .ctx
                         .resolve_sources(
-                            &locals,
+                            &trimmed,
                             &CopyOptions {
                                 exclude: c.excludes.clone(),
                                 parents: c.parents,
                             },
                         )
                         .map_err(|e| err(self, e.to_string()))?;
-                    any_wildcard = locals.iter().any(|s| crate::ignore::has_wildcards(s));
                     n_sources += sources.len();
                     for s in sources {
                         let from_dir = s.kind == EntryKind::Dir;
@@ -773,7 +896,6 @@ impl<'a> Runner<'a> {
                     for pat in &locals {
                         let found = from_view(&sv, pat, c.parents)
                             .map_err(|m| err(self, format!("{pat}: {m} in {what}")))?;
-                        any_wildcard |= crate::ignore::has_wildcards(pat);
                         n_sources += found.len();
                         for (from_dir, entries) in found {
                             for (src, rel, is_dir) in entries {
@@ -793,7 +915,8 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        let multi = n_sources > 1 || any_wildcard;
+        // a wildcard matching one file is a single source, as in BuildKit
+        let multi = n_sources > 1;
         if multi && !dir_intent && !dest_is_dir && !bind {
             return Err(err(
                 self,
@@ -813,19 +936,17 @@ impl<'a> Runner<'a> {
         let mut dir_times: Vec<(PathBuf, fs::Metadata)> = Vec::new();
         let mut single: Option<String> = None;
         for it in &items {
+            if bind && !it.from_dir {
+                single = Path::new(&it.rel)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
+            }
             let target = if it.from_dir || into_dir {
                 if it.rel.is_empty() {
                     dest.clone()
                 } else {
                     dest.join(&it.rel)
                 }
-            } else if bind {
-                let name = Path::new(&it.rel)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "file".to_string());
-                single = Some(name.clone());
-                dest.join(name)
             } else {
                 dest.clone()
             };
@@ -925,7 +1046,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Writes the config and manifest, installs the new layers, names the image.
-    fn commit(&mut self, mut out: StageOut) -> Result<Digest, ExecError> {
+    fn commit(&self, mut out: StageOut) -> Result<Digest, ExecError> {
         for (k, v) in &self.req.labels {
             out.config.set_label(k, v);
         }
@@ -938,7 +1059,7 @@ impl<'a> Runner<'a> {
         let config = out.config.to_json();
         // install the layers the image uses; the rest of this build's work is dropped
         for l in &out.layers {
-            if let Some(nl) = self.new_layers.get_mut(&l.digest.to_string()) {
+            if let Some(nl) = lock(&self.new_layers).get_mut(&l.digest.to_string()) {
                 if let Some(staged) = nl.staged.take() {
                     self.store.install_blob(staged)?;
                     self.store.add_unpacked_layer(&nl.diff_id, &nl.dir)?;
@@ -971,7 +1092,7 @@ impl<'a> Runner<'a> {
         let record = self.store.commit_image(&manifest, &self.req.tags)?;
         for t in &self.req.tags {
             let note = format!("COMMIT {t}");
-            (self.events)(Event::Note(&note));
+            self.emit(Event::Note(&note));
         }
         Ok(record.id)
     }

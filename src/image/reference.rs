@@ -231,6 +231,15 @@ impl serde::Serialize for Reference {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Reference {
+    /// Reads the full form written by [`serde::Serialize`] (any form [`Reference::parse_local`]
+    /// takes).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Reference::parse_local(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Whether `s` is 64 lowercase hex digits (an image ID without `sha256:`).
 pub fn is_full_id(s: &str) -> bool {
     s.len() == 64 && is_hex(s)
@@ -261,7 +270,7 @@ fn parse_parts(input: &str) -> Result<Parts, ReferenceError> {
     // a tag follows the last `:` that comes after the last `/` (`host:5000/x` has no tag)
     let last_slash = rest.rfind('/');
     let (name, tag) = match rest.rfind(':') {
-        Some(c) if last_slash.map_or(true, |s| c > s) => {
+        Some(c) if last_slash.is_none_or(|s| c > s) => {
             let tag = &rest[c + 1..];
             if tag.is_empty() {
                 return Err(ReferenceError::EmptyTag(input.to_owned()));
@@ -521,6 +530,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let r = Reference::parse("quay.io/a/b:1").expect("valid");
+        let json = serde_json::to_string(&r).expect("serialize");
+        assert_eq!(json, "\"quay.io/a/b:1\"");
+        assert_eq!(
+            serde_json::from_str::<Reference>(&json).expect("deserialize"),
+            r
+        );
+        assert!(serde_json::from_str::<Reference>("\"UPPER/case\"").is_err());
     }
 
     #[test]

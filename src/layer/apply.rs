@@ -662,6 +662,9 @@ impl Applier<'_> {
         let mut vpath = parents.to_vec();
         vpath.push(victim.to_owned());
         match self.opts.whiteouts {
+            // whiteouts only hide what lower layers made (image-spec layer.md): a name this
+            // layer wrote itself stays
+            WhiteoutMode::Overlay if self.written.contains(&vpath) => {}
             WhiteoutMode::Overlay => {
                 self.make_room(&parent, victim, false, shown)?;
                 mknodat(&parent, victim, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| {
@@ -882,4 +885,107 @@ fn is_broken_pipe(e: &LayerError) -> bool {
         }
         _ => false,
     }
+}
+
+/// Reads a whole uncompressed layer tar (to its very end, so a hashing reader underneath sees
+/// every byte) and checks, without writing anything, what [`apply_tar`] would refuse: paths
+/// climbing out with `..`, entries below a symbolic link the layer itself made, hard links to
+/// paths outside or not earlier in the layer, malformed whiteouts. Returns the entry count.
+/// For import and load, so that a hostile layer is refused before it reaches the store.
+pub fn check_tar<R: Read>(mut tar: R) -> Result<u64, LayerError> {
+    let mut symlinks: HashSet<Vec<OsString>> = HashSet::new();
+    let mut files: HashSet<Vec<OsString>> = HashSet::new();
+    let mut count = 0u64;
+    {
+        let mut archive = tar::Archive::new(&mut tar);
+        let entries = archive
+            .entries()
+            .map_err(|e| LayerError::Tar(e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| LayerError::Tar(e.to_string()))?;
+            let kind = entry.header().entry_type();
+            if matches!(
+                kind,
+                EntryType::XGlobalHeader
+                    | EntryType::XHeader
+                    | EntryType::GNULongName
+                    | EntryType::GNULongLink
+            ) {
+                continue;
+            }
+            count += 1;
+            let raw = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            let comps = clean_path(&raw).map_err(|reason| LayerError::Escape {
+                path: shown.clone(),
+                reason,
+            })?;
+            for i in 1..comps.len() {
+                if symlinks.contains(&comps[..i]) {
+                    return Err(LayerError::Escape {
+                        path: shown,
+                        reason: format!(
+                            "its parent `{}` is a symbolic link, which is never followed",
+                            show(&comps[..i])
+                        ),
+                    });
+                }
+            }
+            if let Some(name) = comps.last() {
+                if let Some(rest) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+                    let opaque =
+                        [WHITEOUT_PREFIX.as_bytes(), rest].concat() == OPAQUE_WHITEOUT.as_bytes();
+                    if !opaque
+                        && (rest.is_empty()
+                            || rest == b"."
+                            || rest == b".."
+                            || rest.starts_with(WHITEOUT_PREFIX.as_bytes()))
+                    {
+                        return Err(invalid(&shown, "malformed whiteout name"));
+                    }
+                    continue;
+                }
+            }
+            match kind {
+                EntryType::Symlink => {
+                    files.insert(comps.clone());
+                    symlinks.insert(comps);
+                }
+                EntryType::Link => {
+                    let target = entry
+                        .link_name_bytes()
+                        .ok_or_else(|| invalid(&shown, "hard link without a target"))?;
+                    let tcomps = clean_path(&target).map_err(|reason| LayerError::Escape {
+                        path: shown.clone(),
+                        reason: format!(
+                            "hard link target `{}`: {reason}",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    })?;
+                    if !files.contains(&tcomps) {
+                        return Err(invalid(
+                            &shown,
+                            &format!(
+                                "hard link target `{}` does not exist in the layer",
+                                show(&tcomps)
+                            ),
+                        ));
+                    }
+                    symlinks.remove(&comps);
+                    files.insert(comps);
+                }
+                EntryType::Directory => {
+                    symlinks.remove(&comps);
+                    files.remove(&comps);
+                }
+                _ => {
+                    symlinks.remove(&comps);
+                    files.insert(comps);
+                }
+            }
+        }
+    }
+    // the end-of-archive blocks and padding belong to the layer too
+    io::copy(&mut tar, &mut io::sink()).map_err(|e| LayerError::Tar(e.to_string()))?;
+    Ok(count)
 }

@@ -20,7 +20,8 @@ pub mod diff;
 use std::path::PathBuf;
 
 pub use apply::{
-    apply_blob, apply_tar, clean_path, flatten_dirs, ApplyOptions, ApplyReport, WhiteoutMode,
+    apply_blob, apply_tar, check_tar, clean_path, flatten_dirs, ApplyOptions, ApplyReport,
+    WhiteoutMode,
 };
 pub use compress::{compress, decompress, detect_compression, Compression, LayerBlob, LayerWriter};
 pub use diff::{write_dir_tar, write_tar, write_upper_tar, DiffOptions, DirKind};

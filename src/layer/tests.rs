@@ -199,6 +199,13 @@ fn round_trip_keeps_every_attribute() {
     let report = apply_blob(&gz[..], &target, &ApplyOptions::default()).expect("apply");
     assert!(report.unmapped_uids.is_empty(), "{report:?}");
     assert!(report.skipped_xattrs.is_empty(), "{report:?}");
+    let (mut plain, _) = decompress(&gz[..]).expect("decompress");
+    let mut tar = Vec::new();
+    plain.read_to_end(&mut tar).expect("read");
+    assert_eq!(
+        check_tar(&tar[..]).expect("a friendly layer passes the check"),
+        report.entries
+    );
     let (want, got) = (snapshot(&upper), snapshot(&target));
     assert_eq!(want, got, "\n--- upper\n{want:#?}\n--- applied\n{got:#?}");
     // the opaque mark and the whiteout survived in overlay form
@@ -408,6 +415,8 @@ impl Jail {
 
     fn refuse(&self, tar: &[u8], what: &str) -> LayerError {
         let before = self.outside_state();
+        // the dry-run check refuses it too, writing nothing at all
+        check_tar(tar).expect_err(what);
         let err = apply_bytes(tar, &self.target, WhiteoutMode::Overlay).expect_err(what);
         assert_eq!(
             before,
@@ -719,4 +728,139 @@ fn flatten_dirs_matches_the_merged_view() {
     fs::create_dir(&out2).expect("mkdir");
     let err = flatten_dirs(&[l2], &out2, &ApplyOptions::default()).expect_err("metacopy");
     assert!(err.to_string().contains("metacopy"), "{err}");
+}
+
+/// Writes an OCI layout at `dir` holding one image (tag `t`) made of `layers` (gzip blobs).
+fn write_layout(dir: &Path, layers: &[(LayerBlob, Vec<u8>)]) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).expect("mkdir");
+    let put = |data: &[u8]| {
+        let d = Digest::of_bytes(data);
+        fs::write(blobs.join(d.hex()), data).expect("blob");
+        d
+    };
+    for (_, data) in layers {
+        put(data);
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|(b, _)| b.diff_id.to_string()).collect::<Vec<_>>()},
+    }))
+    .expect("json");
+    let cd = put(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
+        "layers": layers.iter().map(|(b, _)| serde_json::json!({"mediaType": b.media_type.to_string(), "digest": b.digest.to_string(), "size": b.size})).collect::<Vec<_>>(),
+    }))
+    .expect("json");
+    let md = put(&manifest);
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("layout");
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md.to_string(), "size": manifest.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "t"}}]});
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("index");
+}
+
+#[test]
+fn umoci_unpacks_diffs_like_flatten_dirs() {
+    let umoci = std::process::Command::new("umoci")
+        .arg("--version")
+        .output();
+    assert!(
+        umoci.is_ok_and(|o| o.status.success()),
+        "umoci is not installed: run scripts/test.sh, which installs it"
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let lower = tmp.path().join("lower");
+    fs::create_dir_all(lower.join("etc/old")).expect("mkdir");
+    fs::write(lower.join("etc/old/conf"), b"1").expect("write");
+    fs::write(lower.join("gone"), b"x").expect("write");
+    let upper = tmp.path().join("upper");
+    fs::create_dir(&upper).expect("mkdir");
+    rich_upper(&upper);
+    fs::create_dir_all(upper.join("etc/old")).expect("mkdir");
+    xattr::set(upper.join("etc/old"), OVERLAY_OPAQUE_XATTR, b"y").expect("xattr");
+    fs::write(upper.join("etc/old/new"), b"2").expect("write");
+    let opts = DiffOptions::default();
+    let l1 = write_dir_tar(&lower, Vec::new(), &opts).expect("lower");
+    let l2 = write_upper_tar(&upper, Vec::new(), &opts).expect("upper");
+    let layout = tmp.path().join("layout");
+    write_layout(&layout, &[l1, l2]);
+    let bundle = tmp.path().join("bundle");
+    let out = std::process::Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:t", layout.display()))
+        .arg(&bundle)
+        .output()
+        .expect("umoci");
+    assert!(
+        out.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flat = tmp.path().join("flat");
+    fs::create_dir(&flat).expect("mkdir");
+    flatten_dirs(&[lower, upper], &flat, &ApplyOptions::default()).expect("flatten");
+    // compare what both tools agree to represent: names, types, sizes, contents, link targets,
+    // modes (umoci --rootless drops owners and security xattrs, and makes the device `null`
+    // an empty regular file, by design)
+    let view = |root: &Path| -> Vec<String> {
+        snapshot(root)
+            .into_iter()
+            .filter(|(k, _)| k != "null")
+            .map(|(k, v)| {
+                let kind = v.split(" mode=").next().unwrap_or_default().to_owned();
+                let mode = v
+                    .split(" mode=")
+                    .nth(1)
+                    .and_then(|m| m.split(' ').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                format!("{k} {kind} {mode}")
+            })
+            .collect()
+    };
+    let (ours, theirs) = (view(&flat), view(&bundle.join("rootfs")));
+    assert_eq!(
+        ours, theirs,
+        "\n--- flatten_dirs\n{ours:#?}\n--- umoci\n{theirs:#?}"
+    );
+    assert!(!flat.join("gone").exists() && !flat.join("etc/old/conf").exists());
+}
+
+#[test]
+fn a_whiteout_never_hides_what_its_own_layer_wrote() {
+    // image-spec layer.md: whiteouts apply to lower layers only, whatever the entry order
+    for mode in [WhiteoutMode::Overlay, WhiteoutMode::Delete] {
+        let j = Jail::new();
+        apply_bytes(
+            &hostile(&[Raw::File(b"a", b"kept"), Raw::File(b".wh.a", b"")]),
+            &j.target,
+            mode,
+        )
+        .expect("apply");
+        assert_eq!(
+            fs::read(j.target.join("a")).expect("a"),
+            b"kept",
+            "{mode:?}"
+        );
+        let j = Jail::new();
+        apply_bytes(
+            &hostile(&[Raw::File(b".wh.b", b""), Raw::File(b"b", b"kept")]),
+            &j.target,
+            mode,
+        )
+        .expect("apply");
+        assert_eq!(
+            fs::read(j.target.join("b")).expect("b"),
+            b"kept",
+            "{mode:?}"
+        );
+    }
 }

@@ -9,6 +9,9 @@ use super::input::{self, Command, Kind};
 use super::step::*;
 use super::{at, BuildPlan, PlanError, PROXY_ARGS};
 
+/// Where a `#!` heredoc script of RUN is mounted in the container.
+pub const HEREDOC_DIR: &str = "/run/hoist/heredoc";
+
 /// What a stage inherits from its base image (or earlier stage).
 #[derive(Debug, Clone, Default)]
 pub struct BaseInfo {
@@ -191,6 +194,7 @@ impl BuildPlan {
                 heredocs,
             } => {
                 let mut argv = scope.wrap(command);
+                let mut shebang = None;
                 let mut shown = match command {
                     Command::Shell(s) => s.clone(),
                     Command::Exec(v) => {
@@ -209,12 +213,14 @@ impl BuildPlan {
                             == heredocs[0].name;
                     if only {
                         let h = &heredocs[0];
-                        let body = if h.expand {
-                            x(scope, "RUN heredoc", &h.content)?
-                        } else {
-                            h.content.clone()
-                        };
-                        script = body;
+                        // the shell reads the script: it expands what it expands
+                        script = h.content.clone();
+                        if script.starts_with("#!") {
+                            shebang = Some(InlineFile {
+                                name: h.name.clone(),
+                                content: script.clone(),
+                            });
+                        }
                     } else {
                         for h in heredocs {
                             script.push('\n');
@@ -225,9 +231,14 @@ impl BuildPlan {
                             script.push_str(&h.name);
                         }
                     }
-                    let mut v = scope.shell.clone();
-                    v.push(script.clone());
-                    argv = v;
+                    argv = match &shebang {
+                        Some(f) => vec![format!("{HEREDOC_DIR}/{}", f.name)],
+                        None => {
+                            let mut v = scope.shell.clone();
+                            v.push(script.clone());
+                            v
+                        }
+                    };
                     shown = script;
                 }
                 let network = match network.as_deref() {
@@ -266,7 +277,7 @@ impl BuildPlan {
                     args_in_scope,
                     mounts: ms,
                     network,
-                    stdin: None,
+                    script: shebang,
                     shown,
                 })
             }
@@ -287,27 +298,20 @@ impl BuildPlan {
             } => {
                 let what = if *add { "ADD" } else { "COPY" };
                 let mut srcs = Vec::new();
-                let mut inline = Vec::new();
                 for s in sources {
-                    if let Some(h) = heredocs.iter().find(|h| {
-                        s.trim_start_matches("<<")
-                            .trim_start_matches('-')
-                            .trim_matches(|c| c == '"' || c == '\'')
-                            == h.name
-                            && s.starts_with("<<")
-                    }) {
-                        let content = if h.expand {
-                            x(scope, what, &h.content)?
-                        } else {
-                            h.content.clone()
-                        };
-                        inline.push(InlineFile {
-                            name: h.name.clone(),
-                            content,
-                        });
+                    srcs.push(x(scope, what, s)?);
+                }
+                let mut inline = Vec::new();
+                for h in heredocs {
+                    let content = if h.expand {
+                        x(scope, what, &h.content)?
                     } else {
-                        srcs.push(x(scope, what, s)?);
-                    }
+                        h.content.clone()
+                    };
+                    inline.push(InlineFile {
+                        name: h.name.clone(),
+                        content,
+                    });
                 }
                 let d = x(scope, what, dest)?;
                 let dir_intent = d.ends_with('/') || d == "." || d.ends_with("/.") || d == "..";
@@ -387,7 +391,13 @@ impl BuildPlan {
                 if w.is_empty() {
                     return Err(at(file, line, "WORKDIR needs a path"));
                 }
-                scope.workdir = clean(&join_abs(&scope.workdir, &w));
+                // Docker keeps an absolute WORKDIR as written (`/tmp/` stays `/tmp/`) and
+                // joins and cleans a relative one
+                scope.workdir = if w.starts_with('/') {
+                    w.clone()
+                } else {
+                    clean(&join_abs(&scope.workdir, &w))
+                };
                 Op::Workdir(scope.workdir.clone())
             }
             Kind::User(u) => {

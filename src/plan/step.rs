@@ -79,8 +79,9 @@ pub struct RunOp {
     pub args_in_scope: Vec<(String, String)>,
     pub mounts: Vec<RunMount>,
     pub network: Network,
-    /// Standard input (a heredoc fed to the command).
-    pub stdin: Option<String>,
+    /// A heredoc script with a `#!` line (`RUN <<EOF` + `#!/usr/bin/env python3` …): exec
+    /// mounts it read-only at `argv[0]`, where BuildKit would put it under `/dev/pipes/`.
+    pub script: Option<InlineFile>,
     /// The text after `RUN ` (history's `created_by`).
     pub shown: String,
 }

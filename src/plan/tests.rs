@@ -292,3 +292,93 @@ fn mounts_parse() {
         ]
     );
 }
+
+fn parse_input(text: &str) -> Input {
+    let df = crate::dockerfile::parse(text, "Dockerfile").expect("parses");
+    from_dockerfile::from_dockerfile(&df, text, "Dockerfile").expect("converts")
+}
+
+#[test]
+fn typed_dockerfile_converts_with_lines_and_texts() {
+    let text = "ARG V=1\nFROM localhost/busybox AS one\nRUN --mount=type=cache,target=/c,id=x \\\n    echo hi\nCOPY --from=one --chown=1:2 --chmod=644 a b /d/\nHEALTHCHECK --interval=5s CMD true\nONBUILD RUN echo later\n";
+    let input = parse_input(text);
+    assert_eq!(
+        input.meta_args,
+        vec![("V".to_string(), Some("1".to_string()))]
+    );
+    let s = &input.stages[0];
+    assert_eq!(
+        (s.line, s.base.as_str(), s.name.as_deref()),
+        (2, "localhost/busybox", Some("one"))
+    );
+    assert_eq!(s.instrs[0].line, 3);
+    assert_eq!(
+        s.instrs[0].text,
+        "RUN --mount=type=cache,target=/c,id=x echo hi"
+    );
+    match &s.instrs[0].kind {
+        Kind::Run { mounts, .. } => assert!(mounts[0].contains("target=/c"), "{mounts:?}"),
+        other => panic!("{other:?}"),
+    }
+    match &s.instrs[1].kind {
+        Kind::Copy {
+            from,
+            chown,
+            chmod,
+            sources,
+            dest,
+            ..
+        } => {
+            assert_eq!(from.as_deref(), Some("one"));
+            assert_eq!(chown.as_deref(), Some("1:2"));
+            assert_eq!(chmod.as_deref(), Some("644"));
+            assert_eq!(sources, &vec!["a".to_string(), "b".to_string()]);
+            assert_eq!(dest, "/d/");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &s.instrs[2].kind {
+        Kind::Healthcheck { interval, .. } => assert_eq!(*interval, 5_000_000_000),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.instrs[3].kind,
+        Kind::OnBuild("RUN echo later".to_string())
+    );
+    let t = from_dockerfile::parse_trigger("COPY a /b").expect("trigger");
+    assert!(matches!(t.kind, Kind::Copy { .. }));
+}
+
+#[test]
+fn run_heredocs_become_scripts() {
+    let input = parse_input("FROM scratch\nRUN <<EOF\necho one\nEOF\nRUN <<EOF\n#!/bin/sh\necho two\nEOF\nRUN cat <<EOF > /f\nbody\nEOF\n");
+    let p = plan(&input, &opts(&[], None)).expect("plan");
+    let steps = p.resolve_stage(0, &BaseInfo::default()).expect("resolve");
+    let runs: Vec<&RunOp> = steps
+        .iter()
+        .map(|s| match &s.op {
+            Op::Run(r) => r,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(runs[0].argv, vec!["/bin/sh", "-c", "echo one\n"]);
+    assert!(runs[0].script.is_none());
+    assert_eq!(runs[1].argv, vec!["/run/hoist/heredoc/EOF"]);
+    assert_eq!(
+        runs[1].script.as_ref().map(|s| s.content.as_str()),
+        Some("#!/bin/sh\necho two\n")
+    );
+    assert_eq!(
+        runs[2].argv,
+        vec!["/bin/sh", "-c", "cat <<EOF > /f\nbody\nEOF"]
+    );
+}
+
+#[test]
+fn absolute_workdir_is_kept_as_written() {
+    let input = parse_input("FROM scratch\nWORKDIR /tmp/\nWORKDIR a/../b\n");
+    let p = plan(&input, &opts(&[], None)).expect("plan");
+    let steps = p.resolve_stage(0, &BaseInfo::default()).expect("resolve");
+    assert_eq!(steps[0].op, Op::Workdir("/tmp/".into()));
+    assert_eq!(steps[1].op, Op::Workdir("/tmp/b".into()));
+}

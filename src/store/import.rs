@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::{ImageRecord, Store, StoreError};
 use crate::image::config::{self, Change};
 use crate::image::{Digest, Reference};
-use crate::layer::{self, clean_path, Compression, LayerWriter};
+use crate::layer::{self, Compression, LayerWriter};
 
 /// How to import.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +49,9 @@ impl Store {
         input: &mut dyn Read,
         opts: &ImportOptions,
     ) -> Result<ImageRecord, StoreError> {
+        for n in &opts.names {
+            super::check_name(n)?;
+        }
         let what = || format!("tarball `{}`", opts.source_name);
         let bad = |reason: String| StoreError::Invalid {
             what: what(),
@@ -58,40 +61,15 @@ impl Store {
         log::debug!("importing `{}` ({compression:?})", opts.source_name);
         let out = self.blob_writer()?;
         let mut lw = LayerWriter::new(out, Compression::Gzip).map_err(|e| bad(e.to_string()))?;
-        let mut entries = 0u64;
-        {
+        // one pass: the layer room checks every entry (escapes, links, whiteouts) while the same
+        // bytes are compressed into the staged blob
+        let entries = {
             let mut tee = Tee {
                 inner: tar,
                 out: &mut lw,
             };
-            let mut archive = tar::Archive::new(&mut tee);
-            let iter = archive.entries().map_err(|e| bad(tar_error(&e)))?;
-            for entry in iter {
-                let entry = entry.map_err(|e| bad(tar_error(&e)))?;
-                let path = entry.path_bytes();
-                clean_path(&path).map_err(|r| {
-                    bad(format!(
-                        "entry `{}` escapes the root: {r}",
-                        String::from_utf8_lossy(&path)
-                    ))
-                })?;
-                if entry.header().entry_type().is_hard_link() {
-                    if let Some(link) = entry.link_name_bytes() {
-                        clean_path(&link).map_err(|r| {
-                            bad(format!(
-                                "hard link `{}` → `{}` escapes the root: {r}",
-                                String::from_utf8_lossy(&path),
-                                String::from_utf8_lossy(&link)
-                            ))
-                        })?;
-                    }
-                }
-                entries += 1;
-            }
-            // (the archive borrows `tee` until its last use above)
-            // the end-of-archive blocks and padding belong to the layer (and its diff_id)
-            io::copy(&mut tee, &mut io::sink()).map_err(|e| bad(tar_error(&e)))?;
-        }
+            layer::check_tar(&mut tee).map_err(|e| bad(layer_error(e)))?
+        };
         if entries == 0 {
             return Err(bad("not a tar archive: no entries".into()));
         }
@@ -133,13 +111,20 @@ impl Store {
     }
 }
 
-/// One line about a broken tar stream (the tar crate's messages quote raw header bytes).
-fn tar_error(e: &io::Error) -> String {
-    let msg = e.to_string();
-    if e.kind() == io::ErrorKind::UnexpectedEof || msg.contains("unexpected end of file") {
+/// One line about a refused layer (the tar crate's messages quote raw header bytes).
+fn layer_error(e: layer::LayerError) -> String {
+    let layer::LayerError::Tar(msg) = e else {
+        return e.to_string();
+    };
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("unexpected end")
+        || lower.contains("entire block")
+        || lower.contains("unexpected eof")
+        || lower.contains("incomplete")
+    {
         return "not a valid tar archive: it ends in the middle (truncated)".into();
     }
-    if msg.contains("cksum") || msg.contains("numeric field") {
+    if lower.contains("cksum") || lower.contains("numeric field") {
         return "not a valid tar archive: unreadable entry header".into();
     }
     let first: String = msg

@@ -21,6 +21,14 @@ const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+j
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+fn is_image_config(m: &MediaType) -> bool {
+    match m {
+        MediaType::ImageConfig => true,
+        MediaType::Other(m) => m == DOCKER_CONFIG,
+        _ => false,
+    }
+}
+
 /// Reads the current `index.json` snapshot.
 pub(super) fn read_index(store: &Store) -> Result<ImageIndex, StoreError> {
     let p = store.root.join("index.json");
@@ -87,8 +95,10 @@ pub(super) fn load_records(store: &Store, lenient: bool) -> Result<Vec<ImageReco
         let (desc, names) = groups.remove(&d).expect("every ordered digest has a group");
         match load_record(store, &d, &desc, names) {
             Ok(r) => out.push(r),
-            Err(e) if lenient => log::warn!("skipping image with manifest `{d}`: {e}"),
-            Err(e) => return Err(e),
+            // a blob may have vanished under a concurrent prune: the caller reads the index again
+            Err(e @ StoreError::MissingBlob(_)) if !lenient => return Err(e),
+            // an artifact or a damaged entry written by another tool must not hide the images
+            Err(e) => log::warn!("skipping index entry `{d}`: {e}"),
         }
     }
     Ok(out)
@@ -103,6 +113,15 @@ fn load_record(
     let bytes = store.read_blob(manifest_digest)?;
     let manifest: ImageManifest = serde_json::from_slice(&bytes)
         .map_err(|e| StoreError::invalid(format!("manifest `{manifest_digest}`"), e))?;
+    if !is_image_config(manifest.config().media_type()) {
+        return Err(StoreError::invalid(
+            format!("manifest `{manifest_digest}`"),
+            format!(
+                "config media type `{}` is not an image config (an artifact?)",
+                manifest.config().media_type()
+            ),
+        ));
+    }
     let id = Digest::from_oci(manifest.config().digest())?;
     let cfg_bytes = store.read_blob(&id)?;
     let config: ImageConfiguration = serde_json::from_slice(&cfg_bytes)
@@ -238,15 +257,14 @@ pub(super) fn check_manifest_kind(
             ))
         }
     }
-    match manifest.config().media_type() {
-        MediaType::ImageConfig => {}
-        MediaType::Other(m) if m == DOCKER_CONFIG => {}
-        m => {
-            return Err(StoreError::invalid(
-                what(),
-                format!("config media type `{m}` is not an image config"),
-            ))
-        }
+    if !is_image_config(manifest.config().media_type()) {
+        return Err(StoreError::invalid(
+            what(),
+            format!(
+                "config media type `{}` is not an image config",
+                manifest.config().media_type()
+            ),
+        ));
     }
     Ok(())
 }

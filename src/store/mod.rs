@@ -455,7 +455,8 @@ impl Store {
     ///
     /// A blob missing while the listing is read (a concurrent `prune` between reading
     /// `index.json` and the blob) makes it read the index again; an entry still broken after
-    /// that is skipped with a warning, so one damaged image does not hide the others.
+    /// that, or one that is not an image (an artifact another tool stored), is skipped with a
+    /// warning, so it does not hide the images.
     pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
         for _ in 0..2 {
             match index::load_records(self, false) {
@@ -493,6 +494,15 @@ impl Store {
         let checked = index::check_manifest(self, manifest)?;
         for n in names {
             check_name(n)?;
+        }
+        // the same image under another manifest: it only gains the names (no stray manifest blob)
+        if let Some(existing) = self
+            .images()?
+            .into_iter()
+            .find(|r| r.id == checked.config_digest && r.manifest_digest != checked.manifest_digest)
+        {
+            index::add_names(self, &existing.manifest_digest, names)?;
+            return self.resolve(&existing.id.to_string());
         }
         let (digest, _) = self.write_blob(&mut &manifest[..])?;
         debug_assert_eq!(digest, checked.manifest_digest);

@@ -387,3 +387,128 @@ fn collection_waits_for_other_writers() {
     );
     assert!(!other.has_blob(&a.id));
 }
+
+#[test]
+fn committing_another_manifest_of_a_known_config_only_adds_names() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("x", b"data")], &["x"]);
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&store.read_blob(&a.manifest_digest).expect("manifest"))
+            .expect("json");
+    m["annotations"] = serde_json::json!({"org.example": "other manifest"});
+    let bytes = serde_json::to_vec(&m).expect("json");
+    let blobs = fs::read_dir(dir.path().join("blobs/sha256"))
+        .expect("ls")
+        .count();
+    let r = store
+        .commit_image(&bytes, &[Reference::parse_local("y").expect("ref")])
+        .expect("commit");
+    assert_eq!(r.id, a.id);
+    assert_eq!(
+        r.manifest_digest, a.manifest_digest,
+        "the first manifest stays"
+    );
+    assert_eq!(r.names.len(), 2);
+    assert_eq!(
+        fs::read_dir(dir.path().join("blobs/sha256"))
+            .expect("ls")
+            .count(),
+        blobs
+    );
+    // a manifest naming a missing layer is refused
+    m["layers"][0]["digest"] = serde_json::json!(format!("sha256:{}", "0".repeat(64)));
+    let bytes = serde_json::to_vec(&m).expect("json");
+    assert!(matches!(
+        store.commit_image(&bytes, &[]),
+        Err(StoreError::MissingBlob(_))
+    ));
+}
+
+#[test]
+fn an_unnamed_parent_is_intermediate_and_survives_prune() {
+    use crate::image::config;
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let parent = import(&store, &[("x", b"data")], &[]);
+    // a child: the parent's layer again on top, one more history entry
+    let mut cfg = parent.config.clone();
+    let diff_id = parent.diff_ids().expect("ids")[0].clone();
+    config::add_layer(
+        &mut cfg,
+        &diff_id,
+        config::history_entry("2024-01-02T03:04:06Z", "RUN true", None, false),
+    );
+    let cfg_bytes = config::canonical_json(&cfg).expect("json");
+    let (cfg_digest, cfg_size) = store.write_blob(&mut &cfg_bytes[..]).expect("config");
+    let layer = &parent.manifest.layers()[0];
+    let l = (
+        Digest::from_oci(layer.digest()).expect("digest"),
+        layer.size(),
+        layer.media_type().clone(),
+    );
+    let manifest = config::manifest_for(&cfg_digest, cfg_size, &[l.clone(), l]);
+    let child = store
+        .commit_image(
+            &config::canonical_json(&manifest).expect("json"),
+            &[Reference::parse_local("child").expect("ref")],
+        )
+        .expect("commit child");
+    let all = store.images().expect("images");
+    let p = all.iter().find(|r| r.id == parent.id).expect("parent");
+    let c = all.iter().find(|r| r.id == child.id).expect("child");
+    assert!(is_parent(p, c));
+    assert!(!is_parent(c, p));
+    assert!(has_children(&all, p));
+    let r = store.prune(PruneMode::Dangling).expect("prune");
+    assert!(r.removed_images.is_empty(), "an intermediate image is kept");
+    store.remove("child", false).expect("rmi child");
+    let r = store.prune(PruneMode::Dangling).expect("prune");
+    assert_eq!(r.removed_images, vec![parent.id.clone()]);
+}
+
+#[test]
+fn an_artifact_in_the_index_is_skipped_and_kept() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("x", b"data")], &["x"]);
+    let (cfg, cfg_size) = store.write_blob(&mut &b"{}"[..]).expect("empty config");
+    let (layer, layer_size) = store.write_blob(&mut &b"payload"[..]).expect("payload");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example+type",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cfg.to_string(), "size": cfg_size},
+        "layers": [{"mediaType": "application/octet-stream", "digest": layer.to_string(), "size": layer_size}]
+    });
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    let (m, m_size) = store.write_blob(&mut &bytes[..]).expect("manifest");
+    let index_path = dir.path().join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&fs::read(&index_path).expect("index")).expect("json");
+    index["manifests"]
+        .as_array_mut()
+        .expect("list")
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": m.to_string(),
+            "size": m_size,
+            "annotations": {"org.opencontainers.image.ref.name": "localhost/art:1"}
+        }));
+    fs::write(&index_path, serde_json::to_vec(&index).expect("json")).expect("write index");
+    let images = store.images().expect("images");
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].id, a.id);
+    let refused = store.commit_image(&bytes, &[]).expect_err("not an image");
+    assert!(
+        refused.to_string().contains("not an image config"),
+        "{refused}"
+    );
+    drop(store);
+    let store = Store::open(dir.path()).expect("open");
+    store.prune(PruneMode::All).expect("prune");
+    for d in [&cfg, &layer, &m] {
+        assert!(store.has_blob(d), "artifact blob {d} kept");
+    }
+    assert!(!store.has_blob(&a.id));
+}

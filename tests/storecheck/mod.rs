@@ -114,3 +114,20 @@ pub fn small_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
     }
     b.into_inner().expect("tar")
 }
+
+/// A tar that makes `etc` a symbolic link to `/etc` and then writes `etc/passwd` through it.
+pub fn symlink_parent_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    h.set_mode(0o777);
+    h.set_entry_type(tar::EntryType::Symlink);
+    b.append_link(&mut h, "etc", "/etc").expect("symlink");
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "etc/passwd", &b"evil"[..])
+        .expect("file");
+    b.into_inner().expect("tar")
+}
