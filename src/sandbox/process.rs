@@ -265,7 +265,7 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
         etc_files,
     };
 
-    let (mut ours, theirs) = UnixStream::pair().map_err(io("creating a socket pair"))?;
+    let (mut ours, theirs_low) = UnixStream::pair().map_err(io("creating a socket pair"))?;
     let level = match log::max_level() {
         log::LevelFilter::Debug | log::LevelFilter::Trace => "debug",
         log::LevelFilter::Info => "info",
@@ -274,7 +274,7 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
     };
     // above the standard descriptors, whatever hoist was started with
     let theirs: OwnedFd =
-        nix::fcntl::fcntl(theirs.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        nix::fcntl::fcntl(theirs_low.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
             .map(|fd| {
                 // SAFETY: fcntl just returned this new descriptor, owned by nobody else
                 unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
@@ -283,6 +283,9 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
                 what: "duplicating the init's socket".into(),
                 source: e.into(),
             })?;
+    // only the duplicate may stay open here: the parent sees the init's end of the stream
+    // when the init's copy is its last one
+    drop(theirs_low);
     let fd = theirs.as_raw_fd();
     let args: Vec<CString> = ["hoist", "--log-level", level, "__init", &fd.to_string()]
         .iter()
@@ -437,7 +440,11 @@ fn wait_for(
                 exited = Some(code);
                 open = false;
             }
-            Ok(Some(m)) => failure = Some(m),
+            Ok(Some(m)) => {
+                // the init exits right after a failure message
+                failure = Some(m);
+                open = false;
+            }
             Ok(None) | Err(_) => open = false,
         }
     }
