@@ -23,7 +23,13 @@ fn write_mode(p: &Path, data: &str, mode: u32) {
 }
 
 /// One archive member: path, kind, mode, data and PAX records.
-type Member<'a> = (&'a str, tar::EntryType, u32, &'a str, &'a [(&'a str, &'a str)]);
+type Member<'a> = (
+    &'a str,
+    tar::EntryType,
+    u32,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+);
 
 /// A tar of members, owned by 0:0.
 fn archive(entries: &[Member<'_>]) -> Vec<u8> {
