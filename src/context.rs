@@ -467,7 +467,7 @@ impl Context {
                 })
                 .filter(|(m, p)| m.is_excluded(p))
                 .collect();
-            let included = include.map_or(true, |m| m.is_excluded(&below));
+            let included = include.is_none_or(|m| m.is_excluded(&below));
             if excluded_by.is_empty() && included {
                 for (_, e, listed) in pending.iter_mut() {
                     if !*listed {
