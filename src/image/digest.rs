@@ -73,7 +73,7 @@ impl Digest {
 
     /// Converts from oci-spec's digest type; only sha256 is accepted.
     pub fn from_oci(d: &oci_spec::image::Digest) -> Result<Digest, DigestError> {
-        Self::parse(&d.to_string())
+        Self::parse(d.as_ref())
     }
 }
 
