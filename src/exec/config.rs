@@ -324,23 +324,8 @@ pub fn join_workdir(current: &str, dir: &str) -> String {
     if dir.starts_with('/') {
         dir.to_string()
     } else {
-        clean_abs(&format!("{}/{}", current.trim_end_matches('/'), dir))
+        crate::plan::resolve::clean(&format!("{}/{}", current.trim_end_matches('/'), dir))
     }
-}
-
-/// Cleans an absolute path lexically (`.`, `..`, doubled slashes), as Go's `path.Clean`.
-pub fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// RFC 3339 with second precision in UTC, as a Unix time stamp.
