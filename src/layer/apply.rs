@@ -271,6 +271,23 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, path: &str) -> Result<Meta,
     Ok(meta)
 }
 
+/// The cleaned components of a hard link entry's target (refused when it would leave the root).
+fn hardlink_target<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    shown: &str,
+) -> Result<Vec<OsString>, LayerError> {
+    let target = entry
+        .link_name_bytes()
+        .ok_or_else(|| invalid(shown, "hard link without a target"))?;
+    clean_path(&target).map_err(|reason| LayerError::Escape {
+        path: shown.to_owned(),
+        reason: format!(
+            "hard link target `{}`: {reason}",
+            String::from_utf8_lossy(&target)
+        ),
+    })
+}
+
 fn invalid(path: &str, reason: &str) -> LayerError {
     LayerError::Invalid {
         path: path.to_owned(),
@@ -468,16 +485,7 @@ impl Applier<'_> {
                 .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| invalid(&shown, "hard link without a target"))?;
-                let tcomps = clean_path(&target).map_err(|reason| LayerError::Escape {
-                    path: shown.clone(),
-                    reason: format!(
-                        "hard link target `{}`: {reason}",
-                        String::from_utf8_lossy(&target)
-                    ),
-                })?;
+                let tcomps = hardlink_target(entry, &shown)?;
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(invalid(&shown, "hard link to the root directory"));
                 };
@@ -952,16 +960,7 @@ pub fn check_tar<R: Read>(mut tar: R) -> Result<u64, LayerError> {
                     symlinks.insert(comps);
                 }
                 EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .ok_or_else(|| invalid(&shown, "hard link without a target"))?;
-                    let tcomps = clean_path(&target).map_err(|reason| LayerError::Escape {
-                        path: shown.clone(),
-                        reason: format!(
-                            "hard link target `{}`: {reason}",
-                            String::from_utf8_lossy(&target)
-                        ),
-                    })?;
+                    let tcomps = hardlink_target(&entry, &shown)?;
                     if !files.contains(&tcomps) {
                         return Err(invalid(
                             &shown,
