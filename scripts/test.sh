@@ -16,6 +16,11 @@ have runc || need_pkgs+=(runc)
 have newuidmap || need_pkgs+=(uidmap)
 have setpriv || need_pkgs+=(util-linux)
 have script || need_pkgs+=(bsdutils)
+have pasta || need_pkgs+=(passt)
+have docker-registry || need_pkgs+=(docker-registry)
+have openssl || need_pkgs+=(openssl)
+# the hostile-RUN tests compile small static C programs
+{ have gcc && [ "$(gcc -print-file-name=libc.a)" != libc.a ]; } || need_pkgs+=(gcc libc6-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need_pkgs[*]}" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
