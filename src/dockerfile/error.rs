@@ -95,7 +95,9 @@ pub enum ErrorKind {
     ExpectedAs(String),
     #[error("invalid --mount `{spec}`: {reason}")]
     InvalidMount { spec: String, reason: String },
-    #[error("invalid port `{0}`: expected PORT, PORT/tcp, PORT/udp, PORT/sctp or a range such as 8000-8010/tcp")]
+    #[error(
+        "invalid port `{0}`: expected PORT or a range such as 8000-8010, with /tcp, /udp or /sctp"
+    )]
     InvalidPort(String),
     #[error("HEALTHCHECK NONE takes no arguments and no flags")]
     HealthcheckNoneArgs,

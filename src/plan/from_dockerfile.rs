@@ -274,6 +274,7 @@ pub fn from_dockerfile(df: &Dockerfile, text: &str, file: &str) -> Result<Input,
             .map(|a| (a.name.clone(), a.default.clone()))
             .collect(),
         stages,
+        escape: (esc != '\\').then_some(esc),
     })
 }
 

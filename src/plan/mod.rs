@@ -166,6 +166,8 @@ pub struct BuildPlan {
     pub meta: BTreeMap<String, String>,
     pub build_args: BTreeMap<String, String>,
     pub platform: Platform,
+    /// The Dockerfile's escape character (`\\` or `` ` ``), which drives word expansion.
+    pub escape: char,
 }
 
 impl BuildPlan {
@@ -214,6 +216,7 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
         }
     }
     let file = opts.file.clone();
+    let escape = input.escape.unwrap_or('\\');
 
     // meta ARGs: built-ins first, then the ARGs before FROM (a build arg overrides a default)
     let mut meta: BTreeMap<String, String> = opts.platform.builtin_args().into_iter().collect();
@@ -224,7 +227,7 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
             Some(v) => Some(v.clone()),
             None => match default {
                 Some(d) => Some(
-                    expand::word(d, &|n| meta.get(n).cloned())
+                    expand::word_with(escape, d, &|n| meta.get(n).cloned())
                         .map_err(|e| at(&file, input.stages[0].line, format!("ARG {k}: {e}")))?,
                 ),
                 None => None,
@@ -243,7 +246,7 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
     let mut stages: Vec<StagePlan> = Vec::new();
     let mut names: BTreeSet<String> = BTreeSet::new();
     for (index, s) in input.stages.iter().enumerate() {
-        let base_word = expand::word(&s.base, &|n| meta.get(n).cloned())
+        let base_word = expand::word_with(escape, &s.base, &|n| meta.get(n).cloned())
             .map_err(|e| at(&file, s.line, format!("FROM {}: {e}", s.base)))?;
         if base_word.is_empty() {
             return Err(at(
@@ -256,7 +259,7 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
             ));
         }
         if let Some(p) = &s.platform {
-            let p = expand::word(p, &|n| meta.get(n).cloned())
+            let p = expand::word_with(escape, p, &|n| meta.get(n).cloned())
                 .map_err(|e| at(&file, s.line, format!("FROM --platform: {e}")))?;
             if !opts.platform.matches(&p) {
                 return Err(at(
@@ -392,6 +395,7 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
         meta,
         build_args: opts.build_args.clone(),
         platform: opts.platform.clone(),
+        escape,
     })
 }
 

@@ -75,7 +75,8 @@ impl Scope<'_> {
     }
 
     fn expand(&self, file: &str, line: usize, what: &str, w: &str) -> Result<String, PlanError> {
-        expand::word(w, &|n| self.lookup(n)).map_err(|e| at(file, line, format!("{what}: {e}")))
+        expand::word_with(self.plan.escape, w, &|n| self.lookup(n))
+            .map_err(|e| at(file, line, format!("{what}: {e}")))
     }
 
     fn set_env(&mut self, k: &str, v: &str) {
@@ -346,11 +347,14 @@ impl BuildPlan {
                 })
             }
             Kind::Env(pairs) => {
+                // every pair sees the scope from before the instruction, and keys expand
+                // too (BuildKit's `EnvCommand.Expand` runs over all pairs before dispatch)
                 let mut out = Vec::new();
                 for (k, v) in pairs {
-                    let v = x(scope, "ENV", v)?;
-                    scope.set_env(k, &v);
-                    out.push((k.clone(), v));
+                    out.push((x(scope, "ENV", k)?, x(scope, "ENV", v)?));
+                }
+                for (k, v) in &out {
+                    scope.set_env(k, v);
                 }
                 Op::Env(out)
             }
@@ -413,17 +417,18 @@ impl BuildPlan {
                     let p = x(scope, "EXPOSE", p)?;
                     out.extend(p.split_whitespace().map(str::to_string));
                 }
+                // one key per port, as BuildKit's `parsePort` (`8000-8002` is three ports)
+                let mut keys = Vec::new();
                 for p in &out {
-                    let (num, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
-                    let ok_num = num
-                        .split('-')
-                        .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-                    if !ok_num
-                        || !matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp")
-                    {
-                        return Err(at(file, line, format!("EXPOSE: invalid port `{p}`")));
+                    let spec = crate::dockerfile::PortSpec::parse(p)
+                        .map_err(|e| at(file, line, format!("EXPOSE: {e}")))?;
+                    for k in spec.keys() {
+                        if !keys.contains(&k) {
+                            keys.push(k);
+                        }
                     }
                 }
+                let out = keys;
                 Op::Expose(out)
             }
             Kind::Volume(vs) => {
@@ -480,7 +485,6 @@ impl BuildPlan {
             Kind::OnBuild(t) => Op::OnBuild(t.clone()),
             Kind::Maintainer(m) => Op::Maintainer(m.clone()),
         };
-        let _ = scope.plan;
         Ok(Step {
             line,
             text: ins.text.clone(),
