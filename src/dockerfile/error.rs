@@ -89,8 +89,6 @@ pub enum ErrorKind {
     NoFrom,
     #[error("invalid stage name `{0}`: a name starts with a letter and holds only letters, digits, `-`, `_` and `.`")]
     InvalidStageName(String),
-    #[error("stage name `{0}` is used twice")]
-    DuplicateStageName(String),
     #[error("expected `AS` before the stage name, found `{0}`")]
     ExpectedAs(String),
     #[error("invalid --mount `{spec}`: {reason}")]
@@ -109,6 +107,9 @@ pub enum ErrorKind {
     InvalidSignal(String),
     #[error("invalid variable name `{0}` in ARG")]
     InvalidArgName(String),
+    /// A build-check finding (`RULE: message`), rendered like an error.
+    #[error("{0}")]
+    Check(String),
 }
 
 fn allowed_list(allowed: &[String]) -> String {

@@ -472,7 +472,8 @@ pub const KEYWORDS: [&str; 18] = [
     "WORKDIR",
 ];
 
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance in characters (for "did you mean" suggestions).
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();

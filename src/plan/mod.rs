@@ -11,6 +11,7 @@
 //! Pure: no file system, no environment, no store. Follows Docker's Dockerfile reference for
 //! which instructions expand variables and how ARG and ENV scope.
 
+pub mod checks;
 pub mod expand;
 pub mod from_dockerfile;
 pub mod input;
@@ -181,6 +182,7 @@ fn find_stage(stages: &[StagePlan], name: &str) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
     if let Some(s) = stages
         .iter()
+        .rev()
         .find(|s| s.name.as_deref() == Some(lower.as_str()))
     {
         return Some(s.index);
@@ -244,7 +246,6 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
     }
 
     let mut stages: Vec<StagePlan> = Vec::new();
-    let mut names: BTreeSet<String> = BTreeSet::new();
     for (index, s) in input.stages.iter().enumerate() {
         let base_word = expand::word_with(escape, &s.base, &|n| meta.get(n).cloned())
             .map_err(|e| at(&file, s.line, format!("FROM {}: {e}", s.base)))?;
@@ -272,18 +273,16 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
                 ));
             }
         }
+        // a name used twice is accepted as BuildKit does: a reference means the latest
+        // stage of that name (the `DuplicateStageName` check warns)
         let name = s.name.as_ref().map(|n| n.to_ascii_lowercase());
-        if let Some(n) = &name {
-            if !names.insert(n.clone()) {
-                return Err(at(&file, s.line, format!("duplicate stage name `{n}`")));
-            }
-        }
         let base = if base_word.eq_ignore_ascii_case("scratch") {
             Base::Scratch
         } else {
             let lower = base_word.to_ascii_lowercase();
             match stages
                 .iter()
+                .rev()
                 .find(|p| p.name.as_deref() == Some(lower.as_str()))
             {
                 Some(p) => Base::Stage(p.index),
