@@ -849,7 +849,7 @@ impl<'a> Checker<'a> {
                 }
                 Instruction::Workdir(w) => {
                     let p = self.word(w, span, st, &values, &args);
-                    if !st.workdir_set && !p.starts_with('/') {
+                    if !st.workdir_set && !p.starts_with('/') && !is_windows_abs(&p) {
                         self.push(
                             WORKDIR_RELATIVE_PATH,
                             span,
@@ -1085,6 +1085,14 @@ impl<'a> Checker<'a> {
             self.push(UNDEFINED_VAR, span, m);
         }
     }
+}
+
+/// `C:\\…` or `C:/…`: absolute for a Windows stage (BuildKit's `system.IsAbs` on the stage's
+/// OS). hoist builds only Linux, but a Dockerfile written for Windows is not warned about for
+/// its drive paths.
+fn is_windows_abs(p: &str) -> bool {
+    let b = p.as_bytes();
+    b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/')
 }
 
 fn chmod_text(c: &ins::Chmod) -> String {
