@@ -113,3 +113,178 @@ fn import_keeps_cmd_given_before_entrypoint() {
         serde_json::json!(["/bin/env"])
     );
 }
+
+/// Builds `dockerfile` with the context `files`, exporting the file system to `out/`; returns
+/// the files found there (relative, sorted) or the build's stderr when it fails.
+fn export(env: &TestEnv, dockerfile: &str, files: &[(&str, &str)]) -> Result<Vec<String>, String> {
+    context(env, dockerfile, files);
+    let out_dir = env.path("out");
+    let _ = fs::remove_dir_all(&out_dir);
+    let mut cmd = env.cmd([
+        "build".as_ref(),
+        "--progress".as_ref(),
+        "plain".as_ref(),
+        "-o".as_ref(),
+        format!("type=local,dest={}", out_dir.display()).as_ref() as &std::ffi::OsStr,
+        "ctx".as_ref(),
+    ]);
+    let out = common::run(&mut cmd);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut found = Vec::new();
+    let mut todo = vec![out_dir.clone()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).expect("read out") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(&out_dir).expect("under out");
+                found.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Reference, "COPY --parents": its own example `COPY --parents ./src/**/*.txt /parents/`
+/// ("The `**` wildcard matches any number of path components, including none").
+#[test]
+fn copy_parents_with_double_star() {
+    let env = TestEnv::new();
+    let files = [
+        ("src/a.txt", "a"),
+        ("src/x/b.txt", "b"),
+        ("src/x/y/c.txt", "c"),
+        ("src/x/d.md", "d"),
+    ];
+    let got = export(
+        &env,
+        "FROM scratch\nCOPY --parents ./src/**/*.txt /parents/\n",
+        &files,
+    )
+    .expect("builds");
+    assert_eq!(
+        got,
+        [
+            "parents/src/a.txt",
+            "parents/src/x/b.txt",
+            "parents/src/x/y/c.txt"
+        ]
+    );
+    let got = export(&env, "FROM scratch\nCOPY src/**/*.txt /flat/\n", &files).expect("builds");
+    assert_eq!(got, ["flat/a.txt", "flat/b.txt", "flat/c.txt"]);
+}
+
+/// Reference, "Copying from the build context": "a source path … that navigates outside the
+/// build context, such as `COPY ../something /something`, automatically removes any parent
+/// directory navigation (`../`)".
+#[test]
+fn copy_strips_parent_navigation() {
+    let env = TestEnv::new();
+    let got = export(
+        &env,
+        "FROM scratch\nCOPY ../../a.txt /x\nCOPY sub/../../b.txt /y\n",
+        &[("a.txt", "a"), ("b.txt", "b"), ("sub/keep", "")],
+    )
+    .expect("builds");
+    assert_eq!(got, ["x", "y"]);
+}
+
+/// BuildKit refuses a variable in `COPY --from` ("variable expansion is not supported for
+/// --from", dockerfile_copy_test.go `testDockerfileCopyFromArgs`) and in `RUN --mount from=`
+/// ("'from' doesn't support variable expansion", dockerfile_mount_test.go), and a `COPY
+/// --from` naming a stage defined later ("needs to be defined before current stage",
+/// dockerfile_multistage_test.go).
+#[test]
+fn from_with_a_variable_or_a_later_stage_is_refused() {
+    let env = TestEnv::new();
+    let e = export(
+        &env,
+        "FROM scratch AS x\nFROM scratch\nARG V=x\nCOPY --from=$V a.txt /x\n",
+        &[("a.txt", "a")],
+    )
+    .expect_err("refused");
+    assert!(
+        e.contains("Dockerfile:4:6: --from=$V: variable expansion is not supported for --from"),
+        "{e}"
+    );
+    let e = export(
+        &env,
+        "FROM scratch AS x\nFROM scratch\nARG V=x\nRUN --mount=type=bind,from=$V,target=/x true\n",
+        &[],
+    )
+    .expect_err("refused");
+    assert!(
+        e.contains("'from' doesn't support variable expansion"),
+        "{e}"
+    );
+    let e = export(
+        &env,
+        "FROM scratch AS a\nCOPY --from=later a.txt /x\nFROM scratch AS later\nFROM a\n",
+        &[("a.txt", "a")],
+    )
+    .expect_err("refused");
+    assert!(
+        e.contains("stage `later` is not defined before this one"),
+        "{e}"
+    );
+}
+
+/// BuildKit accepts a stage name used twice (its `DuplicateStageName` check warns): a later
+/// reference means the latest stage of that name.
+#[test]
+fn duplicate_stage_names_mean_the_latest() {
+    let env = TestEnv::new();
+    let got = export(
+        &env,
+        "FROM scratch AS b\nCOPY a.txt /first\nFROM scratch AS b\nCOPY a.txt /second\nFROM b\n",
+        &[("a.txt", "a")],
+    )
+    .expect("builds");
+    assert_eq!(got, ["second"]);
+}
+
+/// `FROM --platform=` with this machine's platform and a variant BuildKit runs natively
+/// (`linux/amd64/v2` on x86-64; `linux/arm64/v8` on arm64) is accepted.
+#[test]
+fn platform_with_a_native_variant_is_accepted() {
+    let env = TestEnv::new();
+    let p = match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64/v2",
+        "aarch64" => "linux/arm64/v8",
+        other => panic!("no native variant known for {other}"),
+    };
+    let got = export(
+        &env,
+        &format!("FROM --platform={p} scratch\nCOPY a.txt /a\n"),
+        &[("a.txt", "a")],
+    )
+    .expect("builds");
+    assert_eq!(got, ["a"]);
+}
+
+/// Reference, "RUN --mount": the value is a CSV record, so a field quoted with `"` keeps its
+/// commas (BuildKit's `parseMount` reads it with `csvvalue`); values expand after the split.
+#[test]
+fn mount_csv_field_with_commas() {
+    let env = TestEnv::new();
+    env.import_busybox("localhost/busybox");
+    context(
+        &env,
+        "FROM busybox\nARG F=a,b.txt\nRUN --mount='type=bind,\"source=a,b.txt\",target=/x' cp /x /one\nRUN --mount=type=bind,source=$F,target=/y cp /y /two\n",
+        &[("a,b.txt", "hi")],
+    );
+    env.ok([
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        "type=local,dest=out",
+        "ctx",
+    ]);
+    assert_eq!(fs::read_to_string(env.path("out/one")).expect("one"), "hi");
+    assert_eq!(fs::read_to_string(env.path("out/two")).expect("two"), "hi");
+}

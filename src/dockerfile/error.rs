@@ -107,6 +107,8 @@ pub enum ErrorKind {
     InvalidSignal(String),
     #[error("invalid variable name `{0}` in ARG")]
     InvalidArgName(String),
+    #[error("--from={0}: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround")]
+    FromExpansion(String),
     /// A build-check finding (`RULE: message`), rendered like an error.
     #[error("{0}")]
     Check(String),

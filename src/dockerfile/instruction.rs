@@ -882,7 +882,17 @@ fn copy_or_add(node: &mut Node, keyword: &str) -> Result<Instruction, Fail> {
     let mut exclude = Vec::new();
     for f in &fl {
         match f.name {
-            "from" => from = Some(need_value(f)?),
+            "from" => {
+                let v = need_value(f)?;
+                // BuildKit expands `--from` with no variables at all and refuses any change
+                // (`toCommand` in dockerfile2llb/convert.go)
+                if crate::dockerfile::shell::expand(&v.value, &|_| None).as_deref()
+                    != Ok(v.value.as_str())
+                {
+                    return Err((f.span, ErrorKind::FromExpansion(v.value.clone())));
+                }
+                from = Some(v)
+            }
             "chown" => chown = Some(need_value(f)?),
             "chmod" => {
                 let v = need_value(f)?;
@@ -1138,7 +1148,7 @@ fn run(node: &mut Node) -> Result<Instruction, Fail> {
 
 /// Splits a `--mount` value on commas, honouring `"…"` quoting of a field (CSV, as BuildKit
 /// reads it).
-fn csv_fields(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, String> {
+pub fn csv_fields(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, String> {
     if !s.contains('"') {
         return Ok(s.split(',').map(std::borrow::Cow::Borrowed).collect());
     }
@@ -1177,6 +1187,26 @@ fn csv_fields(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, String> {
     }
     out.push(cur);
     Ok(out.into_iter().map(std::borrow::Cow::Owned).collect())
+}
+
+/// Joins fields into one CSV record as [`csv_fields`] reads it: a field holding `,` or `"` is
+/// quoted, its `"` doubled.
+pub fn csv_join<S: AsRef<str>>(fields: &[S]) -> String {
+    let mut out = String::new();
+    for (i, f) in fields.iter().enumerate() {
+        let f = f.as_ref();
+        if i > 0 {
+            out.push(',');
+        }
+        if f.contains(',') || f.contains('"') {
+            out.push('"');
+            out.push_str(&f.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(f);
+        }
+    }
+    out
 }
 
 /// Parses one `--mount` value per the reference's option tables.
@@ -1308,7 +1338,17 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
         match k.as_ref() {
             "target" | "dst" | "destination" => target = Some(value(&v)?),
             "source" | "src" => source = Some(value(&v)?),
-            "from" => from = Some(value(&v)?),
+            "from" => {
+                let s = value(&v)?;
+                // BuildKit's `parseMount`: a `$` anywhere but last is refused
+                if s.find('$').is_some_and(|i| i + 1 != s.len()) {
+                    return Err(
+                        "'from' doesn't support variable expansion, define alias stage instead"
+                            .to_string(),
+                    );
+                }
+                from = Some(s)
+            }
             "id" => id = Some(value(&v)?),
             "env" => env = Some(value(&v)?),
             "ro" | "readonly" => readonly = Some(flag_bool(&v)?),

@@ -78,6 +78,9 @@ impl Platform {
                 (None, _) => true,
                 (Some(v), Some(mine)) => v == mine,
                 (Some("v8"), None) => self.arch == "arm64",
+                // x86-64 micro-architecture levels every current amd64 CPU runs (BuildKit
+                // accepts `linux/amd64/v2` natively); v3 and v4 need CPU features not assumed
+                (Some("v1" | "v2"), None) => self.arch == "amd64",
                 (Some(_), None) => false,
             }
     }

@@ -25,10 +25,28 @@ pub struct BaseInfo {
 
 /// `from=NAME` of a `--mount` value, if any.
 pub fn mount_from(spec: &str) -> Option<String> {
-    spec.split(',').find_map(|kv| {
+    let fields = crate::dockerfile::instruction::csv_fields(spec).ok()?;
+    fields.iter().find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k.trim() == "from").then(|| v.trim().to_string())
     })
+}
+
+/// Expands each value of a `--mount` CSV record on its own (BuildKit's `parseMount` splits
+/// first, so a quoted field keeps its commas).
+fn expand_mount(
+    spec: &str,
+    expand: &dyn Fn(&str) -> Result<String, PlanError>,
+) -> Result<String, PlanError> {
+    let fields = crate::dockerfile::instruction::csv_fields(spec).unwrap_or_default();
+    let mut out = Vec::with_capacity(fields.len());
+    for f in &fields {
+        out.push(match f.split_once('=') {
+            Some((k, v)) => format!("{k}={}", expand(v)?),
+            None => f.to_string(),
+        });
+    }
+    Ok(crate::dockerfile::instruction::csv_join(&out))
 }
 
 fn join_abs(workdir: &str, p: &str) -> String {
@@ -257,7 +275,7 @@ impl BuildPlan {
                 };
                 let mut ms = Vec::new();
                 for m in mounts {
-                    let m = x(scope, "RUN --mount", m)?;
+                    let m = expand_mount(m, &|v| x(scope, "RUN --mount", v))?;
                     ms.push(self.parse_mount(file, line, stage, &m)?);
                 }
                 let args_in_scope = scope.run_args();
@@ -502,7 +520,8 @@ impl BuildPlan {
         let bad = |m: String| at(file, line, format!("RUN --mount={spec}: {m}"));
         let mut kv: BTreeMap<String, String> = BTreeMap::new();
         let mut flags: Vec<String> = Vec::new();
-        for part in spec.split(',') {
+        let fields = crate::dockerfile::instruction::csv_fields(spec).map_err(bad)?;
+        for part in &fields {
             let part = part.trim();
             if part.is_empty() {
                 continue;
