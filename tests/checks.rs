@@ -448,8 +448,26 @@ fn check_directive_skip_and_error() {
     assert_eq!(code, 0);
     let (_, code) = check_in(&env, "FROM alpine\nCMD [\"x\"]\n", None);
     assert_eq!(code, 0);
-    // a malformed directive is an error naming it
+    // `--build-arg BUILDKIT_DOCKERFILE_CHECK=` replaces the directive (BuildKit's dockerui)
     let dir = env.path("ctx");
+    fs::write(
+        dir.join("Dockerfile"),
+        "# check=skip=all\nFROM alpine\nMAINTAINER me\nCMD echo\n",
+    )
+    .expect("write");
+    let err = env.fails(
+        1,
+        [
+            "build",
+            "--check",
+            "--build-arg",
+            "BUILDKIT_DOCKERFILE_CHECK=skip=MaintainerDeprecated",
+            "ctx",
+        ],
+    );
+    assert!(err.contains("JSONArgsRecommended"), "{err}");
+    assert!(!err.contains("MaintainerDeprecated"), "{err}");
+    // a malformed directive is an error naming it
     fs::write(dir.join("Dockerfile"), "# check=skip\nFROM alpine\n").expect("write");
     let err = env.fails(1, ["build", "--check", "ctx"]);
     assert!(

@@ -304,8 +304,14 @@ fn run_checks(
     crate::plan::checks::CheckConfig,
 )> {
     use crate::plan::checks;
-    let config = match &df.directives.check {
-        Some(c) => checks::CheckConfig::parse(&c.value).map_err(|m| {
+    // `--build-arg BUILDKIT_DOCKERFILE_CHECK=…` replaces the directive, as in BuildKit's dockerui
+    let config = match (
+        req.build_args.get("BUILDKIT_DOCKERFILE_CHECK"),
+        &df.directives.check,
+    ) {
+        (Some(v), _) => checks::CheckConfig::parse(v)
+            .map_err(|m| anyhow::anyhow!("`--build-arg BUILDKIT_DOCKERFILE_CHECK={v}`: {m}"))?,
+        (None, Some(c)) => checks::CheckConfig::parse(&c.value).map_err(|m| {
             anyhow::anyhow!(
                 "{}:{}: # check={}: {m}",
                 req.dockerfile_name,
@@ -313,7 +319,7 @@ fn run_checks(
                 c.value
             )
         })?,
-        None => checks::CheckConfig::default(),
+        (None, None) => checks::CheckConfig::default(),
     };
     let platform = exec::host_platform();
     let built: Option<std::collections::BTreeSet<usize>> = if only_built {
