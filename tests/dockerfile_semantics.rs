@@ -288,3 +288,30 @@ fn mount_csv_field_with_commas() {
     assert_eq!(fs::read_to_string(env.path("out/one")).expect("one"), "hi");
     assert_eq!(fs::read_to_string(env.path("out/two")).expect("two"), "hi");
 }
+
+/// BuildKit joins a relative `RUN --mount` target with WORKDIR, and mounts a bind mount
+/// without `target` at WORKDIR (`dispatchRunMounts`, convert_runmount.go: `filepath.Join("/",
+/// dir, mount.Target)`; a target of `/` is refused).
+#[test]
+fn mount_targets_are_relative_to_workdir() {
+    let env = TestEnv::new();
+    env.import_busybox("localhost/busybox");
+    context(
+        &env,
+        "FROM busybox\nWORKDIR /w\nRUN --mount=type=bind,source=a.txt,target=in.txt cp in.txt /one\nRUN --mount=type=bind cp /w/a.txt /two\n",
+        &[("a.txt", "hi")],
+    );
+    env.ok([
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        "type=local,dest=out",
+        "ctx",
+    ]);
+    assert_eq!(fs::read_to_string(env.path("out/one")).expect("one"), "hi");
+    assert_eq!(fs::read_to_string(env.path("out/two")).expect("two"), "hi");
+    context(&env, "FROM busybox\nRUN --mount=type=bind true\n", &[]);
+    let err = env.fails(1, ["build", "--progress", "plain", "ctx"]);
+    assert!(err.contains("the working directory is `/`"), "{err}");
+}

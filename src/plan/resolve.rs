@@ -276,7 +276,7 @@ impl BuildPlan {
                 let mut ms = Vec::new();
                 for m in mounts {
                     let m = expand_mount(m, &|v| x(scope, "RUN --mount", v))?;
-                    ms.push(self.parse_mount(file, line, stage, &m)?);
+                    ms.push(self.parse_mount(file, line, stage, &m, &scope.workdir)?);
                 }
                 let args_in_scope = scope.run_args();
                 let mut env = scope.env.clone();
@@ -516,6 +516,7 @@ impl BuildPlan {
         line: usize,
         stage: usize,
         spec: &str,
+        workdir: &str,
     ) -> Result<RunMount, PlanError> {
         let bad = |m: String| at(file, line, format!("RUN --mount={spec}: {m}"));
         let mut kv: BTreeMap<String, String> = BTreeMap::new();
@@ -581,10 +582,17 @@ impl BuildPlan {
                 return Err(bad(format!("unknown option `{f}` for type={kind}")));
             }
         }
-        let abs = |t: &str| clean(&join_abs("/", t));
+        // a relative target is under WORKDIR, as BuildKit's `dispatchRunMounts` joins it
+        let abs = |t: &str| clean(&join_abs(workdir, t));
         Ok(match kind.as_str() {
             "bind" => {
-                let target = target.ok_or_else(|| bad("`target=` is missing".into()))?;
+                // no target: BuildKit mounts at WORKDIR (and refuses `/`)
+                let target = target.unwrap_or_default();
+                if abs(&target) == "/" {
+                    return Err(bad(
+                        "`target=` is missing and the working directory is `/`".into()
+                    ));
+                }
                 let from = match kv.get("from") {
                     Some(f) => Some(self.resolve_from(file, line, stage, f)?),
                     None => None,
