@@ -68,7 +68,7 @@ pub struct Directives {
     pub escape: char,
     /// `# escape=` as written, when present.
     pub escape_directive: Option<Spanned<String>>,
-    /// `# check=` as written (build-check configuration; hoist runs no checks).
+    /// `# check=` as written (build-check configuration, read by `plan::checks::CheckConfig`).
     pub check: Option<Spanned<String>>,
 }
 
