@@ -606,3 +606,22 @@ fn real_world_corpus_warns_only_where_the_rules_say() {
             .collect();
     assert_eq!(counts, want);
 }
+
+/// A `# check=` comment right above an instruction applies to it, and one above a `FROM` to
+/// its stage (BuildKit's `WithMergedConfigFromComments` over the instruction's comments).
+#[test]
+fn check_comment_above_an_instruction_or_stage() {
+    let env = TestEnv::new();
+    let (got, _) = check_in(
+        &env,
+        "FROM alpine\n# check=skip=JSONArgsRecommended\nCMD echo\nENTRYPOINT echo\n",
+        None,
+    );
+    assert_eq!(got, [("JSONArgsRecommended".to_string(), 4)]);
+    let (got, _) = check_in(
+        &env,
+        "FROM alpine AS a\nCMD echo\n\n# check=skip=JSONArgsRecommended\nFROM alpine AS b\nCMD echo\nENTRYPOINT x\n",
+        None,
+    );
+    assert_eq!(got, [("JSONArgsRecommended".to_string(), 2)]);
+}

@@ -390,10 +390,7 @@ fn run_checks(
             .then_some(&ignored as &dyn Fn(&str) -> bool),
         base_env: &base_env,
     };
-    let findings: Vec<checks::Finding> = checks::run(&input)
-        .into_iter()
-        .filter(|f| config.enabled(&f.rule))
-        .collect();
+    let findings = checks::filter(checks::run(&input), &config, df, &req.dockerfile_text);
     for f in &findings {
         output::warn(&f.render(&req.dockerfile_name, &req.dockerfile_text));
     }

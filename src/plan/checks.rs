@@ -329,6 +329,79 @@ pub fn run(input: &CheckInput<'_>) -> Vec<Finding> {
     c.out
 }
 
+/// The findings `config` leaves on, also honouring a `# check=` comment right above an
+/// instruction (for that instruction) or above a `FROM` (for its whole stage), which BuildKit
+/// merges into the configuration there (`WithMergedConfigFromComments`: skips and experimental
+/// rules add up).
+pub fn filter(
+    findings: Vec<Finding>,
+    config: &CheckConfig,
+    df: &Dockerfile,
+    text: &str,
+) -> Vec<Finding> {
+    let lines: Vec<&str> = text.lines().collect();
+    // the parser directives at the top are not comments of the first instruction
+    let header = lines
+        .iter()
+        .take_while(|l| {
+            l.trim()
+                .strip_prefix('#')
+                .and_then(|c| c.split_once('='))
+                .is_some_and(|(k, _)| {
+                    let k = k.trim();
+                    !k.is_empty() && k.chars().all(|ch| ch.is_ascii_alphanumeric())
+                })
+        })
+        .count();
+    // the `check=` value of the comment block right above `line`, if any
+    let local = |line: usize| -> Option<CheckConfig> {
+        let mut l = line.saturating_sub(1);
+        while l > header {
+            let t = lines[l - 1].trim();
+            let c = t.strip_prefix('#')?;
+            if let Some((k, v)) = c.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("check") {
+                    let v = v.trim().split(' ').next().unwrap_or("");
+                    return CheckConfig::parse(v).ok();
+                }
+            }
+            l -= 1;
+        }
+        None
+    };
+    let merge = |a: &CheckConfig, b: &CheckConfig| CheckConfig {
+        skip_all: a.skip_all || b.skip_all,
+        skip: a.skip.union(&b.skip).cloned().collect(),
+        experimental_all: a.experimental_all || b.experimental_all,
+        experimental: a.experimental.union(&b.experimental).cloned().collect(),
+        error: a.error,
+    };
+    findings
+        .into_iter()
+        .filter(|f| {
+            let mut c = config.clone();
+            let stage = df
+                .stages
+                .iter()
+                .rev()
+                .find(|s| s.from.span.line <= f.span.line);
+            let mut at = Vec::new();
+            if let Some(s) = stage {
+                at.push(s.from.span.line);
+            }
+            if stage.map(|s| s.from.span.line) != Some(f.span.line) {
+                at.push(f.span.line);
+            }
+            for line in at {
+                if let Some(extra) = local(line) {
+                    c = merge(&c, &extra);
+                }
+            }
+            c.enabled(&f.rule)
+        })
+        .collect()
+}
+
 struct Checker<'a> {
     input: &'a CheckInput<'a>,
     lines: Vec<&'a str>,
