@@ -315,3 +315,28 @@ fn mount_targets_are_relative_to_workdir() {
     let err = env.fails(1, ["build", "--progress", "plain", "ctx"]);
     assert!(err.contains("the working directory is `/`"), "{err}");
 }
+
+/// Reference, "COPY --chmod": symbolic notation such as `g=u` (its own example `COPY
+/// --chmod=g=u config/ /config/`) copies the user class's bits to the group, as chmod(1).
+#[test]
+fn copy_chmod_copies_a_class() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let dir = context(
+        &env,
+        "FROM scratch\nCOPY --chmod=g=u a.sh /a.sh\nCOPY --chmod=o+g a.sh /b.sh\n",
+        &[("a.sh", "x")],
+    );
+    fs::set_permissions(dir.join("a.sh"), fs::Permissions::from_mode(0o740)).expect("chmod");
+    env.ok([
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        "type=local,dest=out",
+        "ctx",
+    ]);
+    let mode = |p: &str| fs::metadata(env.path(p)).expect(p).permissions().mode() & 0o7777;
+    assert_eq!(mode("out/a.sh"), 0o770);
+    assert_eq!(mode("out/b.sh"), 0o744);
+}
