@@ -1275,3 +1275,83 @@ pub fn is_valid_reference(s: &str) -> bool {
                 && !c.contains("___")
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_options() {
+        let c = CheckConfig::parse("skip=JSONArgsRecommended, StageNameCasing;error=true")
+            .expect("parses");
+        assert!(c.error && !c.skip_all);
+        assert!(!c.enabled(&JSON_ARGS_RECOMMENDED) && !c.enabled(&STAGE_NAME_CASING));
+        assert!(c.enabled(&MAINTAINER_DEPRECATED));
+        assert!(!c.enabled(&INVALID_DEFINITION_DESCRIPTION));
+        let c = CheckConfig::parse("skip=all;experimental=all").expect("parses");
+        assert!(!c.enabled(&MAINTAINER_DEPRECATED) && c.enabled(&INVALID_DEFINITION_DESCRIPTION));
+        assert_eq!(CheckConfig::parse(" "), Ok(CheckConfig::default()));
+        for bad in ["skip", "error=maybe", "colour=red"] {
+            assert!(CheckConfig::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_names() {
+        for yes in [
+            "AWS_SECRET_ACCESS_KEY",
+            "password",
+            "GITHUB_TOKEN",
+            "auth",
+            "Api_Key",
+        ] {
+            assert!(is_secret_key(yes), "{yes}");
+        }
+        for no in [
+            "PUBLIC_KEY",
+            "GPG_KEYS",
+            "KEY_FILE",
+            "MONKEY",
+            "NODE_VERSION",
+            "TOKENS",
+        ] {
+            assert!(!is_secret_key(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn references() {
+        for ok in [
+            "busybox",
+            "busybox:latest",
+            "localhost:5000/a/b:1.0",
+            "docker.io/library/alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "build",
+            "node:22-alpine3.20",
+            "a__b/c-d.e",
+        ] {
+            assert!(is_valid_reference(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "busybox:",
+            "Busybox",
+            "a/",
+            ":tag",
+            "a//b",
+            "-a",
+            "a:b:c",
+            "a@sha256:x",
+        ] {
+            assert!(!is_valid_reference(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn suggestions() {
+        let opts = ["PATH".to_string(), "HOME".to_string()];
+        assert_eq!(suggest("PAHT", opts.iter()), Some("PATH".to_string()));
+        assert_eq!(suggest("XYZW", opts.iter()), None);
+        assert_eq!(suggest("PATH", opts.iter()), None);
+    }
+}
