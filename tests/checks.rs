@@ -467,6 +467,20 @@ fn check_directive_skip_and_error() {
     );
     assert!(err.contains("JSONArgsRecommended"), "{err}");
     assert!(!err.contains("MaintainerDeprecated"), "{err}");
+    // and a build does not call it an unused build arg
+    fs::write(dir.join("Dockerfile"), "FROM scratch\nLABEL a=b\n").expect("write");
+    let mut cmd = env.cmd([
+        "build",
+        "--progress",
+        "plain",
+        "--build-arg",
+        "BUILDKIT_DOCKERFILE_CHECK=skip=all",
+        "ctx",
+    ]);
+    let out = common::run(&mut cmd);
+    common::assert_success(&cmd, &out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("not consumed"), "{err}");
     // a malformed directive is an error naming it
     fs::write(dir.join("Dockerfile"), "# check=skip\nFROM alpine\n").expect("write");
     let err = env.fails(1, ["build", "--check", "ctx"]);

@@ -377,7 +377,12 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
     let unused: Vec<&String> = opts
         .build_args
         .keys()
-        .filter(|k| !declared.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        // `BUILDKIT_*` args are frontend options (`BUILDKIT_DOCKERFILE_CHECK`), not ARGs
+        .filter(|k| {
+            !declared.contains(*k)
+                && !PROXY_ARGS.contains(&k.as_str())
+                && !k.starts_with("BUILDKIT_")
+        })
         .collect();
     if !unused.is_empty() {
         let list: Vec<String> = unused.iter().map(|k| k.to_string()).collect();
