@@ -639,3 +639,59 @@ fn check_comment_above_an_instruction_or_stage() {
     );
     assert_eq!(got, [("JSONArgsRecommended".to_string(), 2)]);
 }
+
+/// The checks are total: over every Dockerfile of `fixtures/dockerfile` (BuildKit's parser test
+/// files, buildah's conformance files, the real-world corpus) that parses, with and without an
+/// ignore matcher and with every base's ENV known or unknown, they return without panicking,
+/// and each finding points at a line of the file.
+#[test]
+fn checks_are_total_over_the_fixtures() {
+    use hoist::plan::checks::{self, CheckInput};
+    let platform = hoist::exec::host_platform();
+    let args = std::collections::BTreeMap::new();
+    let mut todo = vec![common::repo().join("fixtures/dockerfile")];
+    let mut n = 0;
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                todo.push(p);
+                continue;
+            }
+            let Ok(text) = fs::read_to_string(&p) else {
+                continue;
+            };
+            let Ok(df) = hoist::dockerfile::parse(&text, "Dockerfile") else {
+                continue;
+            };
+            n += 1;
+            let lines = text.lines().count();
+            let ignored = |p: &str| p.contains('a');
+            let known = |_: &str| Some(vec!["HOME".to_string()]);
+            let unknown = |_: &str| None;
+            for (ig, env) in [
+                (None, &known as &dyn Fn(&str) -> Option<Vec<String>>),
+                (Some(&ignored as &dyn Fn(&str) -> bool), &unknown),
+            ] {
+                let input = CheckInput {
+                    df: &df,
+                    text: &text,
+                    build_args: &args,
+                    platform: &platform,
+                    stages: None,
+                    ignored: ig,
+                    base_env: env,
+                };
+                for f in checks::run(&input) {
+                    assert!(
+                        f.span.line >= 1 && f.span.line <= lines,
+                        "{}: {f:?}",
+                        p.display()
+                    );
+                    let _ = f.render("Dockerfile", &text);
+                }
+            }
+        }
+    }
+    assert!(n >= 160, "only {n} Dockerfiles parsed");
+}
