@@ -268,10 +268,12 @@ fn check_only(req: &BuildRequest, globals: &Globals) -> anyhow::Result<ExitCode>
         output::println("Check complete, no warnings found.");
         return Ok(ExitCode::SUCCESS);
     }
-    output::println(&format!(
-        "Check complete, {n} warning{} found",
-        if n == 1 { "" } else { "s" }
-    ));
+    // buildx's words
+    output::println(&if n == 1 {
+        "Check complete, 1 warning has been found!".to_string()
+    } else {
+        format!("Check complete, {n} warnings have been found!")
+    });
     Ok(ExitCode::from(1))
 }
 
@@ -287,7 +289,11 @@ fn build_checks(req: &BuildRequest, globals: &Globals) -> anyhow::Result<()> {
         let mut rules: Vec<&str> = findings.iter().map(|f| f.rule.name).collect();
         rules.sort_unstable();
         rules.dedup();
-        bail!("lint violation found for rules: {}", rules.join(", "));
+        bail!(
+            "{}: lint violation found for rules: {} (`# check=error=true`)",
+            req.dockerfile_name,
+            rules.join(", ")
+        );
     }
     Ok(())
 }
