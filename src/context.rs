@@ -13,8 +13,8 @@
 //! ignore file lists it.
 //!
 //! What it must not do: follow anything out of the context. A source naming `..` above the root
-//! is refused; symbolic links met while resolving a source path are resolved *inside* the context
-//! (an absolute target is taken relative to the context root, `..` stops at the root, as Docker's
+//! stays at the root (the reference strips the `../`); symbolic links met while resolving a
+//! source path are resolved *inside* the context (an absolute target is taken relative to the context root, `..` stops at the root, as Docker's
 //! scoped resolution does); symbolic links inside a copied directory are returned as links, never
 //! followed. It writes nothing: copying entries into a layer is `exec`'s job.
 
@@ -568,13 +568,45 @@ impl Context {
         Ok(rel)
     }
 
+    /// Appends every visible path below `dir` (depth first, lexical; symbolic links are not
+    /// followed), for a `**` source component.
+    fn visible_below(&self, dir: &str, out: &mut Vec<String>) {
+        let Ok(rd) = fs::read_dir(self.full(dir)) else {
+            return;
+        };
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in names {
+            let rel = join(dir, &n);
+            if !self.is_visible(&rel) {
+                continue;
+            }
+            let is_dir = fs::symlink_metadata(self.full(&rel))
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
+            out.push(rel.clone());
+            if is_dir {
+                self.visible_below(&rel, out);
+            }
+        }
+    }
+
     /// Expands one (cleaned) source with wildcards against the visible tree, component by
     /// component; returns matching paths relative to the root, in lexical order.
     fn expand_wildcards(&self, shown: &str, clean: &str) -> Result<Vec<String>, ContextError> {
         let mut current: Vec<String> = vec![String::new()];
         for comp in clean.split('/').filter(|c| !c.is_empty() && *c != ".") {
             let mut next = Vec::new();
-            if !ignore::has_wildcards(comp) {
+            if comp == "**" {
+                // any number of components, none included (BuildKit's `**` in COPY sources)
+                for dir in &current {
+                    next.push(dir.clone());
+                    self.visible_below(dir, &mut next);
+                }
+            } else if !ignore::has_wildcards(comp) {
                 let name = ignore::unescape(comp);
                 for dir in &current {
                     let rel = join(dir, &name);
@@ -797,12 +829,10 @@ fn clean_source(shown: &str) -> Result<String, ContextError> {
     for c in Path::new(shown).components() {
         match c {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            // `..` above the root stays at the root: the Dockerfile reference, "Copying from the
+            // build context": `COPY ../something /something` removes the `../`
             Component::ParentDir => {
-                if parts.pop().is_none() {
-                    return Err(ContextError::OutsideContext {
-                        path: shown.to_string(),
-                    });
-                }
+                parts.pop();
             }
             Component::Normal(n) => parts.push(n.to_str().unwrap_or("")),
         }

@@ -191,12 +191,6 @@ const CASES: &[(&str, usize, usize, &str)] = &[
         "expected `AS` before the stage name, found `FOR`",
     ),
     ("FROM a AS 1st\n", 1, 11, "invalid stage name `1st`"),
-    (
-        "FROM a AS x\nFROM b AS X\n",
-        2,
-        11,
-        "stage name `x` is used twice",
-    ),
     // Empty continuation at the end of the file (a continuation straight into EOF is fine).
     (
         "FROM a\nRUN echo \\\n\n\n",

@@ -73,6 +73,11 @@ pub struct Args {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
 
+    /// Run BuildKit's build checks and print their warnings without building (as
+    /// `docker build --check`); exits 1 when any warning is found
+    #[arg(long)]
+    pub check: bool,
+
     /// The build context directory
     #[arg(value_name = "CONTEXT")]
     pub context: String,
@@ -100,6 +105,10 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
     };
     let request = resolve(&args)?;
+    if args.check {
+        return check_only(&request, globals);
+    }
+    build_checks(&request, globals)?;
     if args.iidfile.is_some() && request.tags.is_empty() && !request.outputs.is_empty() {
         bail!("`--iidfile`: with only `--output`, no image is stored; add `-t NAME` to store one");
     }
@@ -246,6 +255,152 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         platform: args.platform.clone(),
         no_cache: args.no_cache,
     })
+}
+
+/// `--check`: the build checks over every stage (or the `--target` and what it needs), printed;
+/// no build. Exit 1 when a warning is found, as `docker build --check`.
+fn check_only(req: &BuildRequest, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let df = crate::dockerfile::parse(&req.dockerfile_text, &req.dockerfile_name)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (findings, _) = run_checks(req, globals, &df, req.target.is_some())?;
+    let n = findings.len();
+    if n == 0 {
+        output::println("Check complete, no warnings found.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // buildx's words
+    output::println(&if n == 1 {
+        "Check complete, 1 warning has been found!".to_string()
+    } else {
+        format!("Check complete, {n} warnings have been found!")
+    });
+    Ok(ExitCode::from(1))
+}
+
+/// The checks a build runs first: warnings for the stages it builds; with
+/// `# check=error=true` any warning fails the build before a step runs.
+fn build_checks(req: &BuildRequest, globals: &Globals) -> anyhow::Result<()> {
+    // a Dockerfile that does not parse or plan fails in the build with its own error
+    let Ok(df) = crate::dockerfile::parse(&req.dockerfile_text, &req.dockerfile_name) else {
+        return Ok(());
+    };
+    let (findings, config) = run_checks(req, globals, &df, true)?;
+    if config.error && !findings.is_empty() {
+        let mut rules: Vec<&str> = findings.iter().map(|f| f.rule.name).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        bail!(
+            "{}: lint violation found for rules: {} (`# check=error=true`)",
+            req.dockerfile_name,
+            rules.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs the checks `# check=` leaves on and prints each finding on standard error. With
+/// `only_built`, only the stages the build needs get the per-instruction rules.
+fn run_checks(
+    req: &BuildRequest,
+    globals: &Globals,
+    df: &crate::dockerfile::Dockerfile,
+    only_built: bool,
+) -> anyhow::Result<(
+    Vec<crate::plan::checks::Finding>,
+    crate::plan::checks::CheckConfig,
+)> {
+    use crate::plan::checks;
+    // `--build-arg BUILDKIT_DOCKERFILE_CHECK=…` replaces the directive, as in BuildKit's dockerui
+    let config = match (
+        req.build_args.get("BUILDKIT_DOCKERFILE_CHECK"),
+        &df.directives.check,
+    ) {
+        (Some(v), _) => checks::CheckConfig::parse(v)
+            .map_err(|m| anyhow::anyhow!("`--build-arg BUILDKIT_DOCKERFILE_CHECK={v}`: {m}"))?,
+        (None, Some(c)) => checks::CheckConfig::parse(&c.value).map_err(|m| {
+            anyhow::anyhow!(
+                "{}:{}: # check={}: {m}",
+                req.dockerfile_name,
+                c.span.line,
+                c.value
+            )
+        })?,
+        (None, None) => checks::CheckConfig::default(),
+    };
+    let platform = exec::host_platform();
+    let built: Option<std::collections::BTreeSet<usize>> = if only_built {
+        let planned = crate::plan::from_dockerfile::from_dockerfile(
+            df,
+            &req.dockerfile_text,
+            &req.dockerfile_name,
+        )
+        .ok()
+        .and_then(|input| {
+            let opts = crate::plan::PlanOptions {
+                file: req.dockerfile_name.clone(),
+                build_args: req.build_args.clone(),
+                target: req.target.clone(),
+                platform: platform.clone(),
+                requested_platform: None,
+            };
+            crate::plan::plan(&input, &opts).ok()
+        });
+        match planned {
+            Some(p) => Some(p.order.iter().copied().collect()),
+            // the build reports why it cannot plan
+            None if req.target.is_some() => return Ok((Vec::new(), config)),
+            None => None,
+        }
+    } else {
+        None
+    };
+    // `.dockerignore` as the build sees it; BuildKit skips CopyIgnoredFile when it has `!`
+    let ctx = crate::context::Context::open(&req.context_dir, req.dockerfile_path.as_deref()).ok();
+    let matcher = ctx
+        .as_ref()
+        .filter(|c| c.ignore_file().is_some() && !c.ignore().has_exceptions())
+        .map(|c| c.ignore());
+    let ignored = |p: &str| {
+        matcher
+            .and_then(|m| m.verdict(p))
+            .is_some_and(|v| v.excluded)
+    };
+    // base images' ENV names, from the store when the image is there (never created here)
+    let store = if globals.root.join("index.json").is_file() {
+        crate::store::Store::open(&globals.root).ok()
+    } else {
+        None
+    };
+    let base_env = |name: &str| -> Option<Vec<String>> {
+        let image = store.as_ref()?.resolve(name).ok()?;
+        let env = image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.env().clone())
+            .unwrap_or_default();
+        Some(
+            env.iter()
+                .map(|kv| kv.split_once('=').map(|(k, _)| k).unwrap_or(kv).to_string())
+                .collect(),
+        )
+    };
+    let input = checks::CheckInput {
+        df,
+        text: &req.dockerfile_text,
+        build_args: &req.build_args,
+        platform: &platform,
+        stages: built.as_ref(),
+        ignored: matcher
+            .is_some()
+            .then_some(&ignored as &dyn Fn(&str) -> bool),
+        base_env: &base_env,
+    };
+    let findings = checks::filter(checks::run(&input), &config, df, &req.dockerfile_text);
+    for f in &findings {
+        output::warn(&f.render(&req.dockerfile_name, &req.dockerfile_text));
+    }
+    Ok((findings, config))
 }
 
 fn read_dockerfile(p: &Path) -> anyhow::Result<String> {

@@ -11,7 +11,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::{output, Globals};
-use crate::dockerfile::{self, shell, Instruction, PortSpec, Protocol, ShellOrExec};
+use crate::dockerfile::{self, shell, Instruction, PortSpec, ShellOrExec};
 use crate::image::config::Change;
 use crate::image::Reference;
 use crate::store::{ImportOptions, Store};
@@ -115,6 +115,14 @@ pub fn parse_changes(texts: &[String]) -> anyhow::Result<Vec<Change>> {
         }
         out.push(change);
     }
+    // docker applies the changes as one Dockerfile stage, where ENTRYPOINT clears only a CMD
+    // not set in that stage; applying every ENTRYPOINT before every CMD (each kind in its
+    // order) gives exactly that with `Change`'s ENTRYPOINT-clears-CMD rule
+    out.sort_by_key(|c| match c {
+        Change::Entrypoint(_) => 0,
+        Change::Cmd(_) => 1,
+        _ => 2,
+    });
     Ok(out)
 }
 
@@ -177,14 +185,7 @@ fn parse_change(text: &str, env: &[(String, String)]) -> anyhow::Result<Change> 
             for p in ports {
                 let word = expand(&p.value)?;
                 let spec = PortSpec::parse(&word).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let proto = match spec.protocol {
-                    Protocol::Tcp => "tcp",
-                    Protocol::Udp => "udp",
-                    Protocol::Sctp => "sctp",
-                };
-                for port in spec.start..=spec.end {
-                    out.push(format!("{port}/{proto}"));
-                }
+                out.extend(spec.keys());
             }
             Change::Expose(out)
         }

@@ -89,13 +89,13 @@ pub enum ErrorKind {
     NoFrom,
     #[error("invalid stage name `{0}`: a name starts with a letter and holds only letters, digits, `-`, `_` and `.`")]
     InvalidStageName(String),
-    #[error("stage name `{0}` is used twice")]
-    DuplicateStageName(String),
     #[error("expected `AS` before the stage name, found `{0}`")]
     ExpectedAs(String),
     #[error("invalid --mount `{spec}`: {reason}")]
     InvalidMount { spec: String, reason: String },
-    #[error("invalid port `{0}`: expected PORT, PORT/tcp, PORT/udp, PORT/sctp or a range such as 8000-8010/tcp")]
+    #[error(
+        "invalid port `{0}`: expected PORT or a range such as 8000-8010, with /tcp, /udp or /sctp"
+    )]
     InvalidPort(String),
     #[error("HEALTHCHECK NONE takes no arguments and no flags")]
     HealthcheckNoneArgs,
@@ -107,6 +107,11 @@ pub enum ErrorKind {
     InvalidSignal(String),
     #[error("invalid variable name `{0}` in ARG")]
     InvalidArgName(String),
+    #[error("--from={0}: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround")]
+    FromExpansion(String),
+    /// A build-check finding (`RULE: message`), rendered like an error.
+    #[error("{0}")]
+    Check(String),
 }
 
 fn allowed_list(allowed: &[String]) -> String {

@@ -350,49 +350,103 @@ pub enum Protocol {
     Sctp,
 }
 
-/// One expanded EXPOSE word: a port or a range, and a protocol (TCP by default).
+/// One expanded EXPOSE word: `[ip:][host-port:]port[-port][/proto]`, as BuildKit's
+/// `parsePort` reads it (`convert_expose.go`): the container port or range and its protocol
+/// (TCP by default) are kept; an IP address or host-port mapping is accepted and dropped (the
+/// `ExposeInvalidFormat` check warns about it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortSpec {
     pub start: u16,
     pub end: u16,
     pub protocol: Protocol,
+    /// The protocol was not written in lower case (`80/TCP`: the `ExposeProtoCasing` check).
+    pub proto_not_lower: bool,
+    /// An IP address or a host port was given (`8080:80`: the `ExposeInvalidFormat` check).
+    pub has_mapping: bool,
 }
 
 impl PortSpec {
-    /// Parses `80`, `80/tcp`, `53/udp`, `8000-8010/tcp` (protocol case-insensitive).
+    /// Parses `80`, `80/tcp`, `53/UDP`, `8000-8010/tcp`, `8080:80`, `127.0.0.1:8080:80/udp`.
     pub fn parse(word: &str) -> Result<PortSpec, ErrorKind> {
         let bad = || ErrorKind::InvalidPort(word.to_string());
-        let (ports, proto) = match word.split_once('/') {
-            Some((p, proto)) => (p, proto),
-            None => (word, "tcp"),
+        let parts: Vec<&str> = word.split(':').collect();
+        let (ip, host, container) = match parts.as_slice() {
+            [c] => ("", "", *c),
+            [h, c] => ("", *h, *c),
+            [ip, h, c] => (*ip, *h, *c),
+            _ => {
+                let n = parts.len();
+                // an IPv6 address holds colons: everything before the last two parts
+                let ip_end = word.len() - parts[n - 2].len() - parts[n - 1].len() - 2;
+                (&word[..ip_end], parts[n - 2], parts[n - 1])
+            }
         };
+        let (ports, proto) = container.split_once('/').unwrap_or((container, ""));
+        if ports.is_empty() {
+            return Err(bad());
+        }
         let protocol = match proto.to_ascii_lowercase().as_str() {
-            "tcp" => Protocol::Tcp,
+            "" | "tcp" => Protocol::Tcp,
             "udp" => Protocol::Udp,
             "sctp" => Protocol::Sctp,
             _ => return Err(bad()),
         };
-        let num = |s: &str| -> Result<u16, ErrorKind> {
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        if !ip.is_empty() {
+            let raw = ip
+                .strip_prefix('[')
+                .and_then(|i| i.strip_suffix(']'))
+                .unwrap_or(ip);
+            if raw.parse::<std::net::IpAddr>().is_err() {
                 return Err(bad());
             }
-            s.parse::<u16>().map_err(|_| bad())
-        };
-        let (start, end) = match ports.split_once('-') {
-            Some((a, b)) => (num(a)?, num(b)?),
-            None => {
-                let p = num(ports)?;
-                (p, p)
+        }
+        let range = |s: &str| -> Result<(u16, u16), ErrorKind> {
+            let num = |s: &str| -> Result<u16, ErrorKind> {
+                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad());
+                }
+                s.parse::<u16>().map_err(|_| bad())
+            };
+            match s.split_once('-') {
+                Some((a, b)) if a != b => {
+                    let (a, b) = (num(a)?, num(b)?);
+                    if b < a {
+                        return Err(bad());
+                    }
+                    Ok((a, b))
+                }
+                Some((a, _)) => num(a).map(|p| (p, p)),
+                None => num(s).map(|p| (p, p)),
             }
         };
-        if end < start {
-            return Err(bad());
+        let (start, end) = range(ports)?;
+        if !host.is_empty() {
+            let (hs, he) = range(host)?;
+            // a host range must be as long as the container range, unless that is one port
+            if he - hs != end - start && end != start {
+                return Err(bad());
+            }
         }
         Ok(PortSpec {
             start,
             end,
             protocol,
+            proto_not_lower: proto != proto.to_ascii_lowercase(),
+            has_mapping: !ip.is_empty() || !host.is_empty(),
         })
+    }
+
+    /// One `ExposedPorts` key per port of the range (`8000/tcp`, `8001/tcp`, …), as BuildKit
+    /// writes them.
+    pub fn keys(&self) -> Vec<String> {
+        let proto = match self.protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        };
+        (self.start..=self.end)
+            .map(|p| format!("{p}/{proto}"))
+            .collect()
     }
 }
 
@@ -418,7 +472,8 @@ pub const KEYWORDS: [&str; 18] = [
     "WORKDIR",
 ];
 
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance in characters (for "did you mean" suggestions).
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -827,7 +882,17 @@ fn copy_or_add(node: &mut Node, keyword: &str) -> Result<Instruction, Fail> {
     let mut exclude = Vec::new();
     for f in &fl {
         match f.name {
-            "from" => from = Some(need_value(f)?),
+            "from" => {
+                let v = need_value(f)?;
+                // BuildKit expands `--from` with no variables at all and refuses any change
+                // (`toCommand` in dockerfile2llb/convert.go)
+                if crate::dockerfile::shell::expand(&v.value, &|_| None).as_deref()
+                    != Ok(v.value.as_str())
+                {
+                    return Err((f.span, ErrorKind::FromExpansion(v.value.clone())));
+                }
+                from = Some(v)
+            }
             "chown" => chown = Some(need_value(f)?),
             "chmod" => {
                 let v = need_value(f)?;
@@ -1083,7 +1148,7 @@ fn run(node: &mut Node) -> Result<Instruction, Fail> {
 
 /// Splits a `--mount` value on commas, honouring `"…"` quoting of a field (CSV, as BuildKit
 /// reads it).
-fn csv_fields(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, String> {
+pub fn csv_fields(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, String> {
     if !s.contains('"') {
         return Ok(s.split(',').map(std::borrow::Cow::Borrowed).collect());
     }
@@ -1122,6 +1187,26 @@ fn csv_fields(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, String> {
     }
     out.push(cur);
     Ok(out.into_iter().map(std::borrow::Cow::Owned).collect())
+}
+
+/// Joins fields into one CSV record as [`csv_fields`] reads it: a field holding `,` or `"` is
+/// quoted, its `"` doubled.
+pub fn csv_join<S: AsRef<str>>(fields: &[S]) -> String {
+    let mut out = String::new();
+    for (i, f) in fields.iter().enumerate() {
+        let f = f.as_ref();
+        if i > 0 {
+            out.push(',');
+        }
+        if f.contains(',') || f.contains('"') {
+            out.push('"');
+            out.push_str(&f.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(f);
+        }
+    }
+    out
 }
 
 /// Parses one `--mount` value per the reference's option tables.
@@ -1253,7 +1338,17 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
         match k.as_ref() {
             "target" | "dst" | "destination" => target = Some(value(&v)?),
             "source" | "src" => source = Some(value(&v)?),
-            "from" => from = Some(value(&v)?),
+            "from" => {
+                let s = value(&v)?;
+                // BuildKit's `parseMount`: a `$` anywhere but last is refused
+                if s.find('$').is_some_and(|i| i + 1 != s.len()) {
+                    return Err(
+                        "'from' doesn't support variable expansion, define alias stage instead"
+                            .to_string(),
+                    );
+                }
+                from = Some(s)
+            }
             "id" => id = Some(value(&v)?),
             "env" => env = Some(value(&v)?),
             "ro" | "readonly" => readonly = Some(flag_bool(&v)?),
@@ -1519,11 +1614,27 @@ mod tests {
             Ok(PortSpec {
                 start: 8000,
                 end: 8010,
-                protocol: Protocol::Udp
+                protocol: Protocol::Udp,
+                proto_not_lower: false,
+                has_mapping: false,
             })
         );
         assert_eq!(PortSpec::parse("80").map(|p| p.protocol), Ok(Protocol::Tcp));
-        for bad in ["80/xyz", "x", "70000", "10-5", ""] {
+        let p = PortSpec::parse("127.0.0.1:8080:80/TCP").expect("mapping");
+        assert!(p.has_mapping && p.proto_not_lower);
+        assert_eq!(p.keys(), vec!["80/tcp".to_string()]);
+        let p = PortSpec::parse("[::1]:8000-8001:9000-9001").expect("v6");
+        assert_eq!(p.keys().len(), 2);
+        for bad in [
+            "80/xyz",
+            "x",
+            "70000",
+            "10-5",
+            "",
+            "1:2-3:80",
+            "/tcp",
+            "8000-8002:9000-9001",
+        ] {
             assert!(PortSpec::parse(bad).is_err(), "{bad}");
         }
     }

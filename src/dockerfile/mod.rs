@@ -68,7 +68,7 @@ pub struct Directives {
     pub escape: char,
     /// `# escape=` as written, when present.
     pub escape_directive: Option<Spanned<String>>,
-    /// `# check=` as written (build-check configuration; hoist runs no checks).
+    /// `# check=` as written (build-check configuration, read by `plan::checks::CheckConfig`).
     pub check: Option<Spanned<String>>,
 }
 
@@ -152,13 +152,9 @@ pub fn parse(text: &str, file_name: &str) -> Result<Dockerfile, DockerfileError>
     for mut node in nodes {
         let node = &mut node;
         if node.name == "from" {
+            // a stage name used twice is accepted, as BuildKit does (a reference means the
+            // latest stage of that name; the `DuplicateStageName` check warns)
             let (from, name) = instruction::parse_from(node).map_err(|(s, k)| err(s, k))?;
-            if let Some(n) = &name {
-                if stages.iter().any(|s| s.name.as_deref() == Some(n)) {
-                    let span = from.name_span.unwrap_or(from.span);
-                    return Err(err(span, ErrorKind::DuplicateStageName(n.clone())));
-                }
-            }
             stages.push(Stage {
                 index: stages.len(),
                 name,

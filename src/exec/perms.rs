@@ -224,7 +224,9 @@ impl Chmod {
             let mut chars = rest.chars();
             let op = chars.next().ok_or_else(bad)?;
             let perms: String = chars.collect();
-            if perms.chars().any(|c| !"rwxXst".contains(c)) {
+            // `rwxXst` letters, or one of `u`, `g`, `o`: copy that class's bits (`g=u`)
+            let copy = matches!(perms.as_str(), "u" | "g" | "o");
+            if !copy && perms.chars().any(|c| !"rwxXst".contains(c)) {
                 return Err(bad());
             }
             clauses.push(Clause {
@@ -248,7 +250,16 @@ impl Chmod {
                 for c in clauses {
                     let any_x = m & 0o111 != 0;
                     let mut bits = 0;
-                    for p in c.perms.chars() {
+                    let class = match c.perms.as_str() {
+                        "u" => Some((m >> 6) & 7),
+                        "g" => Some((m >> 3) & 7),
+                        "o" => Some(m & 7),
+                        _ => None,
+                    };
+                    if let Some(b) = class {
+                        bits = (b << 6) | (b << 3) | b;
+                    }
+                    for p in c.perms.chars().filter(|_| class.is_none()) {
                         bits |= match p {
                             'r' => 0o444,
                             'w' => 0o222,
@@ -326,6 +337,11 @@ mod tests {
         assert_eq!(Chmod::parse("+x").expect("ok").apply(0o644, false), 0o755);
         assert!(Chmod::parse("888").is_err());
         assert!(Chmod::parse("u=q").is_err());
+        // chmod(1): `g=u` copies the user class's bits (the reference's `COPY --chmod=g=u`)
+        assert_eq!(Chmod::parse("g=u").expect("ok").apply(0o740, false), 0o770);
+        assert_eq!(Chmod::parse("go=u").expect("ok").apply(0o604, false), 0o666);
+        assert_eq!(Chmod::parse("o+g").expect("ok").apply(0o750, false), 0o755);
+        assert!(Chmod::parse("g=ux").is_err());
         assert!(Chmod::parse("").is_err());
     }
 }

@@ -30,7 +30,7 @@ fn chmod(c: &ins::Chmod) -> String {
     }
 }
 
-/// A `--mount` back in its `key=value,…` form (values raw: plan expands and checks them).
+/// A `--mount` back in its `key=value,…` CSV form (values raw: plan expands and checks them).
 fn mount_text(m: &ins::RunMount) -> String {
     let mut parts: Vec<String> = Vec::new();
     fn opt(parts: &mut Vec<String>, k: &str, v: &Option<String>) {
@@ -53,7 +53,7 @@ fn mount_text(m: &ins::RunMount) -> String {
             if b.readwrite {
                 p.push("rw".to_string());
             }
-            return p.join(",");
+            return ins::csv_join(&p);
         }
         ins::RunMount::Cache(c) => {
             parts.push("type=cache".to_string());
@@ -87,7 +87,7 @@ fn mount_text(m: &ins::RunMount) -> String {
         }
         ins::RunMount::Ssh(_) => parts.push("type=ssh".to_string()),
     }
-    parts.join(",")
+    ins::csv_join(&parts)
 }
 
 /// The instruction's text for progress and errors: its physical lines joined (continuations
@@ -274,6 +274,7 @@ pub fn from_dockerfile(df: &Dockerfile, text: &str, file: &str) -> Result<Input,
             .map(|a| (a.name.clone(), a.default.clone()))
             .collect(),
         stages,
+        escape: (esc != '\\').then_some(esc),
     })
 }
 

@@ -96,4 +96,6 @@ pub struct Stage {
 pub struct Input {
     pub meta_args: Vec<(String, Option<String>)>,
     pub stages: Vec<Stage>,
+    /// The escape character of `# escape=` when it is `` ` `` (`None`: `\`).
+    pub escape: Option<char>,
 }

@@ -11,6 +11,7 @@
 //! Pure: no file system, no environment, no store. Follows Docker's Dockerfile reference for
 //! which instructions expand variables and how ARG and ENV scope.
 
+pub mod checks;
 pub mod expand;
 pub mod from_dockerfile;
 pub mod input;
@@ -77,6 +78,9 @@ impl Platform {
                 (None, _) => true,
                 (Some(v), Some(mine)) => v == mine,
                 (Some("v8"), None) => self.arch == "arm64",
+                // x86-64 micro-architecture levels every current amd64 CPU runs (BuildKit
+                // accepts `linux/amd64/v2` natively); v3 and v4 need CPU features not assumed
+                (Some("v1" | "v2"), None) => self.arch == "amd64",
                 (Some(_), None) => false,
             }
     }
@@ -166,6 +170,8 @@ pub struct BuildPlan {
     pub meta: BTreeMap<String, String>,
     pub build_args: BTreeMap<String, String>,
     pub platform: Platform,
+    /// The Dockerfile's escape character (`\\` or `` ` ``), which drives word expansion.
+    pub escape: char,
 }
 
 impl BuildPlan {
@@ -179,6 +185,7 @@ fn find_stage(stages: &[StagePlan], name: &str) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
     if let Some(s) = stages
         .iter()
+        .rev()
         .find(|s| s.name.as_deref() == Some(lower.as_str()))
     {
         return Some(s.index);
@@ -214,6 +221,7 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
         }
     }
     let file = opts.file.clone();
+    let escape = input.escape.unwrap_or('\\');
 
     // meta ARGs: built-ins first, then the ARGs before FROM (a build arg overrides a default)
     let mut meta: BTreeMap<String, String> = opts.platform.builtin_args().into_iter().collect();
@@ -224,7 +232,7 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
             Some(v) => Some(v.clone()),
             None => match default {
                 Some(d) => Some(
-                    expand::word(d, &|n| meta.get(n).cloned())
+                    expand::word_with(escape, d, &|n| meta.get(n).cloned())
                         .map_err(|e| at(&file, input.stages[0].line, format!("ARG {k}: {e}")))?,
                 ),
                 None => None,
@@ -241,9 +249,8 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
     }
 
     let mut stages: Vec<StagePlan> = Vec::new();
-    let mut names: BTreeSet<String> = BTreeSet::new();
     for (index, s) in input.stages.iter().enumerate() {
-        let base_word = expand::word(&s.base, &|n| meta.get(n).cloned())
+        let base_word = expand::word_with(escape, &s.base, &|n| meta.get(n).cloned())
             .map_err(|e| at(&file, s.line, format!("FROM {}: {e}", s.base)))?;
         if base_word.is_empty() {
             return Err(at(
@@ -256,7 +263,7 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
             ));
         }
         if let Some(p) = &s.platform {
-            let p = expand::word(p, &|n| meta.get(n).cloned())
+            let p = expand::word_with(escape, p, &|n| meta.get(n).cloned())
                 .map_err(|e| at(&file, s.line, format!("FROM --platform: {e}")))?;
             if !opts.platform.matches(&p) {
                 return Err(at(
@@ -269,18 +276,16 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
                 ));
             }
         }
+        // a name used twice is accepted as BuildKit does: a reference means the latest
+        // stage of that name (the `DuplicateStageName` check warns)
         let name = s.name.as_ref().map(|n| n.to_ascii_lowercase());
-        if let Some(n) = &name {
-            if !names.insert(n.clone()) {
-                return Err(at(&file, s.line, format!("duplicate stage name `{n}`")));
-            }
-        }
         let base = if base_word.eq_ignore_ascii_case("scratch") {
             Base::Scratch
         } else {
             let lower = base_word.to_ascii_lowercase();
             match stages
                 .iter()
+                .rev()
                 .find(|p| p.name.as_deref() == Some(lower.as_str()))
             {
                 Some(p) => Base::Stage(p.index),
@@ -372,7 +377,12 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
     let unused: Vec<&String> = opts
         .build_args
         .keys()
-        .filter(|k| !declared.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        // `BUILDKIT_*` args are frontend options (`BUILDKIT_DOCKERFILE_CHECK`), not ARGs
+        .filter(|k| {
+            !declared.contains(*k)
+                && !PROXY_ARGS.contains(&k.as_str())
+                && !k.starts_with("BUILDKIT_")
+        })
         .collect();
     if !unused.is_empty() {
         let list: Vec<String> = unused.iter().map(|k| k.to_string()).collect();
@@ -392,6 +402,7 @@ pub fn plan(input: &Input, opts: &PlanOptions) -> Result<BuildPlan, PlanError> {
         meta,
         build_args: opts.build_args.clone(),
         platform: opts.platform.clone(),
+        escape,
     })
 }
 

@@ -25,10 +25,28 @@ pub struct BaseInfo {
 
 /// `from=NAME` of a `--mount` value, if any.
 pub fn mount_from(spec: &str) -> Option<String> {
-    spec.split(',').find_map(|kv| {
+    let fields = crate::dockerfile::instruction::csv_fields(spec).ok()?;
+    fields.iter().find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k.trim() == "from").then(|| v.trim().to_string())
     })
+}
+
+/// Expands each value of a `--mount` CSV record on its own (BuildKit's `parseMount` splits
+/// first, so a quoted field keeps its commas).
+fn expand_mount(
+    spec: &str,
+    expand: &dyn Fn(&str) -> Result<String, PlanError>,
+) -> Result<String, PlanError> {
+    let fields = crate::dockerfile::instruction::csv_fields(spec).unwrap_or_default();
+    let mut out = Vec::with_capacity(fields.len());
+    for f in &fields {
+        out.push(match f.split_once('=') {
+            Some((k, v)) => format!("{k}={}", expand(v)?),
+            None => f.to_string(),
+        });
+    }
+    Ok(crate::dockerfile::instruction::csv_join(&out))
 }
 
 fn join_abs(workdir: &str, p: &str) -> String {
@@ -75,7 +93,8 @@ impl Scope<'_> {
     }
 
     fn expand(&self, file: &str, line: usize, what: &str, w: &str) -> Result<String, PlanError> {
-        expand::word(w, &|n| self.lookup(n)).map_err(|e| at(file, line, format!("{what}: {e}")))
+        expand::word_with(self.plan.escape, w, &|n| self.lookup(n))
+            .map_err(|e| at(file, line, format!("{what}: {e}")))
     }
 
     fn set_env(&mut self, k: &str, v: &str) {
@@ -256,8 +275,8 @@ impl BuildPlan {
                 };
                 let mut ms = Vec::new();
                 for m in mounts {
-                    let m = x(scope, "RUN --mount", m)?;
-                    ms.push(self.parse_mount(file, line, stage, &m)?);
+                    let m = expand_mount(m, &|v| x(scope, "RUN --mount", v))?;
+                    ms.push(self.parse_mount(file, line, stage, &m, &scope.workdir)?);
                 }
                 let args_in_scope = scope.run_args();
                 let mut env = scope.env.clone();
@@ -346,11 +365,14 @@ impl BuildPlan {
                 })
             }
             Kind::Env(pairs) => {
+                // every pair sees the scope from before the instruction, and keys expand
+                // too (BuildKit's `EnvCommand.Expand` runs over all pairs before dispatch)
                 let mut out = Vec::new();
                 for (k, v) in pairs {
-                    let v = x(scope, "ENV", v)?;
-                    scope.set_env(k, &v);
-                    out.push((k.clone(), v));
+                    out.push((x(scope, "ENV", k)?, x(scope, "ENV", v)?));
+                }
+                for (k, v) in &out {
+                    scope.set_env(k, v);
                 }
                 Op::Env(out)
             }
@@ -413,17 +435,18 @@ impl BuildPlan {
                     let p = x(scope, "EXPOSE", p)?;
                     out.extend(p.split_whitespace().map(str::to_string));
                 }
+                // one key per port, as BuildKit's `parsePort` (`8000-8002` is three ports)
+                let mut keys = Vec::new();
                 for p in &out {
-                    let (num, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
-                    let ok_num = num
-                        .split('-')
-                        .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-                    if !ok_num
-                        || !matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp")
-                    {
-                        return Err(at(file, line, format!("EXPOSE: invalid port `{p}`")));
+                    let spec = crate::dockerfile::PortSpec::parse(p)
+                        .map_err(|e| at(file, line, format!("EXPOSE: {e}")))?;
+                    for k in spec.keys() {
+                        if !keys.contains(&k) {
+                            keys.push(k);
+                        }
                     }
                 }
+                let out = keys;
                 Op::Expose(out)
             }
             Kind::Volume(vs) => {
@@ -480,7 +503,6 @@ impl BuildPlan {
             Kind::OnBuild(t) => Op::OnBuild(t.clone()),
             Kind::Maintainer(m) => Op::Maintainer(m.clone()),
         };
-        let _ = scope.plan;
         Ok(Step {
             line,
             text: ins.text.clone(),
@@ -494,11 +516,13 @@ impl BuildPlan {
         line: usize,
         stage: usize,
         spec: &str,
+        workdir: &str,
     ) -> Result<RunMount, PlanError> {
         let bad = |m: String| at(file, line, format!("RUN --mount={spec}: {m}"));
         let mut kv: BTreeMap<String, String> = BTreeMap::new();
         let mut flags: Vec<String> = Vec::new();
-        for part in spec.split(',') {
+        let fields = crate::dockerfile::instruction::csv_fields(spec).map_err(bad)?;
+        for part in &fields {
             let part = part.trim();
             if part.is_empty() {
                 continue;
@@ -558,10 +582,17 @@ impl BuildPlan {
                 return Err(bad(format!("unknown option `{f}` for type={kind}")));
             }
         }
-        let abs = |t: &str| clean(&join_abs("/", t));
+        // a relative target is under WORKDIR, as BuildKit's `dispatchRunMounts` joins it
+        let abs = |t: &str| clean(&join_abs(workdir, t));
         Ok(match kind.as_str() {
             "bind" => {
-                let target = target.ok_or_else(|| bad("`target=` is missing".into()))?;
+                // no target: BuildKit mounts at WORKDIR (and refuses `/`)
+                let target = target.unwrap_or_default();
+                if abs(&target) == "/" {
+                    return Err(bad(
+                        "`target=` is missing and the working directory is `/`".into()
+                    ));
+                }
                 let from = match kv.get("from") {
                     Some(f) => Some(self.resolve_from(file, line, stage, f)?),
                     None => None,

@@ -72,6 +72,7 @@ fn target_prunes_unneeded_stages() {
             stage(6, "build", Some("final"), vec![copy_from(7, "0")]),
             stage(9, "final", None, vec![]),
         ],
+        escape: None,
     };
     let p = plan(&input, &opts(&[], Some("final"))).expect("plan");
     assert_eq!(p.order, vec![0, 2]);
@@ -98,6 +99,7 @@ fn unused_build_arg_warns() {
             None,
             vec![ins(2, Kind::Arg(vec![("USED".into(), None)]))],
         )],
+        escape: None,
     };
     let p = plan(
         &input,
@@ -159,6 +161,7 @@ fn arg_env_scopes_and_expansion() {
                 ins(14, Kind::Label(vec![("k".into(), "$TARGETARCH".into())])),
             ],
         )],
+        escape: None,
     };
     let p = plan(&input, &opts(&[], None)).expect("plan");
     let steps = p
@@ -216,6 +219,7 @@ fn copy_dest_and_from_resolve() {
                 ],
             ),
         ],
+        escape: None,
     };
     let p = plan(&input, &opts(&[], None)).expect("plan");
     assert_eq!(p.order, vec![0, 1]);
@@ -253,6 +257,7 @@ fn mounts_parse() {
                 },
             )],
         )],
+        escape: None,
     };
     let p = plan(&input, &opts(&[], None)).expect("plan");
     let steps = p.resolve_stage(0, &BaseInfo::default()).expect("resolve");

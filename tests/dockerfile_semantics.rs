@@ -1,0 +1,342 @@
+//! What a Dockerfile means, checked against BuildKit's Dockerfile reference
+//! (docs.docker.com/reference/dockerfile, vendored by moby/buildkit as
+//! `frontend/dockerfile/docs/reference.md`) and, where the reference is silent, BuildKit's
+//! `dockerfile2llb` source. Each test names the section it follows. The builds are config-only
+//! (`FROM scratch`, no RUN), so they need no sandbox.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::TestEnv;
+
+/// Writes `ctx/Dockerfile` with `dockerfile` (and the given files) into a fresh environment.
+fn context(env: &TestEnv, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = env.path("ctx");
+    fs::create_dir_all(&dir).expect("ctx");
+    fs::write(dir.join("Dockerfile"), dockerfile).expect("Dockerfile");
+    for (name, content) in files {
+        let p = dir.join(name);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(&p, content).expect("write");
+    }
+    dir
+}
+
+/// Builds `dockerfile` as `localhost/t` and returns the image's config (`.config`).
+fn config_of(dockerfile: &str) -> serde_json::Value {
+    let env = TestEnv::new();
+    context(&env, dockerfile, &[]);
+    env.ok(["build", "--progress", "plain", "-t", "localhost/t", "ctx"]);
+    let out = env.ok(["inspect", "localhost/t"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect prints JSON");
+    v[0]["Config"].clone()
+}
+
+fn env_of(cfg: &serde_json::Value) -> Vec<String> {
+    serde_json::from_value(cfg["Env"].clone()).expect("Env is a list")
+}
+
+/// Reference, EXPOSE: "EXPOSE <port> [<port>/<protocol>...]"; BuildKit's `parsePort`
+/// (dockerfile2llb/convert_expose.go) writes one `ExposedPorts` key per port of a range and
+/// accepts (and drops) a host-port mapping such as `8080:80`, with an `ExposeInvalidFormat`
+/// warning.
+#[test]
+fn expose_ranges_give_one_key_per_port() {
+    let cfg = config_of("FROM scratch\nEXPOSE 8000-8002 7000-7001/udp 8080:80 53/UDP\n");
+    assert_eq!(
+        cfg["ExposedPorts"],
+        serde_json::json!({
+            "8000/tcp": {}, "8001/tcp": {}, "8002/tcp": {},
+            "7000/udp": {}, "7001/udp": {},
+            "80/tcp": {}, "53/udp": {}
+        })
+    );
+}
+
+/// Reference, "escape": the escape directive sets the character used to escape characters in
+/// the Dockerfile, so with `` ` `` a backslash is an ordinary character everywhere (its own
+/// example is `COPY testfile.txt c:\` / `RUN dir c:\`), and `` `$ `` is a literal dollar.
+#[test]
+fn escape_directive_drives_word_expansion() {
+    let cfg = config_of(
+        "# escape=`\nFROM scratch\nENV A=a\\b D=`$HOME Q=\"x`\"y\"\nWORKDIR C:\\work\nLABEL l=c:\\dir\n",
+    );
+    let env = env_of(&cfg);
+    assert!(env.contains(&"A=a\\b".to_string()), "{env:?}");
+    assert!(env.contains(&"D=$HOME".to_string()), "{env:?}");
+    assert!(env.contains(&"Q=x\"y".to_string()), "{env:?}");
+    // on Linux `C:\work` is a relative path: it joins `/` with the backslash kept
+    assert_eq!(cfg["WorkingDir"], "/C:\\work");
+    assert_eq!(cfg["Labels"]["l"], "c:\\dir");
+}
+
+/// Reference, "Environment replacement": "Environment variable substitution use the same value
+/// for each variable throughout the entire instruction" — `ENV abc=bye def=$abc` gives
+/// `def=hello` when `abc` was `hello` before. BuildKit's `EnvCommand.Expand` also expands the
+/// keys (`expandKvp`), as it does for LABEL.
+#[test]
+fn env_pairs_see_the_values_from_before_the_instruction() {
+    let cfg = config_of(
+        "FROM scratch\nENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc\nARG K=key\nENV $K=v\nLABEL $K=w\n",
+    );
+    let env = env_of(&cfg);
+    assert!(env.contains(&"abc=bye".to_string()), "{env:?}");
+    assert!(env.contains(&"def=hello".to_string()), "{env:?}");
+    assert!(env.contains(&"ghi=bye".to_string()), "{env:?}");
+    assert!(env.contains(&"key=v".to_string()), "{env:?}");
+    assert_eq!(cfg["Labels"]["key"], "w");
+}
+
+/// `docker import --change 'CMD ["sh"]' --change 'ENTRYPOINT ["/e"]'` keeps both: docker
+/// applies the changes like a Dockerfile stage, where an ENTRYPOINT clears only a CMD that
+/// was not set in the same stage.
+#[test]
+fn import_keeps_cmd_given_before_entrypoint() {
+    let env = TestEnv::new();
+    let tar = common::busybox_rootfs();
+    env.ok([
+        "import".as_ref(),
+        "-c".as_ref(),
+        "CMD [\"sh\"]".as_ref(),
+        "-c".as_ref(),
+        "ENTRYPOINT [\"/bin/env\"]".as_ref(),
+        tar.as_os_str(),
+        "localhost/imp".as_ref(),
+    ]);
+    let out = env.ok(["inspect", "localhost/imp"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(
+        v[0]["Config"]["Entrypoint"],
+        serde_json::json!(["/bin/env"])
+    );
+}
+
+/// Builds `dockerfile` with the context `files`, exporting the file system to `out/`; returns
+/// the files found there (relative, sorted) or the build's stderr when it fails.
+fn export(env: &TestEnv, dockerfile: &str, files: &[(&str, &str)]) -> Result<Vec<String>, String> {
+    context(env, dockerfile, files);
+    let out_dir = env.path("out");
+    let _ = fs::remove_dir_all(&out_dir);
+    let mut cmd = env.cmd([
+        "build".as_ref(),
+        "--progress".as_ref(),
+        "plain".as_ref(),
+        "-o".as_ref(),
+        format!("type=local,dest={}", out_dir.display()).as_ref() as &std::ffi::OsStr,
+        "ctx".as_ref(),
+    ]);
+    let out = common::run(&mut cmd);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut found = Vec::new();
+    let mut todo = vec![out_dir.clone()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).expect("read out") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(&out_dir).expect("under out");
+                found.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Reference, "COPY --parents": its own example `COPY --parents ./src/**/*.txt /parents/`
+/// ("The `**` wildcard matches any number of path components, including none").
+#[test]
+fn copy_parents_with_double_star() {
+    let env = TestEnv::new();
+    let files = [
+        ("src/a.txt", "a"),
+        ("src/x/b.txt", "b"),
+        ("src/x/y/c.txt", "c"),
+        ("src/x/d.md", "d"),
+    ];
+    let got = export(
+        &env,
+        "FROM scratch\nCOPY --parents ./src/**/*.txt /parents/\n",
+        &files,
+    )
+    .expect("builds");
+    assert_eq!(
+        got,
+        [
+            "parents/src/a.txt",
+            "parents/src/x/b.txt",
+            "parents/src/x/y/c.txt"
+        ]
+    );
+    let got = export(&env, "FROM scratch\nCOPY src/**/*.txt /flat/\n", &files).expect("builds");
+    assert_eq!(got, ["flat/a.txt", "flat/b.txt", "flat/c.txt"]);
+}
+
+/// Reference, "Copying from the build context": "a source path … that navigates outside the
+/// build context, such as `COPY ../something /something`, automatically removes any parent
+/// directory navigation (`../`)".
+#[test]
+fn copy_strips_parent_navigation() {
+    let env = TestEnv::new();
+    let got = export(
+        &env,
+        "FROM scratch\nCOPY ../../a.txt /x\nCOPY sub/../../b.txt /y\n",
+        &[("a.txt", "a"), ("b.txt", "b"), ("sub/keep", "")],
+    )
+    .expect("builds");
+    assert_eq!(got, ["x", "y"]);
+}
+
+/// BuildKit refuses a variable in `COPY --from` ("variable expansion is not supported for
+/// --from", dockerfile_copy_test.go `testDockerfileCopyFromArgs`) and in `RUN --mount from=`
+/// ("'from' doesn't support variable expansion", dockerfile_mount_test.go), and a `COPY
+/// --from` naming a stage defined later ("needs to be defined before current stage",
+/// dockerfile_multistage_test.go).
+#[test]
+fn from_with_a_variable_or_a_later_stage_is_refused() {
+    let env = TestEnv::new();
+    let e = export(
+        &env,
+        "FROM scratch AS x\nFROM scratch\nARG V=x\nCOPY --from=$V a.txt /x\n",
+        &[("a.txt", "a")],
+    )
+    .expect_err("refused");
+    assert!(
+        e.contains("Dockerfile:4:6: --from=$V: variable expansion is not supported for --from"),
+        "{e}"
+    );
+    let e = export(
+        &env,
+        "FROM scratch AS x\nFROM scratch\nARG V=x\nRUN --mount=type=bind,from=$V,target=/x true\n",
+        &[],
+    )
+    .expect_err("refused");
+    assert!(
+        e.contains("'from' doesn't support variable expansion"),
+        "{e}"
+    );
+    let e = export(
+        &env,
+        "FROM scratch AS a\nCOPY --from=later a.txt /x\nFROM scratch AS later\nFROM a\n",
+        &[("a.txt", "a")],
+    )
+    .expect_err("refused");
+    assert!(
+        e.contains("stage `later` is not defined before this one"),
+        "{e}"
+    );
+}
+
+/// BuildKit accepts a stage name used twice (its `DuplicateStageName` check warns): a later
+/// reference means the latest stage of that name.
+#[test]
+fn duplicate_stage_names_mean_the_latest() {
+    let env = TestEnv::new();
+    let got = export(
+        &env,
+        "FROM scratch AS b\nCOPY a.txt /first\nFROM scratch AS b\nCOPY a.txt /second\nFROM b\n",
+        &[("a.txt", "a")],
+    )
+    .expect("builds");
+    assert_eq!(got, ["second"]);
+}
+
+/// `FROM --platform=` with this machine's platform and a variant BuildKit runs natively
+/// (`linux/amd64/v2` on x86-64; `linux/arm64/v8` on arm64) is accepted.
+#[test]
+fn platform_with_a_native_variant_is_accepted() {
+    let env = TestEnv::new();
+    let p = match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64/v2",
+        "aarch64" => "linux/arm64/v8",
+        other => panic!("no native variant known for {other}"),
+    };
+    let got = export(
+        &env,
+        &format!("FROM --platform={p} scratch\nCOPY a.txt /a\n"),
+        &[("a.txt", "a")],
+    )
+    .expect("builds");
+    assert_eq!(got, ["a"]);
+}
+
+/// Reference, "RUN --mount": the value is a CSV record, so a field quoted with `"` keeps its
+/// commas (BuildKit's `parseMount` reads it with `csvvalue`); values expand after the split.
+#[test]
+fn mount_csv_field_with_commas() {
+    let env = TestEnv::new();
+    env.import_busybox("localhost/busybox");
+    context(
+        &env,
+        "FROM busybox\nARG F=a,b.txt\nRUN --mount='type=bind,\"source=a,b.txt\",target=/x' cp /x /one\nRUN --mount=type=bind,source=$F,target=/y cp /y /two\n",
+        &[("a,b.txt", "hi")],
+    );
+    env.ok([
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        "type=local,dest=out",
+        "ctx",
+    ]);
+    assert_eq!(fs::read_to_string(env.path("out/one")).expect("one"), "hi");
+    assert_eq!(fs::read_to_string(env.path("out/two")).expect("two"), "hi");
+}
+
+/// BuildKit joins a relative `RUN --mount` target with WORKDIR, and mounts a bind mount
+/// without `target` at WORKDIR (`dispatchRunMounts`, convert_runmount.go: `filepath.Join("/",
+/// dir, mount.Target)`; a target of `/` is refused).
+#[test]
+fn mount_targets_are_relative_to_workdir() {
+    let env = TestEnv::new();
+    env.import_busybox("localhost/busybox");
+    context(
+        &env,
+        "FROM busybox\nWORKDIR /w\nRUN --mount=type=bind,source=a.txt,target=in.txt cp in.txt /one\nRUN --mount=type=bind cp /w/a.txt /two\n",
+        &[("a.txt", "hi")],
+    );
+    env.ok([
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        "type=local,dest=out",
+        "ctx",
+    ]);
+    assert_eq!(fs::read_to_string(env.path("out/one")).expect("one"), "hi");
+    assert_eq!(fs::read_to_string(env.path("out/two")).expect("two"), "hi");
+    context(&env, "FROM busybox\nRUN --mount=type=bind true\n", &[]);
+    let err = env.fails(1, ["build", "--progress", "plain", "ctx"]);
+    assert!(err.contains("the working directory is `/`"), "{err}");
+}
+
+/// Reference, "COPY --chmod": symbolic notation such as `g=u` (its own example `COPY
+/// --chmod=g=u config/ /config/`) copies the user class's bits to the group, as chmod(1).
+#[test]
+fn copy_chmod_copies_a_class() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let dir = context(
+        &env,
+        "FROM scratch\nCOPY --chmod=g=u a.sh /a.sh\nCOPY --chmod=o+g a.sh /b.sh\n",
+        &[("a.sh", "x")],
+    );
+    fs::set_permissions(dir.join("a.sh"), fs::Permissions::from_mode(0o740)).expect("chmod");
+    env.ok([
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        "type=local,dest=out",
+        "ctx",
+    ]);
+    let mode = |p: &str| fs::metadata(env.path(p)).expect(p).permissions().mode() & 0o7777;
+    assert_eq!(mode("out/a.sh"), 0o770);
+    assert_eq!(mode("out/b.sh"), 0o744);
+}
