@@ -269,7 +269,8 @@ fn mounts_parse() {
                 mode: 0o700,
                 uid: 0,
                 gid: 0,
-                read_only: false
+                read_only: false,
+                sharing: Sharing::Shared
             },
             RunMount::Secret {
                 id: "tok".into(),
