@@ -440,9 +440,12 @@ impl<'a> Runner<'a> {
         cmd_set: &mut bool,
         missed: &mut Option<(usize, String)>,
     ) -> Result<bool, ExecError> {
-        let use_cache = self.req.layers;
-        let parts = match self.key_parts(step, out)? {
-            Some(p) if use_cache => p,
+        let parts = match self.req.layers {
+            true => self.key_parts(step, out)?,
+            false => None,
+        };
+        let parts = match parts {
+            Some(p) => p,
             // ADD of a URL without a checksum: its content is known only after fetching it
             _ => {
                 self.apply(step, out, cmd_set)?;
