@@ -240,3 +240,77 @@ pub fn clear(store: &Store) -> Result<CacheClearReport, StoreError> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, layer: Option<CachedLayer>) -> CacheEntry {
+        CacheEntry {
+            key: key.to_string(),
+            parts: vec![("instruction".to_string(), "RUN true".to_string())],
+            layer,
+            config: "{}".to_string(),
+        }
+    }
+
+    fn hex(c: char) -> String {
+        std::iter::repeat_n(c, 64).collect()
+    }
+
+    #[test]
+    fn record_then_lookup_and_closest_are_one_read_each() {
+        let d = tempfile::tempdir().expect("tmp");
+        let store = Store::open(d.path()).expect("store");
+        assert_eq!(lookup(&store, &hex('a')), None);
+        let e = entry(&hex('a'), None);
+        record(&store, &e, &hex('b')).expect("record");
+        assert_eq!(lookup(&store, &hex('a')), Some(e.clone()));
+        assert_eq!(closest(&store, &hex('b')), Some(e));
+        // keys that are not sha256 hex never become paths
+        assert_eq!(lookup(&store, "../../index"), None);
+        assert!(record(&store, &entry("x/../y", None), &hex('b')).is_err());
+    }
+
+    #[test]
+    fn an_entry_whose_blob_is_gone_is_unusable_and_pruned() {
+        let d = tempfile::tempdir().expect("tmp");
+        let store = Store::open(d.path()).expect("store");
+        let (digest, size) = store.write_blob(&mut &b"layer"[..]).expect("blob");
+        let layer = |digest: &Digest| CachedLayer {
+            digest: digest.to_string(),
+            diff_id: digest.to_string(),
+            size,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".to_string(),
+        };
+        let here = entry(&hex('a'), Some(layer(&digest)));
+        let gone = entry(&hex('c'), Some(layer(&Digest::of_bytes(b"other"))));
+        record(&store, &here, &hex('b')).expect("record");
+        record(&store, &gone, &hex('d')).expect("record");
+        assert!(usable(&store, &here));
+        assert!(!usable(&store, &gone));
+        let listed = needs(&store).expect("needs");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].blob.as_ref(), Some(&digest));
+        assert_eq!(prune_missing(&store).expect("prune"), 1);
+        assert_eq!(lookup(&store, &hex('c')), None);
+        assert!(lookup(&store, &hex('a')).is_some());
+    }
+
+    #[test]
+    fn an_unreadable_entry_is_a_miss_and_clear_removes_everything() {
+        let d = tempfile::tempdir().expect("tmp");
+        let store = Store::open(d.path()).expect("store");
+        record(&store, &entry(&hex('a'), None), &hex('b')).expect("record");
+        fs::write(keys_dir(&store).join(format!("{}.json", hex('a'))), "{torn").expect("write");
+        assert_eq!(lookup(&store, &hex('a')), None);
+        let mounts = store.cache_dir().join("run-mounts/x");
+        fs::create_dir_all(&mounts).expect("mkdir");
+        fs::write(mounts.join("f"), "12345").expect("write");
+        let r = clear(&store).expect("clear");
+        assert!(r.reclaimed >= 5);
+        assert!(!keys_dir(&store).exists());
+        assert!(!store.cache_dir().join("run-mounts").exists());
+        assert!(store.cache_dir().is_dir());
+    }
+}
