@@ -13,7 +13,7 @@ use crate::util::human_size;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_long_help = "Without `--all`, removes unnamed images that are no other image's parent (dangling images); with `--all`, every image. Then deletes every blob and unpacked layer no remaining image references, and prints the removed image IDs and the space reclaimed. Blobs and layers stay while another hoist process works on the store."
+    after_long_help = "Without `--all`, removes unnamed images that are no other image's parent (dangling images); with `--all`, every image. Then deletes every blob and unpacked layer no remaining image references, and prints the removed image IDs and the space reclaimed. Blobs and layers stay while another hoist process works on the store. Build cache entries whose layer is gone are dropped too; `--cache` (or `hoist builder prune`) removes the whole build cache instead, `RUN --mount=type=cache` directories included, and leaves the images alone."
 )]
 pub struct Args {
     /// Remove every image, not only unnamed ones
