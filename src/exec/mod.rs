@@ -147,6 +147,9 @@ pub enum ExecError {
     Layer(String),
     #[error("`--output`: {0}")]
     Output(String),
+    /// A stage stopped because another one failed (that one's error is what a build reports).
+    #[error("stopped because another stage failed")]
+    Aborted,
 }
 
 impl ExecError {

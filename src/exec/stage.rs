@@ -110,11 +110,11 @@ fn stage_label(plan: &BuildPlan, i: usize) -> String {
 
 /// Why a stage stopped early: another stage failed (that stage reports its own error).
 fn aborted() -> ExecError {
-    ExecError::Layer("stopped because another stage failed".to_string())
+    ExecError::Aborted
 }
 
 fn is_abort(e: &ExecError) -> bool {
-    matches!(e, ExecError::Layer(m) if m == "stopped because another stage failed")
+    matches!(e, ExecError::Aborted)
 }
 
 impl<'a> Runner<'a> {
@@ -197,6 +197,7 @@ impl<'a> Runner<'a> {
                     .into_iter()
                     .map(|(i, h)| {
                         let res = h.join().unwrap_or_else(|_| {
+                            r.failed.store(true, Ordering::SeqCst);
                             r.publish(i, None);
                             Err(ExecError::Layer(format!(
                                 "stage `{}` panicked",
