@@ -92,6 +92,7 @@ pub(super) struct Runner<'a> {
     failed: AtomicBool,
     new_layers: Mutex<HashMap<String, NewLayer>>,
     images: Mutex<HashMap<String, StageOut>>,
+    loading: Mutex<()>,
     created: String,
     counter: AtomicUsize,
     /// Stages whose steps are not looked up in the cache (`--no-cache`, `--no-cache-filter`).
@@ -175,6 +176,7 @@ impl<'a> Runner<'a> {
             failed: AtomicBool::new(false),
             new_layers: Mutex::new(HashMap::new()),
             images: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
             created,
             counter: AtomicUsize::new(0),
             no_lookup,
@@ -286,6 +288,11 @@ impl<'a> Runner<'a> {
 
     /// Loads an image of the store as a stage base or `COPY --from` source.
     fn load_image(&self, name: &str) -> Result<StageOut, String> {
+        if let Some(o) = lock(&self.images).get(name) {
+            return Ok(o.clone());
+        }
+        // one loader at a time, so two stages on one base unpack its layers once
+        let _loading = lock(&self.loading);
         if let Some(o) = lock(&self.images).get(name) {
             return Ok(o.clone());
         }
