@@ -150,6 +150,22 @@ fn a_changed_file_busts_exactly_the_steps_from_its_copy_and_is_explained() {
         out.contains("Dockerfile:6: RUN cat /proc/sys/kernel/random/uuid > /s3: cache miss: the earlier step `Dockerfile:5: COPY b.txt /b.txt` missed"),
         "{out}"
     );
+    // a new base image under the same name: the first step says so
+    let tar = common::busybox_rootfs();
+    let mut c = env.cmd([
+        "import".as_ref(),
+        tar.as_os_str(),
+        "localhost/busybox".as_ref(),
+    ]);
+    c.env("SOURCE_DATE_EPOCH", "5");
+    let o = common::run(&mut c);
+    common::assert_success(&c, &o);
+    let (out, _) = build_export(&env, &["--explain-cache"], 3);
+    assert!(cached_steps(&out).is_empty(), "{out}");
+    assert!(
+        out.contains("Dockerfile:2: RUN cat /proc/sys/kernel/random/uuid > /s1: cache miss: the stage's base changed (`FROM localhost/busybox`)"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub(super) fn pointer(parent: &str, kind: &str) -> String {
     ])
 }
 
+/// What [`explain`] says when the parent key differs.
+pub(super) const PARENT_CHANGED: &str = "the step before it changed";
+
 /// Why `ours` missed, compared with `theirs` (the closest entry): the first part that differs.
 pub(super) fn explain(ours: &Parts, theirs: Option<&Parts>) -> String {
     let Some(theirs) = theirs else {
@@ -70,7 +73,7 @@ fn changed(name: &str, old: &str, new: &str) -> String {
         return format!("what the bind mount at `{t}` reads changed");
     }
     match name {
-        "parent" => "the step before it changed".to_string(),
+        "parent" => PARENT_CHANGED.to_string(),
         "instruction" => "the instruction changed".to_string(),
         "sources" => "the sources' metadata changed (type, mode, size, link target or hard links)"
             .to_string(),

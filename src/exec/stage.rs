@@ -425,7 +425,7 @@ impl<'a> Runner<'a> {
                 });
             }
             let t0 = Instant::now();
-            let hit = self.step_cached(i, step, &mut out, &mut cmd_set, &mut missed)?;
+            let hit = self.step_cached(i, k, step, &mut out, &mut cmd_set, &mut missed)?;
             if !is_trigger {
                 self.emit(Event::StepDone {
                     number,
@@ -440,9 +440,11 @@ impl<'a> Runner<'a> {
 
     /// Runs a step through the cache: computes its key, reuses a usable entry (returns `true`),
     /// or runs the step and records what it made.
+    #[allow(clippy::too_many_arguments)]
     fn step_cached(
         &self,
         stage: usize,
+        position: usize,
         step: &Step,
         out: &mut StageOut,
         cmd_set: &mut bool,
@@ -468,6 +470,17 @@ impl<'a> Runner<'a> {
         };
         let key = cache::key_of(&parts);
         let pointer = cache::pointer(&out.key, step.kind());
+        // the entry last built at this place of this Dockerfile: the closest one when the
+        // parent is new (a changed base image)
+        let place = cache::pointer(
+            &format!(
+                "{}\0{}\0{}",
+                self.req.context_dir.display(),
+                self.plan.file,
+                self.plan.stages[stage].line
+            ),
+            &format!("{}#{position}", step.kind()),
+        );
         if !self.no_lookup.contains(&stage) {
             if let Some(entry) = store_cache::lookup(self.store, &key) {
                 if store_cache::usable(self.store, &entry) {
@@ -497,8 +510,17 @@ impl<'a> Runner<'a> {
                         )
                     }
                     None => {
-                        let closest = store_cache::closest(self.store, &pointer);
-                        cache::explain(&parts, closest.as_ref().map(|c| &c.parts))
+                        let closest = store_cache::closest(self.store, &pointer)
+                            .or_else(|| store_cache::closest(self.store, &place));
+                        let why = cache::explain(&parts, closest.as_ref().map(|c| &c.parts));
+                        if position == 0 && why == cache::PARENT_CHANGED {
+                            format!(
+                                "the stage's base changed (`{}`)",
+                                self.plan.stages[stage].text
+                            )
+                        } else {
+                            why
+                        }
                     }
                 };
                 let msg = format!(
@@ -528,7 +550,7 @@ impl<'a> Runner<'a> {
             config: String::from_utf8(out.config.to_json())
                 .expect("serde_json always writes UTF-8"),
         };
-        store_cache::record(self.store, &entry, &pointer)?;
+        store_cache::record(self.store, &entry, &[&pointer, &place])?;
         out.key = key;
         Ok(false)
     }

@@ -4,8 +4,9 @@
 //! a miss can be explained) and what the step produced: a layer (blob digest, diff_id, size,
 //! media type) or none, and the image config after the step.
 //!
-//! `cache/last/HEX` holds, per (parent key, instruction kind), the key of the entry written last
-//! for it: the "closest" entry a miss is compared with, also one read. `cache/run-mounts/` holds
+//! `cache/last/HEX` holds, per (parent key, instruction kind) and per place in a Dockerfile, the
+//! key of the entry written last for it: the "closest" entry a miss is compared with, also one
+//! read. `cache/run-mounts/` holds
 //! the directories of `RUN --mount=type=cache`.
 //!
 //! This module only stores and lists entries; computing keys is the build engine's (`exec`).
@@ -115,10 +116,10 @@ pub fn closest(store: &Store, pointer: &str) -> Option<CacheEntry> {
     lookup(store, key.trim())
 }
 
-/// Records an entry (atomically) and points `pointer` at it.
-pub fn record(store: &Store, entry: &CacheEntry, pointer: &str) -> Result<(), StoreError> {
+/// Records an entry (atomically) and points each of `pointers` at it.
+pub fn record(store: &Store, entry: &CacheEntry, pointers: &[&str]) -> Result<(), StoreError> {
     store.writable()?;
-    if !is_hex_key(&entry.key) || !is_hex_key(pointer) {
+    if !is_hex_key(&entry.key) || !pointers.iter().all(|p| is_hex_key(p)) {
         return Err(StoreError::invalid(
             "build cache entry",
             "its key is not a sha256 hex string",
@@ -132,8 +133,11 @@ pub fn record(store: &Store, entry: &CacheEntry, pointer: &str) -> Result<(), St
     let data = serde_json::to_vec(entry).expect("a cache entry always serialises");
     let p = keys.join(format!("{}.json", entry.key));
     util::write_atomic(&p, &data).map_err(|e| StoreError::io(&p, e))?;
-    let p = last.join(pointer);
-    util::write_atomic(&p, entry.key.as_bytes()).map_err(|e| StoreError::io(&p, e))
+    for pointer in pointers {
+        let p = last.join(pointer);
+        util::write_atomic(&p, entry.key.as_bytes()).map_err(|e| StoreError::io(&p, e))?;
+    }
+    Ok(())
 }
 
 /// Whether the layer an entry names can be used: its blob is in the store.
@@ -264,12 +268,12 @@ mod tests {
         let store = Store::open(d.path()).expect("store");
         assert_eq!(lookup(&store, &hex('a')), None);
         let e = entry(&hex('a'), None);
-        record(&store, &e, &hex('b')).expect("record");
+        record(&store, &e, &[&hex('b')]).expect("record");
         assert_eq!(lookup(&store, &hex('a')), Some(e.clone()));
         assert_eq!(closest(&store, &hex('b')), Some(e));
         // keys that are not sha256 hex never become paths
         assert_eq!(lookup(&store, "../../index"), None);
-        assert!(record(&store, &entry("x/../y", None), &hex('b')).is_err());
+        assert!(record(&store, &entry("x/../y", None), &[&hex('b')]).is_err());
     }
 
     #[test]
@@ -285,8 +289,8 @@ mod tests {
         };
         let here = entry(&hex('a'), Some(layer(&digest)));
         let gone = entry(&hex('c'), Some(layer(&Digest::of_bytes(b"other"))));
-        record(&store, &here, &hex('b')).expect("record");
-        record(&store, &gone, &hex('d')).expect("record");
+        record(&store, &here, &[&hex('b')]).expect("record");
+        record(&store, &gone, &[&hex('d')]).expect("record");
         assert!(usable(&store, &here));
         assert!(!usable(&store, &gone));
         let listed = needs(&store).expect("needs");
@@ -301,7 +305,7 @@ mod tests {
     fn an_unreadable_entry_is_a_miss_and_clear_removes_everything() {
         let d = tempfile::tempdir().expect("tmp");
         let store = Store::open(d.path()).expect("store");
-        record(&store, &entry(&hex('a'), None), &hex('b')).expect("record");
+        record(&store, &entry(&hex('a'), None), &[&hex('b')]).expect("record");
         fs::write(keys_dir(&store).join(format!("{}.json", hex('a'))), "{torn").expect("write");
         assert_eq!(lookup(&store, &hex('a')), None);
         let mounts = store.cache_dir().join("run-mounts/x");
