@@ -504,3 +504,35 @@ COPY --from=a /a /a
     let out = common::run(&mut c);
     assert!(out.status.success(), "{}", common::show(&out));
 }
+
+#[test]
+fn bind_mounts_are_keyed_by_what_they_bind_and_secrets_and_cache_mounts_never() {
+    let env = env();
+    context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "FROM localhost/busybox
+RUN --mount=type=secret,id=tok --mount=type=cache,target=/c cat /proc/sys/kernel/random/uuid > /s1; date >> /c/log
+RUN --mount=type=bind,source=data,target=/d cat /d/x > /y
+",
+            ),
+            ("data/x", "one"),
+        ],
+    );
+    let secret = env.path("secret");
+    fs::write(&secret, "first").expect("write");
+    let spec = format!("id=tok,src={}", secret.display());
+    build(&env, &["-t", "app", "--secret", &spec]);
+    fs::write(&secret, "second").expect("write");
+    let out = build(&env, &["-t", "app", "--secret", &spec]);
+    assert_eq!(cached_steps(&out), vec![2, 3], "{out}");
+    context(&env, &[("data/x", "two")]);
+    let out = build(&env, &["-t", "app", "--secret", &spec, "--explain-cache"]);
+    assert_eq!(cached_steps(&out), vec![2], "{out}");
+    assert!(
+        out.contains("what the bind mount at `/d` reads changed"),
+        "{out}"
+    );
+}
