@@ -536,3 +536,47 @@ RUN --mount=type=bind,source=data,target=/d cat /d/x > /y
         "{out}"
     );
 }
+
+#[test]
+fn sharing_private_gives_a_concurrent_user_a_fresh_directory() {
+    let env = env();
+    // `a` holds the private mount until `b` is done; `b` starts its step only once `a` is in
+    // its own, and records whether it sees `a`'s file (a shared mount `sync` carries the
+    // markers; every wait is bounded)
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            r#"FROM localhost/busybox
+ARG ROLE
+RUN --mount=type=cache,id=p,target=/c,sharing=private --mount=type=cache,id=sync,target=/s \
+    i=0; \
+    if [ "$ROLE" = a ]; then \
+      echo a > /c/owner; touch /s/a-started; \
+      while [ ! -e /s/b-done ]; do i=$((i+1)); [ $i -gt 600 ] && exit 7; sleep 0.1; done; \
+    else \
+      while [ ! -e /s/a-started ]; do i=$((i+1)); [ $i -gt 600 ] && exit 7; sleep 0.1; done; \
+      if [ -e /c/owner ]; then echo same > /s/result; else echo fresh > /s/result; fi; \
+      touch /s/b-done; \
+    fi
+"#,
+        )],
+    );
+    let spawn = |role: &str| {
+        env.cmd(["build", "--build-arg", &format!("ROLE={role}"), "ctx"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (a, b) = (spawn("a"), spawn("b"));
+    for c in [a, b] {
+        let o = c.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", common::show(&o));
+    }
+    let results: Vec<String> = fs::read_dir(env.root.join("cache/run-mounts"))
+        .expect("run-mounts")
+        .filter_map(|d| fs::read_to_string(d.expect("entry").path().join("result")).ok())
+        .collect();
+    assert_eq!(results, vec!["fresh\n".to_string()]);
+}
