@@ -580,3 +580,28 @@ RUN --mount=type=cache,id=p,target=/c,sharing=private --mount=type=cache,id=sync
         .collect();
     assert_eq!(results, vec!["fresh\n".to_string()]);
 }
+
+#[test]
+fn output_of_stages_running_side_by_side_never_mixes_within_a_line() {
+    let env = env();
+    // `a` prints half a line, lets `b` print a whole one, then ends its line
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox AS a
+RUN --mount=type=cache,id=sync,target=/m \\
+    printf XXXX; touch /m/a-half; \\
+    i=0; while [ ! -e /m/b-printed ]; do i=$((i+1)); [ $i -gt 600 ] && exit 7; sleep 0.1; done; echo XXXX
+FROM localhost/busybox AS b
+RUN --mount=type=cache,id=sync,target=/m \\
+    i=0; while [ ! -e /m/a-half ]; do i=$((i+1)); [ $i -gt 600 ] && exit 7; sleep 0.1; done; \\
+    sleep 0.5; echo YYYY; touch /m/b-printed
+COPY --from=a /etc/passwd /x
+",
+        )],
+    );
+    let out = build(&env, &[]);
+    assert!(out.lines().any(|l| l == "XXXXXXXX"), "{out}");
+    assert!(out.lines().any(|l| l == "YYYY"), "{out}");
+}

@@ -973,13 +973,28 @@ impl<'a> Runner<'a> {
             let h = s.spawn(move || sandbox::run_with_stdio(&spec, stdio));
             let mut f = fs::File::from(reader);
             let mut buf = [0u8; 8192];
+            // whole lines only, so that output of stages running side by side never mixes
+            // within a line (a line longer than the buffer goes out in pieces)
+            let mut pending: Vec<u8> = Vec::new();
             loop {
                 match f.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => self.emit(Event::Output(&buf[..n])),
+                    Ok(n) => {
+                        pending.extend_from_slice(&buf[..n]);
+                        let cut = match pending.iter().rposition(|&b| b == b'\n') {
+                            Some(i) => i + 1,
+                            None if pending.len() >= buf.len() => pending.len(),
+                            None => continue,
+                        };
+                        self.emit(Event::Output(&pending[..cut]));
+                        pending.drain(..cut);
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 }
+            }
+            if !pending.is_empty() {
+                self.emit(Event::Output(&pending));
             }
             h.join()
         });
