@@ -456,8 +456,9 @@ impl<'a> Runner<'a> {
         };
         let parts = match parts {
             Some(p) => p,
-            // ADD of a URL without a checksum: its content is known only after fetching it
-            _ => {
+            // `--layers=false`, or an ADD of a URL without a checksum (its content is known only
+            // after fetching it): the step runs and nothing is recorded
+            None => {
                 self.apply(step, out, cmd_set)?;
                 // what follows depends on what the step made
                 let config = Digest::of_bytes(&out.config.to_json());
