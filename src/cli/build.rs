@@ -37,6 +37,29 @@ pub struct Args {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Run every step of these stages even if a cached result exists (repeatable, or a comma
+    /// list)
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+
+    /// Use the build cache and keep every step's layer (`--layers=false`: no cache for this
+    /// build, as podman's switch)
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub layers: bool,
+
+    /// For every step that misses the cache, print the first part of its key that changed
+    #[arg(long)]
+    pub explain_cache: bool,
+
     /// Network for RUN steps: `host` or `none`
     #[arg(long, value_name = "MODE", default_value = "host")]
     pub network: String,
@@ -254,6 +277,9 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         outputs,
         platform: args.platform.clone(),
         no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        layers: args.layers,
+        explain_cache: args.explain_cache,
     })
 }
 
@@ -495,7 +521,14 @@ impl Printer {
                 Event::Output(bytes) => output::write_raw(bytes),
                 Event::Warning(w) => output::warn(w),
                 Event::Note(n) => output::println(n),
+                Event::StepDone {
+                    number,
+                    total,
+                    cached: true,
+                    ..
+                } => output::println(&format!("STEP {number}/{total}: CACHED")),
                 Event::StepDone { .. } => {}
+                Event::CacheMiss(m) => output::println(m),
             },
             Progress::Live => match e {
                 Event::Step {
@@ -508,10 +541,24 @@ impl Printer {
                     self.lines.push(format!("[{number}/{total}] {text}"));
                     self.redraw(None);
                 }
-                Event::StepDone { seconds } => {
-                    if let Some(last) = self.lines.last_mut() {
-                        last.push_str(&format!("  ✔ {seconds:.1}s"));
+                Event::StepDone {
+                    number,
+                    total,
+                    seconds,
+                    cached,
+                } => {
+                    let head = format!("[{number}/{total}] ");
+                    if let Some(line) = self.lines.iter_mut().rev().find(|l| l.starts_with(&head)) {
+                        if cached {
+                            line.push_str("  CACHED");
+                        } else {
+                            line.push_str(&format!("  ✔ {seconds:.1}s"));
+                        }
                     }
+                    self.redraw(None);
+                }
+                Event::CacheMiss(m) => {
+                    self.lines.push(m.to_string());
                     self.redraw(None);
                 }
                 Event::Output(bytes) => {

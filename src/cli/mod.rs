@@ -67,6 +67,9 @@ pub enum Command {
     History(history::Args),
     /// Remove unnamed images and unused data
     Prune(prune::Args),
+    /// Manage the build cache (`builder prune`)
+    #[command(subcommand)]
+    Builder(prune::BuilderCommand),
     /// Write images to an oci-archive or docker-archive file
     Save(save::Args),
     /// Load images from an oci-archive or docker-archive file
@@ -149,6 +152,7 @@ pub fn main() -> ExitCode {
             | Command::Load(_)
             | Command::Rmi(_)
             | Command::Prune(_)
+            | Command::Builder(_)
     ) {
         if let Err(e) = crate::sandbox::userns::enter() {
             return report(e.into());
@@ -162,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a, &globals),
         Command::History(a) => history::run(a, &globals),
         Command::Prune(a) => prune::run(a, &globals),
+        Command::Builder(c) => prune::run_builder(c, &globals),
         Command::Save(a) => save::run(a, &globals),
         Command::Load(a) => load::run(a, &globals),
         Command::Import(a) => import::run(a, &globals),

@@ -12,11 +12,14 @@
 //! deleted when the build fails. The one exception by design is `RUN --mount=type=cache`
 //! directories, which outlive builds.
 //!
-//! The build cache (a later issue) plugs in at [`stage`]'s step loop: each step has a
-//! canonical description ([`crate::plan::Step::cache_input`]) and, for COPY, a content digest
-//! from the context; a hit would reuse a committed layer and config instead of running the step.
+//! The build cache is on by default: each step's key ([`cache`]) is looked up with one read in
+//! the store's `cache/` before the step runs; a hit reuses the recorded layer and config and
+//! touches no layer data. With the cache, a step's layer is installed in the store as soon as
+//! the step is done (so its entry is usable by the next build, also when this one fails later);
+//! the entries and those layers are what a failed build leaves, as in docker and buildah.
 
 pub mod add;
+mod cache;
 pub mod config;
 pub mod copy;
 pub mod export;
@@ -69,8 +72,15 @@ pub struct BuildRequest {
     pub secrets: BTreeMap<String, PathBuf>,
     pub outputs: Vec<ExportTarget>,
     pub platform: Option<String>,
-    /// Every step runs anyway (no cache exists yet); kept so the cache can honour it.
+    /// `--no-cache`: no step is looked up in the cache (new results are still recorded).
     pub no_cache: bool,
+    /// `--no-cache-filter STAGE`: the steps of these stages are not looked up.
+    pub no_cache_filter: Vec<String>,
+    /// `--layers` (podman's switch, on by default): with `false` the cache is neither read nor
+    /// written, and only the target's layers are kept.
+    pub layers: bool,
+    /// `--explain-cache`: every miss says which part of its key changed.
+    pub explain_cache: bool,
 }
 
 /// What a build produced.
@@ -91,10 +101,15 @@ pub enum Event<'a> {
         /// The stage's name or index.
         stage: &'a str,
     },
-    /// The step that started last is done.
+    /// Step `number` is done (`cached`: reused from the build cache).
     StepDone {
+        number: usize,
+        total: usize,
         seconds: f64,
+        cached: bool,
     },
+    /// Why a step missed the cache (`--explain-cache`).
+    CacheMiss(&'a str),
     /// Output of a RUN step, as it comes.
     Output(&'a [u8]),
     Warning(&'a str),
@@ -132,6 +147,9 @@ pub enum ExecError {
     Layer(String),
     #[error("`--output`: {0}")]
     Output(String),
+    /// A stage stopped because another one failed (that one's error is what a build reports).
+    #[error("stopped because another stage failed")]
+    Aborted,
 }
 
 impl ExecError {

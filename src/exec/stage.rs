@@ -1,21 +1,24 @@
 //! The runner: orders the planned stages, runs each stage's steps, and commits the target.
 //!
-//! One stage at a time, in dependency order (every dependency has a lower index, so index order
-//! is a valid order). The step loop in [`Runner::run_stage`] is where the build cache will look
-//! a step up before running it.
+//! Every stage runs in its own thread from the start; a stage waits for another only at the step
+//! that reads it (its `FROM`, a `COPY --from`, a `RUN --mount from=`), so independent work of
+//! two stages overlaps step by step. Each step is looked up in the build cache by its key
+//! ([`super::cache`]) before it runs; a hit reuses the recorded layer and config.
 
+use std::collections::BTreeSet;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use serde_json::json;
 
 use super::add;
+use super::cache;
 use super::config::{rfc3339, Healthcheck, ImageConfig};
 use super::copy::{Attrs, LayerWriter};
 use super::perms::{parse_group, parse_passwd, Accounts, Chmod};
@@ -26,7 +29,9 @@ use crate::image::Digest;
 use crate::layer::diff::{write_dir_tar, write_upper_tar, DiffOptions};
 use crate::plan::{self, Base, BaseInfo, BuildPlan, CopyOp, FromRef, Op, RunMount, RunOp, Step};
 use crate::sandbox;
+use crate::store::cache as store_cache;
 use crate::store::{StagedBlob, Store};
+use crate::util::FileLock;
 
 /// A layer of an image being built.
 #[derive(Debug, Clone)]
@@ -37,44 +42,39 @@ struct LayerRef {
     media_type: String,
 }
 
-/// A stage's result: its config, its layers and their unpacked dirs (bottom first).
+/// A stage's result: its config, its layers and their unpacked dirs (bottom first), and the
+/// cache key of its last step.
 #[derive(Debug, Clone)]
 struct StageOut {
     config: ImageConfig,
     layers: Vec<LayerRef>,
     dirs: Vec<PathBuf>,
+    key: String,
 }
 
-/// A layer this build made, waiting for the commit.
+impl StageOut {
+    /// What a reader of the stage's files (`COPY --from`, a bind mount `from=`, a later `FROM`)
+    /// depends on: its key and its layers' content.
+    fn content_key(&self) -> String {
+        let mut parts: cache::Parts = vec![("key".to_string(), self.key.clone())];
+        for l in &self.layers {
+            parts.push(("layer".to_string(), l.diff_id.to_string()));
+        }
+        cache::key_of(&parts)
+    }
+}
+
+/// A layer this build made, waiting for the commit (only without the cache: with it, layers
+/// are installed as soon as their step is done, so that the entry naming them is usable).
 struct NewLayer {
     staged: Option<StagedBlob>,
     diff_id: Digest,
     dir: PathBuf,
 }
 
-/// The planned stages grouped in waves: a stage's wave comes after the waves of every stage it
-/// needs; stages of one wave do not need each other.
-fn waves(plan: &BuildPlan) -> Vec<Vec<usize>> {
-    let mut level: BTreeMap<usize, usize> = BTreeMap::new();
-    for &i in &plan.order {
-        let l = plan.stages[i]
-            .deps
-            .iter()
-            .filter_map(|d| level.get(d))
-            .map(|l| l + 1)
-            .max()
-            .unwrap_or(0);
-        level.insert(i, l);
-    }
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    for (i, l) in level {
-        if out.len() <= l {
-            out.resize(l + 1, Vec::new());
-        }
-        out[l].push(i);
-    }
-    out
-}
+/// A finished stage: its result, or `None` when it failed (its error is reported by its own
+/// thread).
+type Finished = BTreeMap<usize, Option<StageOut>>;
 
 /// Runs one build.
 pub(super) struct Runner<'a> {
@@ -85,11 +85,18 @@ pub(super) struct Runner<'a> {
     work: tempfile::TempDir,
     /// Shared by the stages that run side by side; each event is shown whole.
     events: Mutex<&'a mut (dyn FnMut(Event<'_>) + Send)>,
-    outs: Mutex<BTreeMap<usize, StageOut>>,
+    /// Stages as they finish; `done` wakes the stages waiting for one.
+    outs: Mutex<Finished>,
+    done: Condvar,
+    /// Set when a stage fails: the others stop at their next step.
+    failed: AtomicBool,
     new_layers: Mutex<HashMap<String, NewLayer>>,
     images: Mutex<HashMap<String, StageOut>>,
+    loading: Mutex<()>,
     created: String,
     counter: AtomicUsize,
+    /// Stages whose steps are not looked up in the cache (`--no-cache`, `--no-cache-filter`).
+    no_lookup: BTreeSet<usize>,
 }
 
 /// Locks a mutex, also after a panic elsewhere (the data is still consistent: every update is
@@ -100,6 +107,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn stage_label(plan: &BuildPlan, i: usize) -> String {
     plan.stages[i].name.clone().unwrap_or_else(|| i.to_string())
+}
+
+/// Why a stage stopped early: another stage failed (that stage reports its own error).
+fn aborted() -> ExecError {
+    ExecError::Aborted
+}
+
+fn is_abort(e: &ExecError) -> bool {
+    matches!(e, ExecError::Aborted)
 }
 
 impl<'a> Runner<'a> {
@@ -126,6 +142,22 @@ impl<'a> Runner<'a> {
         for w in &plan.warnings {
             events(Event::Warning(w));
         }
+        let mut no_lookup = BTreeSet::new();
+        if req.no_cache || !req.layers {
+            no_lookup.extend(0..plan.stages.len());
+        }
+        for name in &req.no_cache_filter {
+            match plan.stage_ref(name, plan.stages.len()) {
+                Some(i) => {
+                    no_lookup.insert(i);
+                }
+                None => {
+                    return Err(ExecError::Dockerfile(format!(
+                        "`--no-cache-filter {name}`: the Dockerfile has no stage `{name}`"
+                    )))
+                }
+            }
+        }
         let ctx = Context::open(&req.context_dir, req.dockerfile_path.as_deref())?;
         let work = store.tmp_dir()?;
         let created = match req.timestamp {
@@ -140,45 +172,61 @@ impl<'a> Runner<'a> {
             work,
             events: Mutex::new(events),
             outs: Mutex::new(BTreeMap::new()),
+            done: Condvar::new(),
+            failed: AtomicBool::new(false),
             new_layers: Mutex::new(HashMap::new()),
             images: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
             created,
             counter: AtomicUsize::new(0),
+            no_lookup,
         };
-        // stages in waves: each wave's stages need only earlier waves, and run side by side
-        for wave in waves(&r.plan) {
-            let results: Vec<(usize, Result<StageOut, ExecError>)> = if wave.len() == 1 {
-                vec![(wave[0], r.run_stage(wave[0]))]
-            } else {
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = wave
-                        .iter()
-                        .map(|&i| {
-                            let r = &r;
-                            (i, s.spawn(move || r.run_stage(i)))
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|(i, h)| {
-                            let res = h.join().unwrap_or_else(|_| {
-                                Err(ExecError::Layer(format!(
-                                    "stage `{}` panicked",
-                                    stage_label(&r.plan, i)
-                                )))
-                            });
-                            (i, res)
-                        })
-                        .collect()
-                })
-            };
-            for (i, res) in results {
-                lock(&r.outs).insert(i, res?);
+        // every stage in its own thread, started at once: a stage waits for another only at the
+        // step that reads it (FROM, COPY --from, RUN --mount from=), not before its first step
+        let order = r.plan.order.clone();
+        let results: Vec<(usize, Result<(), ExecError>)> = if order.len() == 1 {
+            vec![(order[0], r.run_stage_and_publish(order[0]))]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = order
+                    .iter()
+                    .map(|&i| {
+                        let r = &r;
+                        (i, s.spawn(move || r.run_stage_and_publish(i)))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(i, h)| {
+                        let res = h.join().unwrap_or_else(|_| {
+                            r.failed.store(true, Ordering::SeqCst);
+                            r.publish(i, None);
+                            Err(ExecError::Layer(format!(
+                                "stage `{}` panicked",
+                                stage_label(&r.plan, i)
+                            )))
+                        });
+                        (i, res)
+                    })
+                    .collect()
+            })
+        };
+        // report the first real failure (in build order), not a stage that stopped because of it
+        let mut first_abort = None;
+        for (_, res) in results {
+            match res {
+                Ok(()) => {}
+                Err(e) if is_abort(&e) => first_abort = first_abort.or(Some(e)),
+                Err(e) => return Err(e),
             }
+        }
+        if let Some(e) = first_abort {
+            return Err(e);
         }
         let target = r.plan.target;
         let out = lock(&r.outs)
             .remove(&target)
+            .flatten()
             .expect("the target stage is always in the build order");
         for o in &req.outputs {
             super::export::export(&out.dirs, o, req.timestamp)?;
@@ -190,6 +238,38 @@ impl<'a> Runner<'a> {
             None
         };
         Ok(Built { image_id })
+    }
+
+    /// Runs a stage and makes its result (or its failure) known to the stages waiting for it.
+    fn run_stage_and_publish(&self, i: usize) -> Result<(), ExecError> {
+        match self.run_stage(i) {
+            Ok(out) => {
+                self.publish(i, Some(out));
+                Ok(())
+            }
+            Err(e) => {
+                self.failed.store(true, Ordering::SeqCst);
+                self.publish(i, None);
+                Err(e)
+            }
+        }
+    }
+
+    fn publish(&self, i: usize, out: Option<StageOut>) {
+        lock(&self.outs).insert(i, out);
+        self.done.notify_all();
+    }
+
+    /// Waits until stage `j` is done; an error when it failed.
+    fn wait_stage(&self, j: usize) -> Result<StageOut, ExecError> {
+        let mut g = lock(&self.outs);
+        loop {
+            match g.get(&j) {
+                Some(Some(o)) => return Ok(o.clone()),
+                Some(None) => return Err(aborted()),
+                None => g = self.done.wait(g).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
     }
 
     fn emit(&self, e: Event<'_>) {
@@ -208,6 +288,11 @@ impl<'a> Runner<'a> {
 
     /// Loads an image of the store as a stage base or `COPY --from` source.
     fn load_image(&self, name: &str) -> Result<StageOut, String> {
+        if let Some(o) = lock(&self.images).get(name) {
+            return Ok(o.clone());
+        }
+        // one loader at a time, so two stages on one base unpack its layers once
+        let _loading = lock(&self.loading);
         if let Some(o) = lock(&self.images).get(name) {
             return Ok(o.clone());
         }
@@ -248,10 +333,12 @@ impl<'a> Runner<'a> {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let key = cache::key_of(&vec![("image".to_string(), record.id.to_string())]);
         let out = StageOut {
             config,
             layers,
             dirs,
+            key,
         };
         lock(&self.images).insert(name.to_string(), out.clone());
         Ok(out)
@@ -261,12 +348,6 @@ impl<'a> Runner<'a> {
         let sp = self.plan.stages[i].clone();
         let label = stage_label(&self.plan, i);
         let total = self.plan.total_steps;
-        self.emit(Event::Step {
-            number: sp.first_step,
-            total,
-            text: &sp.text,
-            stage: &label,
-        });
         let t0 = Instant::now();
         let mut out = match &sp.base {
             Base::Scratch => {
@@ -275,18 +356,26 @@ impl<'a> Runner<'a> {
                     config: ImageConfig::scratch(&p.os, &p.arch, p.variant.as_deref()),
                     layers: Vec::new(),
                     dirs: Vec::new(),
+                    key: cache::key_of(&vec![("scratch".to_string(), p.to_text())]),
                 }
             }
-            Base::Stage(j) => lock(&self.outs)
-                .get(j)
-                .cloned()
-                .expect("a stage's base stage is built before it"),
+            Base::Stage(j) => {
+                let mut o = self.wait_stage(*j)?;
+                o.key = cache::key_of(&vec![("stage".to_string(), o.content_key())]);
+                o
+            }
             Base::Image(name) => {
                 let name = name.clone();
                 self.load_image(&name)
                     .map_err(|m| self.step_err(sp.line, &sp.text, m))?
             }
         };
+        self.emit(Event::Step {
+            number: sp.first_step,
+            total,
+            text: &sp.text,
+            stage: &label,
+        });
         out.config.ensure_path();
         // the base's triggers run now and are not inherited further
         let triggers = out.config.config.on_build.take().unwrap_or_default();
@@ -305,34 +394,346 @@ impl<'a> Runner<'a> {
             onbuild: onbuild.clone(),
         };
         self.emit(Event::StepDone {
+            number: sp.first_step,
+            total,
             seconds: t0.elapsed().as_secs_f64(),
+            cached: false,
         });
         let steps = self.plan.resolve_stage(i, &base)?;
         let mut cmd_set = false;
+        // the line of the last step that missed, for explaining the misses after it
+        let mut missed: Option<(usize, String)> = None;
         for (k, step) in steps.iter().enumerate() {
+            if self.failed.load(Ordering::SeqCst) {
+                return Err(aborted());
+            }
             let is_trigger = k < onbuild.len();
+            let number = if is_trigger {
+                sp.first_step
+            } else {
+                sp.first_step + 1 + k - onbuild.len()
+            };
             if is_trigger {
                 let note = format!("ONBUILD trigger: {}", step.text);
                 self.emit(Event::Note(&note));
             } else {
                 self.emit(Event::Step {
-                    number: sp.first_step + 1 + k - onbuild.len(),
+                    number,
                     total,
                     text: &step.text,
                     stage: &label,
                 });
             }
             let t0 = Instant::now();
-            // build cache seam: a lookup by (parent key, step.cache_input(), input digests)
-            // would go here and skip `apply` on a hit
-            self.apply(step, &mut out, &mut cmd_set)?;
+            let hit = self.step_cached(i, k, step, &mut out, &mut cmd_set, &mut missed)?;
             if !is_trigger {
                 self.emit(Event::StepDone {
+                    number,
+                    total,
                     seconds: t0.elapsed().as_secs_f64(),
+                    cached: hit,
                 });
             }
         }
         Ok(out)
+    }
+
+    /// Runs a step through the cache: computes its key, reuses a usable entry (returns `true`),
+    /// or runs the step and records what it made.
+    #[allow(clippy::too_many_arguments)]
+    fn step_cached(
+        &self,
+        stage: usize,
+        position: usize,
+        step: &Step,
+        out: &mut StageOut,
+        cmd_set: &mut bool,
+        missed: &mut Option<(usize, String)>,
+    ) -> Result<bool, ExecError> {
+        let parts = match self.req.layers {
+            true => self.key_parts(step, out)?,
+            false => None,
+        };
+        let parts = match parts {
+            Some(p) => p,
+            // `--layers=false`, or an ADD of a URL without a checksum (its content is known only
+            // after fetching it): the step runs and nothing is recorded
+            None => {
+                self.apply(step, out, cmd_set)?;
+                // what follows depends on what the step made
+                let config = Digest::of_bytes(&out.config.to_json());
+                out.key = cache::key_of(&vec![
+                    ("uncached".to_string(), out.content_key()),
+                    ("config".to_string(), config.to_string()),
+                ]);
+                return Ok(false);
+            }
+        };
+        let key = cache::key_of(&parts);
+        let pointer = cache::pointer(&out.key, step.kind());
+        // the entry last built at this place of this Dockerfile: the closest one when the
+        // parent is new (a changed base image)
+        let place = cache::pointer(
+            &format!(
+                "{}\0{}\0{}",
+                self.req.context_dir.display(),
+                self.plan.file,
+                self.plan.stages[stage].line
+            ),
+            &format!("{}#{position}", step.kind()),
+        );
+        if !self.no_lookup.contains(&stage) {
+            if let Some(entry) = store_cache::lookup(self.store, &key) {
+                if store_cache::usable(self.store, &entry) {
+                    if let Some(hit) = self.reuse(step, &entry)? {
+                        let (config, layer) = hit;
+                        out.config = config;
+                        if let Some((l, dir)) = layer {
+                            out.layers.push(l);
+                            out.dirs.push(dir);
+                        }
+                        if matches!(step.op, Op::Cmd(_)) {
+                            *cmd_set = true;
+                        }
+                        out.key = key;
+                        return Ok(true);
+                    }
+                } else {
+                    log::debug!("cache entry {key}: its layer blob is gone; a miss");
+                }
+            }
+            if self.req.explain_cache {
+                let why = match missed {
+                    Some((line, text)) => {
+                        format!(
+                            "the earlier step `{}:{line}: {text}` missed",
+                            self.plan.file
+                        )
+                    }
+                    None => {
+                        let closest = store_cache::closest(self.store, &pointer)
+                            .or_else(|| store_cache::closest(self.store, &place));
+                        let why = cache::explain(&parts, closest.as_ref().map(|c| &c.parts));
+                        if position == 0 && why == cache::PARENT_CHANGED {
+                            format!(
+                                "the stage's base changed (`{}`)",
+                                self.plan.stages[stage].text
+                            )
+                        } else {
+                            why
+                        }
+                    }
+                };
+                let msg = format!(
+                    "{}:{}: {}: cache miss: {why}",
+                    self.plan.file, step.line, step.text
+                );
+                self.emit(Event::CacheMiss(&msg));
+            }
+        }
+        *missed = Some((step.line, step.text.clone()));
+        let n_layers = out.layers.len();
+        self.apply(step, out, cmd_set)?;
+        let layer = if out.layers.len() > n_layers {
+            out.layers.last().map(|l| store_cache::CachedLayer {
+                digest: l.digest.to_string(),
+                diff_id: l.diff_id.to_string(),
+                size: l.size,
+                media_type: l.media_type.clone(),
+            })
+        } else {
+            None
+        };
+        let entry = store_cache::CacheEntry {
+            key: key.clone(),
+            parts,
+            layer,
+            config: String::from_utf8(out.config.to_json())
+                .expect("serde_json always writes UTF-8"),
+        };
+        store_cache::record(self.store, &entry, &[&pointer, &place])?;
+        out.key = key;
+        Ok(false)
+    }
+
+    /// The config and layer of a cache entry; `None` when the entry cannot be used after all (an
+    /// unreadable config, a layer that cannot be unpacked): a miss, never an error.
+    #[allow(clippy::type_complexity)]
+    fn reuse(
+        &self,
+        step: &Step,
+        entry: &store_cache::CacheEntry,
+    ) -> Result<Option<(ImageConfig, Option<(LayerRef, PathBuf)>)>, ExecError> {
+        let Ok(config) = ImageConfig::from_json(entry.config.as_bytes()) else {
+            log::warn!("cache entry {}: unreadable config; a miss", entry.key);
+            return Ok(None);
+        };
+        let layer = match &entry.layer {
+            None => None,
+            Some(l) => {
+                let (Ok(digest), Ok(diff_id)) =
+                    (Digest::parse(&l.digest), Digest::parse(&l.diff_id))
+                else {
+                    return Ok(None);
+                };
+                let dir = match store_cache::layer_dir(self.store, l) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        log::warn!(
+                            "{}:{}: cached layer {} cannot be used ({e}); running the step",
+                            self.plan.file,
+                            step.line,
+                            l.digest
+                        );
+                        return Ok(None);
+                    }
+                };
+                Some((
+                    LayerRef {
+                        diff_id,
+                        digest,
+                        size: l.size,
+                        media_type: l.media_type.clone(),
+                    },
+                    dir,
+                ))
+            }
+        };
+        Ok(Some((config, layer)))
+    }
+
+    /// The named parts of a step's cache key, `None` for a step that cannot be cached.
+    fn key_parts(&self, step: &Step, out: &StageOut) -> Result<Option<cache::Parts>, ExecError> {
+        let err = |s: &Runner<'_>, m: String| s.step_err(step.line, &step.text, m);
+        let mut parts: cache::Parts = vec![("parent".to_string(), out.key.clone())];
+        parts.extend(step.cache_parts());
+        parts.push(("platform".to_string(), super::host_platform().to_text()));
+        parts.push((
+            "timestamp".to_string(),
+            self.req
+                .timestamp
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        ));
+        match &step.op {
+            Op::Copy(c) => {
+                if c.sources.iter().any(|s| add::is_url(s)) && c.checksum.is_none() {
+                    return Ok(None);
+                }
+                let locals: Vec<&String> = c.sources.iter().filter(|s| !add::is_url(s)).collect();
+                if !locals.is_empty() {
+                    match &c.from {
+                        None => {
+                            let opts = CopyOptions {
+                                exclude: c.excludes.clone(),
+                                parents: c.parents,
+                            };
+                            parts.extend(
+                                self.context_parts(&locals, &opts, "")
+                                    .map_err(|m| err(self, m))?,
+                            );
+                        }
+                        Some(from) => {
+                            parts.push(("from".to_string(), self.source_key(step, from)?));
+                        }
+                    }
+                }
+            }
+            Op::Run(r) => {
+                for m in &r.mounts {
+                    if let RunMount::Bind {
+                        target,
+                        source,
+                        from,
+                        ..
+                    } = m
+                    {
+                        match from {
+                            None => {
+                                let opts = CopyOptions::default();
+                                let src = source.as_str();
+                                let label = format!("bind {target} ");
+                                let bind_parts = self
+                                    .context_parts(&[src], &opts, &label)
+                                    .map_err(|m| err(self, m))?;
+                                // one part per mount: the files' digests fold into it
+                                parts.push((format!("bind {target}"), cache::key_of(&bind_parts)));
+                            }
+                            Some(f) => {
+                                parts.push((format!("bind {target}"), self.source_key(step, f)?));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(Some(parts))
+    }
+
+    /// Key parts for context sources: one `file DEST` part per regular file (its content
+    /// digest), then the whole listing (`sources`: path, type, mode, size, link target, hard
+    /// links) and its owners and xattrs. Computed before anything is copied.
+    fn context_parts<S: AsRef<str>>(
+        &self,
+        sources: &[S],
+        opts: &CopyOptions,
+        prefix: &str,
+    ) -> Result<cache::Parts, String> {
+        let trimmed: Vec<&str> = sources
+            .iter()
+            .map(|s| {
+                let t = s.as_ref().trim_end_matches('/');
+                if t.is_empty() {
+                    "/"
+                } else {
+                    t
+                }
+            })
+            .collect();
+        let resolved = self
+            .ctx
+            .resolve_sources(&trimmed, opts)
+            .map_err(|e| e.to_string())?;
+        let digest = self.ctx.digest(&resolved).map_err(|e| e.to_string())?;
+        let mut parts: cache::Parts = digest
+            .files
+            .into_iter()
+            .map(|(dest, d)| (format!("{prefix}file {dest}"), d))
+            .collect();
+        parts.push((format!("{prefix}sources"), digest.digest));
+        let entries: Vec<&crate::context::Entry> =
+            resolved.iter().flat_map(|s| s.entries.iter()).collect();
+        let meta = cache::owners_and_xattrs(self.ctx.root(), &entries)
+            .map_err(|e| format!("reading the sources' attributes: {e}"))?;
+        parts.push((format!("{prefix}owners and xattrs"), meta));
+        Ok(parts)
+    }
+
+    /// The key part of what a `COPY --from` or bind mount `from=` reads: the producing stage's
+    /// content key (waiting for the stage) or the image's ID.
+    fn source_key(&self, step: &Step, from: &FromRef) -> Result<String, ExecError> {
+        match from {
+            FromRef::Stage(i) => {
+                if !self.plan.order.contains(i) {
+                    return Err(self.step_err(
+                        step.line,
+                        &step.text,
+                        format!(
+                            "stage `{}` is not part of this build",
+                            stage_label(&self.plan, *i)
+                        ),
+                    ));
+                }
+                Ok(self.wait_stage(*i)?.content_key())
+            }
+            FromRef::Image(name) => {
+                let o = self
+                    .load_image(name)
+                    .map_err(|m| self.step_err(step.line, &step.text, m))?;
+                Ok(o.key)
+            }
+        }
     }
 
     /// Runs one step against the stage's state.
@@ -450,6 +851,12 @@ impl<'a> Runner<'a> {
             timestamp: self.req.timestamp,
             ..DiffOptions::default()
         };
+        if let Some(ts) = self.req.timestamp {
+            // the dir later steps mount shows the times the tar records
+            cache::clamp_mtimes(dir, ts).map_err(|e| {
+                self.step_err(step.line, &step.text, format!("clamping times: {e}"))
+            })?;
+        }
         let w = self.store.blob_writer()?;
         let res = if upper {
             write_upper_tar(dir, w, &opts)
@@ -465,6 +872,13 @@ impl<'a> Runner<'a> {
             size: blob.size,
             media_type: blob.media_type.to_string(),
         });
+        if self.req.layers {
+            // with the cache, the layer goes into the store now, so that its entry is usable
+            self.store.install_blob(staged)?;
+            let placed = self.store.add_unpacked_layer(&blob.diff_id, dir)?;
+            out.dirs.push(placed);
+            return Ok(());
+        }
         out.dirs.push(dir.to_path_buf());
         lock(&self.new_layers)
             .entry(blob.digest.to_string())
@@ -478,12 +892,12 @@ impl<'a> Runner<'a> {
 
     fn stage_dirs(&self, step: &Step, from: &FromRef) -> Result<(Vec<PathBuf>, String), ExecError> {
         match from {
-            FromRef::Stage(i) => match lock(&self.outs).get(i).cloned() {
-                Some(o) => Ok((
-                    o.dirs.clone(),
+            FromRef::Stage(i) => match self.plan.order.contains(i) {
+                true => Ok((
+                    self.wait_stage(*i)?.dirs,
                     format!("stage `{}`", stage_label(&self.plan, *i)),
                 )),
-                None => Err(self.step_err(
+                false => Err(self.step_err(
                     step.line,
                     &step.text,
                     format!(
@@ -520,12 +934,15 @@ impl<'a> Runner<'a> {
                 sandbox::Network::None
             }
         };
+        let mut held = Vec::new();
         for (n, m) in r.mounts.iter().enumerate() {
             let mount_dir = scratch.join(format!("mount-{n}"));
-            let sm = self.mount(step, m, &mount_dir).map_err(|e| match e {
-                ExecError::Step { .. } => e,
-                other => err(self, other.to_string()),
-            })?;
+            let sm = self
+                .mount(step, m, &mount_dir, &mut held)
+                .map_err(|e| match e {
+                    ExecError::Step { .. } => e,
+                    other => err(self, other.to_string()),
+                })?;
             if let Some(sm) = sm {
                 spec.mounts.push(sm);
             }
@@ -557,13 +974,28 @@ impl<'a> Runner<'a> {
             let h = s.spawn(move || sandbox::run_with_stdio(&spec, stdio));
             let mut f = fs::File::from(reader);
             let mut buf = [0u8; 8192];
+            // whole lines only, so that output of stages running side by side never mixes
+            // within a line (a line longer than the buffer goes out in pieces)
+            let mut pending: Vec<u8> = Vec::new();
             loop {
                 match f.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => self.emit(Event::Output(&buf[..n])),
+                    Ok(n) => {
+                        pending.extend_from_slice(&buf[..n]);
+                        let cut = match pending.iter().rposition(|&b| b == b'\n') {
+                            Some(i) => i + 1,
+                            None if pending.len() >= buf.len() => pending.len(),
+                            None => continue,
+                        };
+                        self.emit(Event::Output(&pending[..cut]));
+                        pending.drain(..cut);
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 }
+            }
+            if !pending.is_empty() {
+                self.emit(Event::Output(&pending));
             }
             h.join()
         });
@@ -631,11 +1063,14 @@ impl<'a> Runner<'a> {
     }
 
     /// Prepares one `RUN --mount` (`None`: an optional secret that was not given).
+    /// A cache mount's lock (`sharing=locked|private`) goes into `held`, which the caller keeps
+    /// until the step is done.
     fn mount(
         &self,
         step: &Step,
         m: &RunMount,
         dir: &Path,
+        held: &mut Vec<FileLock>,
     ) -> Result<Option<sandbox::Mount>, ExecError> {
         fs::create_dir_all(dir).map_err(ExecError::io(format!("creating `{}`", dir.display())))?;
         match m {
@@ -684,9 +1119,29 @@ impl<'a> Runner<'a> {
                 uid,
                 gid,
                 read_only,
+                sharing,
             } => {
                 let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(id.as_bytes()));
-                let d = self.store.cache_dir().join("run-mounts").join(&hex[..32]);
+                let mounts = self.store.cache_dir().join("run-mounts");
+                fs::create_dir_all(&mounts)
+                    .map_err(ExecError::io(format!("creating `{}`", mounts.display())))?;
+                let lock_path = mounts.join(format!("{}.lock", &hex[..32]));
+                let lock_err = ExecError::io(format!("locking `{}`", lock_path.display()));
+                let mut d = mounts.join(&hex[..32]);
+                match sharing {
+                    plan::Sharing::Shared => {}
+                    // held until the step is done: a second user waits
+                    plan::Sharing::Locked => {
+                        held.push(FileLock::exclusive(&lock_path).map_err(lock_err)?);
+                    }
+                    // a second user at the same time gets a fresh directory of its own
+                    plan::Sharing::Private => {
+                        match FileLock::try_exclusive(&lock_path).map_err(lock_err)? {
+                            Some(l) => held.push(l),
+                            None => d = dir.join("private"),
+                        }
+                    }
+                }
                 if !d.exists() {
                     fs::create_dir_all(&d)
                         .map_err(ExecError::io(format!("creating `{}`", d.display())))?;
@@ -1050,13 +1505,34 @@ impl<'a> Runner<'a> {
         for (k, v) in &self.req.labels {
             out.config.set_label(k, v);
         }
-        out.config.created = Some(self.created.clone());
+        // the time of the last step, so that a build whose steps all came from the cache makes
+        // the very same config (and image ID)
+        let last = out.config.history.last().and_then(|h| h.created.clone());
+        out.config.created = Some(last.unwrap_or_else(|| self.created.clone()));
         if self.req.timestamp.is_some() {
             let c = self.created.clone();
             out.config.clamp_times(&c);
         }
         out.config.rootfs.diff_ids = out.layers.iter().map(|l| l.diff_id.to_string()).collect();
         let config = out.config.to_json();
+        let id = Digest::of_bytes(&config);
+        let images = self.store.images()?;
+        // an unchanged rebuild: the image is there with every name already; nothing is written
+        if let Some(existing) = images.iter().find(|r| r.id == id) {
+            if self.req.tags.iter().all(|t| existing.names.contains(t)) {
+                for t in &self.req.tags {
+                    let note = format!("COMMIT {t}");
+                    self.emit(Event::Note(&note));
+                }
+                return Ok(id);
+            }
+        }
+        // the images that hold the names now: left unnamed, they are removed below
+        let previous: Vec<Digest> = images
+            .iter()
+            .filter(|r| r.id != id && r.names.iter().any(|n| self.req.tags.contains(n)))
+            .map(|r| r.id.clone())
+            .collect();
         // install the layers the image uses; the rest of this build's work is dropped
         for l in &out.layers {
             if let Some(nl) = lock(&self.new_layers).get_mut(&l.digest.to_string()) {
@@ -1094,7 +1570,31 @@ impl<'a> Runner<'a> {
             let note = format!("COMMIT {t}");
             self.emit(Event::Note(&note));
         }
+        self.drop_previous(&previous);
         Ok(record.id)
+    }
+
+    /// Removes the images the new one took its names from, when they are left without a name
+    /// and no other image is built on them (so rebuilds leave no `<none>` images behind). Their
+    /// blobs stay until `prune`, so cache entries naming them stay usable.
+    fn drop_previous(&self, previous: &[Digest]) {
+        if previous.is_empty() {
+            return;
+        }
+        let Ok(all) = self.store.images() else {
+            return;
+        };
+        for id in previous {
+            let Some(old) = all.iter().find(|r| &r.id == id) else {
+                continue;
+            };
+            if !old.is_dangling() || crate::store::has_children(&all, old) {
+                continue;
+            }
+            if let Err(e) = self.store.remove(&id.to_string(), false) {
+                log::warn!("cannot remove the previous image {id}: {e}");
+            }
+        }
     }
 }
 

@@ -67,6 +67,11 @@ fn mount_text(m: &ins::RunMount) -> String {
             if c.readonly {
                 parts.push("ro".to_string());
             }
+            match c.sharing {
+                ins::CacheSharing::Shared => {}
+                ins::CacheSharing::Private => parts.push("sharing=private".to_string()),
+                ins::CacheSharing::Locked => parts.push("sharing=locked".to_string()),
+            }
         }
         ins::RunMount::Tmpfs(t) => {
             parts.push("type=tmpfs".to_string());

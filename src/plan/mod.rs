@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use input::Input;
 pub use resolve::BaseInfo;
-pub use step::{CopyOp, FromRef, HealthcheckOp, InlineFile, Network, Op, RunMount, RunOp, Step};
+pub use step::{
+    CopyOp, FromRef, HealthcheckOp, InlineFile, Network, Op, RunMount, RunOp, Sharing, Step,
+};
 
 /// Why a Dockerfile cannot be planned; every message names the line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

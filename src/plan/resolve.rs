@@ -624,6 +624,16 @@ impl BuildPlan {
                     uid: num("uid", 0, false)?,
                     gid: num("gid", 0, false)?,
                     read_only: flag("ro", &kv) || flag("readonly", &kv),
+                    sharing: match kv.get("sharing").map(String::as_str) {
+                        None | Some("shared") => Sharing::Shared,
+                        Some("private") => Sharing::Private,
+                        Some("locked") => Sharing::Locked,
+                        Some(other) => {
+                            return Err(bad(format!(
+                                "`sharing={other}`: use shared, private or locked"
+                            )))
+                        }
+                    },
                 }
             }
             "tmpfs" => {

@@ -2,9 +2,9 @@
 //! forms already wrapped through the stage's `SHELL`, relative paths joined to the `WORKDIR`.
 //! Exec runs these without knowing Dockerfile syntax.
 //!
-//! Each step can describe itself canonically ([`Step::cache_input`]): the seam where the build
-//! cache (a later issue) will hash a key from the parent key, this text and the content digests
-//! of the step's inputs. Nothing here is hashed or looked up yet.
+//! Each step can describe itself canonically ([`Step::cache_parts`]): exec's build cache hashes
+//! a key from the parent key, these parts, the platform and the content digests of the step's
+//! inputs. Nothing here is hashed or looked up (plan is pure).
 
 use std::collections::BTreeMap;
 
@@ -54,6 +54,7 @@ pub enum RunMount {
         uid: u32,
         gid: u32,
         read_only: bool,
+        sharing: Sharing,
     },
     /// `type=tmpfs`.
     Tmpfs { target: String, size: Option<u64> },
@@ -66,6 +67,18 @@ pub enum RunMount {
         uid: u32,
         gid: u32,
     },
+}
+
+/// How concurrent builds share a cache mount (`sharing=`), as BuildKit defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Every user sees the same directory at once.
+    #[default]
+    Shared,
+    /// A user that finds the directory in use gets a directory of its own.
+    Private,
+    /// Users take turns: the directory is held for a whole step.
+    Locked,
 }
 
 /// A RUN step.
@@ -158,10 +171,60 @@ impl Op {
 }
 
 impl Step {
-    /// The canonical description of the step's own inputs, the text part of a future cache key
-    /// (the key adds the parent's key and the content digests of COPY sources and mounts).
-    pub fn cache_input(&self) -> String {
-        format!("{:?}", self.op)
+    /// The step's own key parts, each named so that a cache miss can say which one changed:
+    /// `instruction` (the expanded instruction, without what is listed apart), then for RUN one
+    /// `env NAME` per variable the process sees (ENV and build args in scope). Secret and cache
+    /// mounts enter only as their definition (target, id), never their contents.
+    pub fn cache_parts(&self) -> Vec<(String, String)> {
+        match &self.op {
+            Op::Run(r) => {
+                let mut parts = vec![(
+                    "instruction".to_string(),
+                    format!(
+                        "RUN {:?} mounts={:?} network={:?} script={:?}",
+                        r.argv, r.mounts, r.network, r.script
+                    ),
+                )];
+                for (k, v) in &r.env {
+                    parts.push((format!("env {k}"), v.clone()));
+                }
+                if !r.args_in_scope.is_empty() {
+                    // they also shape the history line
+                    parts.push((
+                        "args in scope".to_string(),
+                        format!("{:?}", r.args_in_scope),
+                    ));
+                }
+                parts
+            }
+            // an ARG's value reaches the steps that can see it (a RUN's env, an expanded word);
+            // the ARG itself only adds its text to the history
+            Op::Arg(_) => vec![("instruction".to_string(), self.text.clone())],
+            op => vec![("instruction".to_string(), format!("{op:?}"))],
+        }
+    }
+
+    /// The kind of instruction, for finding the closest earlier cache entry of a step.
+    pub fn kind(&self) -> &'static str {
+        match &self.op {
+            Op::Run(_) => "RUN",
+            Op::Copy(c) if c.add => "ADD",
+            Op::Copy(_) => "COPY",
+            Op::Workdir(_) => "WORKDIR",
+            Op::Env(_) => "ENV",
+            Op::Arg(_) => "ARG",
+            Op::Label(_) => "LABEL",
+            Op::User(_) => "USER",
+            Op::Expose(_) => "EXPOSE",
+            Op::Volume(_) => "VOLUME",
+            Op::Cmd(_) => "CMD",
+            Op::Entrypoint(_) => "ENTRYPOINT",
+            Op::StopSignal(_) => "STOPSIGNAL",
+            Op::Healthcheck(_) => "HEALTHCHECK",
+            Op::Shell(_) => "SHELL",
+            Op::OnBuild(_) => "ONBUILD",
+            Op::Maintainer(_) => "MAINTAINER",
+        }
     }
 
     /// History `created_by` as `buildah build` writes it: RUN as `/bin/sh -c CMD` (with

@@ -274,7 +274,8 @@ fn mounts_parse() {
                 mode: 0o700,
                 uid: 0,
                 gid: 0,
-                read_only: false
+                read_only: false,
+                sharing: Sharing::Shared
             },
             RunMount::Secret {
                 id: "tok".into(),
@@ -386,4 +387,43 @@ fn absolute_workdir_is_kept_as_written() {
     let steps = p.resolve_stage(0, &BaseInfo::default()).expect("resolve");
     assert_eq!(steps[0].op, Op::Workdir("/tmp/".into()));
     assert_eq!(steps[1].op, Op::Workdir("/tmp/b".into()));
+}
+
+#[test]
+fn cache_mount_sharing_reaches_the_step() {
+    let input = parse_input(
+        "FROM a\nRUN --mount=type=cache,target=/l,sharing=locked --mount=type=cache,target=/p,sharing=private --mount=type=cache,target=/s true\n",
+    );
+    let p = plan(&input, &opts(&[], None)).expect("plan");
+    let steps = p.resolve_stage(0, &BaseInfo::default()).expect("resolve");
+    let Op::Run(r) = &steps[0].op else {
+        panic!("run")
+    };
+    let sharing: Vec<Sharing> = r
+        .mounts
+        .iter()
+        .map(|m| match m {
+            RunMount::Cache { sharing, .. } => *sharing,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        sharing,
+        vec![Sharing::Locked, Sharing::Private, Sharing::Shared]
+    );
+}
+
+#[test]
+fn cache_parts_name_each_variable_a_run_sees_and_an_arg_only_by_its_text() {
+    let input = parse_input("FROM a\nARG V=1\nENV E=x\nRUN echo hi\n");
+    let p = plan(&input, &opts(&[("V", "2")], None)).expect("plan");
+    let steps = p.resolve_stage(0, &BaseInfo::default()).expect("resolve");
+    assert_eq!(
+        steps[0].cache_parts(),
+        vec![("instruction".to_string(), steps[0].text.clone())]
+    );
+    let names: Vec<String> = steps[2].cache_parts().into_iter().map(|(k, _)| k).collect();
+    assert!(names.contains(&"env V".to_string()), "{names:?}");
+    assert!(names.contains(&"env E".to_string()), "{names:?}");
+    assert_eq!(steps[2].kind(), "RUN");
 }

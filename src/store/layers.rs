@@ -33,7 +33,7 @@ pub(super) fn layer_dirs(store: &Store, image: &ImageRecord) -> Result<Vec<PathB
     Ok(out)
 }
 
-fn unpack(store: &Store, blob: &Digest, diff_id: &Digest) -> Result<(), StoreError> {
+pub(super) fn unpack(store: &Store, blob: &Digest, diff_id: &Digest) -> Result<(), StoreError> {
     let work = store.tmp_dir()?;
     let target = work.path().join("layer");
     fs::create_dir(&target).map_err(|e| StoreError::io(&target, e))?;

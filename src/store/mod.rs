@@ -28,6 +28,7 @@
 //!
 //! The store never talks to a registry and never parses Dockerfiles.
 
+pub mod cache;
 mod gc;
 mod import;
 mod index;

@@ -1,0 +1,218 @@
+//! The build cache's keys, as exec computes them: a step's key is the sha256 of named parts —
+//! the parent's key, the step's own parts ([`crate::plan::Step::cache_parts`]: expanded
+//! instruction, the env and build args a RUN sees), the platform, the `--timestamp`, and for
+//! COPY/ADD and `RUN --mount=type=bind` the digests of what they read (per file, then the whole
+//! listing with owners and xattrs). Keeping the parts lets a miss name the first one that differs
+//! from the closest earlier entry.
+//!
+//! Entries are stored by `store::cache`; this module does no I/O on the store. It must never put
+//! an mtime, a secret's content or a cache mount's content into a key.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::context::Entry;
+
+/// Named key parts, in order.
+pub(super) type Parts = Vec<(String, String)>;
+
+/// The key of `parts`: sha256 over length-prefixed names and values (so no two lists collide).
+pub(super) fn key_of(parts: &Parts) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in parts {
+        h.update(format!("{}:{k}{}:", k.len(), v.len()).as_bytes());
+        h.update(v.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// The pointer name under which the last entry for (parent, instruction kind) is kept.
+pub(super) fn pointer(parent: &str, kind: &str) -> String {
+    key_of(&vec![
+        ("parent".to_string(), parent.to_string()),
+        ("kind".to_string(), kind.to_string()),
+    ])
+}
+
+/// What [`explain`] says when the parent key differs.
+pub(super) const PARENT_CHANGED: &str = "the step before it changed";
+
+/// Why `ours` missed, compared with `theirs` (the closest entry): the first part that differs.
+pub(super) fn explain(ours: &Parts, theirs: Option<&Parts>) -> String {
+    let Some(theirs) = theirs else {
+        return "no earlier build of this step on the same parent".to_string();
+    };
+    for (k, v) in ours {
+        match theirs.iter().find(|(tk, _)| tk == k) {
+            Some((_, tv)) if tv == v => {}
+            Some((_, tv)) => return changed(k, tv, v),
+            None => return added(k),
+        }
+    }
+    for (k, _) in theirs {
+        if !ours.iter().any(|(ok, _)| ok == k) {
+            return removed(k);
+        }
+    }
+    "the entry differs in a part not recorded".to_string()
+}
+
+fn changed(name: &str, old: &str, new: &str) -> String {
+    if let Some(f) = name.strip_prefix("file ") {
+        return format!("file `{f}` changed");
+    }
+    if let Some(v) = name.strip_prefix("env ") {
+        return format!("`{v}` changed from `{old}` to `{new}`");
+    }
+    if let Some(t) = name.strip_prefix("bind ") {
+        return format!("what the bind mount at `{t}` reads changed");
+    }
+    match name {
+        "parent" => PARENT_CHANGED.to_string(),
+        "instruction" => "the instruction changed".to_string(),
+        "sources" => "the sources' metadata changed (type, mode, size, link target or hard links)"
+            .to_string(),
+        "owners and xattrs" => "the sources' owners or extended attributes changed".to_string(),
+        "from" => "the stage or image it reads from changed".to_string(),
+        "platform" => format!("the platform changed from `{old}` to `{new}`"),
+        "timestamp" => format!("`--timestamp` changed from `{old}` to `{new}`"),
+        other => format!("`{other}` changed"),
+    }
+}
+
+fn added(name: &str) -> String {
+    if let Some(f) = name.strip_prefix("file ") {
+        return format!("file `{f}` is new");
+    }
+    if let Some(v) = name.strip_prefix("env ") {
+        return format!("`{v}` is new");
+    }
+    format!("`{name}` is new")
+}
+
+fn removed(name: &str) -> String {
+    if let Some(f) = name.strip_prefix("file ") {
+        return format!("file `{f}` was removed");
+    }
+    if let Some(v) = name.strip_prefix("env ") {
+        return format!("`{v}` is no longer set");
+    }
+    format!("`{name}` was removed")
+}
+
+/// A digest of the owners and the `security.capability` and `user.*` extended attributes of
+/// context entries (the context's own digest covers path, type, mode, size, link target and
+/// content).
+pub(super) fn owners_and_xattrs(root: &Path, entries: &[&Entry]) -> io::Result<String> {
+    let mut h = Sha256::new();
+    for e in entries {
+        h.update(format!("{}\0{}:{}\0", e.dest, e.uid, e.gid).as_bytes());
+        let p = root.join(&e.path);
+        let mut names: Vec<std::ffi::OsString> = match xattr::list(&p) {
+            Ok(l) => l
+                .filter(|n| {
+                    let s = n.to_string_lossy();
+                    s == "security.capability" || s.starts_with("user.")
+                })
+                .collect(),
+            Err(err) if err.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
+            Err(err) => return Err(err),
+        };
+        names.sort();
+        for n in names {
+            if let Some(v) = xattr::get(&p, &n)? {
+                h.update(n.to_string_lossy().as_bytes());
+                h.update(b"=");
+                h.update(&v);
+                h.update(b"\0");
+            }
+        }
+        h.update(b"\n");
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Sets every mtime in `dir` later than `ts` to `ts`, as the layer's tar records it, so that a
+/// later step sees in the layer dir what the blob holds (the root dir itself is not in the tar).
+pub(super) fn clamp_mtimes(dir: &Path, ts: i64) -> io::Result<()> {
+    use nix::sys::stat::{utimensat, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+    for entry in walkdir::WalkDir::new(dir).min_depth(1) {
+        let entry = entry.map_err(io::Error::other)?;
+        let meta = fs::symlink_metadata(entry.path())?;
+        if meta.mtime() > ts {
+            utimensat(
+                nix::fcntl::AT_FDCWD,
+                entry.path(),
+                &TimeSpec::UTIME_OMIT,
+                &TimeSpec::new(ts, 0),
+                UtimensatFlags::NoFollowSymlink,
+            )
+            .map_err(io::Error::from)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(list: &[(&str, &str)]) -> Parts {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn keys_differ_when_any_part_differs() {
+        let a = p(&[("parent", "x"), ("instruction", "RUN a")]);
+        let b = p(&[("parent", "x"), ("instruction", "RUN b")]);
+        let c = p(&[("parentx", ""), ("instruction", "RUN a")]);
+        assert_ne!(key_of(&a), key_of(&b));
+        assert_ne!(key_of(&a), key_of(&c));
+        assert_eq!(key_of(&a), key_of(&a.clone()));
+    }
+
+    #[test]
+    fn explain_names_the_first_difference() {
+        let old = p(&[("parent", "x"), ("file a.txt", "1"), ("file b.txt", "2")]);
+        let new = p(&[("parent", "x"), ("file a.txt", "1"), ("file b.txt", "3")]);
+        assert_eq!(explain(&new, Some(&old)), "file `b.txt` changed");
+        let new = p(&[("parent", "x"), ("file a.txt", "1")]);
+        assert_eq!(explain(&new, Some(&old)), "file `b.txt` was removed");
+        let old = p(&[("env V", "1")]);
+        let new = p(&[("env V", "2")]);
+        assert_eq!(explain(&new, Some(&old)), "`V` changed from `1` to `2`");
+        assert!(explain(&new, None).contains("no earlier build"));
+    }
+
+    #[test]
+    fn clamping_mtimes_leaves_older_files() {
+        let d = tempfile::tempdir().expect("tmp");
+        fs::write(d.path().join("new"), "x").expect("write");
+        let old = d.path().join("old");
+        fs::write(&old, "y").expect("write");
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &old,
+            &nix::sys::time::TimeSpec::new(100, 0),
+            &nix::sys::time::TimeSpec::new(100, 0),
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .expect("utimensat");
+        clamp_mtimes(d.path(), 1000).expect("clamp");
+        let m = |n: &str| {
+            fs::symlink_metadata(d.path().join(n))
+                .expect("stat")
+                .mtime()
+        };
+        assert_eq!(m("new"), 1000);
+        assert_eq!(m("old"), 100);
+    }
+}
