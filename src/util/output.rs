@@ -115,7 +115,12 @@ impl UserOutput {
         };
         let tmp = tempfile::Builder::new()
             .prefix(".hoist-out-")
-            .tempfile_in(&dir)?;
+            .tempfile_in(&dir)
+            // tempfile's message names its random temp path; the caller names the real one
+            .map_err(|e| match e.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::from(e.kind()),
+            })?;
         let mode = match &meta {
             Some(m) => m.mode() & 0o7777,
             None => new_file_mode(),
