@@ -8,6 +8,9 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+mod output;
+pub use output::{write_user_file, UserOutput};
+
 /// Writes `data` to `path` so that readers see either the old file or the whole new one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));

@@ -589,3 +589,277 @@ fn podman_loads_hoist_archives_and_hoist_loads_podman_s() {
     );
     assert_eq!(identity(&env, "bb").0, id);
 }
+
+/// `(file type, rdev)` of a path, not following a final symbolic link.
+fn kind_of(p: &Path) -> (String, u64) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let md = fs::symlink_metadata(p).expect("lstat");
+    let ft = md.file_type();
+    let k = if ft.is_char_device() {
+        "char"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_file() {
+        "file"
+    } else {
+        "other"
+    };
+    (k.to_owned(), md.rdev())
+}
+
+fn mknod_null(p: &Path) {
+    let status = Command::new("mknod")
+        .arg(p)
+        .args(["c", "1", "3"])
+        .status()
+        .expect("mknod");
+    assert!(status.success());
+}
+
+/// Issue 8, item 0: `save -o /dev/null` as root replaced the system's `/dev/null` with a
+/// regular file. Devices and FIFOs are written into; only regular files are replaced.
+#[test]
+fn save_writes_into_devices_and_fifos_and_replaces_only_regular_files() {
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let reference = env.path("ref.tar");
+    env.ok([
+        "save".as_ref(),
+        "-o".as_ref(),
+        reference.as_os_str(),
+        "bb".as_ref(),
+    ]);
+    let want = fs::read(&reference).expect("read");
+
+    // a character device of our own (a copy of 1:3), directly and through a symbolic link
+    let null = env.path("null");
+    mknod_null(&null);
+    let link = env.path("null-link");
+    std::os::unix::fs::symlink(&null, &link).expect("symlink");
+    for dest in [&null, &link] {
+        env.ok([
+            "save".as_ref(),
+            "-o".as_ref(),
+            dest.as_os_str(),
+            "bb".as_ref(),
+        ]);
+    }
+    assert_eq!(kind_of(&null), ("char".to_owned(), libc::makedev(1, 3)));
+    assert_eq!(kind_of(&link).0, "symlink");
+
+    // a FIFO with a reader gets the whole archive and stays a FIFO
+    let fifo = env.path("fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(status.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read(fifo).expect("read the fifo"))
+    };
+    env.ok([
+        "save".as_ref(),
+        "-o".as_ref(),
+        fifo.as_os_str(),
+        "bb".as_ref(),
+    ]);
+    let got = reader.join().expect("reader");
+    assert!(
+        got == want,
+        "the FIFO got {} bytes, not the archive",
+        got.len()
+    );
+    assert_eq!(kind_of(&fifo).0, "fifo");
+
+    // a regular file is replaced whole (a new inode), keeping its mode, with no leftovers
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let reg = env.path("reg.tar");
+    fs::write(&reg, b"old").expect("write");
+    fs::set_permissions(&reg, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let before = fs::metadata(&reg).expect("stat").ino();
+    env.ok([
+        "save".as_ref(),
+        "-o".as_ref(),
+        reg.as_os_str(),
+        "bb".as_ref(),
+    ]);
+    let md = fs::metadata(&reg).expect("stat");
+    assert_ne!(
+        md.ino(),
+        before,
+        "replaced by rename, not rewritten in place"
+    );
+    assert_eq!(md.permissions().mode() & 0o7777, 0o600);
+    assert!(fs::read(&reg).expect("read") == want);
+    let left: Vec<_> = fs::read_dir(env.dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".hoist-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // a directory is a clear error
+    let d = env.path("adir");
+    fs::create_dir(&d).expect("mkdir");
+    let err = env.fails(
+        1,
+        ["save".as_ref(), "-o".as_ref(), d.as_os_str(), "bb".as_ref()],
+    );
+    assert_same(
+        "error",
+        &format!("Error: cannot write `{}`: it is a directory\n", d.display()),
+        &err,
+    );
+}
+
+/// `--iidfile` and `--output type=tar,dest=` write into devices too; `/dev/stdout` works.
+#[test]
+fn build_outputs_write_into_devices() {
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let ctx = env.path("ctx");
+    fs::create_dir(&ctx).expect("mkdir");
+    fs::write(ctx.join("Dockerfile"), "FROM bb\nLABEL a=b\n").expect("write");
+    let null = env.path("null");
+    mknod_null(&null);
+    env.ok([
+        "build".as_ref(),
+        "-q".as_ref(),
+        "-t".as_ref(),
+        "x".as_ref(),
+        "--iidfile".as_ref(),
+        null.as_os_str(),
+        "--output".as_ref(),
+        format!("type=tar,dest={}", null.display()).as_ref(),
+        ctx.as_os_str(),
+    ]);
+    assert_eq!(kind_of(&null), ("char".to_owned(), libc::makedev(1, 3)));
+    let out = env.ok([
+        "build".as_ref(),
+        "-q".as_ref(),
+        "-t".as_ref(),
+        "x".as_ref(),
+        "--iidfile".as_ref(),
+        "/dev/stdout".as_ref(),
+        ctx.as_os_str(),
+    ]);
+    let (id, _, _) = identity(&env, "x");
+    assert_same("stdout", &format!("sha256:{id}{id}\n"), &out);
+    // --output to a FIFO with a reader
+    let fifo = env.path("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read(fifo).expect("read the fifo"))
+    };
+    env.ok([
+        "build".as_ref(),
+        "-q".as_ref(),
+        "--output".as_ref(),
+        format!("type=tar,dest={}", fifo.display()).as_ref(),
+        ctx.as_os_str(),
+    ]);
+    let tar = reader.join().expect("reader");
+    let mut names = Vec::new();
+    for e in tar::Archive::new(&tar[..]).entries().expect("tar") {
+        names.push(String::from_utf8_lossy(&e.expect("entry").path_bytes()).into_owned());
+    }
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert_eq!(kind_of(&fifo).0, "fifo");
+}
+
+/// Issue 8, item 7: a RUN that leaves a hard-linked socket committed a layer whose tar had a
+/// hard link to an entry it did not hold, so the image's own archive did not load. Sockets are
+/// left out with all their names, from the tar and from the layer dir later steps see.
+#[test]
+fn hard_linked_sockets_are_left_out_of_the_layer_and_its_dir() {
+    let gcc = require("gcc");
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let ctx = env.path("ctx");
+    fs::create_dir(&ctx).expect("mkdir");
+    let src = env.path("mksock.c");
+    fs::write(
+        &src,
+        r#"#include <sys/socket.h>
+#include <sys/un.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    strncpy(a.sun_path, argv[1], sizeof a.sun_path - 1);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0) return 1;
+    return link(argv[1], argv[2]) != 0;
+}
+"#,
+    )
+    .expect("write");
+    let out = run(Command::new(gcc)
+        .args(["-static", "-O", "-o"])
+        .arg(ctx.join("mksock"))
+        .arg(&src));
+    assert!(out.status.success(), "{}", show(&out));
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nCOPY mksock /mksock\n\
+         RUN /mksock /s1 /s2 && test -S /s1 && test -S /s2 && echo kept > /kept\n\
+         RUN test ! -e /s1 && test ! -e /s2 && test -f /kept\n",
+    )
+    .expect("write");
+    env.ok([
+        "build".as_ref(),
+        "-q".as_ref(),
+        "-t".as_ref(),
+        "sock".as_ref(),
+        ctx.as_os_str(),
+    ]);
+    let archive = env.path("sock.tar");
+    env.ok([
+        "save".as_ref(),
+        "-o".as_ref(),
+        archive.as_os_str(),
+        "sock".as_ref(),
+    ]);
+    // no layer of the archive names the sockets
+    let data = fs::read(&archive).expect("read");
+    let mut outer = tar::Archive::new(&data[..]);
+    for e in outer.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        if !name.ends_with(".tar") || name.contains('/') {
+            continue;
+        }
+        let mut layer = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut layer).expect("read");
+        for le in tar::Archive::new(&layer[..]).entries().expect("layer") {
+            let le = le.expect("layer entry");
+            let p = String::from_utf8_lossy(&le.path_bytes()).into_owned();
+            assert!(p != "s1" && p != "s2", "{name} holds `{p}`");
+        }
+    }
+    // the image's own archive loads into a fresh store and runs
+    let fresh = TestEnv::new();
+    let out = fresh.ok(["load".as_ref(), "-i".as_ref(), archive.as_os_str()]);
+    assert_same("load", "Loaded image: localhost/sock:latest\n", &out);
+    let out = fresh.ok([
+        "run",
+        "--rm",
+        "sock",
+        "sh",
+        "-c",
+        "ls /s1 /s2 2>&1; cat /kept",
+    ]);
+    assert!(out.contains("kept"), "{out}");
+    assert!(
+        !out.contains("/s1\n") || out.contains("No such file"),
+        "{out}"
+    );
+}

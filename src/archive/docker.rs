@@ -227,10 +227,13 @@ fn recompress(
     let mut w = LayerWriter::new(out, Compression::Gzip)
         .map_err(|e| ArchiveError::invalid(path, &lwhat, e))?;
     // one pass: the tar is checked for escapes while it is compressed
-    layer::check_tar(Tee {
-        inner: &mut tar,
-        out: &mut w,
-    })
+    layer::check_tar_in(
+        Tee {
+            inner: &mut tar,
+            out: &mut w,
+        },
+        scratch,
+    )
     .map_err(|e| ArchiveError::invalid(path, &lwhat, e))?;
     let (out, blob) = w
         .finish()

@@ -235,7 +235,7 @@ fn read_tar_file(file: File, shown: &Path, scratch: &Path) -> Result<Archive, Ar
             images: images.into_iter().map(ArchiveImage::Docker).collect(),
         })
     } else if index.contains("index.json") {
-        let images = oci::read(index)?;
+        let images = oci::read(index, scratch)?;
         Ok(Archive {
             format: ArchiveFormat::OciArchive,
             images: images.into_iter().map(ArchiveImage::Oci).collect(),

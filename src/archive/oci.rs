@@ -88,7 +88,7 @@ fn digest_of(path: &Path, what: &str, d: &oci_spec::image::Digest) -> Result<Dig
 }
 
 /// Reads every image the layout's `index.json` names.
-pub(super) fn read(index: TarIndex) -> Result<Vec<OciImage>, ArchiveError> {
+pub(super) fn read(index: TarIndex, scratch: &Path) -> Result<Vec<OciImage>, ArchiveError> {
     let path = index.shown.clone();
     let index = Arc::new(index);
     let bytes = index
@@ -228,7 +228,8 @@ pub(super) fn read(index: TarIndex) -> Result<Vec<OciImage>, ArchiveError> {
             let (tar, _) =
                 crate::layer::decompress(io::BufReader::with_capacity(256 * 1024, &mut blob))
                     .map_err(|e| ArchiveError::invalid(&path, &what, e))?;
-            crate::layer::check_tar(tar).map_err(|e| ArchiveError::invalid(&path, &what, e))?;
+            crate::layer::check_tar_in(tar, scratch)
+                .map_err(|e| ArchiveError::invalid(&path, &what, e))?;
             io::copy(&mut blob, &mut io::sink())
                 .map_err(|e| ArchiveError::invalid(&path, &what, e))?;
         }

@@ -64,9 +64,9 @@ impl TarIndex {
         let mut archive = tar::Archive::new(&file);
         let entries = archive
             .entries_with_seek()
-            .map_err(|e| not_tar(e.to_string()))?;
+            .map_err(|e| not_tar(crate::layer::describe_tar_error(&e)))?;
         for entry in entries {
-            let entry = entry.map_err(|e| not_tar(e.to_string()))?;
+            let entry = entry.map_err(|e| not_tar(crate::layer::describe_tar_error(&e)))?;
             let raw = entry.path_bytes().into_owned();
             let shown_entry = String::from_utf8_lossy(&raw).into_owned();
             let kind = entry.header().entry_type();

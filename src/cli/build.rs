@@ -143,7 +143,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let built = result?;
     if let Some(id) = &built.image_id {
         if let Some(file) = &args.iidfile {
-            std::fs::write(file, id.to_string())
+            crate::util::write_user_file(file, id.to_string().as_bytes())
                 .with_context(|| format!("cannot write the image ID to `{}`", file.display()))?;
         }
         output::println(id.hex());

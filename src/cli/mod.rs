@@ -183,11 +183,25 @@ pub fn main() -> ExitCode {
 
 /// Prints an error as one `error: …` line (causes joined with `: `) and picks its exit code.
 fn report(e: anyhow::Error) -> ExitCode {
-    output::error(&format!("{e:#}"));
+    output::error(&one_line(&e));
     match e.downcast_ref::<Internal>() {
         Some(_) => ExitCode::from(125),
         None => ExitCode::from(1),
     }
+}
+
+/// The error and its causes joined with `: `, leaving out a cause whose text the message
+/// already holds (many errors quote their source in their own message as well as chaining it).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }
 
 /// Marks an error as hoist's own fault (exit code 125) rather than the user's.

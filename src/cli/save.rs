@@ -3,12 +3,12 @@
 //!
 //! The default format is `docker-archive`, podman's default (docker can load it too). An image
 //! named by a name is saved under that name; one named by its ID is saved without names, as
-//! podman and docker do. The archive is written to a temporary file beside `FILE`, fsynced and
-//! renamed, so a failure never leaves half an archive; without `-o` it goes to standard output
-//! (refused when that is a terminal).
+//! podman and docker do. A regular `FILE` is written as a temporary file beside it, fsynced and
+//! renamed, so a failure never leaves half an archive; a device or FIFO (`-o /dev/null`, a named
+//! pipe) is written into, never replaced ([`crate::util::UserOutput`]). Without `-o` the archive
+//! goes to standard output (refused when that is a terminal).
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,6 +18,7 @@ use super::Globals;
 use crate::archive::{self, ArchiveFormat, SaveImage};
 use crate::image::Reference;
 use crate::store::{ImageRecord, Store};
+use crate::util;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -100,33 +101,15 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes the archive beside `path` and renames it into place once complete.
+/// Writes the archive to `path` through [`util::UserOutput`]: a regular file is replaced only
+/// once the archive is complete; a device or FIFO (`/dev/null`, a named pipe) is written into.
 fn write_file(path: &Path, format: ArchiveFormat, items: &[SaveImage<'_>]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".hoist-save-")
-        .tempfile_in(dir)
+    let out = util::UserOutput::create(path)
         .with_context(|| format!("cannot write `{}`", path.display()))?;
-    let out = BufWriter::new(
-        tmp.reopen()
-            .with_context(|| format!("cannot write `{}`", path.display()))?,
-    );
-    let out = archive::write_archive(out, path, format, items)?;
-    let file = out
-        .into_inner()
+    let out = archive::write_archive(BufWriter::new(out), path, format, items)?;
+    out.into_inner()
         .map_err(|e| e.into_error())
+        .and_then(util::UserOutput::commit)
         .with_context(|| format!("writing `{}`", path.display()))?;
-    file.sync_all()
-        .with_context(|| format!("writing `{}`", path.display()))?;
-    // a saved archive is an ordinary file for others to read, as podman writes it
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("writing `{}`", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    crate::util::sync_dir(dir).with_context(|| format!("writing `{}`", path.display()))?;
     Ok(())
 }

@@ -69,19 +69,27 @@ pub fn export(
             flatten(dirs, dest)
         }
         ExportTarget::Tar(file) => {
-            let parent = file
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
+            let shown = |e: std::io::Error| ExecError::Output(format!("`{}`: {e}", file.display()));
+            // a device or FIFO (`dest=/dev/stdout`) is written into; a regular file is replaced
+            // once the tar is complete (see `util::UserOutput`)
+            let out = crate::util::UserOutput::create(file).map_err(shown)?;
+            // the flattened tree is made beside a regular destination; for a device, whose
+            // directory (`/dev`) is no place for it, in the system's temp dir
+            let parent = if out.is_direct() {
+                std::env::temp_dir()
+            } else {
+                file.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_path_buf()
+            };
             let tmp = tempfile::Builder::new()
                 .prefix(".hoist-output-")
-                .tempdir_in(parent)
+                .tempdir_in(&parent)
                 .map_err(|e| ExecError::Output(format!("`{}`: {e}", parent.display())))?;
             let root = tmp.path().join("rootfs");
             fs::create_dir(&root).map_err(|e| ExecError::Output(e.to_string()))?;
             flatten(dirs, &root)?;
-            let out = tempfile::NamedTempFile::new_in(parent)
-                .map_err(|e| ExecError::Output(format!("`{}`: {e}", parent.display())))?;
             let w = std::io::BufWriter::new(out);
             let w = crate::layer::diff::write_tar(
                 &root,
@@ -90,11 +98,10 @@ pub fn export(
                 timestamp,
             )
             .map_err(|e| ExecError::Output(e.to_string()))?;
-            let out = w
-                .into_inner()
-                .map_err(|e| ExecError::Output(e.to_string()))?;
-            out.persist(file)
-                .map_err(|e| ExecError::Output(format!("`{}`: {}", file.display(), e.error)))?;
+            w.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(crate::util::UserOutput::commit)
+                .map_err(shown)?;
             Ok(())
         }
     }

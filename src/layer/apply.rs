@@ -82,31 +82,7 @@ pub fn apply_tar<R: Read>(
     target: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, LayerError> {
-    let root = openat(
-        nix::fcntl::AT_FDCWD,
-        target,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| LayerError::io(format!("opening `{}`", target.display()), e.into()))?;
-    let mut state = Applier {
-        root,
-        opts,
-        report: ApplyReport::default(),
-        written: HashSet::new(),
-        dirs: Vec::new(),
-    };
-    let mut archive = tar::Archive::new(tar);
-    let entries = archive
-        .entries()
-        .map_err(|e| LayerError::Tar(e.to_string()))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| LayerError::Tar(e.to_string()))?;
-        state.entry(&mut entry)?;
-        state.report.entries += 1;
-    }
-    state.finish_dirs()?;
-    let report = state.report;
+    let report = unpack(tar, target, opts, Sink::Write)?;
     let layer = if opts.layer_name.is_empty() {
         target.display().to_string()
     } else {
@@ -134,6 +110,89 @@ pub fn apply_tar<R: Read>(
         );
     }
     Ok(report)
+}
+
+/// What happens to the data of regular files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// Written, runs of zeros as holes.
+    Write,
+    /// Not read: the files are made empty (the dry run of [`check_tar`]); every other step is
+    /// the same as for [`Sink::Write`].
+    Discard,
+}
+
+/// The default bound on what one layer may expand to (see [`max_layer_size`]).
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 256 << 30;
+
+/// The environment variable that changes [`DEFAULT_MAX_LAYER_SIZE`].
+pub const MAX_LAYER_SIZE_ENV: &str = "HOIST_MAX_LAYER_SIZE";
+
+/// The largest apparent size (the sum of the sizes of its regular files, holes included) one
+/// layer may have: `HOIST_MAX_LAYER_SIZE` (bytes, or with a `K`, `M`, `G` or `T` suffix, powers of
+/// 1024) or [`DEFAULT_MAX_LAYER_SIZE`]. A small archive can describe a huge file (a gzip bomb, a
+/// GNU sparse entry of holes); past this bound unpacking and the import/load check refuse it.
+pub fn max_layer_size() -> Result<u64, LayerError> {
+    match std::env::var(MAX_LAYER_SIZE_ENV) {
+        Ok(v) => parse_size(&v).ok_or_else(|| LayerError::Config {
+            reason: format!(
+                "`{MAX_LAYER_SIZE_ENV}={v}` is not a size (bytes, or a number with K, M, G or T)"
+            ),
+        }),
+        Err(_) => Ok(DEFAULT_MAX_LAYER_SIZE),
+    }
+}
+
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let v = v
+        .strip_suffix("iB")
+        .or_else(|| v.strip_suffix('B'))
+        .unwrap_or(v);
+    let (num, shift) = match v.chars().last()? {
+        'k' | 'K' => (&v[..v.len() - 1], 10),
+        'm' | 'M' => (&v[..v.len() - 1], 20),
+        'g' | 'G' => (&v[..v.len() - 1], 30),
+        't' | 'T' => (&v[..v.len() - 1], 40),
+        _ => (v, 0),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+fn unpack<R: Read>(
+    tar: R,
+    target: &Path,
+    opts: &ApplyOptions,
+    sink: Sink,
+) -> Result<ApplyReport, LayerError> {
+    let limit = max_layer_size()?;
+    let root = openat(
+        nix::fcntl::AT_FDCWD,
+        target,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| LayerError::io(format!("opening `{}`", target.display()), e.into()))?;
+    let mut state = Applier {
+        root,
+        opts,
+        report: ApplyReport::default(),
+        written: HashSet::new(),
+        dirs: Vec::new(),
+        sink,
+        apparent: 0,
+        limit,
+    };
+    let mut archive = tar::Archive::new(tar);
+    let entries = archive.entries().map_err(|e| LayerError::tar(&e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| LayerError::tar(&e))?;
+        if state.entry(&mut entry)? {
+            state.report.entries += 1;
+        }
+    }
+    state.finish_dirs()?;
+    Ok(state.report)
 }
 
 /// Decompresses (gzip, zstd, bzip2, xz or plain) and unpacks a layer blob; see [`apply_tar`].
@@ -196,6 +255,11 @@ struct Applier<'a> {
     written: HashSet<Vec<OsString>>,
     /// Directories whose mode and times are set at the end (children change their mtime).
     dirs: Vec<DeferredDir>,
+    sink: Sink,
+    /// Apparent bytes of the regular files so far, holes included.
+    apparent: u64,
+    /// The bound on `apparent` ([`max_layer_size`]).
+    limit: u64,
 }
 
 fn parse_pax_time(v: &str) -> Option<TimeSpec> {
@@ -392,7 +456,8 @@ impl Applier<'_> {
         }
     }
 
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
+    /// Applies one entry; `false` for an entry that only carries headers for others.
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<bool, LayerError> {
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let kind = entry.header().entry_type();
@@ -403,7 +468,7 @@ impl Applier<'_> {
                 | EntryType::GNULongName
                 | EntryType::GNULongLink
         ) {
-            return Ok(());
+            return Ok(false);
         }
         let comps = clean_path(&raw).map_err(|reason| LayerError::Escape {
             path: shown.clone(),
@@ -419,11 +484,18 @@ impl Applier<'_> {
                 comps: Vec::new(),
                 meta,
             });
-            return Ok(());
+            return Ok(true);
         };
         let meta = read_meta(entry, &shown)?;
         if let Some(rest) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            return self.whiteout(parents, rest, &meta, &shown);
+            self.whiteout(parents, rest, &meta, &shown)?;
+            return Ok(true);
+        }
+        if !known_kind(kind) {
+            return Err(invalid(
+                &shown,
+                &format!("unsupported tar entry type {}", kind_name(kind)),
+            ));
         }
         let parent = self.open_dir(parents, true, &shown)?;
         self.make_room(&parent, name, kind == EntryType::Directory, &shown)?;
@@ -440,8 +512,17 @@ impl Applier<'_> {
                     Mode::from_bits_truncate(0o600),
                 )
                 .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
+                self.apparent = self.apparent.saturating_add(entry.size());
+                if self.apparent > self.limit {
+                    return Err(LayerError::TooLarge {
+                        path: shown,
+                        limit: self.limit,
+                    });
+                }
                 let mut file = File::from(fd);
-                io::copy(entry, &mut file).map_err(|e| LayerError::entry(&shown, e))?;
+                if self.sink == Sink::Write {
+                    copy_sparse(entry, &mut file).map_err(|e| LayerError::entry(&shown, e))?;
+                }
                 let fd = OwnedFd::from(file);
                 self.chown_fd(&fd, &meta);
                 fchmod(&fd, Mode::from_bits_truncate(meta.mode))
@@ -546,18 +627,16 @@ impl Applier<'_> {
                         (f, nix::sys::stat::makedev(major.into(), minor.into()))
                     }
                 };
-                match mknodat(
-                    &parent,
-                    name.as_os_str(),
-                    sflag,
-                    Mode::from_bits_truncate(meta.mode),
-                    dev,
-                ) {
+                let mode = match self.sink {
+                    Sink::Write => Mode::from_bits_truncate(meta.mode),
+                    Sink::Discard => Mode::empty(),
+                };
+                match mknodat(&parent, name.as_os_str(), sflag, mode, dev) {
                     Ok(()) => {}
                     Err(e @ (Errno::EPERM | Errno::EACCES)) if sflag != SFlag::S_IFIFO => {
                         if self.opts.skip_devices {
                             self.report.skipped_devices.push(shown.clone());
-                            return Ok(());
+                            return Ok(true);
                         }
                         return Err(LayerError::Device {
                             path: shown,
@@ -565,6 +644,12 @@ impl Applier<'_> {
                         });
                     }
                     Err(e) => return Err(LayerError::entry(&shown, io::Error::from(e))),
+                }
+                if self.sink == Sink::Discard && sflag != SFlag::S_IFIFO {
+                    // the dry run's device exists only to show that it can be made; it is
+                    // never left openable, even for the moment before its scratch dir goes
+                    self.mark_written(&comps);
+                    return Ok(true);
                 }
                 self.chown_at(&parent, name, &meta);
                 nix::sys::stat::fchmodat(
@@ -587,12 +672,12 @@ impl Applier<'_> {
             other => {
                 return Err(invalid(
                     &shown,
-                    &format!("unsupported tar entry type {other:?}"),
+                    &format!("unsupported tar entry type {}", kind_name(other)),
                 ));
             }
         }
         self.mark_written(&comps);
-        Ok(())
+        Ok(true)
     }
 
     /// Removes whatever is at `name` unless both it and the new entry are directories (then
@@ -793,6 +878,11 @@ impl Applier<'_> {
             if d.comps.is_empty() {
                 self.chown_fd(&fd, &d.meta);
             }
+            if self.sink == Sink::Discard {
+                // a dry run's tree is removed next: a directory left without write or search
+                // permission would keep its children
+                continue;
+            }
             fchmod(&fd, Mode::from_bits_truncate(d.meta.mode))
                 .map_err(|e| LayerError::entry(&shown, io::Error::from(e)))?;
             futimens(&fd, &d.meta.mtime, &d.meta.mtime)
@@ -896,95 +986,123 @@ fn is_broken_pipe(e: &LayerError) -> bool {
 }
 
 /// Reads a whole uncompressed layer tar (to its very end, so a hashing reader underneath sees
-/// every byte) and checks, without writing anything, what [`apply_tar`] would refuse: paths
-/// climbing out with `..`, entries below a symbolic link the layer itself made, hard links to
-/// paths outside or not earlier in the layer, malformed whiteouts. Returns the entry count.
-/// For import and load, so that a hostile layer is refused before it reaches the store.
-pub fn check_tar<R: Read>(mut tar: R) -> Result<u64, LayerError> {
-    let mut symlinks: HashSet<Vec<OsString>> = HashSet::new();
-    let mut files: HashSet<Vec<OsString>> = HashSet::new();
-    let mut count = 0u64;
-    {
-        let mut archive = tar::Archive::new(&mut tar);
-        let entries = archive
-            .entries()
-            .map_err(|e| LayerError::Tar(e.to_string()))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| LayerError::Tar(e.to_string()))?;
-            let kind = entry.header().entry_type();
-            if matches!(
-                kind,
-                EntryType::XGlobalHeader
-                    | EntryType::XHeader
-                    | EntryType::GNULongName
-                    | EntryType::GNULongLink
-            ) {
-                continue;
-            }
-            count += 1;
-            let raw = entry.path_bytes().into_owned();
-            let shown = String::from_utf8_lossy(&raw).into_owned();
-            let comps = clean_path(&raw).map_err(|reason| LayerError::Escape {
-                path: shown.clone(),
-                reason,
-            })?;
-            for i in 1..comps.len() {
-                if symlinks.contains(&comps[..i]) {
-                    return Err(LayerError::Escape {
-                        path: shown,
-                        reason: format!(
-                            "its parent `{}` is a symbolic link, which is never followed",
-                            show(&comps[..i])
-                        ),
-                    });
-                }
-            }
-            if let Some(name) = comps.last() {
-                if let Some(rest) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-                    let opaque =
-                        [WHITEOUT_PREFIX.as_bytes(), rest].concat() == OPAQUE_WHITEOUT.as_bytes();
-                    if !opaque
-                        && (rest.is_empty()
-                            || rest == b"."
-                            || rest == b".."
-                            || rest.starts_with(WHITEOUT_PREFIX.as_bytes()))
-                    {
-                        return Err(invalid(&shown, "malformed whiteout name"));
-                    }
-                    continue;
-                }
-            }
-            match kind {
-                EntryType::Symlink => {
-                    files.insert(comps.clone());
-                    symlinks.insert(comps);
-                }
-                EntryType::Link => {
-                    let tcomps = hardlink_target(&entry, &shown)?;
-                    if !files.contains(&tcomps) {
-                        return Err(invalid(
-                            &shown,
-                            &format!(
-                                "hard link target `{}` does not exist in the layer",
-                                show(&tcomps)
-                            ),
-                        ));
-                    }
-                    symlinks.remove(&comps);
-                    files.insert(comps);
-                }
-                EntryType::Directory => {
-                    symlinks.remove(&comps);
-                    files.remove(&comps);
-                }
-                _ => {
-                    symlinks.remove(&comps);
-                    files.insert(comps);
-                }
+/// every byte) and refuses it when unpacking it would fail: it is the same code as [`apply_tar`]
+/// with the store's options ([`WhiteoutMode::Overlay`], devices required), run into a scratch
+/// directory under the system's temp dir with the file data left out (empty files, no holes to
+/// write). Returns the entry count. For import and load, so that an image in the store can
+/// always be unpacked; see [`check_tar_in`] to choose the scratch directory.
+pub fn check_tar<R: Read>(tar: R) -> Result<u64, LayerError> {
+    check_tar_in(tar, &std::env::temp_dir())
+}
+
+/// [`check_tar`] with its scratch directory made (and removed) inside `scratch`, which should be
+/// on the file system the layer will be unpacked to (the store's `tmp/`), so that what the file
+/// system refuses (a name too long, an attribute) is refused the same way.
+pub fn check_tar_in<R: Read>(mut tar: R, scratch: &Path) -> Result<u64, LayerError> {
+    let dir = tempfile::Builder::new()
+        .prefix("layer-check-")
+        .tempdir_in(scratch)
+        .map_err(|e| {
+            LayerError::io(
+                format!("making a scratch dir in `{}`", scratch.display()),
+                e,
+            )
+        })?;
+    let opts = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        skip_devices: false,
+        layer_name: String::new(),
+    };
+    let report = unpack(&mut tar, dir.path(), &opts, Sink::Discard)?;
+    // the end-of-archive blocks and padding belong to the layer too
+    io::copy(&mut tar, &mut io::sink()).map_err(|e| LayerError::tar(&e))?;
+    drop(dir);
+    Ok(report.entries)
+}
+
+/// The entry types [`apply_tar`] knows; the others (GNU volume headers, multi-volume parts,
+/// vendor types) are refused by name.
+fn known_kind(kind: EntryType) -> bool {
+    matches!(
+        kind,
+        EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::GNUSparse
+            | EntryType::Directory
+            | EntryType::Symlink
+            | EntryType::Link
+            | EntryType::Char
+            | EntryType::Block
+            | EntryType::Fifo
+    )
+}
+
+/// An entry type as a user reads it: its type flag, and what it is when known.
+fn kind_name(kind: EntryType) -> String {
+    let byte = kind.as_byte();
+    let flag = if byte.is_ascii_graphic() {
+        format!("`{}`", byte as char)
+    } else {
+        format!("{byte}")
+    };
+    let what = match byte {
+        b'V' => " (a GNU volume header)",
+        b'M' => " (a GNU multi-volume continuation)",
+        b'D' => " (a GNU directory dump)",
+        b'N' => " (an old GNU long name)",
+        _ => "",
+    };
+    format!("{flag}{what}")
+}
+
+/// Copies a file's data, leaving holes where whole 4 KiB blocks are zero: GNU sparse entries
+/// (whose holes the tar reader yields as zeros) and zero-filled files stay sparse on disk.
+fn copy_sparse<R: Read>(r: &mut R, file: &mut File) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    const BLOCK: usize = 4096;
+    let mut buf = vec![0u8; 64 * BLOCK];
+    let mut len: u64 = 0;
+    let mut skip: u64 = 0;
+    loop {
+        // fill the buffer, so that blocks stay aligned to the file's offsets
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
+        if n == 0 {
+            break;
+        }
+        for block in buf[..n].chunks(BLOCK) {
+            if is_zero(block) {
+                skip += block.len() as u64;
+                continue;
+            }
+            if skip > 0 {
+                let by = i64::try_from(skip).map_err(|_| io::Error::other("file too large"))?;
+                file.seek(SeekFrom::Current(by))?;
+                skip = 0;
+            }
+            file.write_all(block)?;
+        }
+        len += n as u64;
+        if n < buf.len() {
+            break;
+        }
     }
-    // the end-of-archive blocks and padding belong to the layer too
-    io::copy(&mut tar, &mut io::sink()).map_err(|e| LayerError::Tar(e.to_string()))?;
-    Ok(count)
+    // a trailing hole: the size says where the file ends
+    file.set_len(len)
+}
+
+fn is_zero(block: &[u8]) -> bool {
+    let words = block.chunks_exact(8);
+    let tail = words.remainder();
+    tail.iter().all(|&b| b == 0)
+        && words
+            .map(|c| u64::from_ne_bytes(c.try_into().expect("chunks_exact gives 8 bytes")))
+            .all(|w| w == 0)
 }

@@ -10,7 +10,11 @@
 //! sorted by name bytes, ustar headers with no atime/ctime, mtimes clamped to an optional
 //! timestamp (`--timestamp` / `SOURCE_DATE_EPOCH`), and the tar streamed straight through
 //! [`LayerWriter`] so the compressed blob and both digests come out of the same pass.
-//! This module only reads the directory it is given; it never modifies it.
+//! Sockets cannot be stored in a tar: they are left out, as docker and buildah do, and so are
+//! their other hard-linked names. [`write_tar`] only reads the directory it is given; the blob
+//! writers that commit a layer ([`write_upper_tar`], [`write_dir_tar`]) also remove those
+//! sockets from the directory, because that directory becomes the layer's unpacked form, which
+//! must show exactly what the blob holds.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -79,7 +83,7 @@ fn write_blob<W: Write>(
     opts: &DiffOptions,
 ) -> Result<(LayerBlob, W), LayerError> {
     let w = LayerWriter::new(out, opts.compression)?;
-    let w = write_tar(dir, w, kind, opts.timestamp)?;
+    let w = write_tar_inner(dir, w, kind, opts.timestamp, true)?;
     let (out, blob) = w.finish()?;
     Ok((blob, out))
 }
@@ -90,6 +94,17 @@ pub fn write_tar<W: Write>(
     out: W,
     kind: DirKind,
     timestamp: Option<i64>,
+) -> Result<W, LayerError> {
+    write_tar_inner(dir, out, kind, timestamp, false)
+}
+
+/// [`write_tar`]; with `remove_unstored`, what the tar leaves out (sockets) is removed from `dir`.
+fn write_tar_inner<W: Write>(
+    dir: &Path,
+    out: W,
+    kind: DirKind,
+    timestamp: Option<i64>,
+    remove_unstored: bool,
 ) -> Result<W, LayerError> {
     let mut builder = tar::Builder::new(out);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
@@ -159,6 +174,16 @@ pub fn write_tar<W: Write>(
             continue;
         }
 
+        if ft.is_socket() {
+            // sockets cannot be stored in a tar; docker and buildah leave them out too. Checked
+            // before the hard link map, so that another name of the same socket is left out
+            // as well instead of becoming a link to an entry the tar does not hold
+            log::warn!("`{}`: socket left out of the layer", path.display());
+            if remove_unstored {
+                fs::remove_file(path).map_err(|e| walk_err(path, e))?;
+            }
+            continue;
+        }
         let rel_s = String::from_utf8_lossy(&rel).into_owned();
         if md.nlink() > 1 {
             let key = (md.dev(), md.ino());
@@ -219,8 +244,10 @@ pub fn write_tar<W: Write>(
             h.set_entry_type(EntryType::Fifo);
             append(&mut builder, h, &rel, None, &xattrs, io::empty(), path)?;
         } else {
-            // sockets cannot be stored in a tar; docker and buildah leave them out too
-            log::warn!("`{}`: socket left out of the layer", path.display());
+            return Err(walk_err(
+                path,
+                io::Error::other("a file of a kind a layer cannot hold"),
+            ));
         }
     }
     builder

@@ -20,8 +20,8 @@ pub mod diff;
 use std::path::PathBuf;
 
 pub use apply::{
-    apply_blob, apply_tar, check_tar, clean_path, flatten_dirs, ApplyOptions, ApplyReport,
-    WhiteoutMode,
+    apply_blob, apply_tar, check_tar, check_tar_in, clean_path, flatten_dirs, max_layer_size,
+    ApplyOptions, ApplyReport, WhiteoutMode, DEFAULT_MAX_LAYER_SIZE, MAX_LAYER_SIZE_ENV,
 };
 pub use compress::{compress, decompress, detect_compression, Compression, LayerBlob, LayerWriter};
 pub use diff::{write_dir_tar, write_tar, write_upper_tar, DiffOptions, DirKind};
@@ -64,6 +64,13 @@ pub enum LayerError {
     },
     #[error("not a valid tar stream: {0}")]
     Tar(String),
+    #[error(
+        "layer entry `{path}`: the layer expands to more than {limit} bytes (the bound set by \
+         HOIST_MAX_LAYER_SIZE)"
+    )]
+    TooLarge { path: String, limit: u64 },
+    #[error("{reason}")]
+    Config { reason: String },
     #[error("`{path}`: {source}")]
     Walk {
         path: PathBuf,
@@ -79,12 +86,46 @@ impl LayerError {
             source,
         }
     }
+    /// A tar reader's error as one line that quotes none of the input: the tar crate's
+    /// messages include raw header bytes (`numeric field was not a number: <the bytes>`).
+    pub(crate) fn tar(e: &std::io::Error) -> LayerError {
+        LayerError::Tar(describe_tar_error(e))
+    }
     pub(crate) fn entry(path: &str, source: impl Into<std::io::Error>) -> LayerError {
         LayerError::Entry {
             path: path.to_owned(),
             source: source.into(),
         }
     }
+}
+
+/// Describes why a tar could not be read, in one line and without quoting the input: a stream
+/// that ends early is "truncated", a header that does not parse is "unreadable"; other reasons
+/// keep the reader's first line, without control characters, at most 120 characters.
+pub fn describe_tar_error(e: &std::io::Error) -> String {
+    let msg = e.to_string();
+    let lower = msg.to_ascii_lowercase();
+    if e.kind() == std::io::ErrorKind::UnexpectedEof
+        || lower.contains("unexpected end")
+        || lower.contains("entire block")
+        || lower.contains("unexpected eof")
+        || lower.contains("incomplete")
+    {
+        return "it ends in the middle (truncated)".into();
+    }
+    // the tar crate's header errors (`… when getting cksum for <raw bytes>`); a decompressor's
+    // own checksum errors are not these and keep their words
+    if lower.contains("when getting") || lower.contains("numeric field") {
+        return "an entry header is unreadable (not a tar, or damaged)".into();
+    }
+    let first = msg.lines().next().unwrap_or("");
+    // a quoted part (`: …`) may be the input's bytes: keep the reason before it
+    let reason = first.split(": ").next().unwrap_or(first);
+    reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect()
 }
 
 #[cfg(test)]

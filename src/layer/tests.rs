@@ -864,3 +864,86 @@ fn a_whiteout_never_hides_what_its_own_layer_wrote() {
         );
     }
 }
+
+/// The import/load check and the unpacker give the same verdict with the same message: the
+/// kinds the old, separate check let through (issue 8, item 8) and friendly layers alike.
+#[test]
+fn check_and_unpack_agree() {
+    let long = vec![b'n'; 100];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "below a file",
+            hostile(&[Raw::File(b"a", b"x"), Raw::File(b"a/b", b"y")]),
+        ),
+        ("file as root", hostile(&[Raw::File(b"./", b"")])),
+        ("empty symlink", hostile(&[Raw::Symlink(b"l", b"")])),
+        (
+            "stale hard link",
+            hostile(&[
+                Raw::Dir(b"d"),
+                Raw::File(b"d/f", b"x"),
+                Raw::Symlink(b"d", b"/etc"),
+                Raw::Hardlink(b"x", b"d/f"),
+            ]),
+        ),
+        ("100-byte name", hostile(&[Raw::File(&long, b"x")])),
+        (
+            "friendly",
+            hostile(&[
+                Raw::Dir(b"d"),
+                Raw::File(b"d/f", b"x"),
+                Raw::Hardlink(b"d/g", b"d/f"),
+                Raw::Symlink(b"d/l", b"../etc"),
+                Raw::File(b".wh..wh..opq", b""),
+                Raw::File(b"d/.wh.gone", b""),
+            ]),
+        ),
+    ];
+    for (what, tar) in cases {
+        let target = tempfile::tempdir().expect("tmp");
+        let scratch = tempfile::tempdir().expect("tmp");
+        let checked = check_tar_in(&tar[..], scratch.path()).map_err(|e| e.to_string());
+        let applied = apply_bytes(&tar, target.path(), WhiteoutMode::Overlay)
+            .map(|r| r.entries)
+            .map_err(|e| e.to_string());
+        assert_eq!(checked, applied, "{what}");
+        assert_eq!(
+            fs::read_dir(scratch.path()).expect("ls").count(),
+            0,
+            "{what}: the dry run leaves nothing behind"
+        );
+    }
+    // a GNU volume header, an entry type the unpacker does not know, is named by its flag
+    let mut h = Header::new_gnu();
+    h.as_old_mut().name[..3].copy_from_slice(b"vol");
+    h.set_entry_type(EntryType::new(b'V'));
+    h.set_size(0);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &[][..]).expect("append");
+    let tar = b.into_inner().expect("finish");
+    let err = check_tar(&tar[..]).expect_err("volume header").to_string();
+    assert_eq!(
+        err,
+        "layer entry `vol` is invalid: unsupported tar entry type `V` (a GNU volume header)"
+    );
+}
+
+/// Zero blocks become holes: a file of zeros with a little data takes a few blocks on disk.
+#[test]
+fn zero_runs_are_unpacked_as_holes() {
+    let mut data = vec![0u8; 8 << 20];
+    data[5 << 20] = 1;
+    let tar = hostile(&[Raw::File(b"z", &data)]);
+    let target = tempfile::tempdir().expect("tmp");
+    apply_bytes(&tar, target.path(), WhiteoutMode::Overlay).expect("apply");
+    let p = target.path().join("z");
+    let md = fs::metadata(&p).expect("stat");
+    assert_eq!(md.len(), 8 << 20);
+    assert!(
+        md.blocks() * 512 <= 64 * 1024,
+        "{} bytes",
+        md.blocks() * 512
+    );
+    assert!(fs::read(&p).expect("read") == data);
+}
