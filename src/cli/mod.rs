@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod build;
+pub mod check;
 pub mod completions;
 pub mod history;
 pub mod images;
@@ -77,6 +78,8 @@ pub enum Command {
     Run(run::Args),
     /// Show how hoist runs on this machine (rootless mode, store, kernel features)
     Info(info::Args),
+    /// Check the store for damage and leftovers of interrupted work (`--repair` removes them)
+    Check(check::Args),
     /// Print a shell completion script
     Completions(completions::Args),
     /// The container's init (internal: started by hoist itself)
@@ -149,6 +152,7 @@ pub fn main() -> ExitCode {
             | Command::Load(_)
             | Command::Rmi(_)
             | Command::Prune(_)
+            | Command::Check(_)
     ) {
         if let Err(e) = crate::sandbox::userns::enter() {
             return report(e.into());
@@ -167,6 +171,7 @@ pub fn main() -> ExitCode {
         Command::Import(a) => import::run(a, &globals),
         Command::Run(a) => run::run(a, &globals),
         Command::Info(a) => info::run(a, &globals),
+        Command::Check(a) => check::run(a, &globals),
         Command::Completions(a) => completions::run(a),
         Command::Init(_) => unreachable!("handled above"),
     };

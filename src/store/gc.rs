@@ -71,37 +71,39 @@ pub fn has_children(all: &[ImageRecord], image: &ImageRecord) -> bool {
 
 pub(super) fn remove(store: &Store, typed: &str, force: bool) -> Result<RemoveReport, StoreError> {
     store.check_writable()?;
-    let records = store.images()?;
-    let (image, how) = index::resolve_how(&records, typed)?;
     let mut report = RemoveReport::default();
-    match how {
-        Matched::Name(name) if image.names.len() > 1 => {
-            index::update_index(store, |descs| {
+    // the image is resolved and the decision (untag or delete) taken under index.lock, on the
+    // index it then writes: a concurrent `tag` either comes first (its name is seen, and a name
+    // of an image with other names is only untagged) or after (it finds the image gone)
+    let deleted = index::update_index(store, |descs| {
+        let records = store.images()?;
+        let (image, how) = index::resolve_how(&records, typed)?;
+        match how {
+            Matched::Name(name) if image.names.len() > 1 => {
                 if !index::remove_name_in(descs, &name, true) {
                     return Err(StoreError::NotFound(typed.to_owned()));
                 }
-                Ok(())
-            })?;
-            report.untagged.push(name);
-            return Ok(report);
+                report.untagged.push(name);
+                return Ok(false);
+            }
+            Matched::Id if image.names.len() > 1 && !force => {
+                return Err(StoreError::MultipleNames {
+                    image: typed.to_owned(),
+                    names: image.names.len(),
+                });
+            }
+            _ => {}
         }
-        Matched::Id if image.names.len() > 1 && !force => {
-            return Err(StoreError::MultipleNames {
-                image: typed.to_owned(),
-                names: image.names.len(),
-            });
-        }
-        _ => {}
-    }
-    index::update_index(store, |descs| {
         index::remove_image_in(descs, &image.manifest_digest);
-        Ok(())
+        report.untagged = image.names.clone();
+        report.deleted = Some(image.id.clone());
+        Ok(true)
     })?;
-    report.untagged = image.names.clone();
-    report.deleted = Some(image.id.clone());
-    match collect(store)? {
-        Some(n) => report.reclaimed = n,
-        None => report.collection_skipped = true,
+    if deleted {
+        match collect(store)? {
+            Some(n) => report.reclaimed = n,
+            None => report.collection_skipped = true,
+        }
     }
     Ok(report)
 }

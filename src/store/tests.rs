@@ -137,7 +137,10 @@ fn import_commit_tag_and_resolve() {
     );
     assert_eq!(store.resolve("app").expect("app").id, b.id);
     store
-        .tag(&b, &Reference::parse_local("app:v1").expect("ref"))
+        .tag(
+            b.id.hex(),
+            &[Reference::parse_local("app:v1").expect("ref")],
+        )
         .expect("tag");
     let a_now = store.resolve(a.id.hex()).expect("a");
     assert!(a_now.is_dangling());
