@@ -36,8 +36,8 @@ mod layers;
 mod source;
 
 pub use check::{CheckOptions, CheckPart, CheckReport, Checker, Problem, PARTS as CHECK_PARTS};
-pub use gc::{GcRoots, GcRootsFn, ROOTS as GC_ROOTS};
 pub use gc::{has_children, is_parent, PruneMode, PruneReport, RemoveReport};
+pub use gc::{GcRoots, GcRootsFn, ROOTS as GC_ROOTS};
 pub use import::ImportOptions;
 pub use index::parse_time;
 pub use source::StoreImage;
