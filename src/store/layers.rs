@@ -130,7 +130,7 @@ fn place(
     let f = File::open(entry).map_err(|e| StoreError::io(entry, e))?;
     nix::unistd::syncfs(&f).map_err(|e| StoreError::io(entry, e.into()))?;
     drop(f);
-    let mut replaced = false;
+    let mut attempts = 0;
     loop {
         match fs::rename(entry, &dest) {
             Ok(()) => break,
@@ -140,13 +140,19 @@ fn place(
                 })
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {
-                if is_complete(store, diff_id) || replaced {
-                    // another process placed it first (or keeps replacing it): use theirs
+                if is_complete(store, diff_id) {
+                    // another process placed it first: use theirs
                     let _ = remove_tree(entry);
                     return Ok(dest.join(DIFF));
                 }
+                attempts += 1;
+                if attempts > 3 {
+                    return Err(StoreError::io(
+                        &dest,
+                        io::Error::other("an incomplete layer dir keeps coming back"),
+                    ));
+                }
                 drop_incomplete(store, diff_id, scratch)?;
-                replaced = true;
             }
             Err(e) => return Err(StoreError::io(entry, e)),
         }
