@@ -593,6 +593,19 @@ fn check_layers(c: &mut Checker<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether an xattr is part of what a layer holds: overlayfs's own bookkeeping on a RUN step's
+/// upper dir (`user.overlay.origin`, `impure`, …) is not, except the opaque-dir mark that stands
+/// for a whiteout.
+fn is_layer_xattr(name: &str) -> bool {
+    match name
+        .strip_prefix("user.overlay.")
+        .or_else(|| name.strip_prefix("trusted.overlay."))
+    {
+        Some(rest) => rest == "opaque",
+        None => true,
+    }
+}
+
 /// What a tree holds, path by path: everything the layer's tar decides (not times).
 fn tree_listing(root: &Path) -> io::Result<BTreeMap<PathBuf, String>> {
     let mut out = BTreeMap::new();
@@ -627,11 +640,12 @@ fn tree_listing(root: &Path) -> io::Result<BTreeMap<PathBuf, String>> {
         };
         let mut xattrs: Vec<String> = xattr::list(e.path())
             .map(|l| {
-                l.map(|n| {
-                    let v = xattr::get(e.path(), &n).ok().flatten().unwrap_or_default();
-                    format!("{}={}", n.to_string_lossy(), Digest::of_bytes(&v).short())
-                })
-                .collect()
+                l.filter(|n| is_layer_xattr(&n.to_string_lossy()))
+                    .map(|n| {
+                        let v = xattr::get(e.path(), &n).ok().flatten().unwrap_or_default();
+                        format!("{}={}", n.to_string_lossy(), Digest::of_bytes(&v).short())
+                    })
+                    .collect()
             })
             .unwrap_or_default();
         xattrs.sort();

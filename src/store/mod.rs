@@ -67,6 +67,8 @@ pub(crate) const PUBLIC_DIR_MODE: u32 = 0o755;
 /// Mode of the store's private dirs, whatever the umask: unpacked layers hold images' setuid
 /// files and device nodes, which no other user may reach.
 pub(crate) const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of the lock files, whatever the umask (see `prepare_layout`).
+pub(crate) const PRIVATE_FILE_MODE: u32 = 0o600;
 /// The store's private dirs: unpacked layers, build cache, working containers, scratch.
 pub(crate) const PRIVATE_DIRS: [&str; 4] = ["layers", "cache", "containers", "tmp"];
 
@@ -284,6 +286,25 @@ impl Store {
         }
         for d in PRIVATE_DIRS {
             ensure_dir_mode(&root.join(d), PRIVATE_DIR_MODE)?;
+        }
+        // a lock file another user could open (even read-only) could be flocked by them, holding
+        // this user's writes and collections hostage: 0600, whatever the umask
+        for f in ["index.lock", "gc.lock"] {
+            let p = root.join(f);
+            if !p.exists() {
+                use std::os::unix::fs::OpenOptionsExt;
+                match fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(PRIVATE_FILE_MODE)
+                    .open(&p)
+                {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            fix_mode(&p, PRIVATE_FILE_MODE)?;
         }
         // every atomic write in the root happens under `index.lock`: an opener sweeps the `.tmp-`
         // files of interrupted writes while holding it
