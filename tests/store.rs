@@ -632,3 +632,88 @@ fn check_lists_damage_one_line_each_and_repair_makes_the_store_clean() {
     env.fails(1, ["inspect", "tiny"]);
     storecheck::verify(&env.root);
 }
+
+#[test]
+fn load_racing_prune_all_always_succeeds_and_leaves_a_clean_store() {
+    let env = std::sync::Arc::new(TestEnv::new());
+    env.import_busybox("busybox");
+    let archive = env.path("busybox.tar");
+    env.ok([
+        "save".as_ref(),
+        "--format".as_ref(),
+        "oci-archive".as_ref(),
+        "-o".as_ref(),
+        archive.as_os_str(),
+        "busybox".as_ref(),
+    ]);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pruner = {
+        let (env, done) = (env.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                env.ok(["prune", "-a"]);
+            }
+        })
+    };
+    // a load finds the image present (only names are added) or gone (it is copied): both succeed
+    for _ in 0..12 {
+        let mut cmd = env.cmd(["load".as_ref(), "-i".as_ref(), archive.as_os_str()]);
+        let out = run(&mut cmd);
+        assert_success(&cmd, &out);
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    pruner.join().expect("pruner");
+    storecheck::verify(&env.root);
+    let out = env.ok(["check"]);
+    assert!(out.contains("no problems"), "{out}");
+}
+
+#[test]
+fn a_rootless_store_keeps_its_setuid_files_from_other_users() {
+    // single-id mode: a setuid file in an image belongs to the store's owner on the host, so
+    // reaching it would give another user the owner's uid
+    let env = TestEnv::rootless();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    env.import_busybox("localhost/busybox");
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/busybox\nRUN cp /bin/busybox /suid && chmod 4755 /suid\n",
+    )
+    .expect("Dockerfile");
+    common::chown_tree(&ctx, 65534);
+    env.ok(["build", "-q", "-t", "suid", "ctx"]);
+    let suid: Vec<_> = walkdir::WalkDir::new(env.root.join("layers"))
+        .max_depth(3)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name() == "suid")
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert_eq!(suid.len(), 1, "{suid:?}");
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=4321",
+        "--regid=4321",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+        "stat",
+    ])
+    .arg(&suid[0]);
+    let out = run(&mut cmd);
+    assert!(
+        !out.status.success(),
+        "another user reached {}",
+        suid[0].display()
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        show(&out)
+    );
+}
