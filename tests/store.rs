@@ -364,6 +364,21 @@ fn a_setuid_file_in_a_layer_is_not_reachable_by_another_user() {
             .mode();
         assert_eq!(mode & 0o777, 0o700, "{d}: {mode:o}");
     }
+    // no other user can open (and flock) the lock files
+    for f in ["index.lock", "gc.lock"] {
+        let mode = std::fs::metadata(env.root.join(f))
+            .expect("lock file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}: {mode:o}");
+    }
+    for f in ["index.json", "oci-layout"] {
+        let mode = std::fs::metadata(env.root.join(f))
+            .expect("layout file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{f}: {mode:o}");
+    }
     // and the same other user still reads the images: hoist, skopeo
     let mut cmd = as_nobody(common::hoist_bin());
     cmd.args(["images", "--format", "json"])
