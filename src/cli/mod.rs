@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod build;
+pub mod check;
 pub mod completions;
 pub mod history;
 pub mod images;
@@ -80,6 +81,8 @@ pub enum Command {
     Run(run::Args),
     /// Show how hoist runs on this machine (rootless mode, store, kernel features)
     Info(info::Args),
+    /// Check the store for damage and leftovers of interrupted work (`--repair` removes them)
+    Check(check::Args),
     /// Print a shell completion script
     Completions(completions::Args),
     /// The container's init (internal: started by hoist itself)
@@ -153,6 +156,7 @@ pub fn main() -> ExitCode {
             | Command::Rmi(_)
             | Command::Prune(_)
             | Command::Builder(_)
+            | Command::Check(_)
     ) {
         if let Err(e) = crate::sandbox::userns::enter() {
             return report(e.into());
@@ -172,6 +176,7 @@ pub fn main() -> ExitCode {
         Command::Import(a) => import::run(a, &globals),
         Command::Run(a) => run::run(a, &globals),
         Command::Info(a) => info::run(a, &globals),
+        Command::Check(a) => check::run(a, &globals),
         Command::Completions(a) => completions::run(a),
         Command::Init(_) => unreachable!("handled above"),
     };

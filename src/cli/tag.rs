@@ -31,9 +31,6 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         anyhow::bail!("`{n}`: a name cannot carry a digest (tag names only)");
     }
     let store = Store::open(&globals.root)?;
-    let image = store.resolve(&args.image)?;
-    for n in &names {
-        store.tag(&image, n)?;
-    }
+    store.tag(&args.image, &names)?;
     Ok(ExitCode::SUCCESS)
 }

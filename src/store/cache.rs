@@ -50,7 +50,7 @@ pub struct CacheEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheNeeds {
     pub key: String,
-    /// The layer blob and its unpacked dir (`layers/DIFFIDHEX`), when the step made a layer.
+    /// The layer blob and its unpacked dir (`layers/DIFFIDHEX/diff`), when the step made a layer.
     pub blob: Option<Digest>,
     pub diff_id: Option<Digest>,
 }
@@ -158,11 +158,10 @@ pub fn layer_dir(store: &Store, layer: &CachedLayer) -> Result<PathBuf, StoreErr
     if store.tmp.is_some() {
         store.hold_gc_shared()?;
     }
-    let dir = store.layer_path(&diff_id);
-    if !dir.is_dir() {
+    if !super::layers::is_complete(store, &diff_id) {
         super::layers::unpack(store, &blob, &diff_id)?;
     }
-    Ok(dir)
+    Ok(store.layer_path(&diff_id))
 }
 
 /// Every entry with the blob and layer dir it needs (for `hoist check` and collection).

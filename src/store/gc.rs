@@ -2,6 +2,10 @@
 //!
 //! Collection needs `gc.lock` exclusively: while any other hoist process writes blobs or uses
 //! unpacked layers (it holds the lock shared), collection is skipped and left to a later `prune`.
+//! The shared lock is the lease: a process that may still name a blob or layer (a build between
+//! resolving its base and committing, a load, an import, a commit, a `hoist run`) holds it from
+//! its first store write or layer use until it exits, so collection can never delete what is
+//! about to be named. Roots: `index.json`, plus what [`ROOTS`] lists for other rooms.
 
 use std::collections::HashSet;
 use std::fs;
@@ -13,6 +17,23 @@ use super::index::{self, Matched};
 use super::{remove_tree, tree_size, ImageRecord, Store, StoreError};
 use crate::image::{Digest, Reference};
 use crate::util::FileLock;
+
+/// What another room's state keeps alive besides `index.json`: the blobs (manifests are followed
+/// to their config and layers) and unpacked layers (by diff_id) it names.
+#[derive(Debug, Clone, Default)]
+pub struct GcRoots {
+    pub blobs: Vec<Digest>,
+    pub diff_ids: Vec<Digest>,
+}
+
+/// A room that keeps state in the store (working containers in `containers/`, build cache
+/// entries in `cache/` if they are to survive a prune) adds a function here that lists what its
+/// entries need; collection keeps all of it. A function that fails stops the collection (nothing
+/// is deleted), so a damaged entry never costs data.
+pub type GcRootsFn = fn(&Store) -> Result<GcRoots, StoreError>;
+
+/// Every source of roots besides `index.json`.
+pub const ROOTS: &[(&str, GcRootsFn)] = &[];
 
 /// What `prune` removes besides unreferenced data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,37 +92,39 @@ pub fn has_children(all: &[ImageRecord], image: &ImageRecord) -> bool {
 
 pub(super) fn remove(store: &Store, typed: &str, force: bool) -> Result<RemoveReport, StoreError> {
     store.check_writable()?;
-    let records = store.images()?;
-    let (image, how) = index::resolve_how(&records, typed)?;
     let mut report = RemoveReport::default();
-    match how {
-        Matched::Name(name) if image.names.len() > 1 => {
-            index::update_index(store, |descs| {
+    // the image is resolved and the decision (untag or delete) taken under index.lock, on the
+    // index it then writes: a concurrent `tag` either comes first (its name is seen, and a name
+    // of an image with other names is only untagged) or after (it finds the image gone)
+    let deleted = index::update_index(store, |descs| {
+        let records = store.images()?;
+        let (image, how) = index::resolve_how(&records, typed)?;
+        match how {
+            Matched::Name(name) if image.names.len() > 1 => {
                 if !index::remove_name_in(descs, &name, true) {
                     return Err(StoreError::NotFound(typed.to_owned()));
                 }
-                Ok(())
-            })?;
-            report.untagged.push(name);
-            return Ok(report);
+                report.untagged.push(name);
+                return Ok(false);
+            }
+            Matched::Id if image.names.len() > 1 && !force => {
+                return Err(StoreError::MultipleNames {
+                    image: typed.to_owned(),
+                    names: image.names.len(),
+                });
+            }
+            _ => {}
         }
-        Matched::Id if image.names.len() > 1 && !force => {
-            return Err(StoreError::MultipleNames {
-                image: typed.to_owned(),
-                names: image.names.len(),
-            });
-        }
-        _ => {}
-    }
-    index::update_index(store, |descs| {
         index::remove_image_in(descs, &image.manifest_digest);
-        Ok(())
+        report.untagged = image.names.clone();
+        report.deleted = Some(image.id.clone());
+        Ok(true)
     })?;
-    report.untagged = image.names.clone();
-    report.deleted = Some(image.id.clone());
-    match collect(store)? {
-        Some(n) => report.reclaimed = n,
-        None => report.collection_skipped = true,
+    if deleted {
+        match collect(store)? {
+            Some(n) => report.reclaimed = n,
+            None => report.collection_skipped = true,
+        }
     }
     Ok(report)
 }
@@ -157,6 +180,19 @@ fn collect(store: &Store) -> Result<Option<u64>, StoreError> {
         if let Ok(digest) = Digest::from_oci(d.digest()) {
             mark(store, &digest, &mut blobs, &mut diff_ids, 0);
         }
+    }
+    for (name, roots) in ROOTS {
+        let roots = match roots(store) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("cannot list what the {name} keeps ({e}): nothing is collected");
+                return Ok(None);
+            }
+        };
+        for b in &roots.blobs {
+            mark(store, b, &mut blobs, &mut diff_ids, 0);
+        }
+        diff_ids.extend(roots.diff_ids.iter().map(|d| d.hex().to_owned()));
     }
     let mut reclaimed = 0;
     let blob_dir = store.root.join("blobs/sha256");

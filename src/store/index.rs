@@ -320,15 +320,17 @@ pub(super) fn update_index<T>(
     let mut index = read_index(store)?;
     let mut manifests = index.manifests().clone();
     let out = f(&mut manifests)?;
-    index.set_manifests(manifests);
-    write_index(store, &index)?;
+    if &manifests != index.manifests() {
+        index.set_manifests(manifests);
+        write_index(store, &index)?;
+    }
     Ok(out)
 }
 
 fn write_index(store: &Store, index: &ImageIndex) -> Result<(), StoreError> {
     let p = store.root.join("index.json");
     let text = serde_json::to_vec(index).map_err(|e| StoreError::invalid("index.json", e))?;
-    util::write_atomic(&p, &text).map_err(|e| StoreError::io(&p, e))
+    util::write_atomic_mode(&p, &text, super::PUBLIC_FILE_MODE).map_err(|e| StoreError::io(&p, e))
 }
 
 /// Removes `tmp` files an interrupted `write_atomic` of `index.json` left in the root.
@@ -396,31 +398,25 @@ fn config_of(store: &Store, manifest: &Digest) -> Option<Digest> {
 }
 
 /// Adds a checked image to the index with `names`; an image with the same config already listed
-/// keeps its manifest and gains the names. Returns the image ID.
+/// keeps its manifest and gains the names. The decision is taken under `index.lock`, and the
+/// manifest blob is written only when a new entry needs it. Returns the image ID.
 pub(super) fn add_image(
     store: &Store,
     checked: &CheckedManifest,
+    manifest: &[u8],
     names: &[Reference],
 ) -> Result<Digest, StoreError> {
     update_index(store, |descs| {
-        let mut target = None;
-        for d in descs.iter() {
-            if is_index_type(d.media_type()) {
-                continue;
-            }
-            let Ok(md) = Digest::from_oci(d.digest()) else {
-                continue;
-            };
-            if md == checked.manifest_digest
-                || config_of(store, &md).as_ref() == Some(&checked.config_digest)
-            {
-                target = Some(md);
-                break;
-            }
-        }
-        let target = match target {
+        let target = match find_by_config(
+            store,
+            descs,
+            &checked.config_digest,
+            Some(&checked.manifest_digest),
+        ) {
             Some(t) => t,
             None => {
+                let (digest, _) = store.write_blob(&mut &manifest[..])?;
+                debug_assert_eq!(digest, checked.manifest_digest);
                 descs.push(manifest_descriptor(checked, None)?);
                 checked.manifest_digest.clone()
             }
@@ -430,13 +426,57 @@ pub(super) fn add_image(
     })
 }
 
-/// Gives the image with manifest `target` the `names`, moving each from where it was.
-pub(super) fn add_names(
+/// The manifest of the listed image whose config is `config` (or whose manifest is `manifest`).
+fn find_by_config(
     store: &Store,
-    target: &Digest,
+    descs: &[Descriptor],
+    config: &Digest,
+    manifest: Option<&Digest>,
+) -> Option<Digest> {
+    for d in descs {
+        if is_index_type(d.media_type()) {
+            continue;
+        }
+        let Ok(md) = Digest::from_oci(d.digest()) else {
+            continue;
+        };
+        if Some(&md) == manifest || config_of(store, &md).as_ref() == Some(config) {
+            return Some(md);
+        }
+    }
+    None
+}
+
+/// Under `index.lock`: when an image with config `config` is listed, gives it `names` and
+/// returns its manifest digest; `None` (nothing changed) when there is no such image.
+pub(super) fn add_names_to_config(
+    store: &Store,
+    config: &Digest,
     names: &[Reference],
-) -> Result<(), StoreError> {
-    update_index(store, |descs| add_names_in(descs, target, names))
+) -> Result<Option<Digest>, StoreError> {
+    update_index(store, |descs| {
+        let Some(target) = find_by_config(store, descs, config, None) else {
+            return Ok(None);
+        };
+        add_names_in(descs, &target, names)?;
+        Ok(Some(target))
+    })
+}
+
+/// Under `index.lock`: resolves what the user typed in the current index and gives that image
+/// `names`, so that a concurrent removal either happens first (then this fails: not known) or
+/// sees the new names.
+pub(super) fn tag(
+    store: &Store,
+    typed: &str,
+    names: &[Reference],
+) -> Result<ImageRecord, StoreError> {
+    update_index(store, |descs| {
+        let records = store.images()?;
+        let image = resolve(&records, typed)?;
+        add_names_in(descs, &image.manifest_digest, names)?;
+        Ok(image)
+    })
 }
 
 fn digest_of(d: &Descriptor) -> Option<Digest> {

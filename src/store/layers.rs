@@ -1,5 +1,12 @@
 //! Unpacked layers under `layers/DIFFIDHEX/`: made lazily from blobs (once, into `tmp/`, checked
 //! against the diff_id, then renamed into place) or moved in by the build engine.
+//!
+//! Layout of one layer: `layers/HEX/diff/` is the layer in overlay form (the overlay lower dir)
+//! and `layers/HEX/diff_id` is its completion marker, holding `sha256:HEX`. Both are made in the
+//! process's `tmp/` dir, flushed to disk with `syncfs(2)`, and the whole `HEX/` dir is then
+//! renamed into `layers/` in one step: a layer dir is either absent or complete, even after a
+//! power loss. A `layers/HEX` without a valid marker (an older hoist's layout, or damage) is never
+//! used: it is replaced by a fresh unpack of the blob.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader};
@@ -9,6 +16,11 @@ use super::{remove_tree, ImageRecord, Store, StoreError};
 use crate::image::{Digest, DigestingReader};
 use crate::layer::{self, ApplyOptions, WhiteoutMode};
 use crate::util;
+
+/// The completion marker's name inside `layers/HEX/`.
+pub(super) const MARKER: &str = "diff_id";
+/// The layer's own dir inside `layers/HEX/`.
+pub(super) const DIFF: &str = "diff";
 
 pub(super) fn layer_dirs(store: &Store, image: &ImageRecord) -> Result<Vec<PathBuf>, StoreError> {
     let blobs = image.layer_digests()?;
@@ -24,23 +36,55 @@ pub(super) fn layer_dirs(store: &Store, image: &ImageRecord) -> Result<Vec<PathB
     }
     let mut out = Vec::with_capacity(blobs.len());
     for (blob, diff_id) in blobs.iter().zip(&diff_ids) {
-        let dir = store.layer_path(diff_id);
-        if !dir.is_dir() {
-            unpack(store, blob, diff_id)?;
+        if !is_complete(store, diff_id) {
+            unpack(store, blob, diff_id).map_err(|e| match e {
+                // a concurrent `rmi`/`prune` removed the image between its lookup and this use
+                StoreError::MissingBlob(_) => StoreError::NotFound(
+                    image
+                        .names
+                        .first()
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| image.id.to_string()),
+                ),
+                other => other,
+            })?;
         }
-        out.push(dir);
+        out.push(store.layer_path(diff_id));
     }
     Ok(out)
 }
 
+/// Whether `layers/HEX` is a complete layer: its marker names `diff_id` and its `diff/` is a dir.
+pub(super) fn is_complete(store: &Store, diff_id: &Digest) -> bool {
+    let entry = store.layer_entry(diff_id);
+    marker_ok(&entry, diff_id) && entry.join(DIFF).is_dir()
+}
+
+fn marker_ok(entry: &Path, diff_id: &Digest) -> bool {
+    fs::read_to_string(entry.join(MARKER)).is_ok_and(|s| s.trim_end() == diff_id.to_string())
+}
+
 pub(super) fn unpack(store: &Store, blob: &Digest, diff_id: &Digest) -> Result<(), StoreError> {
     let work = store.tmp_dir()?;
-    let target = work.path().join("layer");
-    fs::create_dir(&target).map_err(|e| StoreError::io(&target, e))?;
+    let entry = work.path().join("layer");
+    let target = entry.join(DIFF);
+    fs::create_dir_all(&target).map_err(|e| StoreError::io(&target, e))?;
+    unpack_into(store, blob, diff_id, &target)?;
+    place(store, diff_id, &entry, work.path())?;
+    Ok(())
+}
+
+/// Unpacks a layer blob into the empty dir `target` (overlay form), checking the diff_id.
+pub(super) fn unpack_into(
+    store: &Store,
+    blob: &Digest,
+    diff_id: &Digest,
+    target: &Path,
+) -> Result<(), StoreError> {
     let file = store.open_blob(blob)?;
-    let layer_err = |source| StoreError::Layer {
+    let layer_err = |error| StoreError::Layer {
         diff_id: diff_id.clone(),
-        source,
+        error,
     };
     let (tar, _) =
         layer::decompress(BufReader::with_capacity(256 * 1024, file)).map_err(layer_err)?;
@@ -50,7 +94,7 @@ pub(super) fn unpack(store: &Store, blob: &Digest, diff_id: &Digest) -> Result<(
         skip_devices: false,
         layer_name: diff_id.to_string(),
     };
-    layer::apply_tar(&mut hashing, &target, &opts).map_err(layer_err)?;
+    layer::apply_tar(&mut hashing, target, &opts).map_err(layer_err)?;
     // the tar reader stops at the end-of-archive blocks; the diff_id covers the padding too
     io::copy(&mut hashing, &mut io::sink())
         .map_err(|e| StoreError::io(store.blob_path(blob), e))?;
@@ -62,33 +106,104 @@ pub(super) fn unpack(store: &Store, blob: &Digest, diff_id: &Digest) -> Result<(
             actual,
         });
     }
-    place(store, diff_id, &target)?;
     Ok(())
 }
 
-/// Renames `dir` to `layers/DIFFIDHEX`; when another process got there first, drops `dir`.
-fn place(store: &Store, diff_id: &Digest, dir: &Path) -> Result<PathBuf, StoreError> {
-    let dest = store.layer_path(diff_id);
-    if dest.is_dir() {
-        let _ = remove_tree(dir);
-        return Ok(dest);
+/// Makes the staged `entry` (holding `diff/`) the layer `layers/DIFFIDHEX`: writes the marker,
+/// flushes the file system, renames. When a complete layer is there already, drops `entry`; an
+/// incomplete one there is moved aside (into `scratch`) and replaced.
+fn place(
+    store: &Store,
+    diff_id: &Digest,
+    entry: &Path,
+    scratch: &Path,
+) -> Result<PathBuf, StoreError> {
+    let dest = store.layer_entry(diff_id);
+    if is_complete(store, diff_id) {
+        let _ = remove_tree(entry);
+        return Ok(dest.join(DIFF));
     }
-    match fs::rename(dir, &dest) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            return Err(StoreError::CrossDevice {
-                path: dir.to_path_buf(),
-            })
+    let marker = entry.join(MARKER);
+    fs::write(&marker, format!("{diff_id}\n")).map_err(|e| StoreError::io(&marker, e))?;
+    // everything the layer holds reaches the disk before the rename can: after a power loss the
+    // layer is either absent or whole (one syncfs instead of an fsync per file)
+    let f = File::open(entry).map_err(|e| StoreError::io(entry, e))?;
+    nix::unistd::syncfs(&f).map_err(|e| StoreError::io(entry, e.into()))?;
+    drop(f);
+    let mut attempts = 0;
+    loop {
+        match fs::rename(entry, &dest) {
+            Ok(()) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                return Err(StoreError::CrossDevice {
+                    path: entry.to_path_buf(),
+                })
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {
+                if is_complete(store, diff_id) {
+                    // another process placed it first: use theirs
+                    let _ = remove_tree(entry);
+                    return Ok(dest.join(DIFF));
+                }
+                attempts += 1;
+                if attempts > 3 {
+                    return Err(StoreError::io(
+                        &dest,
+                        io::Error::other("an incomplete layer dir keeps coming back"),
+                    ));
+                }
+                drop_incomplete(store, diff_id, scratch)?;
+            }
+            Err(e) => return Err(StoreError::io(entry, e)),
         }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {
-            let _ = remove_tree(dir);
-            return Ok(dest);
-        }
-        Err(e) => return Err(StoreError::io(dir, e)),
     }
     let layers = store.root.join("layers");
     util::sync_dir(&layers).map_err(|e| StoreError::io(&layers, e))?;
-    Ok(dest)
+    Ok(dest.join(DIFF))
+}
+
+/// Moves an incomplete `layers/HEX` (no valid marker) out of the way into `scratch` and deletes
+/// it. Checked again under `index.lock`, which every replacement takes, so that a complete layer
+/// another process has just placed is never moved.
+pub(super) fn drop_incomplete(
+    store: &Store,
+    diff_id: &Digest,
+    scratch: &Path,
+) -> Result<bool, StoreError> {
+    let _lock = store.index_lock()?;
+    let dest = store.layer_entry(diff_id);
+    if is_complete(store, diff_id) || fs::symlink_metadata(&dest).is_err() {
+        return Ok(false);
+    }
+    let aside = scratch.join(format!("stale-{}", diff_id.hex()));
+    match fs::rename(&dest, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StoreError::io(&dest, e)),
+    }
+    log::info!("replacing incomplete unpacked layer `{diff_id}`");
+    if let Err(e) = remove_tree(&aside) {
+        log::debug!("cannot remove `{}`: {e} (swept later)", aside.display());
+    }
+    Ok(true)
+}
+
+/// Removes `layers/HEX` whatever its state (a damaged layer `check --repair` found): moved
+/// aside under `index.lock` into `scratch`, then deleted.
+pub(super) fn drop_layer(
+    store: &Store,
+    diff_id: &Digest,
+    scratch: &Path,
+) -> Result<(), StoreError> {
+    let _lock = store.index_lock()?;
+    let dest = store.layer_entry(diff_id);
+    let aside = scratch.join(format!("damaged-{}", diff_id.hex()));
+    match fs::rename(&dest, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io(&dest, e)),
+    }
+    remove_tree(&aside).map_err(|e| StoreError::io(&aside, e))
 }
 
 pub(super) fn add_unpacked_layer(
@@ -102,7 +217,24 @@ pub(super) fn add_unpacked_layer(
             io::Error::new(io::ErrorKind::NotFound, "not a directory"),
         ));
     }
-    place(store, diff_id, dir)
+    if is_complete(store, diff_id) {
+        let _ = remove_tree(dir);
+        return Ok(store.layer_path(diff_id));
+    }
+    let work = store.tmp_dir()?;
+    let entry = work.path().join("layer");
+    fs::create_dir(&entry).map_err(|e| StoreError::io(&entry, e))?;
+    let target = entry.join(DIFF);
+    match fs::rename(dir, &target) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            return Err(StoreError::CrossDevice {
+                path: dir.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(StoreError::io(dir, e)),
+    }
+    place(store, diff_id, &entry, work.path())
 }
 
 /// Checks that a (possibly compressed) layer blob file uncompresses to `diff_id`.
@@ -116,10 +248,10 @@ pub(super) fn check_diff_id(
     }
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let (tar, _) =
-        layer::decompress(BufReader::with_capacity(256 * 1024, file)).map_err(|source| {
+        layer::decompress(BufReader::with_capacity(256 * 1024, file)).map_err(|error| {
             StoreError::Layer {
                 diff_id: diff_id.clone(),
-                source,
+                error,
             }
         })?;
     let mut hashing = DigestingReader::new(tar);

@@ -29,13 +29,16 @@
 //! The store never talks to a registry and never parses Dockerfiles.
 
 pub mod cache;
+mod check;
 mod gc;
 mod import;
 mod index;
 mod layers;
 mod source;
 
+pub use check::{CheckOptions, CheckPart, CheckReport, Checker, Problem, PARTS as CHECK_PARTS};
 pub use gc::{has_children, is_parent, PruneMode, PruneReport, RemoveReport};
+pub use gc::{GcRoots, GcRootsFn, ROOTS as GC_ROOTS};
 pub use import::ImportOptions;
 pub use index::parse_time;
 pub use source::StoreImage;
@@ -57,15 +60,25 @@ pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
+/// Mode of the OCI layout's files (`oci-layout`, `index.json`, blobs), whatever the umask: other
+/// tools and users read the layout where ROOT's own mode lets them.
+pub(crate) const PUBLIC_FILE_MODE: u32 = 0o644;
+/// Mode of the OCI layout's dirs (`blobs/`, `blobs/sha256/`).
+pub(crate) const PUBLIC_DIR_MODE: u32 = 0o755;
+/// Mode of the store's private dirs, whatever the umask: unpacked layers hold images' setuid
+/// files and device nodes, which no other user may reach.
+pub(crate) const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of the lock files, whatever the umask (see `prepare_layout`).
+pub(crate) const PRIVATE_FILE_MODE: u32 = 0o600;
+/// The store's private dirs: unpacked layers, build cache, working containers, scratch.
+pub(crate) const PRIVATE_DIRS: [&str; 4] = ["layers", "cache", "containers", "tmp"];
+
 /// Why a store operation failed. Every variant names the object it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("`{path}`: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // the cause is part of the one line, not a second link of the chain (printed twice)
+    #[error("`{path}`: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("store `{root}` is read-only: {reason}")]
     ReadOnly { root: PathBuf, reason: String },
     #[error("image `{0}` is not known")]
@@ -101,11 +114,10 @@ pub enum StoreError {
     Invalid { what: String, reason: String },
     #[error("image `{image}` has {names} names; remove them one by one or use `--force`")]
     MultipleNames { image: String, names: usize },
-    #[error("layer `{diff_id}`: {source}")]
+    #[error("layer `{diff_id}`: {error}")]
     Layer {
         diff_id: Digest,
-        #[source]
-        source: crate::layer::LayerError,
+        error: crate::layer::LayerError,
     },
     #[error("`{path}` cannot be moved into the store's layers: it is on another file system")]
     CrossDevice { path: PathBuf },
@@ -119,7 +131,7 @@ impl StoreError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> StoreError {
         StoreError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 
@@ -206,6 +218,16 @@ impl Store {
     /// A store that exists but cannot be written opens read-only: listing and inspecting work,
     /// writes fail with [`StoreError::ReadOnly`].
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Self::open_with(root, true)
+    }
+
+    /// Opens the store like [`Store::open`] but leaves what interrupted work left behind in
+    /// place, for [`Store::check`] to list (and, when asked, remove).
+    pub fn open_unswept(root: &Path) -> Result<Store, StoreError> {
+        Self::open_with(root, false)
+    }
+
+    fn open_with(root: &Path, sweep: bool) -> Result<Store, StoreError> {
         let root = root.to_path_buf();
         match Self::prepare_layout(&root) {
             Ok(()) => {}
@@ -227,7 +249,9 @@ impl Store {
             Err(e) => return Err(StoreError::io(&root, e)),
         }
         let tmp_root = root.join("tmp");
-        sweep_tmp(&tmp_root);
+        if sweep {
+            sweep_tmp(&tmp_root);
+        }
         let tmp = match make_proc_tmp(&tmp_root) {
             Ok(t) => t,
             Err(e) if is_read_only_error(&e) => {
@@ -246,16 +270,42 @@ impl Store {
             read_only: None,
             gc_shared: OnceLock::new(),
         };
-        index::sweep_index_leftovers(&store);
+        if sweep {
+            index::sweep_index_leftovers(&store);
+        }
         Ok(store)
     }
 
     fn prepare_layout(root: &Path) -> io::Result<()> {
-        for d in ["blobs/sha256", "layers", "cache", "tmp"] {
-            let p = root.join(d);
-            if !p.is_dir() {
-                fs::create_dir_all(&p)?;
+        // ROOT itself follows the umask: whether other users may read the store's images is the
+        // owner's choice, made with ROOT's mode (or its parent's)
+        if !root.is_dir() {
+            fs::create_dir_all(root)?;
+        }
+        for d in ["blobs", "blobs/sha256"] {
+            ensure_dir_mode(&root.join(d), PUBLIC_DIR_MODE)?;
+        }
+        for d in PRIVATE_DIRS {
+            ensure_dir_mode(&root.join(d), PRIVATE_DIR_MODE)?;
+        }
+        // a lock file another user could open (even read-only) could be flocked by them, holding
+        // this user's writes and collections hostage: 0600, whatever the umask
+        for f in ["index.lock", "gc.lock"] {
+            let p = root.join(f);
+            if !p.exists() {
+                use std::os::unix::fs::OpenOptionsExt;
+                match fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(PRIVATE_FILE_MODE)
+                    .open(&p)
+                {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
             }
+            fix_mode(&p, PRIVATE_FILE_MODE)?;
         }
         // every atomic write in the root happens under `index.lock`: an opener sweeps the `.tmp-`
         // files of interrupted writes while holding it
@@ -264,12 +314,16 @@ impl Store {
         if !layout.is_file() || !index.is_file() {
             let _lock = FileLock::exclusive(&root.join("index.lock"))?;
             if !layout.is_file() {
-                util::write_atomic(&layout, OCI_LAYOUT.as_bytes())?;
+                util::write_atomic_mode(&layout, OCI_LAYOUT.as_bytes(), PUBLIC_FILE_MODE)?;
             }
             // checked again under the lock, so a racing first commit is never overwritten
             if !index.is_file() {
-                util::write_atomic(&index, index::EMPTY_INDEX.as_bytes())?;
+                util::write_atomic_mode(&index, index::EMPTY_INDEX.as_bytes(), PUBLIC_FILE_MODE)?;
             }
+        }
+        // stores made by earlier versions kept `index.json` private while blobs were readable
+        for f in [&layout, &index] {
+            fix_mode(f, PUBLIC_FILE_MODE)?;
         }
         Ok(())
     }
@@ -420,7 +474,10 @@ impl Store {
         if dest.is_file() {
             return Ok(());
         }
-        let _ = fs::set_permissions(staged.file.path(), fs::Permissions::from_mode(0o644));
+        let _ = fs::set_permissions(
+            staged.file.path(),
+            fs::Permissions::from_mode(PUBLIC_FILE_MODE),
+        );
         staged
             .file
             .persist(&dest)
@@ -498,18 +555,9 @@ impl Store {
         for n in names {
             check_name(n)?;
         }
-        // the same image under another manifest: it only gains the names (no stray manifest blob)
-        if let Some(existing) = self
-            .images()?
-            .into_iter()
-            .find(|r| r.id == checked.config_digest && r.manifest_digest != checked.manifest_digest)
-        {
-            index::add_names(self, &existing.manifest_digest, names)?;
-            return self.resolve(&existing.id.to_string());
-        }
-        let (digest, _) = self.write_blob(&mut &manifest[..])?;
-        debug_assert_eq!(digest, checked.manifest_digest);
-        let id = index::add_image(self, &checked, names)?;
+        // under index.lock: the same image under another manifest only gains the names (no
+        // stray manifest blob); otherwise the manifest is written and listed
+        let id = index::add_image(self, &checked, manifest, names)?;
         self.images()?
             .into_iter()
             .find(|r| r.id == id)
@@ -528,16 +576,17 @@ impl Store {
         for n in names {
             check_name(n)?;
         }
+        // from here on no collection runs: blobs found present stay until the commit names them
+        self.writable()?;
         let (manifest_bytes, manifest) = src.manifest()?;
         index::check_manifest_kind(&manifest, &manifest_bytes)?;
         let mut staged = Vec::new();
         let cfg = manifest.config();
         let cfg_digest = Digest::from_oci(cfg.digest())?;
-        // the same image (same config) is here already: it only gains the names
-        if let Some(existing) = self.images()?.into_iter().find(|r| r.id == cfg_digest) {
-            self.writable()?;
-            index::add_names(self, &existing.manifest_digest, names)?;
-            return self.resolve(&existing.id.to_string());
+        // the same image (same config) is here already: it only gains the names (decided under
+        // index.lock, so a concurrent `rmi` of it either comes first and we copy, or after)
+        if index::add_names_to_config(self, &cfg_digest, names)?.is_some() {
+            return self.resolve(&cfg_digest.to_string());
         }
         let cfg_bytes = if self.has_blob(&cfg_digest) {
             self.read_blob(&cfg_digest)?
@@ -638,11 +687,16 @@ impl Store {
         gc::remove(self, name_or_id, force)
     }
 
-    /// Gives an existing image another name (moved from any image that had it).
-    pub fn tag(&self, image: &ImageRecord, name: &Reference) -> Result<(), StoreError> {
-        check_name(name)?;
+    /// Gives the image `typed` names (a name, an ID, a unique ID prefix) more names, each moved
+    /// from any image that had it. The image is resolved under `index.lock`, in the same
+    /// read-modify-write that adds the names: a concurrent `rmi` either comes first (then this
+    /// fails: not known) or sees the new names. Returns the image.
+    pub fn tag(&self, typed: &str, names: &[Reference]) -> Result<ImageRecord, StoreError> {
+        for n in names {
+            check_name(n)?;
+        }
         self.writable()?;
-        index::add_names(self, &image.manifest_digest, std::slice::from_ref(name))
+        index::tag(self, typed, names)
     }
 
     /// Removes unnamed images with no children (with [`PruneMode::All`]: every image), then
@@ -658,8 +712,21 @@ impl Store {
         layers::layer_dirs(self, image)
     }
 
-    /// Where the unpacked dir of a layer lives (whether or not it is there).
+    /// Checks the store (blobs re-hash to their names, images have everything they name,
+    /// unpacked layers are complete, no leftovers of interrupted work); with
+    /// [`CheckOptions::repair`] removes what is damaged or left over. See [`check`](self::check).
+    pub fn check(&self, opts: CheckOptions) -> Result<CheckReport, StoreError> {
+        check::check(self, opts)
+    }
+
+    /// Where the unpacked dir of a layer lives (whether or not it is there): the overlay lower
+    /// dir `layers/HEX/diff`, beside its completion marker.
     pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
+        self.layer_entry(diff_id).join(layers::DIFF)
+    }
+
+    /// `layers/HEX`: the layer dir and its marker.
+    fn layer_entry(&self, diff_id: &Digest) -> PathBuf {
         self.root.join("layers").join(diff_id.hex())
     }
 
@@ -747,6 +814,44 @@ fn check_name(n: &Reference) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Creates `p` with `mode` (whatever the umask), or gives an existing dir of ours that mode.
+fn ensure_dir_mode(p: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fix_mode(p, mode),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("`{}` is not a directory", p.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match fs::DirBuilder::new().mode(mode).create(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            fix_mode(p, mode)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives a file or dir `mode` when it has another and belongs to this process's user (a store
+/// of someone else is left alone: it opens read-only).
+pub(crate) fn fix_mode(p: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = match fs::symlink_metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if m.mode() & 0o7777 == mode || m.uid() != euid || m.file_type().is_symlink() {
+        return Ok(());
+    }
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+}
+
 fn is_read_only_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -803,7 +908,7 @@ fn sweep_tmp(tmp_root: &Path) {
                     let dir = tmp_root.join(stem);
                     if let Err(e) = remove_tree(&dir) {
                         if e.kind() != io::ErrorKind::NotFound {
-                            log::warn!("cannot remove leftover `{}`: {e}", dir.display());
+                            leftover_warning(&dir, &e);
                             continue;
                         }
                     }
@@ -814,15 +919,31 @@ fn sweep_tmp(tmp_root: &Path) {
                 Err(e) => log::debug!("cannot check `{}`: {e}", path.display()),
             }
         } else if is_dir {
-            // a dir is created only after its lock file is locked: no lock file, no owner
+            // a dir is created only after its lock file is locked: no lock file, no owner. The
+            // listing is a snapshot: the dir may be gone by now (swept through its lock file
+            // above, by another sweeper, or by its owner on exit), which is no failure
             if !tmp_root.join(format!("{name}.lock")).exists() {
-                if let Err(e) = remove_tree(&path) {
-                    log::warn!("cannot remove leftover `{}`: {e}", path.display());
+                match remove_tree(&path) {
+                    Ok(()) => log::debug!("swept leftover `{}`", path.display()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => leftover_warning(&path, &e),
                 }
             }
         } else if let Err(e) = fs::remove_file(&path) {
             log::debug!("cannot remove leftover `{}`: {e}", path.display());
         }
+    }
+}
+
+/// Reports a leftover that could not be removed. Files that belong to subordinate ids (a killed
+/// RUN step's upper dir) can be removed only inside hoist's user namespace, which read-only verbs
+/// do not enter: that is no failure, the next verb that enters it (or `hoist check --repair`)
+/// sweeps them.
+fn leftover_warning(p: &Path, e: &io::Error) {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        log::debug!("leftover `{}` is left for a later sweep: {e}", p.display());
+    } else {
+        log::warn!("cannot remove leftover `{}`: {e}", p.display());
     }
 }
 

@@ -28,7 +28,10 @@ impl<'a> StoreImage<'a> {
 fn to_image_error(e: StoreError) -> ImageError {
     match e {
         StoreError::MissingBlob(d) => ImageError::MissingBlob(d),
-        StoreError::Io { path, source } => ImageError::Io(std::io::Error::new(
+        StoreError::Io {
+            path,
+            error: source,
+        } => ImageError::Io(std::io::Error::new(
             source.kind(),
             format!("`{}`: {source}", path.display()),
         )),

@@ -137,7 +137,10 @@ fn import_commit_tag_and_resolve() {
     );
     assert_eq!(store.resolve("app").expect("app").id, b.id);
     store
-        .tag(&b, &Reference::parse_local("app:v1").expect("ref"))
+        .tag(
+            b.id.hex(),
+            &[Reference::parse_local("app:v1").expect("ref")],
+        )
         .expect("tag");
     let a_now = store.resolve(a.id.hex()).expect("a");
     assert!(a_now.is_dangling());
@@ -203,6 +206,45 @@ fn layer_dirs_unpack_once() {
     assert_eq!(store.layer_dirs(&a).expect("again"), dirs);
     let diff_id = &a.diff_ids().expect("diff ids")[0];
     assert_eq!(dirs[0], store.layer_path(diff_id));
+}
+
+#[test]
+fn an_old_or_half_made_layer_dir_is_replaced_by_a_fresh_unpack() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let a = import(&store, &[("etc/hello", b"hi")], &["x"]);
+    let diff_id = &a.diff_ids().expect("diff ids")[0];
+    // an older hoist's layout: the layer's files right in layers/HEX, no marker
+    let entry = dir.path().join("layers").join(diff_id.hex());
+    fs::create_dir_all(entry.join("etc")).expect("mkdir");
+    fs::write(entry.join("etc/hello"), b"torn").expect("write");
+    let dirs = store.layer_dirs(&a).expect("unpack");
+    assert_eq!(dirs[0], entry.join("diff"));
+    assert_eq!(fs::read(dirs[0].join("etc/hello")).expect("file"), b"hi");
+    assert!(!entry.join("etc").exists(), "the old content is gone");
+    assert_eq!(
+        fs::read_to_string(entry.join("diff_id")).expect("marker"),
+        format!("{diff_id}\n")
+    );
+    // a marker naming another layer is no marker
+    fs::write(entry.join("diff_id"), "sha256:0000\n").expect("write");
+    fs::write(dirs[0].join("etc/hello"), b"changed").expect("write");
+    store.layer_dirs(&a).expect("unpack again");
+    assert_eq!(fs::read(dirs[0].join("etc/hello")).expect("file"), b"hi");
+    // the private dirs are closed to other users
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["layers", "tmp", "cache", "containers"] {
+        let mode = fs::metadata(dir.path().join(d))
+            .expect("dir")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{d}");
+    }
+    let mode = fs::metadata(dir.path().join("index.json"))
+        .expect("index")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
 }
 
 #[test]
