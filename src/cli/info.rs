@@ -59,6 +59,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     log::debug!("user namespace mode: {mode}");
     let scratch = tempfile::Builder::new().prefix("hoist-info-").tempdir()?;
     let overlay = userns::probe_overlay(scratch.path());
+    // overlayfs leaves `work/work` with mode 000, which a plain removal cannot enter
+    crate::sandbox::mounts::remove_scratch(scratch.path());
     drop(scratch);
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
