@@ -298,8 +298,8 @@ fn tty_run_gets_a_pty_of_its_own_devpts() {
     );
     let listed: Vec<&str> = screen
         .lines()
-        .map(str::trim)
-        .filter(|l| *l == "0" || l.parse::<u32>().is_ok())
+        .map(|l| l.trim_matches(|c: char| c == '\0' || c.is_whitespace()))
+        .filter(|l| l.parse::<u32>().is_ok())
         .collect();
     assert_eq!(listed, ["0"], "{screen}");
 }
@@ -580,5 +580,172 @@ fn killed_run_and_info_leave_nothing_in_the_temp_dir() {
                 entries(&env.root.join("tmp"))
             );
         }
+    }
+}
+
+/// Runs `lines` (bash, as root) in a fresh network and mount namespace, with a `/dev/net/tun`
+/// of mode `tun_mode` (Debian's default is 666; this machine's may be root's alone), whose only
+/// "way out" is a veth
+/// pair with both ends in that namespace (a default route through 10.99.0.1, which nobody
+/// answers: nothing sent there leaves the namespace, let alone this machine), with a TCP server on the namespace's 127.0.0.1:4747 answering
+/// `reached`. Returns the output.
+fn in_test_netns(env: &TestEnv, tun_mode: &str, lines: &[String]) -> String {
+    let script = env.path("netns.sh");
+    let mut text = format!(
+        "set -e\n\
+         mount --make-rprivate /\n\
+         mkdir -p {dir}\n\
+         mount -t tmpfs none {dir}\n\
+         mknod -m {tun_mode} {dir}/tun c 10 200\n\
+         mount --bind {dir}/tun /dev/net/tun\n\
+         ip link set lo up\n\
+         ip link add hoistveth type veth peer name hoistpeer\n\
+         ip addr add 10.99.0.2/24 dev hoistveth\n\
+         ip link set hoistpeer up\n\
+         ip link set hoistveth up\n\
+         ip route add default via 10.99.0.1\n\
+         python3 -c 'import socket\n\
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+s.bind((\"127.0.0.1\", 4747)); s.listen(16)\n\
+while True:\n    c, _ = s.accept(); c.sendall(b\"reached\\n\"); c.close()' &\n\
+         server=$!\n\
+         for i in $(seq 200); do (echo >/dev/tcp/127.0.0.1/4747) 2>/dev/null && break; sleep 0.05; done\n\
+         set +e\n",
+        dir = env.path("tun").display()
+    );
+    for l in lines {
+        text.push_str(l);
+        text.push_str("\necho \"STATUS:$?\"\n");
+    }
+    text.push_str("kill $server\n");
+    std::fs::write(&script, text).unwrap();
+    let out = run(Command::new("unshare")
+        .args(["--net", "--mount", "bash"])
+        .arg(&script)
+        .env("HOIST_ROOT", &env.root)
+        .env("HOME", env.dir.path())
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null()));
+    assert!(out.status.success(), "{}", show(&out));
+    format!(
+        "{}--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const PROBE: &str = "nc -w 3 127.0.0.1 4747 </dev/null; echo loopback=$?; \
+     gw=$(ip route | awk '/^default/ {print $3}'); echo gateway=$gw; \
+     nc -w 3 $gw 4747 </dev/null; echo via-gateway=$?; \
+     ip -o link | awk -F': ' '{print \"link=\" $2}'; \
+     grep -c '^nameserver' /etc/resolv.conf | sed 's/^/nameservers=/'";
+
+#[test]
+fn default_network_is_private_without_host_loopback() {
+    for who in everyone() {
+        let env = who.env();
+        let ctx = context(&env, who, &format!("FROM busybox\nRUN {PROBE}\n"), &[]);
+        let screen = in_test_netns(
+            &env,
+            "666",
+            &[
+                shell_words(who, &["info"]),
+                shell_words(who, &["run", "busybox", "sh", "-c", PROBE]),
+                shell_words(
+                    who,
+                    &["build", "--progress", "plain", ctx.to_str().unwrap()],
+                ),
+                shell_words(
+                    who,
+                    &["run", "--network", "host", "busybox", "sh", "-c", PROBE],
+                ),
+                shell_words(
+                    who,
+                    &[
+                        "build",
+                        "--network",
+                        "host",
+                        "--progress",
+                        "plain",
+                        ctx.to_str().unwrap(),
+                    ],
+                ),
+                shell_words(
+                    who,
+                    &["run", "--network", "none", "busybox", "ip", "-o", "link"],
+                ),
+            ],
+        );
+        let reached =
+            screen.matches("\nreached").count() + usize::from(screen.starts_with("reached"));
+        // only the two `host` runs reach the server on the host's loopback
+        assert_eq!(reached, 2, "{who:?}\n{screen}");
+        let statuses: Vec<&str> = screen
+            .lines()
+            .filter(|l| l.starts_with("STATUS:"))
+            .collect();
+        assert_eq!(statuses, ["STATUS:0"; 6], "{who:?}\n{screen}");
+        assert!(
+            screen.contains("network    private — `")
+                && screen.contains("no access to the host's loopback"),
+            "{who:?}\n{screen}"
+        );
+        // private (run and build step): refused on 127.0.0.1, nothing behind the gateway
+        assert_eq!(
+            screen.matches("gateway=10.99.0.1").count(),
+            4,
+            "{who:?}\n{screen}"
+        );
+        assert_eq!(screen.matches("loopback=1").count(), 2, "{who:?}\n{screen}");
+        assert_eq!(
+            screen.matches("via-gateway=1").count(),
+            4,
+            "{who:?}\n{screen}"
+        );
+        assert_eq!(screen.matches("loopback=0").count(), 2, "{who:?}\n{screen}");
+        // the private namespace has an interface besides lo, a default route, a resolver
+        assert_eq!(
+            screen.matches("link=hoistveth").count(),
+            4,
+            "{who:?}\n{screen}"
+        );
+        assert_eq!(
+            screen.matches("nameservers=0").count(),
+            0,
+            "{who:?}\n{screen}"
+        );
+        // none: only lo
+        let none_out = screen.split("STATUS:0\n").nth(5).unwrap_or_default();
+        assert!(none_out.contains(": lo:"), "{who:?}\n{none_out}");
+        assert!(!none_out.contains("hoistveth"), "{who:?}\n{none_out}");
+    }
+}
+
+#[test]
+fn without_a_usable_tun_device_the_default_is_host_and_info_says_why() {
+    for who in [Who::Nobody, Who::Ranged(hoisttest_uid())] {
+        let env = who.env();
+        let screen = in_test_netns(
+            &env,
+            "600",
+            &[
+                shell_words(who, &["info"]),
+                shell_words(who, &["run", "busybox", "nc", "127.0.0.1", "4747"]),
+                shell_words(who, &["run", "--network", "private", "busybox", "true"]),
+            ],
+        );
+        assert!(
+            screen.contains("network    host — `")
+                && screen.contains("`/dev/net/tun` cannot be opened"),
+            "{who:?}\n{screen}"
+        );
+        // the documented default: the host's network, its loopback included
+        assert!(screen.contains("\nreached\n"), "{who:?}\n{screen}");
+        // asked for explicitly, the private network fails with pasta's own reason
+        assert!(screen.contains("STATUS:125"), "{who:?}\n{screen}");
+        assert!(
+            screen.contains("private network: `/usr/bin/pasta` failed:"),
+            "{who:?}\n{screen}"
+        );
     }
 }

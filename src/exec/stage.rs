@@ -519,6 +519,7 @@ impl<'a> Runner<'a> {
             (plan::Network::None, _) | (plan::Network::Default, NetworkMode::None) => {
                 sandbox::Network::None
             }
+            (plan::Network::Default, NetworkMode::Private) => sandbox::Network::Private,
         };
         for (n, m) in r.mounts.iter().enumerate() {
             let mount_dir = scratch.join(format!("mount-{n}"));

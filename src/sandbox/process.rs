@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use nix::sched::CloneFlags;
 
 use super::mounts::{self, Kind};
+use super::network;
 use super::spec::{read_frame, write_frame, FromInit, Mount, Network, RootfsPlan, Spec, Start};
 use super::userns::{self, UsernsMode};
 use super::SandboxError;
@@ -128,6 +129,7 @@ fn write_etc_files(
     dir: &Path,
     spec: &Spec,
     hostname: &str,
+    private_resolv: Option<&str>,
 ) -> Result<Vec<(String, PathBuf)>, SandboxError> {
     fs::create_dir_all(dir).map_err(io(format!("creating `{}`", dir.display())))?;
     let localhost = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -137,7 +139,7 @@ fn write_etc_files(
             .ok()
             .filter(|h| !h.trim().is_empty())
             .unwrap_or_else(|| localhost.to_string()),
-        Network::None => localhost.to_string(),
+        Network::None | Network::Private => localhost.to_string(),
     };
     if !hosts.ends_with('\n') {
         hosts.push('\n');
@@ -147,6 +149,7 @@ fn write_etc_files(
         // a copy, so a command that edits it never edits the host's
         Network::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         Network::None => String::new(),
+        Network::Private => private_resolv.unwrap_or_default().to_string(),
     };
     let mut out = Vec::new();
     for (name, text) in [
@@ -295,7 +298,17 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
     if spec.hostname.is_empty() {
         spec.hostname = container_id();
     }
-    let etc_files = write_etc_files(&state.path().join("etc"), &spec, &spec.hostname)?;
+    let private = match spec.network {
+        Network::Private => Some(network::private(&state_parent)?),
+        _ => None,
+    };
+    let etc_files = write_etc_files(
+        &state.path().join("etc"),
+        &spec,
+        &spec.hostname,
+        private.map(|p| p.resolv_conf.as_str()),
+    )?;
+    let netns_fd = private.map(|p| p.netns.as_raw_fd());
 
     let mut needs: Vec<(PathBuf, Kind, bool)> = ["proc", "dev", "sys"]
         .iter()
@@ -399,6 +412,11 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
             // out of hoist's session: nothing in the container has the user's terminal as its
             // controlling terminal (job control signals from it reach hoist, which forwards)
             libc::setsid();
+            if let Some(ns) = netns_fd {
+                if !network::join_raw(ns) {
+                    libc::_exit(125);
+                }
+            }
             for (from, to) in &redirects {
                 libc::dup2(*from, *to);
             }
