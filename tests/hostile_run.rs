@@ -749,3 +749,28 @@ fn without_a_usable_tun_device_the_default_is_host_and_info_says_why() {
         );
     }
 }
+
+#[test]
+fn pasta_ends_with_hoist_even_on_sigkill() {
+    for who in [Who::Root, Who::Nobody] {
+        let env = who.env();
+        let root = env.root.display().to_string();
+        // pasta's command line names its files under the store's tmp/
+        let count = format!("pgrep -f -- '--log-file {root}/' | wc -l");
+        let screen = in_test_netns(
+            &env,
+            "666",
+            &[
+                format!("{} >/dev/null 2>&1 &", shell_words(who, &["run", "busybox", "sleep", "600"])),
+                format!(
+                    "h=$!; for i in $(seq 400); do [ \"$({count})\" = 1 ] && break; sleep 0.05; done; \
+                     echo \"pasta-before=$({count})\"; kill -9 $h; \
+                     for i in $(seq 200); do [ \"$({count})\" = 0 ] && break; sleep 0.05; done; \
+                     echo \"pasta-after=$({count})\""
+                ),
+            ],
+        );
+        assert!(screen.contains("pasta-before=1\n"), "{who:?}\n{screen}");
+        assert!(screen.contains("pasta-after=0\n"), "{who:?}\n{screen}");
+    }
+}
