@@ -268,8 +268,16 @@ fn relay(from: OwnedFd, to: OwnedFd) {
 }
 
 /// Runs `spec` with the given standard streams (a build pipes them to its progress output).
-pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxError> {
+pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, SandboxError> {
     let mode = mode()?;
+    if !spec.tty && !spec.stdin && stdio.stdin.is_none() {
+        // not even the init holds hoist's standard input (the user's terminal, say)
+        stdio.stdin = Some(
+            fs::File::open("/dev/null")
+                .map_err(io("opening /dev/null"))?
+                .into(),
+        );
+    }
     check_spec(spec)?;
     for d in [&spec.upper_dir, &spec.work_dir] {
         fs::create_dir_all(d).map_err(io(format!("creating `{}`", d.display())))?;
