@@ -38,7 +38,8 @@ pub struct Args {
     pub no_cache: bool,
 
     /// Network for RUN steps: `private` (own namespace, outbound access, no host loopback;
-    /// the default where `pasta` is installed, see `hoist info`), `host` or `none`
+    /// the default where `pasta` is installed, see `hoist info`), `host`, `none`, or
+    /// `default` (whichever applies, as when the flag is not given)
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
 
@@ -195,9 +196,10 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         Some("none") => NetworkMode::None,
         Some("private") => NetworkMode::Private,
         Some(other) => {
-            bail!("unknown `--network` mode `{other}`: use `private`, `host` or `none`")
+            bail!("unknown `--network` mode `{other}`: use `private`, `host`, `none` or `default`")
         }
-        None => match crate::sandbox::network::default_network().network {
+        // docker build's word for its own default
+        None | Some("default") => match crate::sandbox::network::default_network().network {
             crate::sandbox::Network::Private => NetworkMode::Private,
             crate::sandbox::Network::None => NetworkMode::None,
             crate::sandbox::Network::Host => NetworkMode::Host,
