@@ -195,15 +195,15 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         Some("host") => NetworkMode::Host,
         Some("none") => NetworkMode::None,
         Some("private") => NetworkMode::Private,
-        Some(other) => {
-            bail!("unknown `--network` mode `{other}`: use `private`, `host`, `none` or `default`")
-        }
         // docker build's word for its own default
         None | Some("default") => match crate::sandbox::network::default_network().network {
             crate::sandbox::Network::Private => NetworkMode::Private,
             crate::sandbox::Network::None => NetworkMode::None,
             crate::sandbox::Network::Host => NetworkMode::Host,
         },
+        Some(other) => {
+            bail!("unknown `--network` mode `{other}`: use `private`, `host`, `none` or `default`")
+        }
     };
 
     let mut secrets = BTreeMap::new();
