@@ -118,6 +118,23 @@ pub fn private(scratch: &Path) -> Result<&'static Private, SandboxError> {
         .map_err(|e| SandboxError::Network(e.clone()))
 }
 
+/// Starts the private network in the background (pasta takes about 0.1 s to get ready), so
+/// the first run that needs it does not wait as long; [`private`] then returns it, or waits
+/// for the start under way.
+pub fn prestart(scratch: &Path) {
+    let scratch = scratch.to_path_buf();
+    let started = std::thread::Builder::new()
+        .name("hoist-net-start".into())
+        .spawn(move || {
+            if let Err(e) = private(&scratch) {
+                log::debug!("private network: {e}");
+            }
+        });
+    if let Err(e) = started {
+        log::debug!("private network not started early: {e}");
+    }
+}
+
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
     let what = what.into();
     move |source| SandboxError::Io { what, source }
