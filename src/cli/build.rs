@@ -60,9 +60,11 @@ pub struct Args {
     #[arg(long)]
     pub explain_cache: bool,
 
-    /// Network for RUN steps: `host` or `none`
-    #[arg(long, value_name = "MODE", default_value = "host")]
-    pub network: String,
+    /// Network for RUN steps: `private` (own namespace, outbound access, no host loopback;
+    /// the default where `pasta` is installed, see `hoist info`), `host`, `none`, or
+    /// `default` (whichever applies, as when the flag is not given)
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
 
     /// Add a label to the image (repeatable)
     #[arg(long = "label", value_name = "K=V")]
@@ -221,10 +223,19 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         labels.push((k.to_string(), v.to_string()));
     }
 
-    let network = match args.network.as_str() {
-        "host" => NetworkMode::Host,
-        "none" => NetworkMode::None,
-        other => bail!("unknown `--network` mode `{other}`: use `host` or `none`"),
+    let network = match args.network.as_deref() {
+        Some("host") => NetworkMode::Host,
+        Some("none") => NetworkMode::None,
+        Some("private") => NetworkMode::Private,
+        // docker build's word for its own default
+        None | Some("default") => match crate::sandbox::network::default_network().network {
+            crate::sandbox::Network::Private => NetworkMode::Private,
+            crate::sandbox::Network::None => NetworkMode::None,
+            crate::sandbox::Network::Host => NetworkMode::Host,
+        },
+        Some(other) => {
+            bail!("unknown `--network` mode `{other}`: use `private`, `host`, `none` or `default`")
+        }
     };
 
     let mut secrets = BTreeMap::new();

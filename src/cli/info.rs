@@ -1,6 +1,7 @@
 //! `hoist info`: how hoist runs on this machine — the user namespace mode and why it is
-//! reduced, the store root, the kernel, overlay support, the user's subordinate id ranges and
-//! the id mapping helpers — as text or `--format json`.
+//! reduced, the store root, the kernel, overlay support, the user's subordinate id ranges, the
+//! id mapping helpers and the default network of RUN steps (and why) — as text or
+//! `--format json`.
 //!
 //! It enters no namespace itself (the checks run in short-lived children) and does not open
 //! the store.
@@ -41,6 +42,9 @@ struct Info {
     subgid: Vec<IdRange>,
     newuidmap: Option<String>,
     newgidmap: Option<String>,
+    /// The default network of RUN steps and `hoist run`: `private`, `host` or `none`.
+    network: String,
+    network_reason: String,
 }
 
 fn ranges(r: &[IdRange]) -> String {
@@ -59,7 +63,10 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     log::debug!("user namespace mode: {mode}");
     let scratch = tempfile::Builder::new().prefix("hoist-info-").tempdir()?;
     let overlay = userns::probe_overlay(scratch.path());
+    // overlayfs leaves `work/work` with mode 000, which a plain removal cannot enter
+    crate::sandbox::mounts::remove_scratch(scratch.path());
     drop(scratch);
+    let net = crate::sandbox::network::default_network();
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_else(|e| format!("unknown ({e})"));
@@ -83,6 +90,13 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         subgid: host.ranges(&host.subgid),
         newuidmap: host.newuidmap.as_ref().map(|p| p.display().to_string()),
         newgidmap: host.newgidmap.as_ref().map(|p| p.display().to_string()),
+        network: match net.network {
+            crate::sandbox::Network::Private => "private",
+            crate::sandbox::Network::Host => "host",
+            crate::sandbox::Network::None => "none",
+        }
+        .to_string(),
+        network_reason: net.reason,
     };
     match args.format {
         Format::Json => output::println(&serde_json::to_string_pretty(&info)?),
@@ -103,6 +117,10 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
                 (
                     "newgidmap",
                     info.newgidmap.clone().unwrap_or_else(|| "not found".into()),
+                ),
+                (
+                    "network",
+                    format!("{} — {}", info.network, info.network_reason),
                 ),
             ];
             for (k, v) in lines {

@@ -27,7 +27,12 @@ setuid/setgid/setgroups calls succeed without doing anything (a seccomp filter),
 one owner that exists, and `-u` with another user is an error.
 
 Exit status: the command's own (128+n when signal n ended it); 126 or 127 when it cannot be \
-started; 125 when hoist itself fails. SIGINT and SIGTERM end the container."
+started; 125 when hoist itself fails. SIGINT and SIGTERM end the container.
+
+Network: where `pasta` (Debian package `passt`) is installed the default is `private`: a network \
+namespace shared by the runs of one hoist process, with outbound access and no access to the \
+host's loopback (neither through 127.0.0.1 nor through the gateway address). Otherwise the \
+default is `host`; `hoist info` says which applies and why."
 )]
 pub struct Args {
     /// Remove the container when it exits (always the case: containers are never kept)
@@ -51,9 +56,10 @@ pub struct Args {
     /// User inside the container: `name|uid[:group|gid]`
     #[arg(short, long, value_name = "USER")]
     pub user: Option<String>,
-    /// `host` (the default) or `none` (only loopback)
-    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
-    pub network: NetworkArg,
+    /// `private` (own namespace, outbound access, no host loopback; the default where `pasta`
+    /// is installed, see `hoist info`), `host` or `none` (only loopback)
+    #[arg(long, value_enum)]
+    pub network: Option<NetworkArg>,
     /// Override the image's entrypoint (`""` clears it)
     #[arg(long, value_name = "CMD")]
     pub entrypoint: Option<String>,
@@ -69,6 +75,7 @@ pub struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetworkArg {
+    Private,
     Host,
     None,
 }
@@ -230,8 +237,10 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     spec.user = user;
     spec.hostname = args.hostname.clone().unwrap_or_default();
     spec.network = match args.network {
-        NetworkArg::Host => Network::Host,
-        NetworkArg::None => Network::None,
+        Some(NetworkArg::Host) => Network::Host,
+        Some(NetworkArg::None) => Network::None,
+        Some(NetworkArg::Private) => Network::Private,
+        None => sandbox::network::default_network().network,
     };
     spec.mounts = mounts;
     spec.tty = args.tty;

@@ -41,6 +41,8 @@ use crate::store::{Store, StoreError};
 pub enum NetworkMode {
     Host,
     None,
+    /// The sandbox's private network (pasta): outbound access, no host loopback.
+    Private,
 }
 
 /// `--output`: where the final file system goes.

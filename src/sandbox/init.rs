@@ -308,11 +308,7 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
     let exe = find_executable(argv0, path, &root)
         .map_err(|(message, code)| Failure::Exec { message, code })?;
 
-    let prog = if start.fake_id_calls {
-        Some(seccomp::fake_id_filter()?)
-    } else {
-        None
-    };
+    let progs = seccomp::policy(start.fake_id_calls)?;
     let signals = Signals::block()?;
     let pty = if start.spec.tty {
         Some(Pty::open()?)
@@ -343,7 +339,7 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
                 &user,
                 cwd,
                 pty.as_ref(),
-                prog.as_ref(),
+                &progs,
                 &c_exe,
                 &c_argv,
                 &c_env,
@@ -390,6 +386,12 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
     // SAFETY: kill with a valid signal
     unsafe { libc::kill(-1, libc::SIGKILL) };
     while nix::sys::wait::waitpid(Pid::from_raw(-1), None).is_ok() {}
+    // the container's output ends here: hoist's relays see the end of their pipes now, not
+    // when the kernel has torn the namespaces down
+    for fd in 0..3 {
+        // SAFETY: closing our own standard descriptors; nothing here uses them afterwards
+        unsafe { libc::close(fd) };
+    }
     let _ = write_frame(sock, &FromInit::Exited { code });
     Ok(code)
 }
@@ -401,7 +403,7 @@ fn exec_command(
     user: &ExecUser,
     cwd: &str,
     pty: Option<&Pty>,
-    prog: Option<&seccompiler::BpfProgram>,
+    progs: &[seccompiler::BpfProgram],
     exe: &CString,
     argv: &[CString],
     env: &[CString],
@@ -412,10 +414,12 @@ fn exec_command(
         Some(&SigSet::empty()),
         None,
     );
+    // a session of its own, always: without a pty the command has no controlling terminal at
+    // all, so `/dev/tty` opens nothing and TIOCSTI has no terminal to type into
+    if let Err(e) = nix::unistd::setsid() {
+        return fail("setsid", &e);
+    }
     if let Some(pty) = pty {
-        if let Err(e) = nix::unistd::setsid() {
-            return fail("setsid", &e);
-        }
         // SAFETY: TIOCSCTTY on the pty slave we opened; makes it our controlling terminal
         if unsafe { libc::ioctl(pty.slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
             return fail(
@@ -476,10 +480,8 @@ fn exec_command(
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    if let Some(prog) = prog {
-        if let Err(e) = seccomp::install(prog) {
-            return e.to_string();
-        }
+    if let Err(e) = seccomp::install(progs) {
+        return e.to_string();
     }
     let e = nix::unistd::execve(exe, argv, env).err();
     let argv0 = argv

@@ -1,8 +1,10 @@
 //! sandbox: runs a command in a rootless container — hoist's user namespace (entered once, in
 //! `main`, by [`userns::enter`]), then per run new mount, pid, uts, ipc (and network)
-//! namespaces, a root file system that is an overlay of the image's unpacked layers, docker's
-//! default capabilities, `no_new_privs`, and in single-id mode a seccomp filter that answers the
-//! chown and setuid families with success (files keep the one owner that exists).
+//! namespaces (the network one shared per hoist process, see `network.rs`), a root file system
+//! that is a nodev overlay of the image's unpacked layers, a session of its own with no host
+//! terminal, docker's default capabilities, `no_new_privs`, docker's default seccomp profile,
+//! and in single-id mode seccomp rules that answer the chown and setuid families with success
+//! (files keep the one owner that exists).
 //!
 //! It knows nothing of Dockerfiles, images or the store: callers hand it a [`Spec`] of layer
 //! dirs, an upper dir and a command. It needs no setuid helper (the optional `newuidmap` is
@@ -12,6 +14,7 @@
 pub mod caps;
 pub mod init;
 pub mod mounts;
+pub mod network;
 pub mod process;
 pub mod seccomp;
 pub mod spec;
@@ -44,6 +47,8 @@ pub enum SandboxError {
     Caps(String),
     #[error("seccomp filter: {0}")]
     Seccomp(String),
+    #[error("private network: {0}")]
+    Network(String),
     #[error("no user namespace: {0}")]
     NoUserns(String),
     /// Setting the container up failed (the init's message).

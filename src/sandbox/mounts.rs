@@ -1,6 +1,7 @@
 //! The container's file system: the root as an overlay of the image's unpacked layers (new mount
 //! API with one `lowerdir+` per layer, else the legacy option string over short symlinked paths,
-//! else a copy), the kernel file systems (`/proc`, a tmpfs `/dev` with host devices bound in,
+//! else a copy; always `nodev`), the kernel file systems (`/proc`, a nodev tmpfs `/dev` with
+//! docker's standard devices bound in from the host,
 //! `/dev/pts` newinstance, `/dev/shm`, read-only `/sys` where allowed), the generated `/etc`
 //! files, the spec's mounts, and finally `pivot_root`.
 //!
@@ -247,7 +248,7 @@ pub fn mount_overlay(
         Some(Path::new("overlay")),
         target,
         Some("overlay"),
-        MsFlags::empty(),
+        MsFlags::MS_NODEV,
         Some(&data),
     );
     std::env::set_current_dir(cwd)?;
@@ -257,6 +258,23 @@ pub fn mount_overlay(
             format!("new mount API: {new_api}; legacy mount: {legacy}"),
         )
     })
+}
+
+/// Removes a scratch tree, making its directories searchable first where removal is refused
+/// (overlayfs leaves its `work/work` dir with mode 000; an image may hold such dirs too).
+/// Failures are logged, not returned: scratch space is swept again later.
+pub fn remove_scratch(p: &Path) {
+    if fs::remove_dir_all(p).is_ok() || !p.exists() {
+        return;
+    }
+    for e in walkdir::WalkDir::new(p).into_iter().flatten() {
+        if e.file_type().is_dir() {
+            let _ = fs::set_permissions(e.path(), fs::Permissions::from_mode(0o700));
+        }
+    }
+    if let Err(e) = fs::remove_dir_all(p) {
+        log::debug!("cannot remove `{}`: {e}", p.display());
+    }
 }
 
 /// Copies layers (bottom → top, overlay form) into `dest`, applying whiteouts and opaque dirs:
@@ -542,6 +560,7 @@ pub fn mount_rootfs(sys: &dyn Sys, start: &Start, links: &Path) -> Result<(), Sa
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 None,
             )
+            .and_then(|()| sys.set_nodev(target))
             .map_err(|e| SandboxError::Mount {
                 target: target.clone(),
                 message: e.to_string(),
@@ -603,13 +622,16 @@ pub fn mount_container_fs(sys: &dyn Sys, root: &Path, start: &Start) -> Result<(
         }
     }
 
-    // /dev: a small tmpfs with the harmless host devices bound in (a user namespace cannot mknod)
+    // /dev: a small nodev tmpfs with docker's standard devices bound in from the host (a user
+    // namespace cannot mknod; each bind is a mount of its own, so nodev does not touch them),
+    // a pts of the container's own, shm, and the fd links. `tty` is the caller's controlling
+    // terminal: the command has none but its own pty (it runs in a session of its own)
     let dev = resolve_in_root(root, "/dev");
     sys.mount(
         Some(Path::new("tmpfs")),
         &dev,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
         Some("mode=755,size=65536k"),
     )
     .map_err(mount_err(&dev))?;
@@ -701,6 +723,7 @@ pub fn mount_container_fs(sys: &dyn Sys, root: &Path, start: &Start) -> Result<(
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None,
                 )
+                .and_then(|()| sys.set_nodev(&target))
                 .map_err(|e| SandboxError::Mount {
                     target: PathBuf::from(m.destination()),
                     message: format!("binding `{}`: {e}", source.display()),
@@ -977,6 +1000,10 @@ mod tests {
                 Call::SetReadonly(t) => {
                     Some(format!("ro {}", t.strip_prefix(&root).unwrap().display()))
                 }
+                Call::SetNodev(t) => Some(format!(
+                    "nodev {}",
+                    t.strip_prefix(&root).unwrap().display()
+                )),
                 _ => None,
             })
             .filter(|s| !s.contains("proc/"))
@@ -997,6 +1024,7 @@ mod tests {
                 "sysfs sys",
                 "bind etc/hosts",
                 "bind data",
+                "nodev data",
                 "ro data",
                 "tmpfs t",
             ]

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use nix::sched::CloneFlags;
 
 use super::mounts::{self, Kind};
+use super::network;
 use super::spec::{read_frame, write_frame, FromInit, Mount, Network, RootfsPlan, Spec, Start};
 use super::userns::{self, UsernsMode};
 use super::SandboxError;
@@ -128,6 +129,7 @@ fn write_etc_files(
     dir: &Path,
     spec: &Spec,
     hostname: &str,
+    private_resolv: Option<&str>,
 ) -> Result<Vec<(String, PathBuf)>, SandboxError> {
     fs::create_dir_all(dir).map_err(io(format!("creating `{}`", dir.display())))?;
     let localhost = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -137,7 +139,7 @@ fn write_etc_files(
             .ok()
             .filter(|h| !h.trim().is_empty())
             .unwrap_or_else(|| localhost.to_string()),
-        Network::None => localhost.to_string(),
+        Network::None | Network::Private => localhost.to_string(),
     };
     if !hosts.ends_with('\n') {
         hosts.push('\n');
@@ -147,6 +149,7 @@ fn write_etc_files(
         // a copy, so a command that edits it never edits the host's
         Network::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         Network::None => String::new(),
+        Network::Private => private_resolv.unwrap_or_default().to_string(),
     };
     let mut out = Vec::new();
     for (name, text) in [
@@ -200,22 +203,100 @@ fn check_spec(spec: &Spec) -> Result<(), SandboxError> {
     mounts::relative(if spec.cwd.is_empty() { "/" } else { &spec.cwd }).map(drop)
 }
 
-/// Runs `spec` with hoist's standard streams.
+/// Runs `spec` with hoist's standard streams. Without a tty they are relayed through pipes
+/// (as docker does): the command never holds the user's terminal, so it can neither type into
+/// it (TIOCSTI) nor change its settings; with `-t` it gets a pty of the container's own.
 pub fn run(spec: &Spec) -> Result<RunStatus, SandboxError> {
-    run_with_stdio(spec, Stdio::default())
+    if spec.tty {
+        return run_with_stdio(spec, Stdio::default());
+    }
+    let mut stdio = Stdio::default();
+    let mut relays = Vec::new();
+    if spec.stdin {
+        let (r, w) = pipe()?;
+        let from = dup_std(0)?;
+        // not joined: it ends when hoist's input does, or at its first write after the
+        // container closed the pipe
+        std::thread::Builder::new()
+            .name("hoist-stdin".into())
+            .spawn(move || relay(from, w))
+            .map_err(io("starting the standard input relay"))?;
+        stdio.stdin = Some(r);
+    }
+    for fd in [1, 2] {
+        let (r, w) = pipe()?;
+        let to = dup_std(fd)?;
+        relays.push(
+            std::thread::Builder::new()
+                .name("hoist-output".into())
+                .spawn(move || relay(r, to))
+                .map_err(io("starting an output relay"))?,
+        );
+        if fd == 1 {
+            stdio.stdout = Some(w);
+        } else {
+            stdio.stderr = Some(w);
+        }
+    }
+    let status = run_with_stdio(spec, stdio);
+    // the container's ends are closed when its processes are gone: the relays see the end
+    for r in relays {
+        let _ = r.join();
+    }
+    status
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Io {
+        what: "creating a pipe".into(),
+        source: e.into(),
+    })
+}
+
+fn dup_std(fd: i32) -> Result<OwnedFd, SandboxError> {
+    // SAFETY: borrowing one of the standard descriptors for the duration of the call
+    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    b.try_clone_to_owned()
+        .map_err(io(format!("duplicating standard descriptor {fd}")))
+}
+
+/// Copies `from` to `to` until the end of `from` or a failed write.
+fn relay(from: OwnedFd, to: OwnedFd) {
+    let mut from = fs::File::from(from);
+    let mut to = fs::File::from(to);
+    let _ = std::io::copy(&mut from, &mut to);
 }
 
 /// Runs `spec` with the given standard streams (a build pipes them to its progress output).
-pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxError> {
+pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, SandboxError> {
     let mode = mode()?;
+    if !spec.tty && !spec.stdin && stdio.stdin.is_none() {
+        // not even the init holds hoist's standard input (the user's terminal, say)
+        stdio.stdin = Some(
+            fs::File::open("/dev/null")
+                .map_err(io("opening /dev/null"))?
+                .into(),
+        );
+    }
     check_spec(spec)?;
     for d in [&spec.upper_dir, &spec.work_dir] {
         fs::create_dir_all(d).map_err(io(format!("creating `{}`", d.display())))?;
     }
+    // the run's state lives beside its upper dir (the caller's scratch space: the store's
+    // `tmp/`, swept when hoist dies), never in the system temp dir, where a killed run would
+    // leave it (with the copying fallback, a whole root file system)
+    let state_parent = spec
+        .upper_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
     let state = tempfile::Builder::new()
         .prefix("hoist-run-")
-        .tempdir()
-        .map_err(io("creating the run's temp dir"))?;
+        .tempdir_in(&state_parent)
+        .map_err(io(format!(
+            "creating the run's temp dir in `{}`",
+            state_parent.display()
+        )))?;
     let rootfs = state.path().join("rootfs");
     let skel = state.path().join("skel");
     for d in [&rootfs, &skel] {
@@ -225,7 +306,17 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
     if spec.hostname.is_empty() {
         spec.hostname = container_id();
     }
-    let etc_files = write_etc_files(&state.path().join("etc"), &spec, &spec.hostname)?;
+    let private = match spec.network {
+        Network::Private => Some(network::private(&state_parent)?),
+        _ => None,
+    };
+    let etc_files = write_etc_files(
+        &state.path().join("etc"),
+        &spec,
+        &spec.hostname,
+        private.map(|p| p.resolv_conf.as_str()),
+    )?;
+    let netns_fd = private.map(|p| p.netns.as_raw_fd());
 
     let mut needs: Vec<(PathBuf, Kind, bool)> = ["proc", "dev", "sys"]
         .iter()
@@ -326,6 +417,14 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
         unsafe {
             // end with hoist, whatever kills it
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // out of hoist's session: nothing in the container has the user's terminal as its
+            // controlling terminal (job control signals from it reach hoist, which forwards)
+            libc::setsid();
+            if let Some(ns) = netns_fd {
+                if !network::join_raw(ns) {
+                    libc::_exit(125);
+                }
+            }
             for (from, to) in &redirects {
                 libc::dup2(*from, *to);
             }
@@ -395,6 +494,7 @@ pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxErr
             });
         }
     }
+    mounts::remove_scratch(state.path());
     drop(state);
     match message {
         Some(FromInit::SetupFailed { message }) => Err(SandboxError::Setup(message)),

@@ -1,17 +1,155 @@
-//! The seccomp filter of single-id mode: with only 0 → the user mapped, a package manager's
-//! `chown` to any other owner, or its dropping of privileges, would fail the step with EINVAL.
-//! The filter answers the chown family, the setuid/setgid family and `setgroups` with success
-//! and does nothing: the files keep the one owner that exists, the process stays uid 0. Nothing
-//! false is recorded anywhere (the docs say so).
+//! The seccomp policy of every RUN step and `hoist run`, in every mode (root, subordinate
+//! range, single id): docker's default profile, and in single-id mode the fake-id rules on top.
 //!
-//! Built with `seccompiler` (a maintained crate; seccomp(2), filter mode). It must be installed
-//! last, after the sandbox's own id changes, in the command process only.
+//! **docker's default profile** follows moby's `profiles/seccomp/default.json` (moby/moby at
+//! commit 00f3d189, read December 2026) for a container with docker's default capabilities
+//! ([`super::caps::DEFAULT`]): the listed calls are allowed, every other call fails with EPERM
+//! (`defaultErrnoRet: 1`). The rules that depend on arguments are docker's: `personality` only
+//! with 0, 8, 0x20000, 0x20008 or 0xffffffff; `socket` with any family but `AF_VSOCK`; `clone`
+//! only without namespace flags (`CLONE_NEWNS|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|NEWCGROUP`,
+//! mask 0x7e020000); `clone3` answers ENOSYS so the C library falls back to `clone`, where the
+//! flags can be checked. Of the capability-dependent groups only `chroot` (CAP_SYS_CHROOT) is
+//! allowed; the CAP_SYS_ADMIN group (`mount`, `umount2`, `unshare`, `setns`, `fsopen`,
+//! `fsmount`, `fspick`, `open_tree`, `move_mount`, `mount_setattr`, `bpf`, `perf_event_open`,
+//! `quotactl`, `syslog`, `sethostname`, …) and the others (`reboot`, `*_module`, `acct`,
+//! `kexec_*`, `iopl`, `ioperm`, `settimeofday`, `clock_settime`, `open_by_handle_at`, `kcmp`,
+//! `pidfd_getfd`, `keyctl`, `add_key`, `request_key`, `userfaultfd`, `swapon`, `swapoff`,
+//! `lookup_dcookie`, `uselib`, `ustat`, `sysfs`, `_sysctl`, `nfsservctl`, `vhangup`,
+//! `mbind`, `set_mempolicy`, …) are not in the list and fail with EPERM. `ptrace` and
+//! `process_vm_*` are allowed (docker allows them on kernels ≥ 4.8). The profile's 32-bit-only
+//! names (`chown32`, `_llseek`, `*_time64`, `socketcall`, …) have no number on 64-bit targets.
+//! Like every seccompiler filter it checks the audit architecture: a 32-bit (i386) process
+//! is killed (docker also allows the x86 and x32 sub-architectures; hoist does not).
+//!
+//! **Single-id mode** (only 0 → the user mapped): a package manager's `chown` to any other owner,
+//! or its dropping of privileges, would fail the step with EINVAL. The chown family, the
+//! setuid/setgid family and `setgroups` answer success and do nothing: files keep the one owner
+//! that exists, the process stays uid 0. Nothing false is recorded anywhere.
+//!
+//! seccompiler (a maintained crate, seccomp(2) filter mode) compiles one match action per
+//! filter, so the policy is a small stack installed together: the allow list (else EPERM),
+//! then `clone3` → ENOSYS, then (single-id) the fake-id calls → 0. The kernel runs every
+//! filter of the stack and takes the strictest verdict, the most recent filter winning among
+//! equal ones (seccomp(2), "multiple filters"): so `clone3` gets ENOSYS rather than EPERM, and a
+//! faked `chown` gets 0 although the allow list allows it. libseccomp would build one program
+//! from per-rule actions, but needs the C library at run time; seccompiler is pure Rust.
+//!
+//! It must be installed last, after the sandbox's own id changes, in the command process only.
 
 use std::collections::BTreeMap;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 
 use super::SandboxError;
+
+/// docker's unconditional allow list, the calls every 64-bit target has.
+#[rustfmt::skip]
+const ALLOWED: &[i64] = &[
+    libc::SYS_accept, libc::SYS_accept4, libc::SYS_adjtimex, libc::SYS_bind, libc::SYS_brk,
+    libc::SYS_capget, libc::SYS_capset, libc::SYS_chdir, libc::SYS_clock_adjtime,
+    libc::SYS_clock_getres, libc::SYS_clock_gettime, libc::SYS_clock_nanosleep, libc::SYS_close,
+    libc::SYS_close_range, libc::SYS_connect, libc::SYS_copy_file_range, libc::SYS_dup,
+    libc::SYS_dup3, libc::SYS_epoll_create1, libc::SYS_epoll_ctl, libc::SYS_epoll_pwait,
+    libc::SYS_epoll_pwait2, libc::SYS_eventfd2, libc::SYS_execve, libc::SYS_execveat,
+    libc::SYS_exit, libc::SYS_exit_group, libc::SYS_faccessat, libc::SYS_faccessat2,
+    libc::SYS_fadvise64, libc::SYS_fallocate, libc::SYS_fanotify_mark, libc::SYS_fchdir,
+    libc::SYS_fchmod, libc::SYS_fchmodat, libc::SYS_fchown, libc::SYS_fchownat, libc::SYS_fcntl,
+    libc::SYS_fdatasync, libc::SYS_fgetxattr, libc::SYS_flistxattr, libc::SYS_flock,
+    libc::SYS_fremovexattr, libc::SYS_fsetxattr, libc::SYS_fstat, libc::SYS_fstatfs,
+    libc::SYS_fsync, libc::SYS_ftruncate, libc::SYS_futex, libc::SYS_futex_waitv, libc::SYS_getcpu,
+    libc::SYS_getcwd, libc::SYS_getdents64, libc::SYS_getegid, libc::SYS_geteuid, libc::SYS_getgid,
+    libc::SYS_getgroups, libc::SYS_getitimer, libc::SYS_getpeername, libc::SYS_getpgid,
+    libc::SYS_getpid, libc::SYS_getppid, libc::SYS_getpriority, libc::SYS_getrandom,
+    libc::SYS_getresgid, libc::SYS_getresuid, libc::SYS_get_robust_list, libc::SYS_getrusage,
+    libc::SYS_getsid, libc::SYS_getsockname, libc::SYS_getsockopt, libc::SYS_gettid,
+    libc::SYS_gettimeofday, libc::SYS_getuid, libc::SYS_getxattr, libc::SYS_inotify_add_watch,
+    libc::SYS_inotify_init1, libc::SYS_inotify_rm_watch, libc::SYS_io_cancel, libc::SYS_ioctl,
+    libc::SYS_io_destroy, libc::SYS_io_getevents, libc::SYS_ioprio_get, libc::SYS_ioprio_set,
+    libc::SYS_io_setup, libc::SYS_io_submit, libc::SYS_io_uring_enter, libc::SYS_io_uring_register,
+    libc::SYS_io_uring_setup, libc::SYS_kill, libc::SYS_landlock_add_rule,
+    libc::SYS_landlock_create_ruleset, libc::SYS_landlock_restrict_self, libc::SYS_lgetxattr,
+    libc::SYS_linkat, libc::SYS_listen, libc::SYS_listxattr, libc::SYS_llistxattr,
+    libc::SYS_lremovexattr, libc::SYS_lseek, libc::SYS_lsetxattr, libc::SYS_madvise,
+    libc::SYS_membarrier, libc::SYS_memfd_create, libc::SYS_memfd_secret, libc::SYS_mincore,
+    libc::SYS_mkdirat, libc::SYS_mknodat, libc::SYS_mlock, libc::SYS_mlock2, libc::SYS_mlockall,
+    libc::SYS_mmap, libc::SYS_mprotect, libc::SYS_mq_getsetattr, libc::SYS_mq_notify,
+    libc::SYS_mq_open, libc::SYS_mq_timedreceive, libc::SYS_mq_timedsend, libc::SYS_mq_unlink,
+    libc::SYS_mremap, libc::SYS_msgctl, libc::SYS_msgget, libc::SYS_msgrcv, libc::SYS_msgsnd,
+    libc::SYS_msync, libc::SYS_munlock, libc::SYS_munlockall, libc::SYS_munmap,
+    libc::SYS_name_to_handle_at, libc::SYS_nanosleep, libc::SYS_newfstatat, libc::SYS_openat,
+    libc::SYS_openat2, libc::SYS_pidfd_open, libc::SYS_pidfd_send_signal, libc::SYS_pipe2,
+    libc::SYS_pkey_alloc, libc::SYS_pkey_free, libc::SYS_pkey_mprotect, libc::SYS_ppoll,
+    libc::SYS_prctl, libc::SYS_pread64, libc::SYS_preadv, libc::SYS_preadv2, libc::SYS_prlimit64,
+    libc::SYS_process_mrelease, libc::SYS_pselect6, libc::SYS_pwrite64, libc::SYS_pwritev,
+    libc::SYS_pwritev2, libc::SYS_read, libc::SYS_readahead, libc::SYS_readlinkat, libc::SYS_readv,
+    libc::SYS_recvfrom, libc::SYS_recvmmsg, libc::SYS_recvmsg, libc::SYS_remap_file_pages,
+    libc::SYS_removexattr, libc::SYS_renameat2, libc::SYS_restart_syscall, libc::SYS_rseq,
+    libc::SYS_rt_sigaction, libc::SYS_rt_sigpending, libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigqueueinfo, libc::SYS_rt_sigreturn, libc::SYS_rt_sigsuspend,
+    libc::SYS_rt_sigtimedwait, libc::SYS_rt_tgsigqueueinfo, libc::SYS_sched_getaffinity,
+    libc::SYS_sched_getattr, libc::SYS_sched_getparam, libc::SYS_sched_get_priority_max,
+    libc::SYS_sched_get_priority_min, libc::SYS_sched_getscheduler,
+    libc::SYS_sched_rr_get_interval, libc::SYS_sched_setaffinity, libc::SYS_sched_setattr,
+    libc::SYS_sched_setparam, libc::SYS_sched_setscheduler, libc::SYS_sched_yield,
+    libc::SYS_seccomp, libc::SYS_semctl, libc::SYS_semget, libc::SYS_semop, libc::SYS_semtimedop,
+    libc::SYS_sendfile, libc::SYS_sendmmsg, libc::SYS_sendmsg, libc::SYS_sendto,
+    libc::SYS_setfsgid, libc::SYS_setfsuid, libc::SYS_setgid, libc::SYS_setgroups,
+    libc::SYS_setitimer, libc::SYS_setpgid, libc::SYS_setpriority, libc::SYS_setregid,
+    libc::SYS_setresgid, libc::SYS_setresuid, libc::SYS_setreuid, libc::SYS_set_robust_list,
+    libc::SYS_setsid, libc::SYS_setsockopt, libc::SYS_set_tid_address, libc::SYS_setuid,
+    libc::SYS_setxattr, libc::SYS_shmat, libc::SYS_shmctl, libc::SYS_shmdt, libc::SYS_shmget,
+    libc::SYS_shutdown, libc::SYS_sigaltstack, libc::SYS_signalfd4, libc::SYS_socketpair,
+    libc::SYS_splice, libc::SYS_statfs, libc::SYS_statx, libc::SYS_symlinkat, libc::SYS_sync,
+    libc::SYS_syncfs, libc::SYS_sysinfo, libc::SYS_tee, libc::SYS_tgkill, libc::SYS_timer_create,
+    libc::SYS_timer_delete, libc::SYS_timer_getoverrun, libc::SYS_timer_gettime,
+    libc::SYS_timer_settime, libc::SYS_timerfd_create, libc::SYS_timerfd_gettime,
+    libc::SYS_timerfd_settime, libc::SYS_times, libc::SYS_tkill, libc::SYS_truncate,
+    libc::SYS_umask, libc::SYS_uname, libc::SYS_unlinkat, libc::SYS_utimensat, libc::SYS_vmsplice,
+    libc::SYS_wait4, libc::SYS_waitid, libc::SYS_write, libc::SYS_writev,
+    // docker: on kernels ≥ 4.8
+    libc::SYS_process_vm_readv, libc::SYS_process_vm_writev, libc::SYS_ptrace,
+    // docker: with CAP_SYS_CHROOT, one of its default capabilities
+    libc::SYS_chroot,
+];
+
+/// The allow list's calls that only x86-64 has (the legacy ABI and the arch-specific ones).
+#[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
+const ALLOWED_ARCH: &[i64] = &[
+    libc::SYS_access, libc::SYS_alarm, libc::SYS_chmod, libc::SYS_chown, libc::SYS_creat,
+    libc::SYS_dup2, libc::SYS_epoll_create, libc::SYS_epoll_ctl_old, libc::SYS_epoll_wait,
+    libc::SYS_epoll_wait_old, libc::SYS_eventfd, libc::SYS_fork, libc::SYS_futimesat,
+    libc::SYS_getdents, libc::SYS_getpgrp, libc::SYS_getrlimit, libc::SYS_get_thread_area,
+    libc::SYS_inotify_init, libc::SYS_lchown, libc::SYS_link, libc::SYS_lstat, libc::SYS_mkdir,
+    libc::SYS_mknod, libc::SYS_open, libc::SYS_pause, libc::SYS_pipe, libc::SYS_poll,
+    libc::SYS_readlink, libc::SYS_rename, libc::SYS_renameat, libc::SYS_rmdir, libc::SYS_select,
+    libc::SYS_setrlimit, libc::SYS_set_thread_area, libc::SYS_signalfd, libc::SYS_stat,
+    libc::SYS_symlink, libc::SYS_sync_file_range, libc::SYS_time, libc::SYS_unlink,
+    libc::SYS_utime, libc::SYS_utimes, libc::SYS_vfork, libc::SYS_arch_prctl, libc::SYS_modify_ldt,
+    333, // io_pgetevents (not in the libc crate)
+];
+
+/// The allow list's calls whose numbers the libc crate lacks on aarch64 (asm-generic numbers).
+#[cfg(target_arch = "aarch64")]
+const ALLOWED_ARCH: &[i64] = &[
+    38,  // renameat
+    84,  // sync_file_range
+    163, // getrlimit
+    164, // setrlimit
+    292, // io_pgetevents
+];
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const ALLOWED_ARCH: &[i64] = &[];
+
+/// docker's `personality` arguments: PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32, query.
+const PERSONALITIES: [u64; 5] = [0, 8, 0x20000, 0x20008, 0xffff_ffff];
+/// `CLONE_NEWNS|CLONE_NEWCGROUP|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET`.
+const CLONE_NAMESPACES: u64 = 0x7e02_0000;
+const AF_VSOCK: u64 = 40;
 
 /// The calls answered with success in single-id mode.
 pub fn faked_syscalls() -> Vec<i64> {
@@ -39,25 +177,102 @@ fn arch() -> Result<TargetArch, SandboxError> {
     })
 }
 
-/// Compiles the filter: listed calls return 0, everything else runs.
-pub fn fake_id_filter() -> Result<BpfProgram, SandboxError> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-        faked_syscalls().into_iter().map(|s| (s, vec![])).collect();
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(0),
-        arch()?,
-    )
-    .map_err(|e| SandboxError::Seccomp(e.to_string()))?;
-    filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| SandboxError::Seccomp(e.to_string()))
+fn err(e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Seccomp(e.to_string())
 }
 
-/// Installs a compiled filter on the calling thread (needs `no_new_privs`).
-pub fn install(prog: &BpfProgram) -> Result<(), SandboxError> {
-    seccompiler::apply_filter(prog).map_err(|e| SandboxError::Seccomp(e.to_string()))
+fn cond(
+    index: u8,
+    len: SeccompCmpArgLen,
+    op: SeccompCmpOp,
+    value: u64,
+) -> Result<SeccompRule, SandboxError> {
+    let c = SeccompCondition::new(index, len, op, value).map_err(err)?;
+    SeccompRule::new(vec![c]).map_err(err)
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram, SandboxError> {
+    let filter = SeccompFilter::new(rules, mismatch, matched, arch()?).map_err(err)?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| err(e))
+}
+
+/// docker's default profile: the allow list, everything else EPERM.
+pub fn docker_default() -> Result<BpfProgram, SandboxError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
+        .iter()
+        .chain(ALLOWED_ARCH)
+        .map(|s| (*s, vec![]))
+        .collect();
+    let personality = PERSONALITIES
+        .iter()
+        .map(|p| cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *p))
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_personality, personality);
+    rules.insert(
+        libc::SYS_socket,
+        vec![cond(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Ne,
+            AF_VSOCK,
+        )?],
+    );
+    // s390 passes clone's flags second; the targets hoist builds for pass them first
+    rules.insert(
+        libc::SYS_clone,
+        vec![cond(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(CLONE_NAMESPACES),
+            0,
+        )?],
+    );
+    compile(
+        rules,
+        SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Allow,
+    )
+}
+
+/// `clone3` → ENOSYS (its flags live in memory a filter cannot read; the C library then falls
+/// back to `clone`, whose flags the allow list checks).
+pub fn clone3_enosys() -> Result<BpfProgram, SandboxError> {
+    let rules = BTreeMap::from([(libc::SYS_clone3, vec![])]);
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+    )
+}
+
+/// Single-id mode: the listed calls return 0, everything else is left to the other filters.
+pub fn fake_id_filter() -> Result<BpfProgram, SandboxError> {
+    let rules: BTreeMap<i64, Vec<SeccompRule>> =
+        faked_syscalls().into_iter().map(|s| (s, vec![])).collect();
+    compile(rules, SeccompAction::Allow, SeccompAction::Errno(0))
+}
+
+/// The whole policy, in the order it must be installed.
+pub fn policy(fake_id_calls: bool) -> Result<Vec<BpfProgram>, SandboxError> {
+    let mut v = vec![docker_default()?, clone3_enosys()?];
+    if fake_id_calls {
+        v.push(fake_id_filter()?);
+    }
+    Ok(v)
+}
+
+/// Installs the policy on the calling thread, in order (needs `no_new_privs`).
+pub fn install(progs: &[BpfProgram]) -> Result<(), SandboxError> {
+    for p in progs {
+        seccompiler::apply_filter(p).map_err(err)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -65,8 +280,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filter_compiles_for_this_machine() {
-        let prog = fake_id_filter().unwrap();
-        assert!(prog.len() > faked_syscalls().len());
+    fn policy_compiles_for_this_machine_within_bpf_limits() {
+        for fake in [false, true] {
+            let p = policy(fake).unwrap();
+            assert_eq!(p.len(), if fake { 3 } else { 2 });
+            // BPF_MAXINSNS
+            assert!(
+                p.iter().all(|f| f.len() <= 4096),
+                "{:?}",
+                p.iter().map(Vec::len).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn allow_list_leaves_out_what_docker_denies() {
+        let all: Vec<i64> = ALLOWED.iter().chain(ALLOWED_ARCH).copied().collect();
+        for denied in [
+            libc::SYS_mount,
+            libc::SYS_umount2,
+            libc::SYS_unshare,
+            libc::SYS_setns,
+            libc::SYS_pivot_root,
+            libc::SYS_keyctl,
+            libc::SYS_add_key,
+            libc::SYS_request_key,
+            libc::SYS_bpf,
+            libc::SYS_perf_event_open,
+            libc::SYS_kexec_load,
+            libc::SYS_init_module,
+            libc::SYS_finit_module,
+            libc::SYS_delete_module,
+            libc::SYS_open_by_handle_at,
+            libc::SYS_fsopen,
+            libc::SYS_fsmount,
+            libc::SYS_fspick,
+            libc::SYS_open_tree,
+            libc::SYS_move_mount,
+            libc::SYS_userfaultfd,
+            libc::SYS_acct,
+            libc::SYS_quotactl,
+            libc::SYS_swapon,
+            libc::SYS_swapoff,
+            libc::SYS_reboot,
+            libc::SYS_settimeofday,
+            libc::SYS_clock_settime,
+            libc::SYS_syslog,
+            libc::SYS_lookup_dcookie,
+            libc::SYS_clone3,
+            libc::SYS_personality,
+            libc::SYS_clone,
+            libc::SYS_socket,
+        ] {
+            assert!(
+                !all.contains(&denied),
+                "{denied} is allowed unconditionally"
+            );
+        }
+        let mut sorted = all.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), all.len(), "a call is listed twice");
     }
 }

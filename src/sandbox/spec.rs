@@ -12,11 +12,15 @@ use serde::{Deserialize, Serialize};
 /// The network a container gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Network {
-    /// The host's network namespace (docker's `--network host`; the default for builds).
+    /// The host's network namespace (docker's `--network host`; the default where no
+    /// user-mode network helper is installed, see [`super::network::default_network`]).
     #[default]
     Host,
     /// A network namespace of its own with only `lo`, up.
     None,
+    /// The private network of the hoist process (see `network.rs`): outbound access through
+    /// pasta, no access to the host's loopback.
+    Private,
 }
 
 /// One extra mount inside the container.

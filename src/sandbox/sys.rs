@@ -35,6 +35,7 @@ pub enum Call {
         target: PathBuf,
     },
     SetReadonly(PathBuf),
+    SetNodev(PathBuf),
     Write(PathBuf, String),
     PivotRoot(PathBuf),
 }
@@ -63,6 +64,8 @@ pub trait Sys {
     ) -> io::Result<()>;
     /// Makes the mount at `target` and everything below it read-only (`mount_setattr(2)`).
     fn set_readonly(&self, target: &Path) -> io::Result<()>;
+    /// Makes device nodes under the mount at `target` (and every mount below it) unopenable.
+    fn set_nodev(&self, target: &Path) -> io::Result<()>;
     /// Writes a whole small file (uid_map, gid_map, setgroups).
     fn write(&self, path: &Path, data: &str) -> io::Result<()>;
     /// `pivot_root(".", ".")` in `new_root`, then the detached unmount of the old root.
@@ -91,6 +94,7 @@ const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 
 #[repr(C)]
 struct MountAttr {
@@ -129,6 +133,58 @@ fn fsconfig(
         )
     };
     check(rc).map(|_| ())
+}
+
+impl RealSys {
+    /// `mount_setattr(2)` of `attr` on `target` and every mount below it; on kernels before
+    /// 5.12 a bind remount with `legacy` (only `target` itself).
+    fn set_attr(&self, target: &Path, attr: u64, legacy: MsFlags) -> io::Result<()> {
+        let to = cpath(target)?;
+        let attr = MountAttr {
+            attr_set: attr,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        // SAFETY: mount_setattr reads `size` bytes of attr, which lives across the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_RECURSIVE as libc::c_uint,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(err);
+        }
+        // kernels before 5.12: a remount keeps the flags the kernel locked on the mount (nosuid,
+        // nodev, noexec in a user namespace), so read them first
+        let st = nix::sys::statvfs::statvfs(target).map_err(io::Error::from)?;
+        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | legacy;
+        use nix::sys::statvfs::FsFlags;
+        for (f, m) in [
+            (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if st.flags().contains(f) {
+                flags |= m;
+            }
+        }
+        nix::mount::mount(None::<&Path>, target, None::<&str>, flags, None::<&str>)
+            .map_err(io::Error::from)
+    }
 }
 
 impl Sys for RealSys {
@@ -182,9 +238,16 @@ impl Sys for RealSys {
         )?;
         fsconfig(&fs, FSCONFIG_SET_FLAG, Some("userxattr"), None)?;
         fsconfig(&fs, FSCONFIG_CMD_CREATE, None, None)?;
-        // SAFETY: fsmount on the configured context we own.
-        let m =
-            check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })?;
+        // SAFETY: fsmount on the configured context we own; nodev: a device node made in
+        // the container (a step keeps CAP_MKNOD, as in docker) cannot be opened
+        let m = check(unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                fs.as_raw_fd(),
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_NODEV as libc::c_uint,
+            )
+        })?;
         // SAFETY: as above, a fresh descriptor from the kernel.
         let mnt = unsafe { OwnedFd::from_raw_fd(m as i32) };
         let empty = cstr("")?;
@@ -204,49 +267,11 @@ impl Sys for RealSys {
     }
 
     fn set_readonly(&self, target: &Path) -> io::Result<()> {
-        let to = cpath(target)?;
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_RDONLY,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: 0,
-        };
-        // SAFETY: mount_setattr reads `size` bytes of attr, which lives across the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::AT_RECURSIVE as libc::c_uint,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::ENOSYS) {
-            return Err(err);
-        }
-        // kernels before 5.12: a remount keeps the flags the kernel locked on the mount (nosuid,
-        // nodev, noexec in a user namespace), so read them first
-        let st = nix::sys::statvfs::statvfs(target).map_err(io::Error::from)?;
-        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        use nix::sys::statvfs::FsFlags;
-        for (f, m) in [
-            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-        ] {
-            if st.flags().contains(f) {
-                flags |= m;
-            }
-        }
-        self.mount(None, target, None, flags, None)
+        self.set_attr(target, MOUNT_ATTR_RDONLY, MsFlags::MS_RDONLY)
+    }
+
+    fn set_nodev(&self, target: &Path) -> io::Result<()> {
+        self.set_attr(target, MOUNT_ATTR_NODEV, MsFlags::MS_NODEV)
     }
 
     fn write(&self, path: &Path, data: &str) -> io::Result<()> {
@@ -326,6 +351,10 @@ impl Sys for RecordingSys {
 
     fn set_readonly(&self, target: &Path) -> io::Result<()> {
         self.record(Call::SetReadonly(target.to_owned()))
+    }
+
+    fn set_nodev(&self, target: &Path) -> io::Result<()> {
+        self.record(Call::SetNodev(target.to_owned()))
     }
 
     fn write(&self, path: &Path, data: &str) -> io::Result<()> {
