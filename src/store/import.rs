@@ -63,12 +63,13 @@ impl Store {
         let mut lw = LayerWriter::new(out, Compression::Gzip).map_err(|e| bad(e.to_string()))?;
         // one pass: the layer room checks every entry (escapes, links, whiteouts) while the same
         // bytes are compressed into the staged blob
+        let scratch = self.tmp_dir()?;
         let entries = {
             let mut tee = Tee {
                 inner: tar,
                 out: &mut lw,
             };
-            layer::check_tar(&mut tee).map_err(|e| bad(layer_error(e)))?
+            layer::check_tar_in(&mut tee, scratch.path()).map_err(|e| bad(layer_error(e)))?
         };
         if entries == 0 {
             return Err(bad("not a tar archive: no entries".into()));
