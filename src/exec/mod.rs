@@ -71,6 +71,26 @@ pub struct BuildRequest {
     pub platform: Option<String>,
     /// Every step runs anyway (no cache exists yet); kept so the cache can honour it.
     pub no_cache: bool,
+    /// How new layer blobs are written (`--compression`, `--compression-level`).
+    pub compression: LayerCompression,
+}
+
+/// How a build writes its layer blobs: `none` by default (the tar as it is, hashed once and
+/// never compressed on the build's path; see docs/DESIGN.md), or gzip/zstd at a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerCompression {
+    pub compression: crate::layer::Compression,
+    /// `None`: the compression's default level.
+    pub level: Option<i32>,
+}
+
+impl Default for LayerCompression {
+    fn default() -> Self {
+        LayerCompression {
+            compression: crate::layer::Compression::None,
+            level: None,
+        }
+    }
 }
 
 /// What a build produced.

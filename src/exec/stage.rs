@@ -23,7 +23,8 @@ use super::rootfs::RootView;
 use super::{BuildRequest, Built, Event, ExecError, NetworkMode};
 use crate::context::{Context, CopyOptions, EntryKind};
 use crate::image::Digest;
-use crate::layer::diff::{write_dir_tar, write_upper_tar, DiffOptions};
+use crate::layer::diff::{write_tar, DirKind};
+use crate::layer::LayerWriter as BlobLayerWriter;
 use crate::plan::{self, Base, BaseInfo, BuildPlan, CopyOp, FromRef, Op, RunMount, RunOp, Step};
 use crate::sandbox;
 use crate::store::{StagedBlob, Store};
@@ -446,17 +447,17 @@ impl<'a> Runner<'a> {
         upper: bool,
         out: &mut StageOut,
     ) -> Result<(), ExecError> {
-        let opts = DiffOptions {
-            timestamp: self.req.timestamp,
-            ..DiffOptions::default()
-        };
-        let w = self.store.blob_writer()?;
-        let res = if upper {
-            write_upper_tar(dir, w, &opts)
+        let kind = if upper {
+            DirKind::OverlayUpper
         } else {
-            write_dir_tar(dir, w, &opts)
+            DirKind::Plain
         };
-        let (blob, w) = res
+        let c = self.req.compression;
+        let w = self.store.blob_writer()?;
+        let res = BlobLayerWriter::with_level(w, c.compression, c.level)
+            .and_then(|lw| write_tar(dir, lw, kind, self.req.timestamp))
+            .and_then(|lw| lw.finish());
+        let (w, blob) = res
             .map_err(|e| self.step_err(step.line, &step.text, format!("writing the layer: {e}")))?;
         let staged = w.finish()?;
         out.layers.push(LayerRef {
