@@ -92,8 +92,8 @@ debian_runs=$(( RUNS < 3 ? RUNS : 3 ))
 "$H" import busybox.tar localhost/bench-base >/dev/null
 [ -f debian.tar ] && "$H" import debian.tar localhost/bench-debian >/dev/null
 if [ -n "$have_buildah" ]; then
-  $P import -q busybox.tar localhost/bench-base >/dev/null
-  [ -f debian.tar ] && $P import -q debian.tar localhost/bench-debian >/dev/null
+  $P import -q busybox.tar localhost/bench-base >/dev/null 2>&1
+  [ -f debian.tar ] && $P import -q debian.tar localhost/bench-debian >/dev/null 2>&1
 fi
 
 # made here rather than kept in git: 2,000 small files and 200 MiB of random bytes
@@ -144,7 +144,7 @@ clean="$H prune >/dev/null 2>&1; ${have_buildah:+$B rmi --prune >/dev/null 2>&1}
 clean="bash -c '$clean'"
 
 echo "median wall seconds of $RUNS runs ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), kernel $(uname -r), user $(id -un))"
-echo "hoist: $("$H" version 2>/dev/null | head -1)"
+echo "hoist: $("$H" --version 2>/dev/null | head -1)"
 [ -n "$have_buildah" ] && echo "buildah: $(buildah --version) (rootless, overlay, runc, --layers --jobs 2)"
 printf '%-34s %10s %10s %8s\n' case hoist buildah "b/h"
 
