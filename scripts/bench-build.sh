@@ -2,7 +2,9 @@
 # Benchmark (not a test): builds the cases under fixtures/bench/ with hoist and, where installed,
 # with `buildah build --layers` (rootless, native overlay storage, runc), both as the same
 # unprivileged user on the same base images, and prints each pair's median wall time and the ratio
-# buildah/hoist (above 1: hoist is faster). Asserts nothing.
+# buildah/hoist (above 1: hoist is faster), and the CPU seconds (user + system, mean, the tool and
+# every process it waited for), which say more than wall times on a machine others load too.
+# Asserts nothing.
 #
 # Usage: scripts/bench-build.sh [RUNS]        (default 5; the Debian case runs min(RUNS, 3) times)
 #   HOIST=path/to/hoist   skip the release build
@@ -101,40 +103,40 @@ mkdir -p cases/copy-small/files
 for i in $(seq 1 2000); do echo "file $i" > "cases/copy-small/files/f$i.txt"; done
 head -c 209715200 /dev/urandom > cases/copy-big/big.bin
 
-# median seconds of RUNS runs: median N PREPARE COMMAND
+# "WALL CPU" of N runs: median wall seconds, mean user+system seconds: median N PREPARE COMMAND
 median() {
   local n=$1 prep=$2 cmd=$3
   if command -v hyperfine >/dev/null 2>&1; then
     if ! hyperfine -N --runs "$n" --prepare "$prep" --export-json "$WORK/h.json" "$cmd" >"$WORK/h.log" 2>&1; then
-      echo failed; sed 's/^/    /' "$WORK/h.log" | tail -5 >&2; return
+      echo failed -; sed 's/^/    /' "$WORK/h.log" | tail -5 >&2; return
     fi
-    python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["results"][0]["median"])' "$WORK/h.json"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.3f %.2f" % (r["median"], r["user"] + r["system"]))' "$WORK/h.json"
   else
     local t=()
     for _ in $(seq "$n"); do
       bash -c "$prep" >/dev/null 2>&1
       local s; s=$(date +%s%N)
-      if ! bash -c "$cmd" >/dev/null 2>&1; then echo failed; return; fi
+      if ! bash -c "$cmd" >/dev/null 2>&1; then echo failed -; return; fi
       t+=($(( $(date +%s%N) - s )))
     done
-    printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", a[int((NR+1)/2)]/1e9}'
+    printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f -\n", a[int((NR+1)/2)]/1e9}'
   fi
 }
 
 # one row: NAME RUNS PREPARE HOIST_CMD BUILDAH_CMD
 declare -A hoist_s buildah_s
 row() {
-  local name=$1 n=$2 prep=$3 hcmd=$4 bcmd=$5 h b="-" ratio="-"
-  h=$(median "$n" "$prep" "$hcmd")
+  local name=$1 n=$2 prep=$3 hcmd=$4 bcmd=$5 h hc b="-" bc="-" ratio="-"
+  read -r h hc < <(median "$n" "$prep" "$hcmd")
   if [ -n "$have_buildah" ]; then
-    b=$(median "$n" "$prep" "$bcmd")
+    read -r b bc < <(median "$n" "$prep" "$bcmd")
     if [ "$h" != failed ] && [ "$b" != failed ]; then
       ratio=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[2]) / float(sys.argv[1])))" "$h" "$b")
     fi
   fi
   hoist_s[$name]=$h
   buildah_s[$name]=$b
-  printf '%-34s %10s %10s %8s\n' "$name" "$h" "$b" "$ratio"
+  printf '%-34s %10s %10s %8s %9s %9s\n' "$name" "$h" "$b" "$ratio" "$hc" "$bc"
 }
 
 hb() { echo "$H build -q $* "; }
@@ -146,7 +148,7 @@ clean="bash -c '$clean'"
 echo "median wall seconds of $RUNS runs ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), kernel $(uname -r), user $(id -un))"
 echo "hoist: $("$H" --version 2>/dev/null | head -1)"
 [ -n "$have_buildah" ] && echo "buildah: $(buildah --version) (rootless, overlay, runc, --layers --jobs 2)"
-printf '%-34s %10s %10s %8s\n' case hoist buildah "b/h"
+printf '%-34s %10s %10s %8s %9s %9s\n' case "hoist s" "buildah s" "b/h" "hoist cpu" "bldh cpu"
 
 c=$WORK/cases
 for group in $CASES; do
