@@ -94,7 +94,9 @@ fn layers(env: &TestEnv, name: &str) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     for l in m["layers"].as_array().expect("layers") {
         let f = fs::File::open(blob(env, l["digest"].as_str().expect("digest"))).expect("layer");
-        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        // plain, gzip or zstd, whatever `--compression` wrote
+        let (r, _) = hoist::layer::decompress(f).expect("layer stream");
+        let mut ar = tar::Archive::new(r);
         let mut entries = Vec::new();
         for e in ar.entries().expect("entries") {
             let e = e.expect("entry");
@@ -1131,7 +1133,8 @@ fn copy_keeps_extended_attributes() {
     let layers = m["layers"].as_array().expect("layers");
     let last = layers.last().expect("layer");
     let f = fs::File::open(blob(&env, last["digest"].as_str().expect("digest"))).expect("blob");
-    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let (r, _) = hoist::layer::decompress(f).expect("layer stream");
+    let mut ar = tar::Archive::new(r);
     let mut found = false;
     for e in ar.entries().expect("entries") {
         let mut e = e.expect("entry");

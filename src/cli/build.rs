@@ -94,6 +94,20 @@ pub struct Args {
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
 
+    /// Layer blobs: `none` (default: kept as plain tars, compressed when they leave the store),
+    /// `gzip` or `zstd`
+    #[arg(
+        long,
+        visible_alias = "compression-format",
+        value_name = "FORMAT",
+        default_value = "none"
+    )]
+    pub compression: String,
+
+    /// Level for `--compression`: gzip 0-9 (default 6), zstd 1-19 (default 3)
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<i32>,
+
     /// Target platform; only this machine's platform is supported (no emulation)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
@@ -266,6 +280,8 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         }
     }
 
+    let compression = parse_compression(&args.compression, args.compression_level)?;
+
     let mut tags = Vec::new();
     for t in &args.tags {
         let r = crate::image::Reference::parse_local(t)
@@ -291,6 +307,7 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         no_cache_filter: args.no_cache_filter.clone(),
         layers: args.layers,
         explain_cache: args.explain_cache,
+        compression,
     })
 }
 
@@ -438,6 +455,29 @@ fn run_checks(
         output::warn(&f.render(&req.dockerfile_name, &req.dockerfile_text));
     }
     Ok((findings, config))
+}
+
+/// `--compression FORMAT` and `--compression-level N`.
+fn parse_compression(format: &str, level: Option<i32>) -> anyhow::Result<exec::LayerCompression> {
+    use crate::layer::Compression;
+    let compression = match format {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        other => bail!("unknown `--compression` format `{other}`: use `gzip`, `zstd` or `none`"),
+    };
+    if let Some(l) = level {
+        match compression.level_range() {
+            Some((lo, hi)) if (lo..=hi).contains(&l) => {}
+            Some((lo, hi)) => {
+                bail!("`--compression-level {l}`: {format} levels go from {lo} to {hi}")
+            }
+            None => bail!(
+                "`--compression-level {l}`: `--compression {format}` takes no level; add `--compression gzip` or `zstd`"
+            ),
+        }
+    }
+    Ok(exec::LayerCompression { compression, level })
 }
 
 fn read_dockerfile(p: &Path) -> anyhow::Result<String> {

@@ -83,6 +83,26 @@ pub struct BuildRequest {
     pub layers: bool,
     /// `--explain-cache`: every miss says which part of its key changed.
     pub explain_cache: bool,
+    /// How new layer blobs are written (`--compression`, `--compression-level`).
+    pub compression: LayerCompression,
+}
+
+/// How a build writes its layer blobs: `none` by default (the tar as it is, hashed once and
+/// never compressed on the build's path; see docs/DESIGN.md), or gzip/zstd at a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerCompression {
+    pub compression: crate::layer::Compression,
+    /// `None`: the compression's default level.
+    pub level: Option<i32>,
+}
+
+impl Default for LayerCompression {
+    fn default() -> Self {
+        LayerCompression {
+            compression: crate::layer::Compression::None,
+            level: None,
+        }
+    }
 }
 
 /// What a build produced.

@@ -26,7 +26,8 @@ use super::rootfs::RootView;
 use super::{BuildRequest, Built, Event, ExecError, NetworkMode};
 use crate::context::{Context, CopyOptions, EntryKind};
 use crate::image::Digest;
-use crate::layer::diff::{write_dir_tar, write_upper_tar, DiffOptions};
+use crate::layer::diff::{write_layer_tar, DirKind};
+use crate::layer::LayerWriter as BlobLayerWriter;
 use crate::plan::{self, Base, BaseInfo, BuildPlan, CopyOp, FromRef, Op, RunMount, RunOp, Step};
 use crate::sandbox;
 use crate::store::cache as store_cache;
@@ -860,23 +861,23 @@ impl<'a> Runner<'a> {
         upper: bool,
         out: &mut StageOut,
     ) -> Result<(), ExecError> {
-        let opts = DiffOptions {
-            timestamp: self.req.timestamp,
-            ..DiffOptions::default()
-        };
         if let Some(ts) = self.req.timestamp {
             // the dir later steps mount shows the times the tar records
             cache::clamp_mtimes(dir, ts).map_err(|e| {
                 self.step_err(step.line, &step.text, format!("clamping times: {e}"))
             })?;
         }
-        let w = self.store.blob_writer()?;
-        let res = if upper {
-            write_upper_tar(dir, w, &opts)
+        let kind = if upper {
+            DirKind::OverlayUpper
         } else {
-            write_dir_tar(dir, w, &opts)
+            DirKind::Plain
         };
-        let (blob, w) = res
+        let c = self.req.compression;
+        let w = self.store.blob_writer()?;
+        let res = BlobLayerWriter::with_level(w, c.compression, c.level)
+            .and_then(|lw| write_layer_tar(dir, lw, kind, self.req.timestamp))
+            .and_then(|lw| lw.finish());
+        let (w, blob) = res
             .map_err(|e| self.step_err(step.line, &step.text, format!("writing the layer: {e}")))?;
         let staged = w.finish()?;
         out.layers.push(LayerRef {

@@ -59,17 +59,53 @@ pub struct LayerBlob {
     pub media_type: MediaType,
 }
 
-/// gzip level used for every layer hoist writes; fixed so that output is reproducible.
+/// gzip level used for every layer hoist writes unless told otherwise; fixed so that output is
+/// reproducible.
 const GZIP_LEVEL: u32 = 6;
-/// zstd level used for every layer hoist writes.
+/// zstd level used for every layer hoist writes unless told otherwise.
 const ZSTD_LEVEL: i32 = 3;
 /// The gzip header OS byte: 255, "unknown", as Go's `compress/gzip` (docker, buildah) writes it.
 const GZIP_OS_UNKNOWN: u8 = 255;
 
+impl Compression {
+    /// The name `--compression` takes (`none`, `gzip`, `zstd`, `bzip2`, `xz`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
+        }
+    }
+
+    /// The levels `level` may take for this compression (`None` when it takes none).
+    pub fn level_range(self) -> Option<(i32, i32)> {
+        match self {
+            Compression::Gzip => Some((0, 9)),
+            Compression::Zstd => Some((1, 19)),
+            _ => None,
+        }
+    }
+}
+
+/// zstd worker threads: every core. The output does not depend on the number (zstd splits the
+/// input into jobs of a size fixed by the level, never by the worker count; see
+/// `ZSTD_c_nbWorkers` in zstd.h and the test below), so one machine or another, the blob is the
+/// same.
+fn zstd_workers() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+        .clamp(1, 64)
+}
+
+/// The compressing side of a [`LayerWriter`]. A plain tar is hashed once: its blob digest is its
+/// diff_id.
 enum Encoder<W: Write> {
     Plain(W),
-    Gzip(GzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Gzip(GzEncoder<DigestingWriter<W>>),
+    Zstd(zstd::stream::write::Encoder<'static, DigestingWriter<W>>),
 }
 
 impl<W: Write> Write for Encoder<W> {
@@ -90,33 +126,83 @@ impl<W: Write> Write for Encoder<W> {
 }
 
 /// A writer taking an uncompressed tar stream and writing the compressed blob to `W`, hashing
-/// both sides as it goes.
+/// both sides as it goes (one side only for a plain tar, whose blob is the tar itself).
 pub struct LayerWriter<W: Write> {
-    inner: DigestingWriter<Encoder<DigestingWriter<W>>>,
+    inner: DigestingWriter<Encoder<W>>,
     compression: Compression,
 }
 
 impl<W: Write> LayerWriter<W> {
-    /// Starts a blob compressed with `compression` (`None`, `Gzip` or `Zstd`).
+    /// Starts a blob compressed with `compression` (`None`, `Gzip` or `Zstd`) at its default
+    /// level.
     pub fn new(out: W, compression: Compression) -> Result<LayerWriter<W>, LayerError> {
-        let out = DigestingWriter::new(out);
+        LayerWriter::with_level(out, compression, None)
+    }
+
+    /// Starts a blob compressed with `compression` at `level` (gzip 0–9, zstd 1–19; `None` for
+    /// the default: gzip 6, zstd 3). zstd runs on every core; its output is the same whatever
+    /// their number.
+    pub fn with_level(
+        out: W,
+        compression: Compression,
+        level: Option<i32>,
+    ) -> Result<LayerWriter<W>, LayerError> {
+        LayerWriter::with_workers(out, compression, level, zstd_workers())
+    }
+
+    fn with_workers(
+        out: W,
+        compression: Compression,
+        level: Option<i32>,
+        workers: u32,
+    ) -> Result<LayerWriter<W>, LayerError> {
+        let bad = |reason: String| LayerError::Invalid {
+            path: String::new(),
+            reason,
+        };
+        if let Some(l) = level {
+            match compression.level_range() {
+                Some((lo, hi)) if (lo..=hi).contains(&l) => {}
+                Some((lo, hi)) => {
+                    return Err(bad(format!(
+                        "compression level {l} is out of range for {} ({lo} to {hi})",
+                        compression.name()
+                    )))
+                }
+                None => {
+                    return Err(bad(format!(
+                        "{} compression takes no level",
+                        compression.name()
+                    )))
+                }
+            }
+        }
         let enc = match compression {
             Compression::None => Encoder::Plain(out),
             Compression::Gzip => Encoder::Gzip(
                 GzBuilder::new()
                     .mtime(0)
                     .operating_system(GZIP_OS_UNKNOWN)
-                    .write(out, flate2::Compression::new(GZIP_LEVEL)),
+                    .write(
+                        DigestingWriter::new(out),
+                        flate2::Compression::new(level.map_or(GZIP_LEVEL, |l| l as u32)),
+                    ),
             ),
-            Compression::Zstd => Encoder::Zstd(
-                zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)
-                    .map_err(|e| LayerError::io("starting zstd compression", e))?,
-            ),
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(
+                    DigestingWriter::new(out),
+                    level.unwrap_or(ZSTD_LEVEL),
+                )
+                .map_err(|e| LayerError::io("starting zstd compression", e))?;
+                e.multithread(workers)
+                    .map_err(|e| LayerError::io("starting zstd worker threads", e))?;
+                Encoder::Zstd(e)
+            }
             Compression::Bzip2 | Compression::Xz => {
-                return Err(LayerError::Invalid {
-                    path: String::new(),
-                    reason: format!("{compression:?} is only read, never written"),
-                })
+                return Err(bad(format!(
+                    "{} is only read, never written",
+                    compression.name()
+                )))
             }
         };
         Ok(LayerWriter {
@@ -133,16 +219,17 @@ impl<W: Write> LayerWriter<W> {
     /// Ends the compressed stream and returns the writer and the blob's digests and sizes.
     pub fn finish(self) -> Result<(W, LayerBlob), LayerError> {
         let (enc, diff_id, uncompressed_size) = self.inner.finish();
-        let out = match enc {
-            Encoder::Plain(w) => w,
+        let (mut out, digest, size) = match enc {
+            Encoder::Plain(w) => (w, diff_id.clone(), uncompressed_size),
             Encoder::Gzip(w) => w
                 .finish()
-                .map_err(|e| LayerError::io("finishing gzip stream", e))?,
+                .map_err(|e| LayerError::io("finishing gzip stream", e))?
+                .finish(),
             Encoder::Zstd(w) => w
                 .finish()
-                .map_err(|e| LayerError::io("finishing zstd stream", e))?,
+                .map_err(|e| LayerError::io("finishing zstd stream", e))?
+                .finish(),
         };
-        let (mut out, digest, size) = out.finish();
         out.flush()
             .map_err(|e| LayerError::io("flushing layer blob", e))?;
         Ok((
@@ -280,6 +367,81 @@ mod tests {
             let mut back = Vec::new();
             r.read_to_end(&mut back).expect("read");
             assert_eq!(back, data, "{c:?}");
+        }
+    }
+
+    /// Compressible but not trivial: a few MiB more than one zstd job at level 3.
+    fn big_sample() -> Vec<u8> {
+        let mut x: u32 = 1;
+        (0..24 * 1024 * 1024)
+            .map(|i: u32| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                if i % 7 == 0 {
+                    (x >> 24) as u8
+                } else {
+                    b'a' + (i % 26) as u8
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn zstd_output_does_not_depend_on_the_worker_count() {
+        let data = big_sample();
+        let one = |workers| {
+            let mut w = LayerWriter::with_workers(Vec::new(), Compression::Zstd, None, workers)
+                .expect("start");
+            w.write_all(&data).expect("write");
+            w.finish().expect("finish")
+        };
+        let (a, blob_a) = one(1);
+        let (b, blob_b) = one(3);
+        assert_eq!(blob_a, blob_b);
+        assert!(a == b, "zstd blobs differ between 1 and 3 workers");
+        let (mut r, _) = decompress(&a[..]).expect("decompress");
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).expect("read");
+        assert!(back == data, "zstd round trip");
+    }
+
+    #[test]
+    fn a_plain_blob_is_its_tar() {
+        let data = sample();
+        let (blob, out) = compress(&data[..], Vec::new(), Compression::None).expect("plain");
+        assert_eq!(out, data);
+        assert_eq!(blob.digest, blob.diff_id);
+        assert_eq!(blob.digest, Digest::of_bytes(&data));
+        assert_eq!(blob.size, data.len() as u64);
+        assert_eq!(blob.media_type, MediaType::ImageLayer);
+    }
+
+    #[test]
+    fn levels_are_checked_and_change_the_output() {
+        let data = sample();
+        let at = |c, l| {
+            let mut w = LayerWriter::with_level(Vec::new(), c, l).expect("start");
+            w.write_all(&data).expect("write");
+            w.finish().expect("finish").0
+        };
+        assert_ne!(
+            at(Compression::Gzip, Some(1)),
+            at(Compression::Gzip, Some(9))
+        );
+        assert_eq!(at(Compression::Gzip, None), at(Compression::Gzip, Some(6)));
+        assert_ne!(
+            at(Compression::Zstd, Some(1)),
+            at(Compression::Zstd, Some(19))
+        );
+        for (c, l) in [
+            (Compression::Gzip, 10),
+            (Compression::Zstd, 0),
+            (Compression::Zstd, 20),
+            (Compression::None, 1),
+        ] {
+            let e = LayerWriter::with_level(Vec::new(), c, Some(l))
+                .err()
+                .expect("refused");
+            assert!(e.to_string().contains(c.name()), "{e}");
         }
     }
 

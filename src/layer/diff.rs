@@ -98,6 +98,17 @@ pub fn write_tar<W: Write>(
     write_tar_inner(dir, out, kind, timestamp, false)
 }
 
+/// [`write_tar`] for a layer being committed: what the tar leaves out (sockets, and hard links to
+/// them) is removed from `dir` too, so the dir later steps mount shows exactly what the blob holds.
+pub fn write_layer_tar<W: Write>(
+    dir: &Path,
+    out: W,
+    kind: DirKind,
+    timestamp: Option<i64>,
+) -> Result<W, LayerError> {
+    write_tar_inner(dir, out, kind, timestamp, true)
+}
+
 /// [`write_tar`]; with `remove_unstored`, what the tar leaves out (sockets) is removed from `dir`.
 fn write_tar_inner<W: Write>(
     dir: &Path,
