@@ -845,3 +845,28 @@ fn a_layer_that_appears_twice_is_mounted_once_at_its_top_place() {
         "overlay must mount: {err}"
     );
 }
+
+/// Regression: the command inherited hoist's ignored SIGPIPE (Rust's runtime ignores it), so
+/// `yes | head -c 1` never ended; docker starts commands with every signal at its default.
+#[test]
+fn commands_start_with_no_ignored_signals() {
+    for env in [as_root(), rootless()] {
+        let out = stdout(
+            &env,
+            &[
+                "run",
+                "--rm",
+                "busybox",
+                "grep",
+                "SigIgn",
+                "/proc/self/status",
+            ],
+        );
+        assert_same("signals ignored", "SigIgn:\t0000000000000000\n", &out);
+        let out = stdout(
+            &env,
+            &["run", "--rm", "busybox", "sh", "-c", "yes | head -c 3"],
+        );
+        assert_same("yes | head", "y\ny", &out);
+    }
+}

@@ -18,7 +18,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -409,6 +409,12 @@ fn exec_command(
     env: &[CString],
 ) -> String {
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+    // an ignored signal stays ignored across execve(2), and Rust's runtime ignores SIGPIPE in
+    // hoist; the command starts with docker's dispositions (all default), or `yes | head` never ends
+    // SAFETY: SIG_DFL installs no handler of ours
+    if let Err(e) = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        return fail("resetting SIGPIPE", &e);
+    }
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&SigSet::empty()),
