@@ -73,6 +73,13 @@ pub struct Args {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
 
+    /// When to pull base images: `always`, `missing` (default), `never`, `newer` (`--pull` alone: `always`)
+    #[arg(long, value_enum, value_name = "POLICY", num_args = 0..=1, require_equals = true, default_missing_value = "always")]
+    pub pull: Option<super::pull::PullPolicy>,
+
+    #[command(flatten)]
+    pub registry: super::pull::RegistryArgs,
+
     /// The build context directory
     #[arg(value_name = "CONTEXT")]
     pub context: String,
@@ -245,7 +252,18 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         outputs,
         platform: args.platform.clone(),
         no_cache: args.no_cache,
+        images: image_provider(args)?,
     })
+}
+
+/// The registry puller `FROM` uses, by `--pull` (none for `never`).
+fn image_provider(args: &Args) -> anyhow::Result<Option<std::sync::Arc<dyn exec::ImageProvider>>> {
+    let policy = args.pull.unwrap_or_default();
+    if policy == super::pull::PullPolicy::Never {
+        return Ok(None);
+    }
+    let puller = super::pull::Puller::new(&args.registry, policy, None, args.quiet)?;
+    Ok(Some(std::sync::Arc::new(puller)))
 }
 
 fn read_dockerfile(p: &Path) -> anyhow::Result<String> {

@@ -71,6 +71,42 @@ pub struct BuildRequest {
     pub platform: Option<String>,
     /// Every step runs anyway (no cache exists yet); kept so the cache can honour it.
     pub no_cache: bool,
+    /// Where `FROM` and `COPY --from` images come from when the store lacks them (or when
+    /// the pull policy says to look again); `None`: the local store only.
+    pub images: Option<std::sync::Arc<dyn ImageProvider>>,
+}
+
+/// Gives a build the images it names (the CLI's registry puller, by pull policy).
+pub trait ImageProvider: Send + Sync + std::fmt::Debug {
+    /// Makes `name` (as the Dockerfile wrote it) available in `store` and returns it.
+    /// `present` is what the store resolves the name to now, if anything.
+    fn provide(
+        &self,
+        store: &Store,
+        name: &str,
+        present: Option<crate::store::ImageRecord>,
+    ) -> Result<crate::store::ImageRecord, String>;
+}
+
+/// The store's image for a base or `COPY --from` name, asking the request's provider when the
+/// store lacks it (or always, if the provider's pull policy says so).
+pub(crate) fn resolve_base(
+    store: &Store,
+    req: &BuildRequest,
+    name: &str,
+) -> Result<crate::store::ImageRecord, String> {
+    let present = match store.resolve(name) {
+        Ok(r) => Some(r),
+        Err(StoreError::NotFound(_)) => None,
+        Err(other) => return Err(format!("image `{name}`: {other}")),
+    };
+    match (&req.images, present) {
+        (Some(p), present) => p.provide(store, name, present),
+        (None, Some(r)) => Ok(r),
+        (None, None) => Err(format!(
+            "image `{name}` is not in the local store, and pulling is off (`--pull=never`)"
+        )),
+    }
 }
 
 /// What a build produced.
