@@ -57,9 +57,12 @@ fn prompt(label: &str, echo: bool) -> anyhow::Result<String> {
     let saved = if echo {
         None
     } else {
-        let t = nix::sys::termios::tcgetattr(&stdin).context("cannot read the terminal settings")?;
+        let t =
+            nix::sys::termios::tcgetattr(&stdin).context("cannot read the terminal settings")?;
         let mut quiet = t.clone();
-        quiet.local_flags.remove(nix::sys::termios::LocalFlags::ECHO);
+        quiet
+            .local_flags
+            .remove(nix::sys::termios::LocalFlags::ECHO);
         nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &quiet)
             .context("cannot turn off the terminal echo")?;
         Some(t)
@@ -127,7 +130,12 @@ pub fn run(args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
         Some(creds),
     )?;
     client.ping()?;
-    let file = auth::store(&host, &username, &password, args.registry_args.authfile.as_deref())?;
+    let file = auth::store(
+        &host,
+        &username,
+        &password,
+        args.registry_args.authfile.as_deref(),
+    )?;
     log::debug!("credentials for `{host}` written to `{}`", file.display());
     super::output::println("Login Succeeded!");
     Ok(ExitCode::SUCCESS)

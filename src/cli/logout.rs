@@ -11,7 +11,11 @@ use crate::registry::auth;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The registry: `HOST[:PORT]`
-    #[arg(value_name = "REGISTRY", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        value_name = "REGISTRY",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub registry: Option<String>,
     /// Remove the credentials of every registry
     #[arg(short, long)]

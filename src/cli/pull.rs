@@ -99,6 +99,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     };
     let puller = Puller {
         regs: args.registry.session()?,
+        explicit_platform: args.platform.is_some(),
         platform,
         policy: PullPolicy::Always,
         quiet: args.quiet,
@@ -115,6 +116,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
 pub struct Puller {
     pub regs: Registries,
     pub platform: Platform,
+    /// Whether `--platform` was given (a single-platform image for another platform is then
+    /// an error, else a warning).
+    pub explicit_platform: bool,
     pub policy: PullPolicy,
     /// No progress and no "Trying to pull" lines.
     pub quiet: bool,
@@ -128,12 +132,14 @@ impl Puller {
         platform: Option<&str>,
         quiet: bool,
     ) -> anyhow::Result<Puller> {
+        let platform_given = platform.is_some();
         let platform = match platform {
             Some(p) => Platform::parse(p).map_err(anyhow::Error::msg)?,
             None => Platform::host(),
         };
         Ok(Puller {
             regs: registry.session()?,
+            explicit_platform: platform_given,
             platform,
             policy,
             quiet,
@@ -164,11 +170,28 @@ impl Puller {
                         continue;
                     }
                     Err(e) => {
-                        log::warn!("{e}");
+                        log::debug!("{e}");
                         last_err = Some(e);
                         continue;
                     }
                 };
+                if !remote.from_index() {
+                    let has = remote.config_platform()?;
+                    if self
+                        .platform
+                        .score(&has.os, &has.architecture, has.variant.as_deref())
+                        .is_none()
+                    {
+                        let msg = format!(
+                            "image `{candidate}` is for platform `{has}`, not `{}`",
+                            self.platform
+                        );
+                        if self.explicit_platform {
+                            anyhow::bail!(msg);
+                        }
+                        super::output::warn(&msg);
+                    }
+                }
                 let remote = match self.progress() {
                     Some(p) => remote.with_progress(p.clone()),
                     None => remote,
@@ -179,6 +202,7 @@ impl Puller {
                 };
                 let record = store
                     .copy_from_parallel(&remote, PULL_JOBS, &names)
+                    .map_err(verification_error)
                     .with_context(|| format!("cannot pull `{candidate}`"))?;
                 return Ok(record);
             }
@@ -211,10 +235,11 @@ impl Puller {
         present: Option<ImageRecord>,
     ) -> anyhow::Result<ImageRecord> {
         // an image made here (`localhost/…`) is never looked for in a registry
-        let local = present
-            .as_ref()
-            .is_some_and(|r| r.names.iter().any(|n| n.domain() == crate::image::LOCAL_DOMAIN))
-            && !Reference::is_qualified(name).unwrap_or(true);
+        let local = present.as_ref().is_some_and(|r| {
+            r.names
+                .iter()
+                .any(|n| n.domain() == crate::image::LOCAL_DOMAIN)
+        }) && !Reference::is_qualified(name).unwrap_or(true);
         match (self.policy, present) {
             (_, Some(r)) if local => Ok(r),
             (PullPolicy::Never, Some(r)) | (PullPolicy::Missing, Some(r)) => Ok(r),
@@ -230,6 +255,20 @@ impl Puller {
             },
             (_, _) => self.pull(store, name),
         }
+    }
+}
+
+/// A blob the registry sent that failed its check while it was staged comes back from the
+/// store as an I/O error on the staged file; the check's own message (naming the blob) is the
+/// one to show.
+fn verification_error(e: crate::store::StoreError) -> anyhow::Error {
+    match e {
+        crate::store::StoreError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            anyhow::anyhow!("{source}")
+        }
+        other => other.into(),
     }
 }
 
@@ -271,9 +310,14 @@ impl Progress for TermProgress {
             .find(|(_, (d, ..))| d == digest)
             .map(|(k, _)| *k)
             .unwrap_or(st.lines.len());
-        st.lines.insert(key, (digest.clone(), done, total, finished));
+        st.lines
+            .insert(key, (digest.clone(), done, total, finished));
         let now = Instant::now();
-        if !finished && st.last.is_some_and(|t| now.duration_since(t).as_millis() < 100) {
+        if !finished
+            && st
+                .last
+                .is_some_and(|t| now.duration_since(t).as_millis() < 100)
+        {
             return;
         }
         st.last = Some(now);

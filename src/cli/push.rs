@@ -104,7 +104,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         mount_from,
         progress: None,
         on_blob: show.then(|| {
-            let cb: Box<dyn Fn(&Digest, Mount) + Send + Sync> = Box::new(|d, how| {
+            let cb: push::BlobReport = Box::new(|d, how| {
                 let what = match how {
                     Mount::Exists => "skipped: already exists",
                     Mount::Mounted => "mounted",

@@ -206,9 +206,14 @@ fn resolve_image(store: &Store, args: &Args) -> anyhow::Result<crate::store::Ima
         Err(e) => return Err(e.into()),
     };
     let policy = args.pull.unwrap_or_default();
-    if policy == super::pull::PullPolicy::Never || (present.is_some() && policy == super::pull::PullPolicy::Missing) {
+    if policy == super::pull::PullPolicy::Never
+        || (present.is_some() && policy == super::pull::PullPolicy::Missing)
+    {
         return present.ok_or_else(|| {
-            anyhow::anyhow!("image `{}` is not in the local store, and pulling is off (`--pull=never`)", args.image)
+            anyhow::anyhow!(
+                "image `{}` is not in the local store, and pulling is off (`--pull=never`)",
+                args.image
+            )
         });
     }
     let puller = super::pull::Puller::new(&args.registry, policy, None, false)?;

@@ -554,7 +554,11 @@ mod tests {
         assert!(Reference::is_qualified("quay.io/app").expect("valid"));
         let table = [
             ("busybox", "docker.io", "docker.io/library/busybox:latest"),
-            ("team/app:1", "reg.example:5000", "reg.example:5000/team/app:1"),
+            (
+                "team/app:1",
+                "reg.example:5000",
+                "reg.example:5000/team/app:1",
+            ),
             ("quay.io/x", "reg.example", "quay.io/x:latest"),
         ];
         for (name, domain, want) in table {

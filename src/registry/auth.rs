@@ -20,7 +20,10 @@ use super::RegistryError;
 /// A credential for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// An OAuth2 refresh token (docker's `identitytoken`).
     IdentityToken(String),
 }
@@ -222,16 +225,14 @@ pub fn store(
     let mut v = read_json(&path)?;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
     let obj = v.as_object_mut().expect("read_json gives an object");
-    let auths = obj
-        .entry("auths")
-        .or_insert_with(|| serde_json::json!({}));
+    let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
     if !auths.is_object() {
         *auths = serde_json::json!({});
     }
-    auths
-        .as_object_mut()
-        .expect("made an object above")
-        .insert(auth_key(host).to_string(), serde_json::json!({ "auth": auth }));
+    auths.as_object_mut().expect("made an object above").insert(
+        auth_key(host).to_string(),
+        serde_json::json!({ "auth": auth }),
+    );
     write_json(&path, &v)?;
     Ok(path)
 }
@@ -403,8 +404,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let f = dir.path().join("sub/auth.json");
         std::fs::create_dir_all(dir.path().join("sub")).expect("mkdir");
-        std::fs::write(&f, r#"{"auths":{"other.example":{"auth":"eDp5"}},"keep":1}"#)
-            .expect("write");
+        std::fs::write(
+            &f,
+            r#"{"auths":{"other.example":{"auth":"eDp5"}},"keep":1}"#,
+        )
+        .expect("write");
         store("reg.example:5000", "u", "p:w", Some(&f)).expect("store");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&f).expect("stat").permissions().mode() & 0o777;

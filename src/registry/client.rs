@@ -58,7 +58,11 @@ impl ManifestKind {
             return Some(k);
         }
         let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-        if let Some(k) = v.get("mediaType").and_then(|m| m.as_str()).and_then(by_type) {
+        if let Some(k) = v
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .and_then(by_type)
+        {
             return Some(k);
         }
         if v.get("manifests").is_some_and(|m| m.is_array()) {
@@ -90,11 +94,14 @@ pub struct Fetched {
     pub digest: Digest,
 }
 
+/// Opens a request body (again, for each retry).
+pub type OpenBody<'a> = dyn FnMut() -> std::io::Result<Box<dyn Read + 'a>> + 'a;
+
 /// A request body that can be produced again for a retry.
-enum Body<'a> {
+enum Body<'a, 'b> {
     Empty,
     Bytes(&'a [u8]),
-    Stream(&'a mut dyn FnMut() -> std::io::Result<Box<dyn Read + 'a>>),
+    Stream(&'a mut OpenBody<'b>),
 }
 
 #[derive(Default)]
@@ -222,7 +229,16 @@ impl Client {
                     Err(_) => return Err(self.http_err(transport_message(&e))),
                 }
             }
-            Err(e) => return Err(self.http_err(transport_message(&e))),
+            Err(e) => {
+                let msg = transport_message(&e);
+                let lower = msg.to_lowercase();
+                if lower.contains("tls") || lower.contains("certificate") {
+                    return Err(self.http_err(format!(
+                        "{msg} (a registry without TLS, or with a certificate hoist cannot verify, needs `--tls-verify=false`, `--cert-dir` or `insecure = true` in registries.conf)"
+                    )));
+                }
+                return Err(self.http_err(msg));
+            }
         };
         Ok(self.base.get_or_init(|| chosen))
     }
@@ -325,9 +341,10 @@ impl Client {
                         token: Option<String>,
                         access_token: Option<String>,
                     }
-                    let t: Token = serde_json::from_reader(resp.into_reader().take(1 << 20)).map_err(|e| {
-                        self.http_err(format!("the token server sent an invalid answer: {e}"))
-                    })?;
+                    let t: Token = serde_json::from_reader(resp.into_reader().take(1 << 20))
+                        .map_err(|e| {
+                            self.http_err(format!("the token server sent an invalid answer: {e}"))
+                        })?;
                     return t.token.or(t.access_token).ok_or_else(|| {
                         self.http_err("the token server sent no token".to_string())
                     });
@@ -343,14 +360,15 @@ impl Client {
                         }
                     })
                 }
-                Err(ureq::Error::Status(code, resp)) if retriable_status(code) && attempt < RETRIES => {
+                Err(ureq::Error::Status(code, resp))
+                    if retriable_status(code) && attempt < RETRIES =>
+                {
                     std::thread::sleep(backoff(attempt, resp.header("Retry-After")));
                 }
                 Err(ureq::Error::Status(code, resp)) => {
-                    return Err(self.http_err(format!(
-                        "token server: {}",
-                        error_message(code, resp)
-                    )))
+                    return Err(
+                        self.http_err(format!("token server: {}", error_message(code, resp)))
+                    )
                 }
                 Err(ureq::Error::Transport(t)) if retriable_transport(&t) && attempt < RETRIES => {
                     std::thread::sleep(backoff(attempt, None));
@@ -372,7 +390,7 @@ impl Client {
         scopes: &[String],
         headers: &[(&str, &str)],
         query: &[(&str, &str)],
-        mut body: Body<'_>,
+        mut body: Body<'_, '_>,
     ) -> Result<ureq::Response, CallError> {
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
@@ -399,7 +417,7 @@ impl Client {
                     let r = open().map_err(|e| {
                         CallError::Other(RegistryError::Io {
                             what: format!("upload to `{}`", self.host),
-                            source: e,
+                            err: e,
                         })
                     })?;
                     req.send(r)
@@ -431,8 +449,13 @@ impl Client {
                         }
                     }))
                 }
-                Err(ureq::Error::Status(code, resp)) if retriable_status(code) && attempt < RETRIES => {
-                    log::debug!("registry `{}`: {method} answered {code}; retrying", self.host);
+                Err(ureq::Error::Status(code, resp))
+                    if retriable_status(code) && attempt < RETRIES =>
+                {
+                    log::debug!(
+                        "registry `{}`: {method} answered {code}; retrying",
+                        self.host
+                    );
                     std::thread::sleep(backoff(attempt, resp.header("Retry-After")));
                 }
                 Err(ureq::Error::Status(code, resp)) => {
@@ -507,7 +530,7 @@ impl Client {
             .read_to_end(&mut bytes)
             .map_err(|e| RegistryError::Io {
                 what: format!("{what} from `{}`", self.host),
-                source: e,
+                err: e,
             })?;
         if bytes.len() as u64 > MAX_MANIFEST {
             return Err(self.http_err(format!("{what} is larger than 4 MiB")));
@@ -593,14 +616,7 @@ impl Client {
     ) -> Result<Box<dyn Read + Send + Sync>, RegistryError> {
         let path = format!("/v2/{repo}/blobs/{digest}");
         let resp = self
-            .call(
-                "GET",
-                &path,
-                &Self::pull_scope(repo),
-                &[],
-                &[],
-                Body::Empty,
-            )
+            .call("GET", &path, &Self::pull_scope(repo), &[], &[], Body::Empty)
             .map_err(|e| self.fail(e, &format!("blob `{digest}` of `{repo}`")))?;
         Ok(resp.into_reader())
     }
@@ -629,13 +645,13 @@ impl Client {
     /// Puts a blob into `repo`: mounted from `mount_from` (another repository of this
     /// registry) when the registry agrees, else uploaded in one streamed `PUT` of `size` bytes
     /// opened by `open` (again for each retry).
-    pub fn put_blob<'s>(
+    pub fn put_blob(
         &self,
         repo: &str,
         digest: &Digest,
         size: u64,
         mount_from: Option<&str>,
-        open: &'s mut dyn FnMut() -> std::io::Result<Box<dyn Read + 's>>,
+        open: &mut OpenBody<'_>,
     ) -> Result<Mount, RegistryError> {
         let what = format!("blob `{digest}` to `{repo}`");
         let scopes = Self::push_scope(repo, mount_from);
@@ -646,7 +662,14 @@ impl Client {
             None => vec![],
         };
         let resp = self
-            .call("POST", &path, &scopes, &[("Content-Length", "0")], &query, Body::Empty)
+            .call(
+                "POST",
+                &path,
+                &scopes,
+                &[("Content-Length", "0")],
+                &query,
+                Body::Empty,
+            )
             .map_err(|e| self.fail(e, &what))?;
         if resp.status() == 201 {
             return Ok(Mount::Mounted);
@@ -701,9 +724,14 @@ impl Client {
                 let (url, rest) = l.trim().strip_prefix('<')?.split_once('>')?;
                 rest.contains("rel=\"next\"").then(|| url.to_string())
             });
-            let v: serde_json::Value = serde_json::from_reader(resp.into_reader().take(16 << 20))
-                .map_err(|e| self.http_err(format!("{what}: invalid answer: {e}")))?;
-            let items = v.get(key).and_then(|t| t.as_array()).cloned().unwrap_or_default();
+            let v: serde_json::Value =
+                serde_json::from_reader(resp.into_reader().take(16 << 20))
+                    .map_err(|e| self.http_err(format!("{what}: invalid answer: {e}")))?;
+            let items = v
+                .get(key)
+                .and_then(|t| t.as_array())
+                .cloned()
+                .unwrap_or_default();
             out.extend(items.iter().filter_map(|t| t.as_str().map(str::to_string)));
             if out.len() >= limit {
                 out.truncate(limit);
@@ -727,7 +755,13 @@ impl Client {
     /// The repositories of the registry (`/v2/_catalog`, at most `limit`).
     pub fn catalog(&self, limit: usize) -> Result<Vec<String>, RegistryError> {
         let scopes = vec!["registry:catalog:*".to_string()];
-        match self.paged("/v2/_catalog", &scopes, "repositories", limit, "the catalog") {
+        match self.paged(
+            "/v2/_catalog",
+            &scopes,
+            "repositories",
+            limit,
+            "the catalog",
+        ) {
             Err(RegistryError::NotFound { .. })
             | Err(RegistryError::Denied { .. })
             | Err(RegistryError::AuthRequired { .. }) => {
@@ -791,7 +825,10 @@ mod tests {
             Some(ManifestKind::Index)
         );
         assert_eq!(
-            ManifestKind::classify("application/json", br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#),
+            ManifestKind::classify(
+                "application/json",
+                br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#
+            ),
             Some(ManifestKind::Index)
         );
         assert_eq!(ManifestKind::classify("text/html", b"<html>"), None);

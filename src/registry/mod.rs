@@ -24,8 +24,8 @@
 pub mod auth;
 mod client;
 pub mod conf;
-mod remote;
 pub mod push;
+mod remote;
 mod tls;
 
 pub use auth::Credential;
@@ -82,12 +82,10 @@ pub enum RegistryError {
     Invalid { reference: String, reason: String },
     #[error("TLS settings for `{registry}`: {reason}")]
     Tls { registry: String, reason: String },
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// (The I/O error is part of the message, not a `source`: a report of the chain would
+    /// print it twice.)
+    #[error("{what}: {err}")]
+    Io { what: String, err: std::io::Error },
     #[error(transparent)]
     Image(#[from] ImageError),
 }

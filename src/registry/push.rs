@@ -25,6 +25,9 @@ pub enum Format {
     Docker,
 }
 
+/// Told what happened to each blob of a push.
+pub type BlobReport = Box<dyn Fn(&Digest, Mount) + Send + Sync>;
+
 /// How to push.
 #[derive(Default)]
 pub struct PushOptions {
@@ -36,7 +39,7 @@ pub struct PushOptions {
     pub mount_from: HashMap<Digest, String>,
     pub progress: Option<Arc<dyn Progress>>,
     /// Told what happened to each blob.
-    pub on_blob: Option<Box<dyn Fn(&Digest, Mount) + Send + Sync>>,
+    pub on_blob: Option<BlobReport>,
 }
 
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -62,7 +65,11 @@ const LAYER_TYPES: [(&str, &str); 3] = [
 pub fn media_type_of(bytes: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(bytes)
         .ok()
-        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| OCI_MANIFEST.to_string())
 }
 

@@ -112,6 +112,9 @@ pub struct RemoteImage {
     manifest_bytes: Vec<u8>,
     manifest: ImageManifest,
     digest: Digest,
+    /// Whether the manifest was chosen from an index (by platform).
+    from_index: bool,
+    config: std::sync::OnceLock<Vec<u8>>,
     progress: Option<Arc<dyn Progress>>,
 }
 
@@ -188,6 +191,7 @@ impl RemoteImage {
             (None, None) => crate::image::DEFAULT_TAG.to_string(),
         };
         let mut fetched = repo.client.get_manifest(&repo.path, &tag_or_digest)?;
+        let mut from_index = false;
         let invalid = |reason: String| RegistryError::Invalid {
             reference: name.clone(),
             reason,
@@ -198,6 +202,7 @@ impl RemoteImage {
                 let index: ImageIndex = serde_json::from_slice(&fetched.bytes)
                     .map_err(|e| invalid(format!("index `{}`: {e}", fetched.digest)))?;
                 let chosen = choose(&name, &index, platform)?;
+                from_index = true;
                 log::debug!("`{name}`: index entry `{chosen}` for `{platform}`");
                 fetched = repo.client.get_manifest(&repo.path, &chosen.to_string())?;
                 if ManifestKind::classify(&fetched.media_type, &fetched.bytes)
@@ -222,7 +227,37 @@ impl RemoteImage {
             manifest_bytes: fetched.bytes,
             manifest,
             digest: fetched.digest,
+            from_index,
+            config: std::sync::OnceLock::new(),
             progress: None,
+        })
+    }
+
+    /// Whether the manifest was chosen from an index for the platform asked.
+    pub fn from_index(&self) -> bool {
+        self.from_index
+    }
+
+    /// The platform the image's config names (fetches the config once).
+    pub fn config_platform(&self) -> Result<Platform, ImageError> {
+        let raw = self.config()?;
+        #[derive(serde::Deserialize)]
+        struct P {
+            #[serde(default)]
+            os: String,
+            #[serde(default)]
+            architecture: String,
+            #[serde(default)]
+            variant: Option<String>,
+        }
+        let p: P = serde_json::from_slice(&raw).map_err(|e| ImageError::Invalid {
+            what: format!("config of `{}`", self.reference),
+            reason: e.to_string(),
+        })?;
+        Ok(Platform {
+            os: p.os,
+            architecture: p.architecture,
+            variant: p.variant,
         })
     }
 
@@ -255,9 +290,17 @@ impl RemoteImage {
             .map(|desc| desc.size())
     }
 
-    fn verified(&self, d: &Digest) -> Result<VerifyingReader<Box<dyn Read + Send + Sync>>, RegistryError> {
+    fn verified(
+        &self,
+        d: &Digest,
+    ) -> Result<VerifyingReader<Box<dyn Read + Send + Sync>>, RegistryError> {
         let r = self.repo.client.get_blob(&self.repo.path, d)?;
-        Ok(VerifyingReader::new(r, d.clone(), self.blob_size(d), self.repo.client.host()))
+        Ok(VerifyingReader::new(
+            r,
+            d.clone(),
+            self.blob_size(d),
+            self.repo.client.host(),
+        ))
     }
 }
 
@@ -267,18 +310,20 @@ impl ImageSource for RemoteImage {
     }
 
     fn config(&self) -> Result<Vec<u8>, ImageError> {
-        let d = Digest::from_oci(self.manifest.config().digest()).map_err(|e| {
-            ImageError::Invalid {
+        if let Some(c) = self.config.get() {
+            return Ok(c.clone());
+        }
+        let d =
+            Digest::from_oci(self.manifest.config().digest()).map_err(|e| ImageError::Invalid {
                 what: format!("manifest of `{}`", self.reference),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let mut out = Vec::new();
         // a config is small; the descriptor's size bounds what is read
         self.verified(&d)?
             .take(self.manifest.config().size().saturating_add(1))
             .read_to_end(&mut out)?;
-        Ok(out)
+        Ok(self.config.get_or_init(|| out).clone())
     }
 
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, ImageError> {
@@ -307,7 +352,10 @@ mod tests {
         assert!(e.to_string().contains(&d.to_string()), "{e}");
         assert!(e.to_string().contains("does not match its digest"), "{e}");
         let mut long = VerifyingReader::new(&b"hello!"[..], d.clone(), Some(5), "reg");
-        assert!(read_all(&mut long).expect_err("size").to_string().contains("6 bytes"));
+        assert!(read_all(&mut long)
+            .expect_err("size")
+            .to_string()
+            .contains("6 bytes"));
         let mut short = VerifyingReader::new(&b"hell"[..], d, Some(5), "reg");
         assert!(read_all(&mut short).is_err());
     }
@@ -328,7 +376,10 @@ mod tests {
         assert!(pick("linux/arm64").expect("arm64").hex().starts_with('2'));
         assert!(pick("linux/arm/v6").expect("v6").hex().starts_with('1'));
         let e = pick("linux/arm/v7").expect_err("no v7").to_string();
-        assert!(e.contains("`linux/arm/v6`") && e.contains("linux/arm/v7"), "{e}");
+        assert!(
+            e.contains("`linux/arm/v6`") && e.contains("linux/arm/v7"),
+            "{e}"
+        );
         assert!(pick("linux/s390x").is_err());
     }
 }

@@ -34,7 +34,11 @@ fn cert_dir(host: &str, explicit: Option<&Path>) -> Option<PathBuf> {
     }
     let mut dirs = vec![PathBuf::from("/etc/containers/certs.d").join(host)];
     if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        dirs.push(PathBuf::from(h).join(".config/containers/certs.d").join(host));
+        dirs.push(
+            PathBuf::from(h)
+                .join(".config/containers/certs.d")
+                .join(host),
+        );
     }
     dirs.push(PathBuf::from("/etc/docker/certs.d").join(host));
     dirs.into_iter().find(|d| d.is_dir())
@@ -115,14 +119,12 @@ pub(crate) fn config(
                     })?;
                     client_pair = Some((chain, k));
                 }
-                Some("key") => {
-                    if !p.with_extension("cert").is_file() {
-                        return Err(err(format!(
-                            "key `{}` has no client certificate `{}`",
-                            p.display(),
-                            p.with_extension("cert").display()
-                        )));
-                    }
+                Some("key") if !p.with_extension("cert").is_file() => {
+                    return Err(err(format!(
+                        "key `{}` has no client certificate `{}`",
+                        p.display(),
+                        p.with_extension("cert").display()
+                    )));
                 }
                 _ => {}
             }

@@ -615,7 +615,10 @@ impl Store {
                                         Ok(b) => mine.push(b),
                                         Err(e) => {
                                             // the others stop at their next layer
-                                            next.store(todo.len(), std::sync::atomic::Ordering::SeqCst);
+                                            next.store(
+                                                todo.len(),
+                                                std::sync::atomic::Ordering::SeqCst,
+                                            );
                                             return Err(e);
                                         }
                                     }
@@ -627,7 +630,10 @@ impl Store {
                         .into_iter()
                         .map(|w| {
                             w.join().unwrap_or_else(|_| {
-                                Err(StoreError::invalid("layer copy", "a worker thread panicked"))
+                                Err(StoreError::invalid(
+                                    "layer copy",
+                                    "a worker thread panicked",
+                                ))
                             })
                         })
                         .collect()
