@@ -31,7 +31,7 @@ mod tls;
 pub use auth::Credential;
 pub use client::{Client, ManifestKind, Mount, Progress};
 pub use conf::Conf;
-pub use remote::{RemoteImage, VerifyingReader};
+pub use remote::{choose_platform, RemoteImage, VerifyingReader};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -134,6 +134,19 @@ fn parse_manifest(reference: &str, f: &Fetched) -> Result<ImageManifest, Registr
     })
 }
 
+/// Parses an OCI index or docker manifest list and picks the entry for `platform`.
+pub fn choose_platform(
+    reference: &str,
+    index: &[u8],
+    platform: &Platform,
+) -> Result<Digest, RegistryError> {
+    let index: ImageIndex = serde_json::from_slice(index).map_err(|e| RegistryError::Invalid {
+        reference: reference.to_string(),
+        reason: format!("index `{}`: {e}", Digest::of_bytes(index)),
+    })?;
+    choose(reference, &index, platform)
+}
+
 /// The index entry that fits `platform` best.
 fn choose(
     reference: &str,
@@ -199,9 +212,7 @@ impl RemoteImage {
         match ManifestKind::classify(&fetched.media_type, &fetched.bytes) {
             Some(ManifestKind::Image) => {}
             Some(ManifestKind::Index) => {
-                let index: ImageIndex = serde_json::from_slice(&fetched.bytes)
-                    .map_err(|e| invalid(format!("index `{}`: {e}", fetched.digest)))?;
-                let chosen = choose(&name, &index, platform)?;
+                let chosen = choose_platform(&name, &fetched.bytes, platform)?;
                 from_index = true;
                 log::debug!("`{name}`: index entry `{chosen}` for `{platform}`");
                 fetched = repo.client.get_manifest(&repo.path, &chosen.to_string())?;
