@@ -813,6 +813,164 @@ fn assert_send_sync() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// One request as the fake registry saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        target: String,
+        auth: String,
+    }
+
+    type Handler = dyn Fn(&Seen, u16) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync;
+
+    /// A plain-http server answering each request with `handler` (one request per connection);
+    /// what does not parse as HTTP (a TLS hello) is dropped.
+    fn fake_registry(handler: Arc<Handler>) -> (u16, Arc<Mutex<Vec<Seen>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() || !line.ends_with("HTTP/1.1\r\n") {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, target) = (
+                    parts.next().unwrap_or_default().to_string(),
+                    parts.next().unwrap_or_default().to_string(),
+                );
+                let (mut auth, mut len) = (String::new(), 0usize);
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                        break;
+                    }
+                    let (k, v) = h.split_once(':').unwrap_or((&h, ""));
+                    match k.to_ascii_lowercase().as_str() {
+                        "authorization" => auth = v.trim().to_string(),
+                        "content-length" => len = v.trim().parse().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = r.read_exact(&mut body);
+                let req = Seen {
+                    method,
+                    target,
+                    auth,
+                };
+                log.lock().expect("log").push(req.clone());
+                let (code, headers, body) = handler(&req, port);
+                let mut out = format!(
+                    "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                out.push_str("\r\n");
+                out.push_str(&body);
+                let mut c = conn;
+                let _ = c.write_all(out.as_bytes());
+            }
+        });
+        (port, seen)
+    }
+
+    #[test]
+    fn bearer_tokens_per_scope_mount_scope_and_retries() {
+        let tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let t = tries.clone();
+        let handler: Arc<Handler> = Arc::new(move |req: &Seen, port: u16| {
+            let challenge = || {
+                vec![(
+                    "WWW-Authenticate",
+                    format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\""),
+                )]
+            };
+            if req.target.starts_with("/token") {
+                let good = Credential::parse_creds("u:p")
+                    .expect("creds")
+                    .basic_header();
+                if Some(req.auth.clone()) != good {
+                    return (401, vec![], String::new());
+                }
+                // the token says which scopes it was made for
+                let token = req.target.replace(['"', '\\'], "");
+                return (200, vec![], format!("{{\"token\":\"{token}\"}}"));
+            }
+            if !req.auth.starts_with("Bearer /token") {
+                return (401, challenge(), String::new());
+            }
+            match (req.method.as_str(), req.target.as_str()) {
+                ("GET", "/v2/") => (200, vec![], "{}".into()),
+                ("POST", t) if t.starts_with("/v2/a/blobs/uploads/") => {
+                    (201, vec![], String::new())
+                }
+                ("GET", "/v2/a/manifests/1") => {
+                    if t.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                        (503, vec![], String::new())
+                    } else {
+                        (
+                            200,
+                            vec![("Content-Type", OCI_MANIFEST.to_string())],
+                            "{\"layers\":[]}".into(),
+                        )
+                    }
+                }
+                _ => (404, vec![], String::new()),
+            }
+        });
+        let (port, seen) = fake_registry(handler);
+        let host = format!("127.0.0.1:{port}");
+        let creds = Credential::parse_creds("u:p").expect("creds");
+        let c = Client::new(&host, true, None, Some(creds)).expect("client");
+        c.ping().expect("ping with a token");
+        let d = Digest::of_bytes(b"x");
+        let how = c
+            .put_blob("a", &d, 1, Some("b"), &mut || Ok(Box::new(&b"x"[..])))
+            .expect("mount");
+        assert_eq!(how, Mount::Mounted);
+        let f = c.get_manifest("a", "1").expect("manifest after two 503s");
+        assert_eq!(f.bytes, b"{\"layers\":[]}");
+        let seen = seen.lock().expect("log").clone();
+        let mount = seen
+            .iter()
+            .find(|s| s.method == "POST")
+            .expect("the mount request");
+        // the mount's token covers push on the target and pull on the source
+        assert!(
+            mount.auth.contains("repository%3Aa%3Apull%2Cpush"),
+            "{mount:?}"
+        );
+        assert!(mount.auth.contains("repository%3Ab%3Apull"), "{mount:?}");
+        assert!(
+            mount.target.contains("mount=sha256") && mount.target.contains("from=b"),
+            "{mount:?}"
+        );
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        // wrong credentials: one error naming the registry, no secret in it
+        let bad = Client::new(
+            &host,
+            true,
+            None,
+            Some(Credential::parse_creds("u:secret-x").expect("creds")),
+        )
+        .expect("client");
+        let e = bad.ping().expect_err("refused").to_string();
+        assert!(
+            e.contains(&host) && e.contains("invalid username or password"),
+            "{e}"
+        );
+        assert!(!e.contains("secret-x"), "{e}");
+    }
 
     #[test]
     fn classify_manifests() {
