@@ -740,6 +740,35 @@ fn login_wrong_password_creds_and_logout_over_tls() {
     let out = fails(&env, ["logout", &host]);
     outputs.push(out);
 
+    // docker's config.json with a credential helper (`docker-credential-NAME get`)
+    let bin = env.path("bin");
+    fs::create_dir_all(&bin).expect("bin");
+    let helper = bin.join("docker-credential-hoisttest");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$server\" = \"{host}\" ] || exit 1\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n"
+        ),
+    )
+    .expect("helper");
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::create_dir_all(env.path("home/.docker")).expect("docker dir");
+    fs::write(
+        env.path("home/.docker/config.json"),
+        format!("{{\"credHelpers\":{{\"{host}\":\"hoisttest\"}}}}"),
+    )
+    .expect("config.json");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = hoist(&env, ["pull", "-q", "--cert-dir", certs, &dest]);
+    c.env("PATH", &path)
+        .env("HOIST_ROOT", env.path("helper-root"));
+    outputs.push(run_out_checked(&mut c));
+
     for o in &outputs {
         let all = show(o);
         assert!(!all.contains(PASSWORD), "a password was printed:\n{all}");

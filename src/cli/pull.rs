@@ -106,7 +106,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     };
     let store = Store::open(&globals.root)
         .with_context(|| format!("cannot open the store at `{}`", globals.root.display()))?;
-    let record = puller.pull(&store, &args.name)?;
+    let name = args.name.strip_prefix("docker://").unwrap_or(&args.name);
+    let record = puller.pull(&store, name)?;
     super::output::println(record.id.hex());
     Ok(ExitCode::SUCCESS)
 }

@@ -88,7 +88,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             if n.path() == target.path {
                 continue;
             }
-            for d in img.layer_digests()? {
+            for d in img.layer_digests()?.into_iter().chain([img.id.clone()]) {
                 mount_from.entry(d).or_insert_with(|| n.path().to_string());
             }
         }

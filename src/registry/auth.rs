@@ -107,47 +107,67 @@ pub fn lookup(host: &str, authfile: Option<&Path>) -> Result<Option<Credential>,
         None => read_order(),
     };
     let key = auth_key(host);
+    // docker keeps Docker Hub under its v1 URL (also what its credential helpers are asked)
+    let keys: &[&str] = if key == "docker.io" {
+        &["docker.io", "https://index.docker.io/v1/"]
+    } else {
+        &[key]
+    };
     for f in files {
-        let file = match std::fs::File::open(&f) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(RegistryError::Config {
-                    path: f,
-                    reason: e.to_string(),
-                })
-            }
-        };
-        use docker_credential::{CredentialRetrievalError as E, DockerCredential as D};
-        match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), key) {
-            Ok(D::UsernamePassword(username, password)) => {
-                log::debug!("credentials for `{host}` from `{}`", f.display());
-                return Ok(Some(Credential::Basic { username, password }));
-            }
-            Ok(D::IdentityToken(t)) => return Ok(Some(Credential::IdentityToken(t))),
-            Err(E::NoCredentialConfigured) => continue,
-            Err(E::ConfigReadError) => {
-                return Err(RegistryError::Config {
-                    path: f,
-                    reason: "not a valid auth file (JSON with `auths`)".into(),
-                })
-            }
-            Err(E::HelperFailure { helper, .. }) => {
-                return Err(RegistryError::Credentials {
-                    registry: host.to_string(),
-                    reason: format!("credential helper `{helper}` failed"),
-                })
-            }
-            Err(e) => {
-                // the crate's other errors carry no secret (decoding, helper communication)
-                return Err(RegistryError::Credentials {
-                    registry: host.to_string(),
-                    reason: format!("`{}`: {e}", f.display()),
-                });
+        for k in keys {
+            match read_one(&f, k, host)? {
+                Lookup::Found(c) => {
+                    log::debug!("credentials for `{host}` from `{}`", f.display());
+                    return Ok(Some(c));
+                }
+                Lookup::Missing => {}
+                Lookup::NoFile => break,
             }
         }
     }
     Ok(None)
+}
+
+enum Lookup {
+    Found(Credential),
+    Missing,
+    NoFile,
+}
+
+/// The credential for `key` in one auth file.
+fn read_one(f: &Path, key: &str, host: &str) -> Result<Lookup, RegistryError> {
+    let file = match std::fs::File::open(f) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::NoFile),
+        Err(e) => {
+            return Err(RegistryError::Config {
+                path: f.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential as D};
+    match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), key) {
+        Ok(D::UsernamePassword(username, password)) => {
+            Ok(Lookup::Found(Credential::Basic { username, password }))
+        }
+        Ok(D::IdentityToken(t)) => Ok(Lookup::Found(Credential::IdentityToken(t))),
+        Err(E::NoCredentialConfigured) => Ok(Lookup::Missing),
+        // a helper that has nothing for this registry fails; docker then goes on anonymously
+        Err(E::HelperFailure { helper, .. }) => {
+            log::debug!("credential helper `{helper}` has no credentials for `{key}`");
+            Ok(Lookup::Missing)
+        }
+        Err(E::ConfigReadError) => Err(RegistryError::Config {
+            path: f.to_path_buf(),
+            reason: "not a valid auth file (JSON with `auths`)".into(),
+        }),
+        // the crate's other errors carry no secret (decoding, helper communication)
+        Err(e) => Err(RegistryError::Credentials {
+            registry: host.to_string(),
+            reason: format!("`{}`: {e}", f.display()),
+        }),
+    }
 }
 
 /// The file `login` writes and `logout` edits: `--authfile`, else `$REGISTRY_AUTH_FILE`, else
