@@ -751,7 +751,6 @@ fn login_wrong_password_creds_and_logout_over_tls() {
         ),
     )
     .expect("helper");
-    use std::os::unix::fs::PermissionsExt as _;
     fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).expect("chmod");
     fs::create_dir_all(env.path("home/.docker")).expect("docker dir");
     fs::write(
