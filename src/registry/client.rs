@@ -955,6 +955,9 @@ mod tests {
             "{mount:?}"
         );
         assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // no catalog (404): a message saying so, not a bare status
+        let e = c.catalog(10).expect_err("no catalog").to_string();
+        assert!(e.contains("does not offer a catalog"), "{e}");
 
         // wrong credentials: one error naming the registry, no secret in it
         let bad = Client::new(
