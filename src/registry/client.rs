@@ -243,6 +243,24 @@ impl Client {
         Ok(self.base.get_or_init(|| chosen))
     }
 
+    /// Whether `url` is on the registry itself (scheme, host and port; default ports equal).
+    fn same_origin(&self, url: &str) -> bool {
+        fn origin(u: &str) -> Option<(&str, String)> {
+            let (scheme, rest) = u.split_once("://")?;
+            let authority = rest.split(['/', '?']).next()?.to_ascii_lowercase();
+            let default = if scheme == "https" { ":443" } else { ":80" };
+            let authority = match authority.strip_suffix(default) {
+                Some(a) => a.to_string(),
+                None => authority,
+            };
+            Some((scheme, authority))
+        }
+        match (self.base.get(), origin(url)) {
+            (Some(base), Some(o)) => origin(base) == Some(o),
+            _ => false,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, AuthState> {
         self.auth.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -302,6 +320,11 @@ impl Client {
         service: Option<&str>,
         scopes: &[String],
     ) -> Result<String, RegistryError> {
+        if !self.insecure && !realm.starts_with("https://") {
+            return Err(self.http_err(format!(
+                "the token server `{realm}` is not https: credentials are not sent there (use `--tls-verify=false` to allow it)"
+            )));
+        }
         let mut attempt = 0;
         loop {
             let res = match &self.creds {
@@ -407,8 +430,12 @@ impl Client {
             for (k, v) in query {
                 req = req.query(k, v);
             }
-            if let Some(h) = self.auth_header(scopes).map_err(CallError::Other)? {
-                req = req.set("Authorization", &h);
+            // credentials go only to the registry itself, never to an upload location on
+            // another host
+            if self.same_origin(&url) {
+                if let Some(h) = self.auth_header(scopes).map_err(CallError::Other)? {
+                    req = req.set("Authorization", &h);
+                }
             }
             let res = match &mut body {
                 Body::Empty => req.call(),
@@ -881,6 +908,53 @@ mod tests {
             }
         });
         (port, seen)
+    }
+
+    #[test]
+    fn an_upload_location_on_another_host_gets_no_credentials() {
+        let other: Arc<Handler> = Arc::new(|_: &Seen, _| (201, vec![], String::new()));
+        let (other_port, other_seen) = fake_registry(other);
+        let reg: Arc<Handler> = Arc::new(move |req: &Seen, _| {
+            if req.auth.is_empty() {
+                return (
+                    401,
+                    vec![("WWW-Authenticate", "Basic realm=\"x\"".to_string())],
+                    String::new(),
+                );
+            }
+            match req.method.as_str() {
+                "HEAD" => (404, vec![], String::new()),
+                "POST" => (
+                    202,
+                    vec![("Location", format!("http://127.0.0.1:{other_port}/up?id=1"))],
+                    String::new(),
+                ),
+                _ => (200, vec![], "{}".into()),
+            }
+        });
+        let (port, seen) = fake_registry(reg);
+        let creds = Credential::parse_creds("u:p").expect("creds");
+        let c = Client::new(&format!("127.0.0.1:{port}"), true, None, Some(creds)).expect("client");
+        let d = Digest::of_bytes(b"x");
+        let how = c
+            .put_blob("r", &d, 1, None, &mut || Ok(Box::new(&b"x"[..])))
+            .expect("upload");
+        assert_eq!(how, Mount::Uploaded);
+        let post = seen
+            .lock()
+            .expect("log")
+            .iter()
+            .rev()
+            .find(|s| s.method == "POST")
+            .cloned();
+        assert!(post.expect("a POST").auth.starts_with("Basic "));
+        let put = other_seen.lock().expect("log")[0].clone();
+        assert_eq!(put.method, "PUT");
+        assert!(
+            put.target.contains("id=1") && put.target.contains("digest=sha256"),
+            "{put:?}"
+        );
+        assert_eq!(put.auth, "", "credentials leaked to another host");
     }
 
     #[test]
