@@ -562,6 +562,24 @@ fn registries_conf_search_list_and_blocked_registries() {
         "{}",
         show(&out)
     );
+    // a file hoist cannot use stops a pull with its name, but not a build that pulls nothing
+    fs::write(
+        fresh.path("registries.conf"),
+        "[registries.search]\nregistries = ['docker.io']\n",
+    )
+    .expect("conf");
+    let out = fails(&fresh, ["pull", "library/tool:1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("registries.conf") && err.contains("version 1"),
+        "{err}"
+    );
+    fresh.import_busybox("bb");
+    let ctx = fresh.path("ctx");
+    fs::create_dir_all(&ctx).expect("ctx");
+    fs::write(ctx.join("Dockerfile"), "FROM bb\nLABEL x=y\n").expect("Dockerfile");
+    ok(&fresh, ["build", "-q", ctx.to_str().expect("utf-8")]);
+
     // without `insecure` or `--tls-verify=false`, plain http is not used
     fs::write(fresh.path("registries.conf"), "").expect("conf");
     let out = fails(&fresh, ["pull", &format!("{}/library/tool:1", reg.host())]);

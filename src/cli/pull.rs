@@ -98,7 +98,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         None => Platform::host(),
     };
     let puller = Puller {
-        regs: args.registry.session()?,
+        options: args.registry.options()?,
+        regs: std::sync::OnceLock::new(),
         explicit_platform: args.platform.is_some(),
         platform,
         policy: PullPolicy::Always,
@@ -115,7 +116,10 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
 /// Pulls images into a store, by policy: what `hoist pull`, `FROM` and `hoist run` use.
 #[derive(Debug)]
 pub struct Puller {
-    pub regs: Registries,
+    /// The connection settings; `registries.conf` is read on the first pull only, so a build
+    /// that pulls nothing does not depend on it.
+    pub options: registry::Options,
+    regs: std::sync::OnceLock<Registries>,
     pub platform: Platform,
     /// Whether `--platform` was given (a single-platform image for another platform is then
     /// an error, else a warning).
@@ -139,7 +143,8 @@ impl Puller {
             None => Platform::host(),
         };
         Ok(Puller {
-            regs: registry.session()?,
+            options: registry.options()?,
+            regs: std::sync::OnceLock::new(),
             explicit_platform: platform_given,
             platform,
             policy,
@@ -149,11 +154,12 @@ impl Puller {
 
     /// Fetches `name` from its registry into `store` and returns the stored image.
     pub fn pull(&self, store: &Store, name: &str) -> anyhow::Result<ImageRecord> {
-        let candidates = self.regs.candidates(name)?;
+        let regs = self.regs()?;
+        let candidates = regs.candidates(name)?;
         let mut last_err: Option<RegistryError> = None;
         let mut not_found = Vec::new();
         for candidate in &candidates {
-            let sources = match self.regs.pull_sources(candidate) {
+            let sources = match regs.pull_sources(candidate) {
                 Ok(s) => s,
                 Err(e) => {
                     last_err = Some(e);
@@ -219,6 +225,14 @@ impl Puller {
                 .collect::<Vec<_>>()
                 .join(", ")
         )
+    }
+
+    fn regs(&self) -> anyhow::Result<&Registries> {
+        if let Some(r) = self.regs.get() {
+            return Ok(r);
+        }
+        let r = Registries::new(self.options.clone())?;
+        Ok(self.regs.get_or_init(|| r))
     }
 
     fn progress(&self) -> Option<Arc<dyn Progress>> {
