@@ -14,6 +14,7 @@ pub mod ignore;
 pub mod image;
 pub mod layer;
 pub mod plan;
+pub mod registry;
 pub mod sandbox;
 pub mod store;
 pub mod util;

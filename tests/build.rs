@@ -566,18 +566,18 @@ fn a_failing_run_reports_its_line_and_leaves_the_store_unchanged() {
 }
 
 #[test]
-fn missing_base_image_says_pulling_is_not_available() {
+fn missing_base_image_with_pull_never_says_pulling_is_off() {
     let env = TestEnv::new();
     context(
         &env,
         &[("Dockerfile", "FROM docker.io/library/alpine:3\nRUN true\n")],
     );
-    let err = env.fails(1, ["build", "ctx"]);
+    let err = env.fails(1, ["build", "--pull=never", "ctx"]);
     assert!(
         err.contains("Dockerfile:1: FROM docker.io/library/alpine:3"),
         "{err}"
     );
-    assert!(err.contains("pulling is not available yet"), "{err}");
+    assert!(err.contains("pulling is off (`--pull=never`)"), "{err}");
 }
 
 #[test]

@@ -117,6 +117,13 @@ pub struct Args {
     #[arg(long)]
     pub check: bool,
 
+    /// When to pull base images: `always`, `missing` (default), `never`, `newer` (`--pull` alone: `always`)
+    #[arg(long, value_enum, value_name = "POLICY", num_args = 0..=1, require_equals = true, default_missing_value = "always")]
+    pub pull: Option<super::pull::PullPolicy>,
+
+    #[command(flatten)]
+    pub registry: super::pull::RegistryArgs,
+
     /// The build context directory
     #[arg(value_name = "CONTEXT")]
     pub context: String,
@@ -308,6 +315,7 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         layers: args.layers,
         explain_cache: args.explain_cache,
         compression,
+        images: image_provider(args)?,
     })
 }
 
@@ -478,6 +486,16 @@ fn parse_compression(format: &str, level: Option<i32>) -> anyhow::Result<exec::L
         }
     }
     Ok(exec::LayerCompression { compression, level })
+}
+
+/// The registry puller `FROM` uses, by `--pull` (none for `never`).
+fn image_provider(args: &Args) -> anyhow::Result<Option<std::sync::Arc<dyn exec::ImageProvider>>> {
+    let policy = args.pull.unwrap_or_default();
+    if policy == super::pull::PullPolicy::Never {
+        return Ok(None);
+    }
+    let puller = super::pull::Puller::new(&args.registry, policy, None, args.quiet)?;
+    Ok(Some(std::sync::Arc::new(puller)))
 }
 
 fn read_dockerfile(p: &Path) -> anyhow::Result<String> {

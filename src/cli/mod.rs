@@ -20,11 +20,16 @@ pub mod info;
 pub mod init;
 pub mod inspect;
 pub mod load;
+pub mod login;
+pub mod logout;
 pub mod output;
 pub mod prune;
+pub mod pull;
+pub mod push;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod search;
 pub mod tag;
 
 /// hoist: build OCI container images without root and without a daemon.
@@ -79,6 +84,16 @@ pub enum Command {
     Import(import::Args),
     /// Run a command in a new container from an image
     Run(run::Args),
+    /// Copy an image from a registry into the local store
+    Pull(pull::Args),
+    /// Copy an image of the local store to a registry
+    Push(push::Args),
+    /// Check and store credentials for a registry
+    Login(login::Args),
+    /// Remove stored registry credentials
+    Logout(logout::Args),
+    /// List a registry's repositories or a repository's tags
+    Search(search::Args),
     /// Show how hoist runs on this machine (rootless mode, store, kernel features)
     Info(info::Args),
     /// Check the store for damage and leftovers of interrupted work (`--repair` removes them)
@@ -175,6 +190,11 @@ pub fn main() -> ExitCode {
         Command::Load(a) => load::run(a, &globals),
         Command::Import(a) => import::run(a, &globals),
         Command::Run(a) => run::run(a, &globals),
+        Command::Pull(a) => pull::run(a, &globals),
+        Command::Push(a) => push::run(a, &globals),
+        Command::Login(a) => login::run(a, &globals),
+        Command::Logout(a) => logout::run(a, &globals),
+        Command::Search(a) => search::run(a, &globals),
         Command::Info(a) => info::run(a, &globals),
         Command::Check(a) => check::run(a, &globals),
         Command::Completions(a) => completions::run(a),

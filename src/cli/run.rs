@@ -35,6 +35,11 @@ host's loopback (neither through 127.0.0.1 nor through the gateway address). Oth
 default is `host`; `hoist info` says which applies and why."
 )]
 pub struct Args {
+    /// When to pull the image: `always`, `missing` (default), `never`, `newer` (`--pull` alone: `always`)
+    #[arg(long, value_enum, value_name = "POLICY", num_args = 0..=1, require_equals = true, default_missing_value = "always")]
+    pub pull: Option<super::pull::PullPolicy>,
+    #[command(flatten)]
+    pub registry: super::pull::RegistryArgs,
     /// Remove the container when it exits (always the case: containers are never kept)
     #[arg(long)]
     pub rm: bool,
@@ -200,6 +205,28 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The image to run: from the store, pulled as `--pull` says.
+fn resolve_image(store: &Store, args: &Args) -> anyhow::Result<crate::store::ImageRecord> {
+    let present = match store.resolve(&args.image) {
+        Ok(r) => Some(r),
+        Err(crate::store::StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let policy = args.pull.unwrap_or_default();
+    if policy == super::pull::PullPolicy::Never
+        || (present.is_some() && policy == super::pull::PullPolicy::Missing)
+    {
+        return present.ok_or_else(|| {
+            anyhow::anyhow!(
+                "image `{}` is not in the local store, and pulling is off (`--pull=never`)",
+                args.image
+            )
+        });
+    }
+    let puller = super::pull::Puller::new(&args.registry, policy, None, false)?;
+    puller.resolve(store, &args.image, present)
+}
+
 fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     if args.tty && args.interactive && !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
         anyhow::bail!("the input device is not a TTY: `-it` needs a terminal on standard input");
@@ -210,7 +237,7 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         .map(|v| parse_volume(v))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let store = Store::open(&globals.root)?;
-    let record = store.resolve(&args.image)?;
+    let record = resolve_image(&store, args)?;
     let defaults = ImageDefaults::from_config(&record.config);
     let (argv, env, cwd, user) = command_of(args, &defaults, |k| std::env::var(k).ok())?;
     let lower_dirs = store.layer_dirs(&record)?;

@@ -85,6 +85,9 @@ pub struct BuildRequest {
     pub explain_cache: bool,
     /// How new layer blobs are written (`--compression`, `--compression-level`).
     pub compression: LayerCompression,
+    /// Where `FROM` and `COPY --from` images come from when the store lacks them (or when
+    /// the pull policy says to look again); `None`: the local store only.
+    pub images: Option<std::sync::Arc<dyn ImageProvider>>,
 }
 
 /// How a build writes its layer blobs: `none` by default (the tar as it is, hashed once and
@@ -102,6 +105,39 @@ impl Default for LayerCompression {
             compression: crate::layer::Compression::None,
             level: None,
         }
+    }
+}
+
+/// Gives a build the images it names (the CLI's registry puller, by pull policy).
+pub trait ImageProvider: Send + Sync + std::fmt::Debug {
+    /// Makes `name` (as the Dockerfile wrote it) available in `store` and returns it.
+    /// `present` is what the store resolves the name to now, if anything.
+    fn provide(
+        &self,
+        store: &Store,
+        name: &str,
+        present: Option<crate::store::ImageRecord>,
+    ) -> Result<crate::store::ImageRecord, String>;
+}
+
+/// The store's image for a base or `COPY --from` name, asking the request's provider when the
+/// store lacks it (or always, if the provider's pull policy says so).
+pub(crate) fn resolve_base(
+    store: &Store,
+    req: &BuildRequest,
+    name: &str,
+) -> Result<crate::store::ImageRecord, String> {
+    let present = match store.resolve(name) {
+        Ok(r) => Some(r),
+        Err(StoreError::NotFound(_)) => None,
+        Err(other) => return Err(format!("image `{name}`: {other}")),
+    };
+    match (&req.images, present) {
+        (Some(p), present) => p.provide(store, name, present),
+        (None, Some(r)) => Ok(r),
+        (None, None) => Err(format!(
+            "image `{name}` is not in the local store, and pulling is off (`--pull=never`)"
+        )),
     }
 }
 

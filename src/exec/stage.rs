@@ -310,12 +310,7 @@ impl<'a> Runner<'a> {
         if let Some(o) = lock(&self.images).get(name) {
             return Ok(o.clone());
         }
-        let record = self.store.resolve(name).map_err(|e| match e {
-            crate::store::StoreError::NotFound(_) => format!(
-                "image `{name}` is not in the local store, and pulling is not available yet: import or load it first (`hoist import`, `hoist load`)"
-            ),
-            other => format!("image `{name}`: {other}"),
-        })?;
+        let record = super::resolve_base(self.store, self.req, name)?;
         let raw = self
             .store
             .read_blob(&record.id)

@@ -6,9 +6,11 @@
 
 pub mod config;
 mod digest;
+mod platform;
 mod reference;
 
 pub use digest::{Digest, DigestError, DigestingReader, DigestingWriter};
+pub use platform::Platform;
 pub use reference::{
     is_full_id, is_hex, Reference, ReferenceError, DEFAULT_DOMAIN, DEFAULT_TAG, LOCAL_DOMAIN,
 };

@@ -103,6 +103,22 @@ impl Reference {
         ])
     }
 
+    /// Whether `s` names its registry (`quay.io/x`, `localhost/x`), rather than being a short
+    /// name (`busybox`, `team/app`) whose registry is a matter of configuration.
+    pub fn is_qualified(s: &str) -> Result<bool, ReferenceError> {
+        Ok(parse_parts(s)?.domain.is_some())
+    }
+
+    /// Parses a short name as living on `domain` (`busybox` on `docker.io` is
+    /// `docker.io/library/busybox:latest`); a qualified name keeps its own registry.
+    pub fn parse_on(s: &str, domain: &str) -> Result<Reference, ReferenceError> {
+        if Self::is_qualified(s)? {
+            return Self::parse(s);
+        }
+        // through the parser again, so that `domain` is checked as a registry name too
+        Self::parse(&format!("{domain}/{s}"))
+    }
+
     fn with_domain(parts: Parts, default: &str) -> Reference {
         let mut domain = parts.domain.unwrap_or_else(|| default.to_owned());
         if domain == LEGACY_DEFAULT_DOMAIN {
@@ -530,6 +546,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn short_names_on_a_registry() {
+        assert!(!Reference::is_qualified("team/app").expect("valid"));
+        assert!(Reference::is_qualified("quay.io/app").expect("valid"));
+        let table = [
+            ("busybox", "docker.io", "docker.io/library/busybox:latest"),
+            (
+                "team/app:1",
+                "reg.example:5000",
+                "reg.example:5000/team/app:1",
+            ),
+            ("quay.io/x", "reg.example", "quay.io/x:latest"),
+        ];
+        for (name, domain, want) in table {
+            let got = Reference::parse_on(name, domain).expect("valid");
+            assert_eq!(got.to_string(), want, "{name} on {domain}");
+        }
+        assert!(Reference::parse_on("x", "bad domain").is_err());
     }
 
     #[test]

@@ -573,6 +573,26 @@ impl Store {
         src: &dyn crate::image::ImageSource,
         names: &[Reference],
     ) -> Result<ImageRecord, StoreError> {
+        self.copy_image(src, None, names)
+    }
+
+    /// [`Store::copy_from`] with up to `jobs` layers read and staged at the same time (for a
+    /// source where reading is slow, such as a registry). The same checks, the same atomicity.
+    pub fn copy_from_parallel(
+        &self,
+        src: &(dyn crate::image::ImageSource + Sync),
+        jobs: usize,
+        names: &[Reference],
+    ) -> Result<ImageRecord, StoreError> {
+        self.copy_image(src, Some((src, jobs)), names)
+    }
+
+    fn copy_image(
+        &self,
+        src: &dyn crate::image::ImageSource,
+        parallel: Option<(&(dyn crate::image::ImageSource + Sync), usize)>,
+        names: &[Reference],
+    ) -> Result<ImageRecord, StoreError> {
         for n in names {
             check_name(n)?;
         }
@@ -610,17 +630,73 @@ impl Store {
                 ),
             ));
         }
+        let mut todo: Vec<(Digest, Digest, u64)> = Vec::new();
         for (layer, diff_id) in manifest.layers().iter().zip(diff_ids) {
             let d = Digest::from_oci(layer.digest())?;
             let diff_id = Digest::parse(diff_id)?;
-            if self.has_blob(&d) || staged.iter().any(|s| s.digest == d) {
+            if self.has_blob(&d) || todo.iter().any(|(x, _, _)| *x == d) {
                 continue;
             }
-            let mut r = src.open_blob(&d)?;
-            let s = self.stage_blob_expect(&mut r, &d)?;
-            check_size(&s, layer.size())?;
-            layers::check_diff_id(s.file.path(), &d, &diff_id)?;
-            staged.push(s);
+            todo.push((d, diff_id, layer.size()));
+        }
+        let stage_one = |src: &dyn crate::image::ImageSource,
+                         (d, diff_id, size): &(Digest, Digest, u64)|
+         -> Result<StagedBlob, StoreError> {
+            let mut r = src.open_blob(d)?;
+            let s = self.stage_blob_expect(&mut r, d)?;
+            check_size(&s, *size)?;
+            layers::check_diff_id(s.file.path(), d, diff_id)?;
+            Ok(s)
+        };
+        match parallel {
+            Some((psrc, jobs)) if todo.len() > 1 && jobs > 1 => {
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                let results: Vec<Result<Vec<StagedBlob>, StoreError>> = std::thread::scope(|s| {
+                    let workers: Vec<_> = (0..jobs.min(todo.len()))
+                        .map(|_| {
+                            s.spawn(|| {
+                                let mut mine = Vec::new();
+                                loop {
+                                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                    let Some(item) = todo.get(i) else {
+                                        return Ok(mine);
+                                    };
+                                    match stage_one(psrc, item) {
+                                        Ok(b) => mine.push(b),
+                                        Err(e) => {
+                                            // the others stop at their next layer
+                                            next.store(
+                                                todo.len(),
+                                                std::sync::atomic::Ordering::SeqCst,
+                                            );
+                                            return Err(e);
+                                        }
+                                    }
+                                }
+                            })
+                        })
+                        .collect();
+                    workers
+                        .into_iter()
+                        .map(|w| {
+                            w.join().unwrap_or_else(|_| {
+                                Err(StoreError::invalid(
+                                    "layer copy",
+                                    "a worker thread panicked",
+                                ))
+                            })
+                        })
+                        .collect()
+                });
+                for r in results {
+                    staged.extend(r?);
+                }
+            }
+            _ => {
+                for item in &todo {
+                    staged.push(stage_one(src, item)?);
+                }
+            }
         }
         for s in staged {
             self.install_blob(s)?;

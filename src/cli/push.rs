@@ -1,0 +1,128 @@
+//! `hoist push NAME [DEST]`: sends an image of the store ([`Store::source`], an `ImageSource`)
+//! to a registry with [`registry::push::push`]: blobs the registry has are skipped, blobs
+//! another repository of that registry holds are mounted, the rest stream up in parallel; the
+//! manifest goes last. Prints the manifest digest (and writes it to `--digestfile`).
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::pull::RegistryArgs;
+use super::Globals;
+use crate::image::{Digest, Reference};
+use crate::registry::push::{self, Format, PushOptions};
+use crate::registry::Mount;
+use crate::store::Store;
+
+/// Blobs uploaded at the same time.
+const PUSH_JOBS: usize = 3;
+
+/// Transports other tools accept in DEST that hoist does not push to.
+const OTHER_TRANSPORTS: [&str; 6] = [
+    "oci:",
+    "oci-archive:",
+    "docker-archive:",
+    "dir:",
+    "containers-storage:",
+    "docker-daemon:",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// OCI image manifest
+    Oci,
+    /// Docker image manifest v2, schema 2
+    #[value(alias = "v2s2")]
+    Docker,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image in the local store (name or ID)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Where to push: `[docker://]REGISTRY/REPO[:TAG]` (default: NAME)
+    #[arg(value_name = "DEST")]
+    pub dest: Option<String>,
+    /// Write the pushed manifest's digest to this file
+    #[arg(long, value_name = "FILE")]
+    pub digestfile: Option<PathBuf>,
+    /// Manifest format: `oci` or `docker` (default: as stored)
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    pub format: Option<FormatArg>,
+    /// No progress output
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let dest_text = args.dest.as_deref().unwrap_or(&args.name);
+    let dest_text = dest_text.strip_prefix("docker://").unwrap_or(dest_text);
+    if let Some(t) = OTHER_TRANSPORTS.iter().find(|t| dest_text.starts_with(**t)) {
+        anyhow::bail!(
+            "`{dest_text}`: hoist pushes only to registries (`docker://`); for `{}` use `hoist save`",
+            t.trim_end_matches(':')
+        );
+    }
+    let dest = if args.dest.is_some() {
+        Reference::parse(dest_text)
+    } else {
+        Reference::parse_local(dest_text)
+    }
+    .with_context(|| format!("`{dest_text}` is not a valid destination"))?;
+    let store = Store::open(&globals.root)
+        .with_context(|| format!("cannot open the store at `{}`", globals.root.display()))?;
+    let record = store.resolve(&args.name)?;
+    let regs = args.registry.session()?;
+    let target = regs.push_target(&dest)?;
+
+    // blobs other images of the same registry hold can be mounted instead of uploaded
+    let mut mount_from: HashMap<Digest, String> = HashMap::new();
+    for img in store.images()? {
+        for n in img.names.iter().filter(|n| n.domain() == dest.domain()) {
+            if n.path() == target.path {
+                continue;
+            }
+            for d in img.layer_digests()?.into_iter().chain([img.id.clone()]) {
+                mount_from.entry(d).or_insert_with(|| n.path().to_string());
+            }
+        }
+    }
+
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let opts = PushOptions {
+        format: args.format.map(|f| match f {
+            FormatArg::Oci => Format::Oci,
+            FormatArg::Docker => Format::Docker,
+        }),
+        jobs: PUSH_JOBS,
+        mount_from,
+        progress: None,
+        on_blob: show.then(|| {
+            let cb: push::BlobReport = Box::new(|d, how| {
+                let what = match how {
+                    Mount::Exists => "skipped: already exists",
+                    Mount::Mounted => "mounted",
+                    Mount::Uploaded => "done",
+                };
+                eprintln!("Copying blob {} {what}", d.short());
+            });
+            cb
+        }),
+    };
+    let src = store.source(&record);
+    let reference = dest.tag().map(str::to_string);
+    let digest = push::push(&src, &target, reference.as_deref(), &opts)
+        .with_context(|| format!("cannot push `{}` to `{dest}`", args.name))?;
+    if let Some(f) = &args.digestfile {
+        crate::util::write_user_file(f, digest.to_string().as_bytes())
+            .with_context(|| format!("cannot write the digest to `{}`", f.display()))?;
+    }
+    super::output::println(&digest.to_string());
+    Ok(ExitCode::SUCCESS)
+}
