@@ -492,7 +492,7 @@ fn sparse_files_stay_sparse_and_huge_ones_are_refused() {
     env.fails(127, ["run", "--rm", "evil:1", "/none"]);
     let mut seen = 0;
     for l in fs::read_dir(env.root.join("layers")).expect("layers") {
-        let big = l.expect("entry").path().join("big");
+        let big = l.expect("entry").path().join("diff").join("big");
         let md = fs::metadata(&big).expect("the sparse file is unpacked");
         assert_eq!(md.len(), 2 << 30);
         assert!(

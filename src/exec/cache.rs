@@ -81,6 +81,7 @@ fn changed(name: &str, old: &str, new: &str) -> String {
         "from" => "the stage or image it reads from changed".to_string(),
         "platform" => format!("the platform changed from `{old}` to `{new}`"),
         "timestamp" => format!("`--timestamp` changed from `{old}` to `{new}`"),
+        "network" => format!("`--network` changed from `{old}` to `{new}`"),
         other => format!("`{other}` changed"),
     }
 }

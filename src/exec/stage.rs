@@ -649,6 +649,14 @@ impl<'a> Runner<'a> {
                 }
             }
             Op::Run(r) => {
+                // the build's `--network` decides what a RUN without `--network=` can reach, so
+                // it is part of what the step is (BuildKit keys an exec op by its network mode)
+                if r.network == plan::Network::Default {
+                    parts.push((
+                        "network".to_string(),
+                        format!("{:?}", self.req.network).to_lowercase(),
+                    ));
+                }
                 for m in &r.mounts {
                     if let RunMount::Bind {
                         target,
