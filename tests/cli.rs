@@ -1,0 +1,180 @@
+//! The docker user's command line through the real binary: management verbs (`image ls`,
+//! `system df`, `version`), suggestions for unknown verbs, a closed standard output, and
+//! `prune -a`'s confirmation.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{run, show, TestEnv};
+
+/// Runs `hoist ARGS…` with standard output a pipe whose reader is already closed; asserts it
+/// ends with 0 or 141 (SIGPIPE) and without a panic or an error message.
+fn closed_stdout(env: &TestEnv, args: &[&str]) {
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
+    let mut cmd = env.cmd(args);
+    cmd.stdout(Stdio::from(writer));
+    let out = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(141)),
+        "{args:?} on a closed pipe: {:?}\n{}",
+        out.status,
+        show(&out)
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Error"),
+        "{args:?} on a closed pipe said:\n{stderr}"
+    );
+}
+
+#[test]
+fn management_verbs_are_the_short_verbs() {
+    let env = TestEnv::new();
+    let id = env.import_busybox("base");
+    // image ls / list = images, same rows
+    let images = env.ok(["images"]);
+    assert!(images.contains("localhost/base"), "{images}");
+    assert_eq!(env.ok(["image", "ls"]), images);
+    assert_eq!(env.ok(["image", "list"]), images);
+    assert_eq!(env.ok(["image", "ls", "-q"]), env.ok(["images", "-q"]));
+    // inspect, history, tag, rm, save, load
+    let inspect = env.ok(["image", "inspect", "--format", "{{.Id}}", "base"]);
+    assert_eq!(inspect.trim(), id);
+    assert_eq!(
+        env.ok(["image", "history", "base"]),
+        env.ok(["history", "base"])
+    );
+    env.ok(["image", "tag", "base", "other"]);
+    assert!(env.ok(["images"]).contains("localhost/other"));
+    env.ok(["image", "rm", "other"]);
+    assert!(!env.ok(["images"]).contains("localhost/other"));
+    let archive = env.path("base.tar");
+    env.ok([
+        "image",
+        "save",
+        "-o",
+        archive.to_str().expect("utf8"),
+        "base",
+    ]);
+    env.ok(["rmi", "base"]);
+    env.ok(["image", "load", "-i", archive.to_str().expect("utf8")]);
+    assert!(env.ok(["images"]).contains("localhost/base"));
+    // import under image
+    let tar = common::busybox_rootfs();
+    let id2 = env.ok([
+        "image".as_ref(),
+        "import".as_ref(),
+        tar.as_os_str(),
+        "again".as_ref(),
+    ]);
+    assert_eq!(id2.trim().len(), 64, "{id2}");
+    // system info = info, system prune = prune
+    let info = env.ok(["system", "info", "--format", "json"]);
+    assert!(info.contains("\"store\""), "{info}");
+    env.ok(["image", "prune"]);
+    env.ok(["system", "prune"]);
+    // system df counts images and the cache
+    let df = env.ok(["system", "df"]);
+    assert!(df.starts_with("TYPE"), "{df}");
+    assert!(df.contains("Images"), "{df}");
+    assert!(df.contains("Build Cache"), "{df}");
+    let count = env.ok(["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]);
+    assert!(count.contains("Images=2"), "{count}");
+}
+
+#[test]
+fn management_verbs_in_help_and_completions() {
+    let env = TestEnv::new();
+    let help = env.ok(["--help"]);
+    for verb in ["image", "system", "version", "builder"] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(verb)),
+            "{verb} missing in --help:\n{help}"
+        );
+    }
+    let image_help = env.ok(["image", "--help"]);
+    for verb in [
+        "ls", "rm", "inspect", "history", "prune", "tag", "save", "load", "import", "build",
+    ] {
+        assert!(
+            image_help
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{verb} "))),
+            "image {verb} missing:\n{image_help}"
+        );
+    }
+    assert!(image_help.contains("list"), "{image_help}");
+    let system_help = env.ok(["system", "--help"]);
+    for verb in ["df", "prune", "info"] {
+        assert!(system_help.contains(verb), "{system_help}");
+    }
+    assert!(
+        !help
+            .lines()
+            .any(|l| l.trim_start().starts_with("container")),
+        "no container verbs: {help}"
+    );
+    let bash = env.ok(["completions", "bash"]);
+    assert!(
+        bash.contains("hoist__subcmd__image__subcmd__ls"),
+        "bash completion lacks image ls"
+    );
+    assert!(
+        bash.contains("hoist__subcmd__system__subcmd__df"),
+        "bash completion lacks system df"
+    );
+}
+
+#[test]
+fn version_as_text_json_and_template() {
+    let env = TestEnv::new();
+    let text = env.ok(["version"]);
+    assert!(
+        text.contains(&format!("Version:   {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("OS/Arch:   linux/"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(["version", "--format", "json"])).expect("json");
+    assert_eq!(json["Version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        env.ok(["version", "--format", "{{.Version}}"]).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+#[test]
+fn unknown_verbs_get_suggestions_only_when_close() {
+    let env = TestEnv::new();
+    let stop = env.fails(2, ["stop"]);
+    assert!(stop.contains("unrecognized subcommand 'stop'"), "{stop}");
+    assert!(
+        !stop.contains("similar"),
+        "stop must suggest nothing: {stop}"
+    );
+    let typo = env.fails(2, ["biuld"]);
+    assert!(typo.contains("'build'"), "{typo}");
+    let nested = env.fails(2, ["image", "lss"]);
+    assert!(nested.contains("'ls'"), "{nested}");
+    let ps = env.fails(2, ["ps"]);
+    assert!(!ps.contains("similar"), "{ps}");
+}
+
+#[test]
+fn closed_stdout_is_the_end() {
+    let env = TestEnv::new();
+    env.import_busybox("base");
+    for shell in ["fish", "bash", "zsh"] {
+        closed_stdout(&env, &["completions", shell]);
+    }
+    closed_stdout(&env, &["images"]);
+    closed_stdout(&env, &["image", "ls", "--format", "json"]);
+    closed_stdout(&env, &["inspect", "base"]);
+    closed_stdout(&env, &["history", "base"]);
+    closed_stdout(&env, &["save", "base"]);
+    closed_stdout(&env, &["version"]);
+    closed_stdout(&env, &["system", "df"]);
+    closed_stdout(&env, &["--help"]);
+}
