@@ -178,3 +178,47 @@ fn closed_stdout_is_the_end() {
     closed_stdout(&env, &["system", "df"]);
     closed_stdout(&env, &["--help"]);
 }
+
+#[test]
+fn inspect_shows_every_stored_config_field() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/busybox\n\
+         SHELL [\"/bin/sh\", \"-ec\"]\n\
+         HEALTHCHECK --interval=5s --retries=2 CMD true\n\
+         ONBUILD RUN echo later\n\
+         STOPSIGNAL SIGINT\n",
+    )
+    .expect("Dockerfile");
+    env.ok(["build", "-q", "-t", "hc", "ctx"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(["inspect", "hc"])).expect("inspect prints JSON");
+    let config = &v[0]["Config"];
+    assert_eq!(
+        config["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"]),
+        "{config}"
+    );
+    assert_eq!(config["Healthcheck"]["Interval"], 5_000_000_000u64);
+    assert_eq!(config["OnBuild"], serde_json::json!(["RUN echo later"]));
+    assert_eq!(config["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(config["StopSignal"], "SIGINT");
+    let hc = env.ok(["inspect", "--format", "{{json .Config.Healthcheck}}", "hc"]);
+    let hc: serde_json::Value = serde_json::from_str(hc.trim()).expect("json");
+    assert_eq!(hc["Retries"], 2);
+    assert_eq!(
+        env.ok([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.StopSignal}} {{.Config.Shell}}",
+            "hc"
+        ])
+        .trim(),
+        "SIGINT [/bin/sh -ec]"
+    );
+}
