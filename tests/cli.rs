@@ -222,3 +222,72 @@ fn inspect_shows_every_stored_config_field() {
         "SIGINT [/bin/sh -ec]"
     );
 }
+
+/// `hoist ARGS…` with `input` on its standard input (a pipe), not asserted.
+fn with_stdin(env: &TestEnv, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut cmd = env.cmd(args);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn hoist");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// `hoist ARGS…` under `script`, so its standard input is a terminal, typing `input`.
+fn on_terminal(env: &TestEnv, args: &str, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let line = format!("{} {args}", common::hoist_bin().display());
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env("HOIST_ROOT", &env.root)
+        .current_dir(env.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    drop(stdin);
+    out
+}
+
+#[test]
+fn prune_all_asks_unless_forced() {
+    let env = TestEnv::new();
+    let id = env.import_busybox("base");
+    // a pipe is no terminal: nothing removed, whatever it says, and the reason given
+    for args in [&["prune", "-a"][..], &["system", "prune", "-a"][..]] {
+        let out = with_stdin(&env, args, b"n\n");
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a terminal"), "{stderr}");
+        assert!(stderr.contains("-f"), "{stderr}");
+        let out = with_stdin(&env, args, b"y\n");
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        assert!(env.ok(["images", "-q", "--no-trunc"]).contains(&id));
+    }
+    // on a terminal: `n` keeps, `y` removes
+    let out = on_terminal(&env, "prune -a", b"n\n");
+    assert!(out.status.success(), "{}", show(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("[y/N]"), "{shown}");
+    assert!(env.ok(["images", "-q", "--no-trunc"]).contains(&id));
+    let out = on_terminal(&env, "prune -a", b"y\n");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(env.ok(["images", "-q"]).trim().is_empty());
+    // -f needs no terminal
+    env.import_busybox("base");
+    env.ok(["prune", "-a", "-f"]);
+    assert!(env.ok(["images", "-q"]).trim().is_empty());
+    env.import_busybox("base");
+    env.ok(["system", "prune", "--all", "--force"]);
+    assert!(env.ok(["images", "-q"]).trim().is_empty());
+}

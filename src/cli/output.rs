@@ -60,6 +60,25 @@ pub fn error(msg: &str) {
     let _ = writeln!(err, "Error: {msg}");
 }
 
+/// Shows a question on standard error and reads one line of answer from standard input
+/// (empty at the end of input).
+pub fn ask(question: &str) -> std::io::Result<String> {
+    {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{question}");
+        let _ = err.flush();
+    }
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer)
+}
+
+/// Prints a remark for the person (not a result) on standard error.
+pub fn note(msg: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{msg}");
+}
+
 /// Prints a warning on standard error.
 pub fn warn(msg: &str) {
     let mut err = std::io::stderr().lock();
