@@ -291,3 +291,107 @@ fn prune_all_asks_unless_forced() {
     env.ok(["system", "prune", "--all", "--force"]);
     assert!(env.ok(["images", "-q"]).trim().is_empty());
 }
+
+/// A context dir `ctx` holding `files`.
+fn context(env: &TestEnv, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = env.path("ctx");
+    std::fs::create_dir_all(&dir).expect("ctx");
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn build_output_to_stdout_is_a_tar_of_the_file_system() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "FROM localhost/busybox\nCOPY hello.txt /hello.txt\n",
+            ),
+            ("hello.txt", "hi\n"),
+        ],
+    );
+    let mut cmd = env.cmd(["build", "--progress", "plain", "-o", "-", "ctx"]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", show(&out));
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    for e in archive.entries().expect("a tar on stdout") {
+        let e = e.expect("tar entry");
+        names.push(e.path().expect("path").to_string_lossy().into_owned());
+    }
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "hello.txt"),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "bin/busybox"),
+        "{names:?}"
+    );
+    // the progress went to standard error
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("STEP 2/2"), "{stderr}");
+    // `type=tar,dest=-` is the same; with -t the image is stored and its ID is on stderr
+    let mut cmd = env.cmd(["build", "-q", "-t", "both", "-o", "type=tar,dest=-", "ctx"]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(tar::Archive::new(&out.stdout[..])
+        .entries()
+        .expect("tar")
+        .next()
+        .is_some());
+    let id = env.ok(["images", "-q", "--no-trunc", "both"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(id.trim().trim_start_matches("sha256:")),
+        "{}",
+        show(&out)
+    );
+    // `-o DIR` is `type=local,dest=DIR`
+    env.ok(["build", "-q", "-o", "outdir", "ctx"]);
+    assert_eq!(
+        std::fs::read_to_string(env.path("outdir/hello.txt")).expect("exported"),
+        "hi\n"
+    );
+}
+
+#[test]
+fn build_from_stdin_lowercase_dockerfile_and_rm_flags() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    // `build -`: the Dockerfile on stdin, an empty context
+    let out = with_stdin(
+        &env,
+        &["build", "-q", "-t", "fromstdin", "-"],
+        b"FROM localhost/busybox\nLABEL from=stdin\n",
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let label = env.ok(["inspect", "--format", "{{.Labels.from}}", "fromstdin"]);
+    assert_eq!(label.trim(), "stdin");
+    let out = with_stdin(
+        &env,
+        &["build", "-q", "-"],
+        b"FROM localhost/busybox\nCOPY x /x\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "COPY from an empty context");
+    // a lowercase `dockerfile` when `Dockerfile` is missing
+    context(
+        &env,
+        &[("dockerfile", "FROM localhost/busybox\nLABEL case=lower\n")],
+    );
+    env.ok(["build", "-q", "-t", "lower", "--rm", "--force-rm", "ctx"]);
+    let label = env.ok(["inspect", "--format", "{{.Labels.case}}", "lower"]);
+    assert_eq!(label.trim(), "lower");
+    env.ok(["build", "-q", "--rm=false", "--force-rm=true", "ctx"]);
+    let help = env.ok(["build", "--help"]);
+    assert!(help.contains("--force-rm"), "{help}");
+    assert!(help.contains("no intermediate"), "{help}");
+}

@@ -88,9 +88,35 @@ pub struct Args {
     #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
     pub secrets: Vec<String>,
 
-    /// Export the final file system: `type=local,dest=DIR` or `type=tar,dest=FILE`
+    /// Export the final file system: `type=local,dest=DIR`, `type=tar,dest=FILE`, `DIR`
+    /// (docker's shorthand for `type=local`), or `-` (a tar on standard output; progress then
+    /// goes to standard error)
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
+
+    /// Accepted for docker's scripts (`--rm`, `--rm=false`): hoist keeps no intermediate
+    /// containers, so there is nothing to remove or keep
+    #[arg(
+        long = "rm",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub rm: Option<bool>,
+
+    /// Accepted for docker's scripts: hoist keeps no intermediate containers, even after a
+    /// failed step, so there is nothing to remove
+    #[arg(
+        long = "force-rm",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub force_rm: Option<bool>,
 
     /// Target platform; only this machine's platform is supported (no emulation)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
@@ -101,7 +127,8 @@ pub struct Args {
     #[arg(long)]
     pub check: bool,
 
-    /// The build context directory
+    /// The build context directory, or `-`: the Dockerfile from standard input and an empty
+    /// context (`hoist build - < Dockerfile`)
     #[arg(value_name = "CONTEXT")]
     pub context: String,
 }
@@ -127,17 +154,41 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             bail!("unknown `--progress` mode `{other}`: use `auto`, `plain` or `quiet`")
         }
     };
-    let request = resolve(&args)?;
+    let mut empty_context = None;
+    let mut request = resolve(&args, &mut empty_context)?;
     if args.check {
         return check_only(&request, globals);
     }
+    // `-o -`: the tar is made beside the store, then copied to standard output; the progress
+    // and the image ID go to standard error so the tar stays whole
+    let to_stdout = args.outputs.iter().any(|o| is_stdout_output(o));
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!("`--output -`: refusing to write a tar to a terminal: redirect standard output");
+    }
+    let progress = if to_stdout && progress == Progress::Live {
+        Progress::Plain
+    } else {
+        progress
+    };
     build_checks(&request, globals)?;
-    if args.iidfile.is_some() && request.tags.is_empty() && !request.outputs.is_empty() {
+    if args.iidfile.is_some()
+        && request.tags.is_empty()
+        && (to_stdout || !request.outputs.is_empty())
+    {
         bail!("`--iidfile`: with only `--output`, no image is stored; add `-t NAME` to store one");
     }
     let store = crate::store::Store::open(&globals.root)
         .with_context(|| format!("cannot open the store at `{}`", globals.root.display()))?;
+    let stdout_tar = if to_stdout {
+        let dir = store.tmp_dir()?;
+        let file = dir.path().join("output.tar");
+        request.outputs.push(ExportTarget::Tar(file.clone()));
+        Some((dir, file))
+    } else {
+        None
+    };
     let mut printer = Printer::new(progress);
+    printer.to_stderr = to_stdout;
     let result = exec::build(&store, &request, &mut |e| printer.event(e));
     printer.finish();
     let built = result?;
@@ -146,27 +197,59 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             std::fs::write(file, id.to_string())
                 .with_context(|| format!("cannot write the image ID to `{}`", file.display()))?;
         }
-        output::println(id.hex());
+        if to_stdout {
+            output::note(id.hex());
+        } else {
+            output::println(id.hex());
+        }
+    }
+    if let Some((_dir, file)) = &stdout_tar {
+        let mut tar = std::fs::File::open(file)
+            .with_context(|| format!("cannot read `{}`", file.display()))?;
+        let mut out = output::Stdout;
+        std::io::copy(&mut tar, &mut out).context("writing the tar to standard output")?;
+        out.flush().context("writing the tar to standard output")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves the flags into a build request, checking every value.
-fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
+/// Resolves the flags into a build request, checking every value. For the context `-`, the
+/// empty context directory is made in `empty_context`, to live as long as the build.
+fn resolve(
+    args: &Args,
+    empty_context: &mut Option<tempfile::TempDir>,
+) -> anyhow::Result<BuildRequest> {
     if args.context.contains("://") || args.context.starts_with("git@") {
         bail!(
             "context `{}`: only a local directory is supported as the build context",
             args.context
         );
     }
-    if args.context == "-" {
-        bail!("context `-`: reading the context from standard input is not supported; pass a directory");
+    let stdin_dockerfile = args.context == "-";
+    if stdin_dockerfile && args.file.is_some() {
+        bail!("context `-` reads the Dockerfile from standard input: `-f` cannot be given too");
     }
-    let context_dir = PathBuf::from(&args.context);
+    let context_dir = if stdin_dockerfile {
+        // docker's `build - < Dockerfile`: no context at all, so COPY has nothing to copy
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-empty-context-")
+            .tempdir()
+            .context("cannot make the empty build context")?;
+        let path = dir.path().to_path_buf();
+        *empty_context = Some(dir);
+        path
+    } else {
+        PathBuf::from(&args.context)
+    };
     if !context_dir.is_dir() {
         bail!("context `{}` is not a directory", args.context);
     }
-    let (dockerfile_text, dockerfile_path) = match args.file.as_deref() {
+    let file = if stdin_dockerfile {
+        Some("-")
+    } else {
+        args.file.as_deref()
+    };
+    let (dockerfile_text, dockerfile_path) = match file {
         Some("-") => {
             let mut text = String::new();
             std::io::stdin()
@@ -180,8 +263,13 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         }
         None => {
             let p = context_dir.join("Dockerfile");
-            let p = if !p.exists() && context_dir.join("Containerfile").exists() {
+            // docker's order: `Dockerfile`, then `dockerfile`; podman's `Containerfile` too
+            let p = if p.exists() {
+                p
+            } else if context_dir.join("Containerfile").exists() {
                 context_dir.join("Containerfile")
+            } else if context_dir.join("dockerfile").exists() {
+                context_dir.join("dockerfile")
             } else {
                 p
             };
@@ -237,7 +325,13 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
 
     let mut outputs = Vec::new();
     for o in &args.outputs {
-        outputs.push(parse_output(o)?);
+        // `-o -` is added by `run`, which copies the tar to standard output
+        if !is_stdout_output(o) {
+            outputs.push(parse_output(o)?);
+        }
+    }
+    if args.outputs.iter().filter(|o| is_stdout_output(o)).count() > 1 {
+        bail!("`--output -` is given twice: standard output takes one tar");
     }
 
     let timestamp = match args.timestamp {
@@ -464,8 +558,19 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, PathBuf)> {
     Ok((id, src))
 }
 
-/// `type=local,dest=DIR` or `type=tar,dest=FILE`.
+/// Whether an `--output` asks for a tar on standard output: `-`, or `type=tar,dest=-`.
+fn is_stdout_output(s: &str) -> bool {
+    s == "-" || {
+        let parts: Vec<&str> = s.split(',').collect();
+        parts.contains(&"dest=-") && parts.contains(&"type=tar") && parts.len() == 2
+    }
+}
+
+/// `type=local,dest=DIR`, `type=tar,dest=FILE`, or a bare `DIR` (docker's `-o DIR`).
 fn parse_output(s: &str) -> anyhow::Result<ExportTarget> {
+    if !s.contains('=') && !s.is_empty() {
+        return Ok(ExportTarget::Local(PathBuf::from(s)));
+    }
     let mut kind = None;
     let mut dest = None;
     for part in s.split(',') {
@@ -490,6 +595,8 @@ fn parse_output(s: &str) -> anyhow::Result<ExportTarget> {
 /// Shows build events: plain lines, a live step list, or nothing.
 struct Printer {
     mode: Progress,
+    /// Plain lines go to standard error (standard output carries `-o -`'s tar).
+    to_stderr: bool,
     /// Live mode: the step lines drawn so far.
     lines: Vec<String>,
     drawn: usize,
@@ -499,6 +606,7 @@ impl Printer {
     fn new(mode: Progress) -> Printer {
         Printer {
             mode,
+            to_stderr: false,
             lines: Vec::new(),
             drawn: 0,
         }
@@ -517,18 +625,19 @@ impl Printer {
                     total,
                     text,
                     ..
-                } => output::println(&format!("STEP {number}/{total}: {text}")),
+                } => self.line(&format!("STEP {number}/{total}: {text}")),
+                Event::Output(bytes) if self.to_stderr => output::write_raw_err(bytes),
                 Event::Output(bytes) => output::write_raw(bytes),
                 Event::Warning(w) => output::warn(w),
-                Event::Note(n) => output::println(n),
+                Event::Note(n) => self.line(n),
                 Event::StepDone {
                     number,
                     total,
                     cached: true,
                     ..
-                } => output::println(&format!("STEP {number}/{total}: CACHED")),
+                } => self.line(&format!("STEP {number}/{total}: CACHED")),
                 Event::StepDone { .. } => {}
-                Event::CacheMiss(m) => output::println(m),
+                Event::CacheMiss(m) => self.line(m),
             },
             Progress::Live => match e {
                 Event::Step {
@@ -571,6 +680,15 @@ impl Printer {
                 Event::Warning(w) => output::warn(w),
                 Event::Note(_) => {}
             },
+        }
+    }
+
+    /// A plain progress line, on standard output or (with `-o -`) standard error.
+    fn line(&self, l: &str) {
+        if self.to_stderr {
+            output::note(l);
+        } else {
+            output::println(l);
         }
     }
 

@@ -79,6 +79,14 @@ pub fn note(msg: &str) {
     let _ = writeln!(err, "{msg}");
 }
 
+/// Writes bytes as they come on standard error (RUN output while standard output carries a
+/// tar).
+pub fn write_raw_err(bytes: &[u8]) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(bytes);
+    let _ = err.flush();
+}
+
 /// Prints a warning on standard error.
 pub fn warn(msg: &str) {
     let mut err = std::io::stderr().lock();
