@@ -395,3 +395,70 @@ fn build_from_stdin_lowercase_dockerfile_and_rm_flags() {
     assert!(help.contains("--force-rm"), "{help}");
     assert!(help.contains("no intermediate"), "{help}");
 }
+
+/// The JSON events of a `--progress rawjson` run's standard output.
+fn events(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn progress_rawjson_prints_one_event_per_line() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    context(
+        &env,
+        &[("Dockerfile", "FROM localhost/busybox\nRUN echo hello\n")],
+    );
+    let out = run(&mut env.cmd(["build", "--progress", "rawjson", "ctx"]));
+    assert!(out.status.success(), "{}", show(&out));
+    let ev = events(&out);
+    let kinds: Vec<&str> = ev
+        .iter()
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["step", "done", "step", "output", "done", "image"],
+        "{ev:?}"
+    );
+    assert_eq!(ev[2]["text"], "RUN echo hello");
+    assert_eq!(ev[3]["step"], 2);
+    assert_eq!(ev[3]["data"], "hello\n");
+    let id = ev[5]["id"].as_str().expect("id");
+    assert!(env
+        .ok(["images", "-q", "--no-trunc"])
+        .contains(id.trim_start_matches("sha256:")));
+    // again: the RUN is cached
+    let ev = events(&run(&mut env.cmd(["build", "--progress=rawjson", "ctx"])));
+    assert_eq!(ev[3]["type"], "cached", "{ev:?}");
+    // a failing step ends with an error event, and the exit status is 1
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN echo out; exit 3\n",
+        )],
+    );
+    let out = run(&mut env.cmd(["build", "--progress", "rawjson", "ctx"]));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let ev = events(&out);
+    let last = ev.last().expect("events");
+    assert_eq!(last["type"], "error", "{ev:?}");
+    assert!(
+        last["message"]
+            .as_str()
+            .expect("message")
+            .contains("exit status 3"),
+        "{last}"
+    );
+    // `tty` is the live view, so it needs a terminal
+    let err = env.fails(1, ["build", "--progress", "tty", "ctx"]);
+    assert!(err.contains("not a terminal"), "{err}");
+    context(&env, &[("Dockerfile", "FROM localhost/busybox\nLABEL a=b\n")]);
+    let out = on_terminal(&env, "build --progress tty -t viatty ctx", b"");
+    assert!(out.status.success(), "{}", show(&out));
+    env.ok(["inspect", "viatty"]);
+}

@@ -76,7 +76,10 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub timestamp: Option<i64>,
 
-    /// Progress output: `auto`, `plain` or `quiet`
+    /// Progress output: `auto`, `plain`, `tty` (the live view; standard output must be a
+    /// terminal), `quiet`, or `rawjson` (one JSON event per line on standard output, for CI
+    /// tools: `step`, `output`, `cached`, `done`, `cache-miss`, `warning`, `note`, `error`,
+    /// and `image` with the ID at the end)
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub progress: String,
 
@@ -142,6 +145,8 @@ enum Progress {
     Plain,
     /// Nothing but the image ID.
     Quiet,
+    /// One JSON event per line.
+    RawJson,
 }
 
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -150,9 +155,14 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         (false, "plain") => Progress::Plain,
         (false, "auto") if std::io::stdout().is_terminal() => Progress::Live,
         (false, "auto") => Progress::Plain,
-        (false, other) => {
-            bail!("unknown `--progress` mode `{other}`: use `auto`, `plain` or `quiet`")
+        (false, "tty") if std::io::stdout().is_terminal() => Progress::Live,
+        (false, "tty") => {
+            bail!("`--progress tty`: standard output is not a terminal; use `plain` or `rawjson`")
         }
+        (false, "rawjson") => Progress::RawJson,
+        (false, other) => bail!(
+            "unknown `--progress` mode `{other}`: use `auto`, `plain`, `tty`, `quiet` or `rawjson`"
+        ),
     };
     let mut empty_context = None;
     let mut request = resolve(&args, &mut empty_context)?;
@@ -191,13 +201,22 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     printer.to_stderr = to_stdout;
     let result = exec::build(&store, &request, &mut |e| printer.event(e));
     printer.finish();
-    let built = result?;
+    let built = match result {
+        Ok(b) => b,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            printer.json(&serde_json::json!({"type": "error", "message": format!("{e:#}")}));
+            return Err(e);
+        }
+    };
     if let Some(id) = &built.image_id {
         if let Some(file) = &args.iidfile {
             std::fs::write(file, id.to_string())
                 .with_context(|| format!("cannot write the image ID to `{}`", file.display()))?;
         }
-        if to_stdout {
+        if progress == Progress::RawJson && !to_stdout {
+            printer.json(&serde_json::json!({"type": "image", "id": id.to_string()}));
+        } else if to_stdout {
             output::note(id.hex());
         } else {
             output::println(id.hex());
@@ -597,6 +616,8 @@ struct Printer {
     mode: Progress,
     /// Plain lines go to standard error (standard output carries `-o -`'s tar).
     to_stderr: bool,
+    /// The step running now (`rawjson` output events name it).
+    step: usize,
     /// Live mode: the step lines drawn so far.
     lines: Vec<String>,
     drawn: usize,
@@ -607,6 +628,7 @@ impl Printer {
         Printer {
             mode,
             to_stderr: false,
+            step: 0,
             lines: Vec::new(),
             drawn: 0,
         }
@@ -614,6 +636,41 @@ impl Printer {
 
     fn event(&mut self, e: Event<'_>) {
         match self.mode {
+            Progress::RawJson => {
+                let v = match e {
+                    Event::Step {
+                        number,
+                        total,
+                        text,
+                        stage,
+                    } => {
+                        self.step = number;
+                        serde_json::json!({"type": "step", "step": number, "total": total, "stage": stage, "text": text})
+                    }
+                    Event::StepDone {
+                        number,
+                        total,
+                        seconds,
+                        cached,
+                    } => serde_json::json!({
+                        "type": if cached { "cached" } else { "done" },
+                        "step": number,
+                        "total": total,
+                        "seconds": seconds,
+                    }),
+                    Event::Output(bytes) => serde_json::json!({
+                        "type": "output",
+                        "step": self.step,
+                        "data": String::from_utf8_lossy(bytes),
+                    }),
+                    Event::CacheMiss(m) => {
+                        serde_json::json!({"type": "cache-miss", "step": self.step, "message": m})
+                    }
+                    Event::Warning(w) => serde_json::json!({"type": "warning", "message": w}),
+                    Event::Note(n) => serde_json::json!({"type": "note", "message": n}),
+                };
+                self.json(&v);
+            }
             Progress::Quiet => {
                 if let Event::Warning(w) = e {
                     output::warn(w);
@@ -680,6 +737,13 @@ impl Printer {
                 Event::Warning(w) => output::warn(w),
                 Event::Note(_) => {}
             },
+        }
+    }
+
+    /// One `rawjson` event line (nothing in the other modes).
+    fn json(&self, v: &serde_json::Value) {
+        if self.mode == Progress::RawJson {
+            self.line(&v.to_string());
         }
     }
 
