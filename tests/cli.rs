@@ -457,8 +457,87 @@ fn progress_rawjson_prints_one_event_per_line() {
     // `tty` is the live view, so it needs a terminal
     let err = env.fails(1, ["build", "--progress", "tty", "ctx"]);
     assert!(err.contains("not a terminal"), "{err}");
-    context(&env, &[("Dockerfile", "FROM localhost/busybox\nLABEL a=b\n")]);
+    context(
+        &env,
+        &[("Dockerfile", "FROM localhost/busybox\nLABEL a=b\n")],
+    );
     let out = on_terminal(&env, "build --progress tty -t viatty ctx", b"");
     assert!(out.status.success(), "{}", show(&out));
     env.ok(["inspect", "viatty"]);
+}
+
+/// Every row a person sees after `hoist ARGS…` ran on an 80×24 terminal (under `script`):
+/// the scrollback, then the screen, as a small terminal emulator (vt100) shows them.
+fn terminal_rows(env: &TestEnv, args: &str) -> (Vec<String>, Vec<String>) {
+    let line = format!(
+        "stty cols 80 rows 24 && {} {args}",
+        common::hoist_bin().display()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env("HOIST_ROOT", &env.root)
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null());
+    let out = run(&mut cmd);
+    let (rows, cols) = (
+        std::num::NonZeroU16::new(24).expect("rows"),
+        std::num::NonZeroU16::new(80).expect("cols"),
+    );
+    let mut parser = vt100::Parser::new(rows, cols, 10_000);
+    parser.process(&out.stdout);
+    let screen = parser.screen_mut();
+    screen.set_scrollback(usize::MAX);
+    let history = screen.scrollback();
+    let mut scrollback = Vec::new();
+    for off in (1..=history).rev() {
+        screen.set_scrollback(off);
+        scrollback.extend(screen.rows(0, 80).next());
+    }
+    screen.set_scrollback(0);
+    let visible: Vec<String> = screen.rows(0, 80).collect();
+    (scrollback, visible)
+}
+
+#[test]
+fn live_progress_fits_the_terminal_and_keeps_a_failure_on_screen() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    let long = format!("RUN echo {}", "x".repeat(141));
+    assert_eq!(long.len(), 150);
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            &format!("FROM localhost/busybox\n{long}\nRUN echo second\nLABEL a=b\n"),
+        )],
+    );
+    let (scrollback, visible) = terminal_rows(&env, "build --progress tty ctx");
+    let all: Vec<&String> = scrollback.iter().chain(&visible).collect();
+    for step in [
+        "[1/4] FROM",
+        "[2/4] RUN echo xxx",
+        "[3/4] RUN echo second",
+        "[4/4] LABEL",
+    ] {
+        let n = all.iter().filter(|r| r.starts_with(step)).count();
+        assert_eq!(n, 1, "`{step}` shown {n} times:\n{all:#?}");
+    }
+    assert!(
+        all.iter().all(|r| r.chars().count() < 80),
+        "a row reaches the edge: {all:#?}"
+    );
+    // a failing RUN: its last output lines and the error stay on the screen
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do echo line$i; done; exit 3\n",
+        )],
+    );
+    let (_, visible) = terminal_rows(&env, "build --progress tty ctx");
+    let screen = visible.join("\n");
+    assert!(screen.contains("> line30"), "{screen}");
+    assert!(screen.contains("> line25"), "{screen}");
+    assert!(screen.contains("[2/2] RUN for i in"), "{screen}");
+    assert!(screen.contains("exit status 3"), "{screen}");
 }

@@ -200,7 +200,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let mut printer = Printer::new(progress);
     printer.to_stderr = to_stdout;
     let result = exec::build(&store, &request, &mut |e| printer.event(e));
-    printer.finish();
+    printer.finish(result.is_err());
     let built = match result {
         Ok(b) => b,
         Err(e) => {
@@ -618,10 +618,18 @@ struct Printer {
     to_stderr: bool,
     /// The step running now (`rawjson` output events name it).
     step: usize,
-    /// Live mode: the step lines drawn so far.
-    lines: Vec<String>,
+    /// Live mode: the running step's line (finished steps are printed once and left alone).
+    running: Option<String>,
+    /// Live mode: the running step's last output lines, and the unfinished one.
+    tail: std::collections::VecDeque<String>,
+    partial: String,
+    /// Live mode: screen rows drawn by the last redraw (each line is cut to the terminal's
+    /// width, so one line is one row).
     drawn: usize,
 }
+
+/// Output lines of the running step kept under it, and shown after a failure.
+const TAIL_LINES: usize = 10;
 
 impl Printer {
     fn new(mode: Progress) -> Printer {
@@ -629,7 +637,9 @@ impl Printer {
             mode,
             to_stderr: false,
             step: 0,
-            lines: Vec::new(),
+            running: None,
+            tail: std::collections::VecDeque::new(),
+            partial: String::new(),
             drawn: 0,
         }
     }
@@ -701,11 +711,12 @@ impl Printer {
                     number,
                     total,
                     text,
-                    stage,
+                    ..
                 } => {
-                    let _ = stage;
-                    self.lines.push(format!("[{number}/{total}] {text}"));
-                    self.redraw(None);
+                    self.running = Some(format!("[{number}/{total}] {text}"));
+                    self.tail.clear();
+                    self.partial.clear();
+                    self.redraw();
                 }
                 Event::StepDone {
                     number,
@@ -713,28 +724,39 @@ impl Printer {
                     seconds,
                     cached,
                 } => {
-                    let head = format!("[{number}/{total}] ");
-                    if let Some(line) = self.lines.iter_mut().rev().find(|l| l.starts_with(&head)) {
-                        if cached {
-                            line.push_str("  CACHED");
-                        } else {
-                            line.push_str(&format!("  ✔ {seconds:.1}s"));
+                    let mut line = self
+                        .running
+                        .take()
+                        .unwrap_or_else(|| format!("[{number}/{total}]"));
+                    if cached {
+                        line.push_str("  CACHED");
+                    } else {
+                        line.push_str(&format!("  ✔ {seconds:.1}s"));
+                    }
+                    self.tail.clear();
+                    self.partial.clear();
+                    self.commit(&line);
+                }
+                Event::CacheMiss(m) => self.commit(m),
+                Event::Output(bytes) => {
+                    self.partial.push_str(&String::from_utf8_lossy(bytes));
+                    while let Some(i) = self.partial.find('\n') {
+                        let line: String = self.partial.drain(..=i).collect();
+                        // a progress bar rewrites its line with `\r`: keep what shows last
+                        let shown = line.trim_end_matches(['\n', '\r']);
+                        let shown = shown.rsplit('\r').next().unwrap_or_default();
+                        self.tail.push_back(shown.to_string());
+                        if self.tail.len() > TAIL_LINES {
+                            self.tail.pop_front();
                         }
                     }
-                    self.redraw(None);
+                    self.redraw();
                 }
-                Event::CacheMiss(m) => {
-                    self.lines.push(m.to_string());
-                    self.redraw(None);
+                Event::Warning(w) => {
+                    self.erase();
+                    output::warn(w);
+                    self.redraw();
                 }
-                Event::Output(bytes) => {
-                    let text = String::from_utf8_lossy(bytes);
-                    if let Some(l) = text.lines().rev().find(|l| !l.trim().is_empty()) {
-                        let tail: String = l.chars().take(100).collect();
-                        self.redraw(Some(&tail));
-                    }
-                }
-                Event::Warning(w) => output::warn(w),
                 Event::Note(_) => {}
             },
         }
@@ -756,31 +778,99 @@ impl Printer {
         }
     }
 
-    /// Redraws the live step list (with an optional last output line under it).
-    fn redraw(&mut self, tail: Option<&str>) {
-        let mut out = std::io::stdout().lock();
-        // move up over what was drawn and clear it
-        if self.drawn > 0 {
-            let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn);
+    /// Live mode: the terminal's rows and columns, read at every redraw (so a resize is
+    /// followed); 24×80 when standard output does not say.
+    fn screen() -> (usize, usize) {
+        match terminal_size::terminal_size_of(std::io::stdout()) {
+            Some((terminal_size::Width(w), terminal_size::Height(h))) if w > 0 && h > 0 => {
+                (usize::from(h), usize::from(w))
+            }
+            _ => (24, 80),
         }
-        let mut n = 0;
-        for l in &self.lines {
-            let _ = writeln!(out, "{l}");
-            n += 1;
-        }
-        if let Some(t) = tail {
-            let _ = writeln!(out, "  > {t}");
-            n += 1;
-        }
-        self.drawn = n;
-        let _ = out.flush();
     }
 
-    fn finish(&mut self) {
-        if self.mode == Progress::Live {
-            self.redraw(None);
+    /// Live mode: clears the rows the last redraw drew.
+    fn erase(&mut self) {
+        if self.drawn > 0 {
+            output::write_raw(format!("\r\x1b[{}A\x1b[J", self.drawn).as_bytes());
+            self.drawn = 0;
         }
     }
+
+    /// Live mode: prints a finished line once, above the live part.
+    fn commit(&mut self, line: &str) {
+        self.erase();
+        let (_, cols) = Self::screen();
+        output::println(&fit(line, cols));
+        self.redraw();
+    }
+
+    /// Live mode: redraws the running step and its last output lines, at most the terminal's
+    /// height less one row, each cut to its width.
+    fn redraw(&mut self) {
+        self.erase();
+        let (rows, cols) = Self::screen();
+        let mut lines: Vec<String> = self.running.iter().cloned().collect();
+        let partial = Some(&self.partial).filter(|p| !p.trim().is_empty());
+        lines.extend(
+            self.tail
+                .iter()
+                .chain(partial)
+                .map(|l| format!("  > {}", l.rsplit('\r').next().unwrap_or_default())),
+        );
+        let room = rows.saturating_sub(1).max(1);
+        if lines.len() > room {
+            // the step line stays; the oldest output lines go
+            let cut = lines.len() - room;
+            lines.drain(1..=cut.min(lines.len() - 1));
+        }
+        let mut text = String::new();
+        for l in &lines {
+            text.push_str(&fit(l, cols));
+            text.push('\n');
+        }
+        output::write_raw(text.as_bytes());
+        self.drawn = lines.len();
+    }
+
+    /// Ends the live part: after a failure the running step and its last output lines stay on
+    /// screen above the error (docker shows them); after a success nothing is left to draw.
+    fn finish(&mut self, failed: bool) {
+        if self.mode != Progress::Live {
+            return;
+        }
+        self.erase();
+        if failed {
+            let (_, cols) = Self::screen();
+            if let Some(r) = self.running.take() {
+                output::println(&fit(&r, cols));
+            }
+            let partial = std::mem::take(&mut self.partial);
+            for l in self
+                .tail
+                .iter()
+                .chain(Some(&partial).filter(|p| !p.is_empty()))
+            {
+                output::println(&fit(&format!("  > {l}"), cols));
+            }
+        }
+    }
+}
+
+/// A line cut to fit `cols` columns without wrapping: control characters (escapes in RUN
+/// output) become spaces, and a cut line ends with `…`. Counts one column per character.
+fn fit(line: &str, cols: usize) -> String {
+    let clean: Vec<char> = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let max = cols.saturating_sub(1).max(1);
+    if clean.len() <= max {
+        return clean.into_iter().collect();
+    }
+    let mut out: String = clean[..max - 1].iter().collect();
+    out.push('…');
+    out
 }
 
 #[cfg(test)]
@@ -799,6 +889,15 @@ mod tests {
     }
 
     #[test]
+    fn lines_fit_the_terminal() {
+        assert_eq!(fit("short", 80), "short");
+        let cut = fit(&"x".repeat(150), 80);
+        assert_eq!(cut.chars().count(), 79);
+        assert!(cut.ends_with('…'));
+        assert_eq!(fit("a\tb\x1b[31mc", 80), "a b [31mc");
+    }
+
+    #[test]
     fn output_specs() {
         assert!(matches!(
             parse_output("type=local,dest=out").expect("ok"),
@@ -810,5 +909,12 @@ mod tests {
         ));
         assert!(parse_output("type=registry,dest=x").is_err());
         assert!(parse_output("type=local").is_err());
+        assert!(matches!(
+            parse_output("out").expect("ok"),
+            ExportTarget::Local(p) if p == Path::new("out")
+        ));
+        assert!(is_stdout_output("-"));
+        assert!(is_stdout_output("type=tar,dest=-"));
+        assert!(!is_stdout_output("type=local,dest=-"));
     }
 }
