@@ -69,7 +69,7 @@ if [ -z "${HOIST_BENCH_INNER:-}" ]; then
   fi
   if [ -d "$work/hoist-store" ]; then
     "${run_as[@]}" env -i PATH="$PATH" HOME="$work/home" HOIST_ROOT="$work/hoist-store" \
-      "$work/hoist" prune -a >/dev/null 2>&1 || true
+      "$work/hoist" prune -a -f >/dev/null 2>&1 || true
   fi
   rm -rf "$work" 2>/dev/null || echo "bench-build.sh: some files of $work are left (owned by subordinate ids)"
   exit $status

@@ -237,7 +237,7 @@ fn builds_prune_and_readers_side_by_side_fail_only_as_documented() {
         std::thread::spawn(move || {
             let mut n = 0;
             while !done.load(Ordering::SeqCst) {
-                env.ok(["prune", "-a"]);
+                env.ok(["prune", "-a", "-f"]);
                 n += 1;
                 std::thread::sleep(Duration::from_millis(150));
             }
@@ -278,7 +278,7 @@ fn builds_prune_and_readers_side_by_side_fail_only_as_documented() {
     env.ok(["build", "-q", "-t", "last", "ctx0"]);
     let out = env.ok(["run", "--rm", "last", "cat", "/shared", "/mine", "/f"]);
     assert_eq!(out, "shared\n0\n0\n");
-    env.ok(["prune", "-a"]);
+    env.ok(["prune", "-a", "-f"]);
     let out = env.ok(["check"]);
     assert!(out.contains("0 images, 0 blobs"), "{out}");
 }

@@ -666,7 +666,7 @@ fn load_racing_prune_all_always_succeeds_and_leaves_a_clean_store() {
         let (env, done) = (env.clone(), done.clone());
         std::thread::spawn(move || {
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                env.ok(["prune", "-a"]);
+                env.ok(["prune", "-a", "-f"]);
             }
         })
     };

@@ -290,7 +290,7 @@ fn names_move_and_dangling_images_show_as_none() {
     assert_eq!(r[1][2], &second[..12]);
     // the layer blob is shared by both imports and stays
     storecheck::verify(&env.root);
-    let out = env.ok(["prune", "-a"]);
+    let out = env.ok(["prune", "-a", "-f"]);
     assert!(out.contains(&second), "{out}");
     assert_eq!(rows(&env.ok(["images"])).len(), 1);
     assert_eq!(
@@ -431,7 +431,7 @@ fn read_only_store_root_is_refused_and_unchanged() {
     refused(&env, &["import", t, "other"], "read-only");
     refused(&env, &["tag", "busybox", "other"], "read-only");
     refused(&env, &["rmi", "busybox"], "read-only");
-    refused(&env, &["prune", "-a"], "read-only");
+    refused(&env, &["prune", "-a", "-f"], "read-only");
 }
 
 #[test]

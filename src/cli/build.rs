@@ -78,7 +78,10 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub timestamp: Option<i64>,
 
-    /// Progress output: `auto`, `plain` or `quiet`
+    /// Progress output: `auto`, `plain`, `tty` (the live view; standard output must be a
+    /// terminal), `quiet`, or `rawjson` (one JSON event per line on standard output, for CI
+    /// tools: `step`, `output`, `cached`, `done`, `cache-miss`, `warning`, `note`, `error`,
+    /// and `image` with the ID at the end)
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub progress: String,
 
@@ -90,7 +93,9 @@ pub struct Args {
     #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
     pub secrets: Vec<String>,
 
-    /// Export the final file system: `type=local,dest=DIR` or `type=tar,dest=FILE`
+    /// Export the final file system: `type=local,dest=DIR`, `type=tar,dest=FILE`, `DIR`
+    /// (docker's shorthand for `type=local`), or `-` (a tar on standard output; progress then
+    /// goes to standard error)
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
 
@@ -108,6 +113,30 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub compression_level: Option<i32>,
 
+    /// Accepted for docker's scripts (`--rm`, `--rm=false`): hoist keeps no intermediate
+    /// containers, so there is nothing to remove or keep
+    #[arg(
+        long = "rm",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub rm: Option<bool>,
+
+    /// Accepted for docker's scripts: hoist keeps no intermediate containers, even after a
+    /// failed step, so there is nothing to remove
+    #[arg(
+        long = "force-rm",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub force_rm: Option<bool>,
+
     /// Target platform; only this machine's platform is supported (no emulation)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
@@ -124,7 +153,8 @@ pub struct Args {
     #[command(flatten)]
     pub registry: super::pull::RegistryArgs,
 
-    /// The build context directory
+    /// The build context directory, or `-`: the Dockerfile from standard input and an empty
+    /// context (`hoist build - < Dockerfile`)
     #[arg(value_name = "CONTEXT")]
     pub context: String,
 }
@@ -138,6 +168,8 @@ enum Progress {
     Plain,
     /// Nothing but the image ID.
     Quiet,
+    /// One JSON event per line.
+    RawJson,
 }
 
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -146,50 +178,120 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         (false, "plain") => Progress::Plain,
         (false, "auto") if std::io::stdout().is_terminal() => Progress::Live,
         (false, "auto") => Progress::Plain,
-        (false, other) => {
-            bail!("unknown `--progress` mode `{other}`: use `auto`, `plain` or `quiet`")
+        (false, "tty") if std::io::stdout().is_terminal() => Progress::Live,
+        (false, "tty") => {
+            bail!("`--progress tty`: standard output is not a terminal; use `plain` or `rawjson`")
         }
+        (false, "rawjson") => Progress::RawJson,
+        (false, other) => bail!(
+            "unknown `--progress` mode `{other}`: use `auto`, `plain`, `tty`, `quiet` or `rawjson`"
+        ),
     };
-    let request = resolve(&args)?;
+    let mut empty_context = None;
+    let mut request = resolve(&args, &mut empty_context)?;
     if args.check {
         return check_only(&request, globals);
     }
+    // `-o -`: the tar is made beside the store, then copied to standard output; the progress
+    // and the image ID go to standard error so the tar stays whole
+    let to_stdout = args.outputs.iter().any(|o| is_stdout_output(o));
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!("`--output -`: refusing to write a tar to a terminal: redirect standard output");
+    }
+    let progress = if to_stdout && progress == Progress::Live {
+        Progress::Plain
+    } else {
+        progress
+    };
     build_checks(&request, globals)?;
-    if args.iidfile.is_some() && request.tags.is_empty() && !request.outputs.is_empty() {
+    if args.iidfile.is_some()
+        && request.tags.is_empty()
+        && (to_stdout || !request.outputs.is_empty())
+    {
         bail!("`--iidfile`: with only `--output`, no image is stored; add `-t NAME` to store one");
     }
     let store = crate::store::Store::open(&globals.root)
         .with_context(|| format!("cannot open the store at `{}`", globals.root.display()))?;
+    let stdout_tar = if to_stdout {
+        let dir = store.tmp_dir()?;
+        let file = dir.path().join("output.tar");
+        request.outputs.push(ExportTarget::Tar(file.clone()));
+        Some((dir, file))
+    } else {
+        None
+    };
     let mut printer = Printer::new(progress);
+    printer.to_stderr = to_stdout;
     let result = exec::build(&store, &request, &mut |e| printer.event(e));
-    printer.finish();
-    let built = result?;
+    printer.finish(result.is_err());
+    let built = match result {
+        Ok(b) => b,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            printer.json(&serde_json::json!({"type": "error", "message": format!("{e:#}")}));
+            return Err(e);
+        }
+    };
     if let Some(id) = &built.image_id {
         if let Some(file) = &args.iidfile {
             crate::util::write_user_file(file, id.to_string().as_bytes())
                 .with_context(|| format!("cannot write the image ID to `{}`", file.display()))?;
         }
-        output::println(id.hex());
+        if progress == Progress::RawJson && !to_stdout {
+            printer.json(&serde_json::json!({"type": "image", "id": id.to_string()}));
+        } else if to_stdout {
+            output::note(id.hex());
+        } else {
+            output::println(id.hex());
+        }
+    }
+    if let Some((_dir, file)) = &stdout_tar {
+        let mut tar = std::fs::File::open(file)
+            .with_context(|| format!("cannot read `{}`", file.display()))?;
+        let mut out = output::Stdout;
+        std::io::copy(&mut tar, &mut out).context("writing the tar to standard output")?;
+        out.flush().context("writing the tar to standard output")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves the flags into a build request, checking every value.
-fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
+/// Resolves the flags into a build request, checking every value. For the context `-`, the
+/// empty context directory is made in `empty_context`, to live as long as the build.
+fn resolve(
+    args: &Args,
+    empty_context: &mut Option<tempfile::TempDir>,
+) -> anyhow::Result<BuildRequest> {
     if args.context.contains("://") || args.context.starts_with("git@") {
         bail!(
             "context `{}`: only a local directory is supported as the build context",
             args.context
         );
     }
-    if args.context == "-" {
-        bail!("context `-`: reading the context from standard input is not supported; pass a directory");
+    let stdin_dockerfile = args.context == "-";
+    if stdin_dockerfile && args.file.is_some() {
+        bail!("context `-` reads the Dockerfile from standard input: `-f` cannot be given too");
     }
-    let context_dir = PathBuf::from(&args.context);
+    let context_dir = if stdin_dockerfile {
+        // docker's `build - < Dockerfile`: no context at all, so COPY has nothing to copy
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-empty-context-")
+            .tempdir()
+            .context("cannot make the empty build context")?;
+        let path = dir.path().to_path_buf();
+        *empty_context = Some(dir);
+        path
+    } else {
+        PathBuf::from(&args.context)
+    };
     if !context_dir.is_dir() {
         bail!("context `{}` is not a directory", args.context);
     }
-    let (dockerfile_text, dockerfile_path) = match args.file.as_deref() {
+    let file = if stdin_dockerfile {
+        Some("-")
+    } else {
+        args.file.as_deref()
+    };
+    let (dockerfile_text, dockerfile_path) = match file {
         Some("-") => {
             let mut text = String::new();
             std::io::stdin()
@@ -203,8 +305,13 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
         }
         None => {
             let p = context_dir.join("Dockerfile");
-            let p = if !p.exists() && context_dir.join("Containerfile").exists() {
+            // docker's order: `Dockerfile`, then `dockerfile`; podman's `Containerfile` too
+            let p = if p.exists() {
+                p
+            } else if context_dir.join("Containerfile").exists() {
                 context_dir.join("Containerfile")
+            } else if context_dir.join("dockerfile").exists() {
+                context_dir.join("dockerfile")
             } else {
                 p
             };
@@ -269,7 +376,13 @@ fn resolve(args: &Args) -> anyhow::Result<BuildRequest> {
 
     let mut outputs = Vec::new();
     for o in &args.outputs {
-        outputs.push(parse_output(o)?);
+        // `-o -` is added by `run`, which copies the tar to standard output
+        if !is_stdout_output(o) {
+            outputs.push(parse_output(o)?);
+        }
+    }
+    if args.outputs.iter().filter(|o| is_stdout_output(o)).count() > 1 {
+        bail!("`--output -` is given twice: standard output takes one tar");
     }
 
     let timestamp = match args.timestamp {
@@ -533,8 +646,19 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, PathBuf)> {
     Ok((id, src))
 }
 
-/// `type=local,dest=DIR` or `type=tar,dest=FILE`.
+/// Whether an `--output` asks for a tar on standard output: `-`, or `type=tar,dest=-`.
+fn is_stdout_output(s: &str) -> bool {
+    s == "-" || {
+        let parts: Vec<&str> = s.split(',').collect();
+        parts.contains(&"dest=-") && parts.contains(&"type=tar") && parts.len() == 2
+    }
+}
+
+/// `type=local,dest=DIR`, `type=tar,dest=FILE`, or a bare `DIR` (docker's `-o DIR`).
 fn parse_output(s: &str) -> anyhow::Result<ExportTarget> {
+    if !s.contains('=') && !s.is_empty() {
+        return Ok(ExportTarget::Local(PathBuf::from(s)));
+    }
     let mut kind = None;
     let mut dest = None;
     for part in s.split(',') {
@@ -559,22 +683,73 @@ fn parse_output(s: &str) -> anyhow::Result<ExportTarget> {
 /// Shows build events: plain lines, a live step list, or nothing.
 struct Printer {
     mode: Progress,
-    /// Live mode: the step lines drawn so far.
-    lines: Vec<String>,
+    /// Plain lines go to standard error (standard output carries `-o -`'s tar).
+    to_stderr: bool,
+    /// The step running now (`rawjson` output events name it).
+    step: usize,
+    /// Live mode: the running step's line (finished steps are printed once and left alone).
+    running: Option<String>,
+    /// Live mode: the running step's last output lines, and the unfinished one.
+    tail: std::collections::VecDeque<String>,
+    partial: String,
+    /// Live mode: screen rows drawn by the last redraw (each line is cut to the terminal's
+    /// width, so one line is one row).
     drawn: usize,
 }
+
+/// Output lines of the running step kept under it, and shown after a failure.
+const TAIL_LINES: usize = 10;
 
 impl Printer {
     fn new(mode: Progress) -> Printer {
         Printer {
             mode,
-            lines: Vec::new(),
+            to_stderr: false,
+            step: 0,
+            running: None,
+            tail: std::collections::VecDeque::new(),
+            partial: String::new(),
             drawn: 0,
         }
     }
 
     fn event(&mut self, e: Event<'_>) {
         match self.mode {
+            Progress::RawJson => {
+                let v = match e {
+                    Event::Step {
+                        number,
+                        total,
+                        text,
+                        stage,
+                    } => {
+                        self.step = number;
+                        serde_json::json!({"type": "step", "step": number, "total": total, "stage": stage, "text": text})
+                    }
+                    Event::StepDone {
+                        number,
+                        total,
+                        seconds,
+                        cached,
+                    } => serde_json::json!({
+                        "type": if cached { "cached" } else { "done" },
+                        "step": number,
+                        "total": total,
+                        "seconds": seconds,
+                    }),
+                    Event::Output(bytes) => serde_json::json!({
+                        "type": "output",
+                        "step": self.step,
+                        "data": String::from_utf8_lossy(bytes),
+                    }),
+                    Event::CacheMiss(m) => {
+                        serde_json::json!({"type": "cache-miss", "step": self.step, "message": m})
+                    }
+                    Event::Warning(w) => serde_json::json!({"type": "warning", "message": w}),
+                    Event::Note(n) => serde_json::json!({"type": "note", "message": n}),
+                };
+                self.json(&v);
+            }
             Progress::Quiet => {
                 if let Event::Warning(w) = e {
                     output::warn(w);
@@ -586,29 +761,31 @@ impl Printer {
                     total,
                     text,
                     ..
-                } => output::println(&format!("STEP {number}/{total}: {text}")),
+                } => self.line(&format!("STEP {number}/{total}: {text}")),
+                Event::Output(bytes) if self.to_stderr => output::write_raw_err(bytes),
                 Event::Output(bytes) => output::write_raw(bytes),
                 Event::Warning(w) => output::warn(w),
-                Event::Note(n) => output::println(n),
+                Event::Note(n) => self.line(n),
                 Event::StepDone {
                     number,
                     total,
                     cached: true,
                     ..
-                } => output::println(&format!("STEP {number}/{total}: CACHED")),
+                } => self.line(&format!("STEP {number}/{total}: CACHED")),
                 Event::StepDone { .. } => {}
-                Event::CacheMiss(m) => output::println(m),
+                Event::CacheMiss(m) => self.line(m),
             },
             Progress::Live => match e {
                 Event::Step {
                     number,
                     total,
                     text,
-                    stage,
+                    ..
                 } => {
-                    let _ = stage;
-                    self.lines.push(format!("[{number}/{total}] {text}"));
-                    self.redraw(None);
+                    self.running = Some(format!("[{number}/{total}] {text}"));
+                    self.tail.clear();
+                    self.partial.clear();
+                    self.redraw();
                 }
                 Event::StepDone {
                     number,
@@ -616,58 +793,153 @@ impl Printer {
                     seconds,
                     cached,
                 } => {
-                    let head = format!("[{number}/{total}] ");
-                    if let Some(line) = self.lines.iter_mut().rev().find(|l| l.starts_with(&head)) {
-                        if cached {
-                            line.push_str("  CACHED");
-                        } else {
-                            line.push_str(&format!("  ✔ {seconds:.1}s"));
+                    let mut line = self
+                        .running
+                        .take()
+                        .unwrap_or_else(|| format!("[{number}/{total}]"));
+                    if cached {
+                        line.push_str("  CACHED");
+                    } else {
+                        line.push_str(&format!("  ✔ {seconds:.1}s"));
+                    }
+                    self.tail.clear();
+                    self.partial.clear();
+                    self.commit(&line);
+                }
+                Event::CacheMiss(m) => self.commit(m),
+                Event::Output(bytes) => {
+                    self.partial.push_str(&String::from_utf8_lossy(bytes));
+                    while let Some(i) = self.partial.find('\n') {
+                        let line: String = self.partial.drain(..=i).collect();
+                        // a progress bar rewrites its line with `\r`: keep what shows last
+                        let shown = line.trim_end_matches(['\n', '\r']);
+                        let shown = shown.rsplit('\r').next().unwrap_or_default();
+                        self.tail.push_back(shown.to_string());
+                        if self.tail.len() > TAIL_LINES {
+                            self.tail.pop_front();
                         }
                     }
-                    self.redraw(None);
+                    self.redraw();
                 }
-                Event::CacheMiss(m) => {
-                    self.lines.push(m.to_string());
-                    self.redraw(None);
+                Event::Warning(w) => {
+                    self.erase();
+                    output::warn(w);
+                    self.redraw();
                 }
-                Event::Output(bytes) => {
-                    let text = String::from_utf8_lossy(bytes);
-                    if let Some(l) = text.lines().rev().find(|l| !l.trim().is_empty()) {
-                        let tail: String = l.chars().take(100).collect();
-                        self.redraw(Some(&tail));
-                    }
-                }
-                Event::Warning(w) => output::warn(w),
                 Event::Note(_) => {}
             },
         }
     }
 
-    /// Redraws the live step list (with an optional last output line under it).
-    fn redraw(&mut self, tail: Option<&str>) {
-        let mut out = std::io::stdout().lock();
-        // move up over what was drawn and clear it
-        if self.drawn > 0 {
-            let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn);
+    /// One `rawjson` event line (nothing in the other modes).
+    fn json(&self, v: &serde_json::Value) {
+        if self.mode == Progress::RawJson {
+            self.line(&v.to_string());
         }
-        let mut n = 0;
-        for l in &self.lines {
-            let _ = writeln!(out, "{l}");
-            n += 1;
-        }
-        if let Some(t) = tail {
-            let _ = writeln!(out, "  > {t}");
-            n += 1;
-        }
-        self.drawn = n;
-        let _ = out.flush();
     }
 
-    fn finish(&mut self) {
-        if self.mode == Progress::Live {
-            self.redraw(None);
+    /// A plain progress line, on standard output or (with `-o -`) standard error.
+    fn line(&self, l: &str) {
+        if self.to_stderr {
+            output::note(l);
+        } else {
+            output::println(l);
         }
     }
+
+    /// Live mode: the terminal's rows and columns, read at every redraw (so a resize is
+    /// followed); 24×80 when standard output does not say.
+    fn screen() -> (usize, usize) {
+        match terminal_size::terminal_size_of(std::io::stdout()) {
+            Some((terminal_size::Width(w), terminal_size::Height(h))) if w > 0 && h > 0 => {
+                (usize::from(h), usize::from(w))
+            }
+            _ => (24, 80),
+        }
+    }
+
+    /// Live mode: clears the rows the last redraw drew.
+    fn erase(&mut self) {
+        if self.drawn > 0 {
+            output::write_raw(format!("\r\x1b[{}A\x1b[J", self.drawn).as_bytes());
+            self.drawn = 0;
+        }
+    }
+
+    /// Live mode: prints a finished line once, above the live part.
+    fn commit(&mut self, line: &str) {
+        self.erase();
+        let (_, cols) = Self::screen();
+        output::println(&fit(line, cols));
+        self.redraw();
+    }
+
+    /// Live mode: redraws the running step and its last output lines, at most the terminal's
+    /// height less one row, each cut to its width.
+    fn redraw(&mut self) {
+        self.erase();
+        let (rows, cols) = Self::screen();
+        let mut lines: Vec<String> = self.running.iter().cloned().collect();
+        let partial = Some(&self.partial).filter(|p| !p.trim().is_empty());
+        lines.extend(
+            self.tail
+                .iter()
+                .chain(partial)
+                .map(|l| format!("  > {}", l.rsplit('\r').next().unwrap_or_default())),
+        );
+        let room = rows.saturating_sub(1).max(1);
+        if lines.len() > room {
+            // the step line stays; the oldest output lines go
+            let cut = lines.len() - room;
+            lines.drain(1..=cut.min(lines.len() - 1));
+        }
+        let mut text = String::new();
+        for l in &lines {
+            text.push_str(&fit(l, cols));
+            text.push('\n');
+        }
+        output::write_raw(text.as_bytes());
+        self.drawn = lines.len();
+    }
+
+    /// Ends the live part: after a failure the running step and its last output lines stay on
+    /// screen above the error (docker shows them); after a success nothing is left to draw.
+    fn finish(&mut self, failed: bool) {
+        if self.mode != Progress::Live {
+            return;
+        }
+        self.erase();
+        if failed {
+            let (_, cols) = Self::screen();
+            if let Some(r) = self.running.take() {
+                output::println(&fit(&r, cols));
+            }
+            let partial = std::mem::take(&mut self.partial);
+            for l in self
+                .tail
+                .iter()
+                .chain(Some(&partial).filter(|p| !p.is_empty()))
+            {
+                output::println(&fit(&format!("  > {l}"), cols));
+            }
+        }
+    }
+}
+
+/// A line cut to fit `cols` columns without wrapping: control characters (escapes in RUN
+/// output) become spaces, and a cut line ends with `…`. Counts one column per character.
+fn fit(line: &str, cols: usize) -> String {
+    let clean: Vec<char> = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let max = cols.saturating_sub(1).max(1);
+    if clean.len() <= max {
+        return clean.into_iter().collect();
+    }
+    let mut out: String = clean[..max - 1].iter().collect();
+    out.push('…');
+    out
 }
 
 #[cfg(test)]
@@ -686,6 +958,15 @@ mod tests {
     }
 
     #[test]
+    fn lines_fit_the_terminal() {
+        assert_eq!(fit("short", 80), "short");
+        let cut = fit(&"x".repeat(150), 80);
+        assert_eq!(cut.chars().count(), 79);
+        assert!(cut.ends_with('…'));
+        assert_eq!(fit("a\tb\x1b[31mc", 80), "a b [31mc");
+    }
+
+    #[test]
     fn output_specs() {
         assert!(matches!(
             parse_output("type=local,dest=out").expect("ok"),
@@ -697,5 +978,12 @@ mod tests {
         ));
         assert!(parse_output("type=registry,dest=x").is_err());
         assert!(parse_output("type=local").is_err());
+        assert!(matches!(
+            parse_output("out").expect("ok"),
+            ExportTarget::Local(p) if p == Path::new("out")
+        ));
+        assert!(is_stdout_output("-"));
+        assert!(is_stdout_output("type=tar,dest=-"));
+        assert!(!is_stdout_output("type=local,dest=-"));
     }
 }

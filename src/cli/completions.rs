@@ -13,6 +13,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut cmd = super::Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "hoist", &mut std::io::stdout());
+    // generated whole, then written: clap_complete panics on a failed write
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "hoist", &mut script);
+    super::output::write_all(&script)?;
     Ok(ExitCode::SUCCESS)
 }

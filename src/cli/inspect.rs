@@ -1,6 +1,7 @@
 //! `hoist inspect [--format TEMPLATE] IMAGE…`: an image's details as a JSON array (podman's
 //! field names: Id, Digest, RepoTags, RepoDigests, Names, Created, Author, Os, Architecture,
-//! Config, RootFS, History, Size, ManifestType, Labels). `--format` takes the simple Go template
+//! Config, RootFS, History, Size, ManifestType, Labels). `Config` is the stored config's
+//! `config` object as written, so docker's fields (`Healthcheck`, `OnBuild`, `Shell`) show too. `--format` takes the simple Go template
 //! forms scripts use: `{{.Id}}`, `{{.Config.Env}}`, `{{json .Config}}`.
 
 use std::process::ExitCode;
@@ -29,7 +30,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let mut out = Vec::new();
     for i in &args.images {
-        out.push(inspect_value(&store.resolve(i)?));
+        let image = store.resolve(i)?;
+        let raw = stored_config(&store, &image)?;
+        out.push(inspect_value(&image, raw));
     }
     match template {
         Some(t) => {
@@ -42,8 +45,19 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The JSON document `inspect` prints for one image.
-pub fn inspect_value(r: &ImageRecord) -> Value {
+/// The `config` object of the image's config blob exactly as stored: every field under the
+/// name docker gives it (`Healthcheck`, `OnBuild`, `Shell`, `StopSignal`, `ArgsEscaped`, …),
+/// including the Docker fields the OCI types leave out. `None` when the blob has no `config`.
+fn stored_config(store: &Store, r: &ImageRecord) -> anyhow::Result<Option<Value>> {
+    let blob = store.read_blob(&r.id)?;
+    let doc: Value = serde_json::from_slice(&blob)
+        .map_err(|e| anyhow::anyhow!("config of image `{}`: {e}", r.id.hex()))?;
+    Ok(doc.get("config").filter(|c| c.is_object()).cloned())
+}
+
+/// The JSON document `inspect` prints for one image; `raw_config` is the stored `config`
+/// object (see [`stored_config`]), else the OCI fields are shown.
+pub fn inspect_value(r: &ImageRecord, raw_config: Option<Value>) -> Value {
     let cfg = &r.config;
     let names: Vec<String> = r.names.iter().map(|n| n.to_string()).collect();
     let repo_digests: Vec<String> = r
@@ -51,11 +65,12 @@ pub fn inspect_value(r: &ImageRecord) -> Value {
         .iter()
         .map(|n| format!("{}@{}", n.repository(), r.manifest_digest))
         .collect();
-    let config = cfg
-        .config()
-        .as_ref()
-        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
-        .unwrap_or_else(|| json!({}));
+    let config = raw_config.unwrap_or_else(|| {
+        cfg.config()
+            .as_ref()
+            .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+            .unwrap_or_else(|| json!({}))
+    });
     let labels = cfg
         .config()
         .as_ref()

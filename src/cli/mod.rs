@@ -31,6 +31,8 @@ pub mod run;
 pub mod save;
 pub mod search;
 pub mod tag;
+pub mod verbs;
+pub mod version;
 
 /// hoist: build OCI container images without root and without a daemon.
 #[derive(Debug, Parser)]
@@ -100,6 +102,14 @@ pub enum Command {
     Check(check::Args),
     /// Print a shell completion script
     Completions(completions::Args),
+    /// Manage images (docker's `image ls`, `image rm`, …: each the same as the short verb)
+    #[command(subcommand)]
+    Image(verbs::ImageCommand),
+    /// Manage the store (docker's `system df`, `system prune`, `system info`)
+    #[command(subcommand)]
+    System(verbs::SystemCommand),
+    /// Show hoist's version, as text or `--format json`
+    Version(version::Args),
     /// The container's init (internal: started by hoist itself)
     #[command(name = "__init", hide = true)]
     Init(init::Args),
@@ -114,15 +124,12 @@ pub struct Globals {
 }
 
 impl Globals {
-    fn resolve(cli: &Cli) -> anyhow::Result<Globals> {
-        let root = match &cli.root {
-            Some(r) => r.clone(),
+    fn resolve(root: Option<PathBuf>, log_level: LogLevel) -> anyhow::Result<Globals> {
+        let root = match root {
+            Some(r) => r,
             None => default_root()?,
         };
-        Ok(Globals {
-            root,
-            log_level: cli.log_level,
-        })
+        Ok(Globals { root, log_level })
     }
 }
 
@@ -142,6 +149,9 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some(code) = verbs::unknown_verb(&e) {
+                return code;
+            }
             let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
@@ -152,18 +162,25 @@ pub fn main() -> ExitCode {
         }
     };
     output::init_logger(cli.log_level);
+    // a management verb (`image ls`) is the short verb (`images`) under another name
+    let Cli {
+        root,
+        log_level,
+        command,
+    } = cli;
+    let command = command.into_verb();
     // the container init must not touch the store or anything else before it runs
-    if let Command::Init(args) = cli.command {
+    if let Command::Init(args) = command {
         return init::run(args);
     }
-    let globals = match Globals::resolve(&cli) {
+    let globals = match Globals::resolve(root, log_level) {
         Ok(g) => g,
         Err(e) => return report(e),
     };
     // verbs that touch layer data run in hoist's one user namespace, entered while this process
     // is still single-threaded (see `sandbox::userns`)
     if matches!(
-        cli.command,
+        command,
         Command::Build(_)
             | Command::Run(_)
             | Command::Import(_)
@@ -177,7 +194,7 @@ pub fn main() -> ExitCode {
             return report(e.into());
         }
     }
-    let result = match cli.command {
+    let result = match command {
         Command::Build(a) => build::run(a, &globals),
         Command::Images(a) => images::run(a, &globals),
         Command::Tag(a) => tag::run(a, &globals),
@@ -198,7 +215,10 @@ pub fn main() -> ExitCode {
         Command::Info(a) => info::run(a, &globals),
         Command::Check(a) => check::run(a, &globals),
         Command::Completions(a) => completions::run(a),
+        Command::System(verbs::SystemCommand::Df(a)) => verbs::run_df(a, &globals),
+        Command::Version(a) => version::run(a),
         Command::Init(_) => unreachable!("handled above"),
+        Command::Image(_) | Command::System(_) => unreachable!("turned into verbs above"),
     };
     match result {
         Ok(code) => code,
@@ -207,7 +227,11 @@ pub fn main() -> ExitCode {
 }
 
 /// Prints an error as one `error: …` line (causes joined with `: `) and picks its exit code.
+/// A closed standard output is the end of the output: exit 0, nothing said.
 fn report(e: anyhow::Error) -> ExitCode {
+    if output::is_closed_stdout(&e) {
+        return ExitCode::SUCCESS;
+    }
     output::error(&one_line(&e));
     match e.downcast_ref::<Internal>() {
         Some(_) => ExitCode::from(125),

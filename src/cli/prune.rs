@@ -1,10 +1,14 @@
 //! `hoist prune [-a]`: removes unnamed images that are no other image's parent (`-a`: every
 //! image, as `podman image prune -a` with no containers), then every blob and unpacked layer no
-//! image references; prints the removed image IDs and the space reclaimed. Never prompts.
+//! image references; prints the removed image IDs and the space reclaimed. `-a` asks for
+//! confirmation on a terminal unless `-f`; without a terminal and without `-f` it removes
+//! nothing and fails, so a script neither hangs on a prompt nor loses its named images by
+//! accident.
 //! Build cache entries whose layer is gone go too. `--cache` (and `hoist builder prune`, as
 //! `docker builder prune`) removes the whole build cache instead, `RUN --mount=type=cache`
 //! directories included.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use super::{output, Globals};
@@ -13,14 +17,15 @@ use crate::util::human_size;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_long_help = "Without `--all`, removes unnamed images that are no other image's parent (dangling images); with `--all`, every image. Then deletes every blob and unpacked layer no remaining image references, and prints the removed image IDs and the space reclaimed. Blobs and layers stay while another hoist process works on the store. Build cache entries whose layer is gone are dropped too; `--cache` (or `hoist builder prune`) removes the whole build cache instead, `RUN --mount=type=cache` directories included, and leaves the images alone."
+    after_long_help = "Without `--all`, removes unnamed images that are no other image's parent (dangling images); with `--all`, every image, named bases included: it asks `[y/N]` first on a terminal, and without a terminal it removes nothing and fails unless `--force` is given. Then deletes every blob and unpacked layer no remaining image references, and prints the removed image IDs and the space reclaimed. Blobs and layers stay while another hoist process works on the store. Build cache entries whose layer is gone are dropped too; `--cache` (or `hoist builder prune`) removes the whole build cache instead, `RUN --mount=type=cache` directories included, and leaves the images alone."
 )]
 pub struct Args {
     /// Remove every image, not only unnamed ones
     #[arg(short = 'a', long = "all")]
     pub all: bool,
 
-    /// Do not ask for confirmation (hoist never asks; accepted for podman's scripts)
+    /// Do not ask for confirmation before removing every image (`--all`); needed when standard
+    /// input is not a terminal
     #[arg(short = 'f', long = "force")]
     pub force: bool,
 
@@ -28,6 +33,26 @@ pub struct Args {
     /// instead of images
     #[arg(long = "cache", conflicts_with = "all")]
     pub cache: bool,
+}
+
+/// Asks on the terminal whether to remove every image; `y` or `yes` goes on, anything else
+/// (end of input included) keeps them. Without a terminal on standard input, fails: a script
+/// must say `--force`.
+fn confirm_all() -> anyhow::Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        anyhow::bail!(
+            "`prune --all` removes every image, named ones included: nothing removed, as standard input is not a terminal to confirm on (add `-f` to remove them without asking)"
+        );
+    }
+    let answer = output::ask(
+        "WARNING! This will remove every image, named ones included, and the data only they use.\nAre you sure you want to continue? [y/N] ",
+    )?;
+    let yes = matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+    if !yes {
+        output::note("nothing removed");
+    }
+    Ok(yes)
 }
 
 /// `hoist builder VERB`.
@@ -70,6 +95,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         return clear_cache(globals);
     }
     let store = Store::open(&globals.root)?;
+    if args.all && !args.force && !confirm_all()? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let mode = if args.all {
         PruneMode::All
     } else {

@@ -84,11 +84,21 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     match &output {
         Some(path) => write_file(path, format, &items)?,
         None => {
-            let out = BufWriter::new(std::io::stdout().lock());
-            let mut out =
-                archive::write_archive(out, Path::new("standard output"), format, &items)?;
-            out.flush()
-                .context("writing the archive to standard output")?;
+            let out = BufWriter::new(super::output::Stdout);
+            let written = archive::write_archive(out, Path::new("standard output"), format, &items)
+                .map_err(anyhow::Error::from)
+                .and_then(|mut out| {
+                    out.flush()
+                        .context("writing the archive to standard output")
+                });
+            match written {
+                // the reader went away: the end of the output, not a failure (the archive
+                // writer keeps only the message of some write errors, so ask the printer)
+                Err(_) if super::output::stdout_closed() => return Ok(ExitCode::SUCCESS),
+                r => {
+                    r?;
+                }
+            }
         }
     }
     if let Some(path) = &output {

@@ -1,0 +1,543 @@
+//! The docker user's command line through the real binary: management verbs (`image ls`,
+//! `system df`, `version`), suggestions for unknown verbs, a closed standard output, and
+//! `prune -a`'s confirmation.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{run, show, TestEnv};
+
+/// Runs `hoist ARGS…` with standard output a pipe whose reader is already closed; asserts it
+/// ends with 0 or 141 (SIGPIPE) and without a panic or an error message.
+fn closed_stdout(env: &TestEnv, args: &[&str]) {
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
+    let mut cmd = env.cmd(args);
+    cmd.stdout(Stdio::from(writer));
+    let out = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(141)),
+        "{args:?} on a closed pipe: {:?}\n{}",
+        out.status,
+        show(&out)
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Error"),
+        "{args:?} on a closed pipe said:\n{stderr}"
+    );
+}
+
+#[test]
+fn management_verbs_are_the_short_verbs() {
+    let env = TestEnv::new();
+    let id = env.import_busybox("base");
+    // image ls / list = images, same rows
+    let images = env.ok(["images"]);
+    assert!(images.contains("localhost/base"), "{images}");
+    assert_eq!(env.ok(["image", "ls"]), images);
+    assert_eq!(env.ok(["image", "list"]), images);
+    assert_eq!(env.ok(["image", "ls", "-q"]), env.ok(["images", "-q"]));
+    // inspect, history, tag, rm, save, load
+    let inspect = env.ok(["image", "inspect", "--format", "{{.Id}}", "base"]);
+    assert_eq!(inspect.trim(), id);
+    assert_eq!(
+        env.ok(["image", "history", "base"]),
+        env.ok(["history", "base"])
+    );
+    env.ok(["image", "tag", "base", "other"]);
+    assert!(env.ok(["images"]).contains("localhost/other"));
+    env.ok(["image", "rm", "other"]);
+    assert!(!env.ok(["images"]).contains("localhost/other"));
+    let archive = env.path("base.tar");
+    env.ok([
+        "image",
+        "save",
+        "-o",
+        archive.to_str().expect("utf8"),
+        "base",
+    ]);
+    env.ok(["rmi", "base"]);
+    env.ok(["image", "load", "-i", archive.to_str().expect("utf8")]);
+    assert!(env.ok(["images"]).contains("localhost/base"));
+    // import under image
+    let tar = common::busybox_rootfs();
+    let id2 = env.ok([
+        "image".as_ref(),
+        "import".as_ref(),
+        tar.as_os_str(),
+        "again".as_ref(),
+    ]);
+    assert_eq!(id2.trim().len(), 64, "{id2}");
+    // system info = info, system prune = prune
+    let info = env.ok(["system", "info", "--format", "json"]);
+    assert!(info.contains("\"store\""), "{info}");
+    env.ok(["image", "prune"]);
+    env.ok(["system", "prune"]);
+    // system df counts images and the cache
+    let df = env.ok(["system", "df"]);
+    assert!(df.starts_with("TYPE"), "{df}");
+    assert!(df.contains("Images"), "{df}");
+    assert!(df.contains("Build Cache"), "{df}");
+    let count = env.ok(["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]);
+    assert!(count.contains("Images=2"), "{count}");
+}
+
+#[test]
+fn management_verbs_in_help_and_completions() {
+    let env = TestEnv::new();
+    let help = env.ok(["--help"]);
+    for verb in ["image", "system", "version", "builder"] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(verb)),
+            "{verb} missing in --help:\n{help}"
+        );
+    }
+    let image_help = env.ok(["image", "--help"]);
+    for verb in [
+        "ls", "rm", "inspect", "history", "prune", "tag", "save", "load", "import", "build",
+    ] {
+        assert!(
+            image_help
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{verb} "))),
+            "image {verb} missing:\n{image_help}"
+        );
+    }
+    assert!(image_help.contains("list"), "{image_help}");
+    let system_help = env.ok(["system", "--help"]);
+    for verb in ["df", "prune", "info"] {
+        assert!(system_help.contains(verb), "{system_help}");
+    }
+    assert!(
+        !help
+            .lines()
+            .any(|l| l.trim_start().starts_with("container")),
+        "no container verbs: {help}"
+    );
+    let bash = env.ok(["completions", "bash"]);
+    assert!(
+        bash.contains("hoist__subcmd__image__subcmd__ls"),
+        "bash completion lacks image ls"
+    );
+    assert!(
+        bash.contains("hoist__subcmd__system__subcmd__df"),
+        "bash completion lacks system df"
+    );
+}
+
+#[test]
+fn version_as_text_json_and_template() {
+    let env = TestEnv::new();
+    let text = env.ok(["version"]);
+    assert!(
+        text.contains(&format!("Version:   {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("OS/Arch:   linux/"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(["version", "--format", "json"])).expect("json");
+    assert_eq!(json["Version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        env.ok(["version", "--format", "{{.Version}}"]).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+#[test]
+fn unknown_verbs_get_suggestions_only_when_close() {
+    let env = TestEnv::new();
+    let stop = env.fails(2, ["stop"]);
+    assert!(stop.contains("unrecognized subcommand 'stop'"), "{stop}");
+    assert!(
+        !stop.contains("similar"),
+        "stop must suggest nothing: {stop}"
+    );
+    let typo = env.fails(2, ["biuld"]);
+    assert!(typo.contains("'build'"), "{typo}");
+    let nested = env.fails(2, ["image", "lss"]);
+    assert!(nested.contains("'ls'"), "{nested}");
+    let ps = env.fails(2, ["ps"]);
+    assert!(!ps.contains("similar"), "{ps}");
+}
+
+#[test]
+fn closed_stdout_is_the_end() {
+    let env = TestEnv::new();
+    env.import_busybox("base");
+    for shell in ["fish", "bash", "zsh"] {
+        closed_stdout(&env, &["completions", shell]);
+    }
+    closed_stdout(&env, &["images"]);
+    closed_stdout(&env, &["image", "ls", "--format", "json"]);
+    closed_stdout(&env, &["inspect", "base"]);
+    closed_stdout(&env, &["history", "base"]);
+    closed_stdout(&env, &["save", "base"]);
+    closed_stdout(&env, &["version"]);
+    closed_stdout(&env, &["system", "df"]);
+    closed_stdout(&env, &["--help"]);
+}
+
+#[test]
+fn inspect_shows_every_stored_config_field() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/busybox\n\
+         SHELL [\"/bin/sh\", \"-ec\"]\n\
+         HEALTHCHECK --interval=5s --retries=2 CMD true\n\
+         ONBUILD RUN echo later\n\
+         STOPSIGNAL SIGINT\n",
+    )
+    .expect("Dockerfile");
+    env.ok(["build", "-q", "-t", "hc", "ctx"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(["inspect", "hc"])).expect("inspect prints JSON");
+    let config = &v[0]["Config"];
+    assert_eq!(
+        config["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"]),
+        "{config}"
+    );
+    assert_eq!(config["Healthcheck"]["Interval"], 5_000_000_000u64);
+    assert_eq!(config["OnBuild"], serde_json::json!(["RUN echo later"]));
+    assert_eq!(config["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(config["StopSignal"], "SIGINT");
+    let hc = env.ok(["inspect", "--format", "{{json .Config.Healthcheck}}", "hc"]);
+    let hc: serde_json::Value = serde_json::from_str(hc.trim()).expect("json");
+    assert_eq!(hc["Retries"], 2);
+    assert_eq!(
+        env.ok([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.StopSignal}} {{.Config.Shell}}",
+            "hc"
+        ])
+        .trim(),
+        "SIGINT [/bin/sh -ec]"
+    );
+}
+
+/// `hoist ARGS…` with `input` on its standard input (a pipe), not asserted.
+fn with_stdin(env: &TestEnv, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut cmd = env.cmd(args);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn hoist");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// `hoist ARGS…` under `script`, so its standard input is a terminal, typing `input`.
+fn on_terminal(env: &TestEnv, args: &str, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let line = format!("{} {args}", common::hoist_bin().display());
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env("HOIST_ROOT", &env.root)
+        .current_dir(env.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    drop(stdin);
+    out
+}
+
+#[test]
+fn prune_all_asks_unless_forced() {
+    let env = TestEnv::new();
+    let id = env.import_busybox("base");
+    // a pipe is no terminal: nothing removed, whatever it says, and the reason given
+    for args in [&["prune", "-a"][..], &["system", "prune", "-a"][..]] {
+        let out = with_stdin(&env, args, b"n\n");
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a terminal"), "{stderr}");
+        assert!(stderr.contains("-f"), "{stderr}");
+        let out = with_stdin(&env, args, b"y\n");
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        assert!(env.ok(["images", "-q", "--no-trunc"]).contains(&id));
+    }
+    // on a terminal: `n` keeps, `y` removes
+    let out = on_terminal(&env, "prune -a", b"n\n");
+    assert!(out.status.success(), "{}", show(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("[y/N]"), "{shown}");
+    assert!(env.ok(["images", "-q", "--no-trunc"]).contains(&id));
+    let out = on_terminal(&env, "prune -a", b"y\n");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(env.ok(["images", "-q"]).trim().is_empty());
+    // -f needs no terminal
+    env.import_busybox("base");
+    env.ok(["prune", "-a", "-f"]);
+    assert!(env.ok(["images", "-q"]).trim().is_empty());
+    env.import_busybox("base");
+    env.ok(["system", "prune", "--all", "--force"]);
+    assert!(env.ok(["images", "-q"]).trim().is_empty());
+}
+
+/// A context dir `ctx` holding `files`.
+fn context(env: &TestEnv, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = env.path("ctx");
+    std::fs::create_dir_all(&dir).expect("ctx");
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn build_output_to_stdout_is_a_tar_of_the_file_system() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "FROM localhost/busybox\nCOPY hello.txt /hello.txt\n",
+            ),
+            ("hello.txt", "hi\n"),
+        ],
+    );
+    let mut cmd = env.cmd(["build", "--progress", "plain", "-o", "-", "ctx"]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", show(&out));
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    for e in archive.entries().expect("a tar on stdout") {
+        let e = e.expect("tar entry");
+        names.push(e.path().expect("path").to_string_lossy().into_owned());
+    }
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "hello.txt"),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "bin/busybox"),
+        "{names:?}"
+    );
+    // the progress went to standard error
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("STEP 2/2"), "{stderr}");
+    // `type=tar,dest=-` is the same; with -t the image is stored and its ID is on stderr
+    let mut cmd = env.cmd(["build", "-q", "-t", "both", "-o", "type=tar,dest=-", "ctx"]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(tar::Archive::new(&out.stdout[..])
+        .entries()
+        .expect("tar")
+        .next()
+        .is_some());
+    let id = env.ok(["images", "-q", "--no-trunc", "both"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(id.trim().trim_start_matches("sha256:")),
+        "{}",
+        show(&out)
+    );
+    // `-o DIR` is `type=local,dest=DIR`
+    env.ok(["build", "-q", "-o", "outdir", "ctx"]);
+    assert_eq!(
+        std::fs::read_to_string(env.path("outdir/hello.txt")).expect("exported"),
+        "hi\n"
+    );
+}
+
+#[test]
+fn build_from_stdin_lowercase_dockerfile_and_rm_flags() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    // `build -`: the Dockerfile on stdin, an empty context
+    let out = with_stdin(
+        &env,
+        &["build", "-q", "-t", "fromstdin", "-"],
+        b"FROM localhost/busybox\nLABEL from=stdin\n",
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let label = env.ok(["inspect", "--format", "{{.Labels.from}}", "fromstdin"]);
+    assert_eq!(label.trim(), "stdin");
+    let out = with_stdin(
+        &env,
+        &["build", "-q", "-"],
+        b"FROM localhost/busybox\nCOPY x /x\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "COPY from an empty context");
+    // a lowercase `dockerfile` when `Dockerfile` is missing
+    context(
+        &env,
+        &[("dockerfile", "FROM localhost/busybox\nLABEL case=lower\n")],
+    );
+    env.ok(["build", "-q", "-t", "lower", "--rm", "--force-rm", "ctx"]);
+    let label = env.ok(["inspect", "--format", "{{.Labels.case}}", "lower"]);
+    assert_eq!(label.trim(), "lower");
+    env.ok(["build", "-q", "--rm=false", "--force-rm=true", "ctx"]);
+    let help = env.ok(["build", "--help"]);
+    assert!(help.contains("--force-rm"), "{help}");
+    assert!(help.contains("no intermediate"), "{help}");
+}
+
+/// The JSON events of a `--progress rawjson` run's standard output.
+fn events(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn progress_rawjson_prints_one_event_per_line() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    context(
+        &env,
+        &[("Dockerfile", "FROM localhost/busybox\nRUN echo hello\n")],
+    );
+    let out = run(&mut env.cmd(["build", "--progress", "rawjson", "ctx"]));
+    assert!(out.status.success(), "{}", show(&out));
+    let ev = events(&out);
+    let kinds: Vec<&str> = ev
+        .iter()
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["step", "done", "step", "output", "done", "image"],
+        "{ev:?}"
+    );
+    assert_eq!(ev[2]["text"], "RUN echo hello");
+    assert_eq!(ev[3]["step"], 2);
+    assert_eq!(ev[3]["data"], "hello\n");
+    let id = ev[5]["id"].as_str().expect("id");
+    assert!(env
+        .ok(["images", "-q", "--no-trunc"])
+        .contains(id.trim_start_matches("sha256:")));
+    // again: the RUN is cached
+    let ev = events(&run(&mut env.cmd(["build", "--progress=rawjson", "ctx"])));
+    assert_eq!(ev[3]["type"], "cached", "{ev:?}");
+    // a failing step ends with an error event, and the exit status is 1
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN echo out; exit 3\n",
+        )],
+    );
+    let out = run(&mut env.cmd(["build", "--progress", "rawjson", "ctx"]));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let ev = events(&out);
+    let last = ev.last().expect("events");
+    assert_eq!(last["type"], "error", "{ev:?}");
+    assert!(
+        last["message"]
+            .as_str()
+            .expect("message")
+            .contains("exit status 3"),
+        "{last}"
+    );
+    // `tty` is the live view, so it needs a terminal
+    let err = env.fails(1, ["build", "--progress", "tty", "ctx"]);
+    assert!(err.contains("not a terminal"), "{err}");
+    context(
+        &env,
+        &[("Dockerfile", "FROM localhost/busybox\nLABEL a=b\n")],
+    );
+    let out = on_terminal(&env, "build --progress tty -t viatty ctx", b"");
+    assert!(out.status.success(), "{}", show(&out));
+    env.ok(["inspect", "viatty"]);
+}
+
+/// Every row a person sees after `hoist ARGS…` ran on an 80×24 terminal (under `script`):
+/// the scrollback, then the screen, as a small terminal emulator (vt100) shows them.
+fn terminal_rows(env: &TestEnv, args: &str) -> (Vec<String>, Vec<String>) {
+    let line = format!(
+        "stty cols 80 rows 24 && {} {args}",
+        common::hoist_bin().display()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env("HOIST_ROOT", &env.root)
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null());
+    let out = run(&mut cmd);
+    let (rows, cols) = (
+        std::num::NonZeroU16::new(24).expect("rows"),
+        std::num::NonZeroU16::new(80).expect("cols"),
+    );
+    let mut parser = vt100::Parser::new(rows, cols, 10_000);
+    parser.process(&out.stdout);
+    let screen = parser.screen_mut();
+    screen.set_scrollback(usize::MAX);
+    let history = screen.scrollback();
+    let mut scrollback = Vec::new();
+    for off in (1..=history).rev() {
+        screen.set_scrollback(off);
+        scrollback.extend(screen.rows(0, 80).next());
+    }
+    screen.set_scrollback(0);
+    let visible: Vec<String> = screen.rows(0, 80).collect();
+    (scrollback, visible)
+}
+
+#[test]
+fn live_progress_fits_the_terminal_and_keeps_a_failure_on_screen() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    let long = format!("RUN echo {}", "x".repeat(141));
+    assert_eq!(long.len(), 150);
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            &format!("FROM localhost/busybox\n{long}\nRUN echo second\nLABEL a=b\n"),
+        )],
+    );
+    let (scrollback, visible) = terminal_rows(&env, "build --progress tty ctx");
+    let all: Vec<&String> = scrollback.iter().chain(&visible).collect();
+    for step in [
+        "[1/4] FROM",
+        "[2/4] RUN echo xxx",
+        "[3/4] RUN echo second",
+        "[4/4] LABEL",
+    ] {
+        let n = all.iter().filter(|r| r.starts_with(step)).count();
+        assert_eq!(n, 1, "`{step}` shown {n} times:\n{all:#?}");
+    }
+    assert!(
+        all.iter().all(|r| r.chars().count() < 80),
+        "a row reaches the edge: {all:#?}"
+    );
+    // a failing RUN: its last output lines and the error stay on the screen
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do echo line$i; done; exit 3\n",
+        )],
+    );
+    let (_, visible) = terminal_rows(&env, "build --progress tty ctx");
+    let screen = visible.join("\n");
+    assert!(screen.contains("> line30"), "{screen}");
+    assert!(screen.contains("> line25"), "{screen}");
+    assert!(screen.contains("[2/2] RUN for i in"), "{screen}");
+    assert!(screen.contains("exit status 3"), "{screen}");
+}
