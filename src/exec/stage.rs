@@ -1445,6 +1445,7 @@ impl<'a> Runner<'a> {
             let f = fs::File::open(a).map_err(|e| err(self, format!("`{}`: {e}", a.display())))?;
             let opts = crate::layer::ApplyOptions {
                 layer_name: format!("ADD {}", a.display()),
+                skip_devices: true,
                 ..crate::layer::ApplyOptions::default()
             };
             crate::layer::apply_blob(f, &w.real(&resolved), &opts)
