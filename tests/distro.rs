@@ -279,3 +279,60 @@ fn debian_dockerfile_builds_the_same_as_root_and_with_a_subuid_range() {
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), as_root);
 }
+
+#[test]
+fn debian_apt_works_in_single_id_mode_without_changing_the_image() {
+    let deb = debian_rootfs();
+    let env = TestEnv::rootless();
+    env.ok(["import".as_ref(), deb.as_os_str(), "deb".as_ref()]);
+    let ctx = env.path("ctx");
+    fs::create_dir(&ctx).expect("ctx");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM deb
+RUN apt-get update && apt-get install -y --no-install-recommends file && rm -rf /var/lib/apt/lists/*
+RUN useradd -m appuser && touch /home/appuser/x
+",
+    )
+    .expect("Dockerfile");
+    chown_tree(&ctx, 65534);
+    env.ok([
+        "build".as_ref(),
+        "-t".as_ref(),
+        "app".as_ref(),
+        ctx.as_os_str(),
+    ]);
+    assert_eq!(
+        env.ok(["run", "--rm", "app", "file", "-b", "/bin/dash"])
+            .split(',')
+            .next(),
+        Some("ELF 64-bit LSB pie executable")
+    );
+    // the apt setting was there only while RUN steps ran
+    let config = env.ok(["inspect", "app"]);
+    assert!(!config.contains("APT_CONFIG"), "{config}");
+    for l in fs::read_dir(env.root.join("layers")).expect("layers") {
+        let l = l.expect("entry").path();
+        for e in walkdir::WalkDir::new(&l) {
+            let e = e.expect("walk");
+            let name = e.file_name().to_string_lossy();
+            assert!(
+                !name.contains("apt-single-id") && e.path() != l.join("run/hoist"),
+                "{} is in a layer",
+                e.path().display()
+            );
+        }
+    }
+    let out = env.ok([
+        "run",
+        "--rm",
+        "app",
+        "sh",
+        "-c",
+        "echo ${APT_CONFIG:-unset}; apt-config dump APT::Sandbox::User",
+    ]);
+    assert_eq!(
+        out, "unset\nAPT::Sandbox::User \"_apt\";\n",
+        "nothing of the workaround is in the image"
+    );
+}

@@ -144,9 +144,11 @@ impl fmt::Display for UsernsMode {
                     "rootless: 0 → {uid}, 1… → {n} subordinate uids and {g} gids"
                 )
             }
-            UsernsMode::Single { uid, reason, .. } => {
-                write!(f, "rootless with a single id (0 → {uid}): {reason}")
-            }
+            UsernsMode::Single { uid, reason, .. } => write!(
+                f,
+                "rootless with a single id (0 → {uid}): {reason}; RUN steps get \
+                 `APT::Sandbox::User \"root\"` through `APT_CONFIG` (not in the image)"
+            ),
             UsernsMode::Unavailable { reason } => write!(f, "unavailable: {reason}"),
         }
     }
