@@ -949,9 +949,14 @@ impl<'a> Runner<'a> {
         }
         if sandbox::userns::current().is_some_and(sandbox::UsernsMode::single_id)
             && !r.env.iter().any(|(k, _)| k == "APT_CONFIG")
+            && out
+                .dirs
+                .iter()
+                .any(|d| fs::symlink_metadata(d.join("usr/bin/apt-get")).is_ok())
         {
-            // single-id mode: apt's drop to `_apt` cannot take effect and apt checks that it
-            // did; a config file outside the image tells it to stay root (docs/DESIGN.md)
+            // single-id mode, an image with apt: apt's drop to `_apt` cannot take effect and apt
+            // checks that it did; a config file outside the image tells it to stay root
+            // (docs/DESIGN.md). Only where apt is, so other images get no extra mount point.
             let p = scratch.join("apt-single-id.conf");
             fs::write(&p, APT_SINGLE_ID_CONF)
                 .map_err(ExecError::io(format!("writing `{}`", p.display())))?;
