@@ -19,6 +19,8 @@ have script || need_pkgs+=(bsdutils)
 have pasta || need_pkgs+=(passt)
 have docker-registry || need_pkgs+=(docker-registry)
 have openssl || need_pkgs+=(openssl)
+# tests/distro.rs builds on a Debian bookworm base made by scripts/make-debian-rootfs.sh
+have mmdebstrap || need_pkgs+=(mmdebstrap)
 # the hostile-RUN tests compile small static C programs
 { have gcc && [ "$(gcc -print-file-name=libc.a)" != libc.a ]; } || need_pkgs+=(gcc libc6-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -965,6 +965,26 @@ impl<'a> Runner<'a> {
                 spec.mounts.push(sm);
             }
         }
+        if sandbox::userns::current().is_some_and(sandbox::UsernsMode::single_id)
+            && !r.env.iter().any(|(k, _)| k == "APT_CONFIG")
+            && out
+                .dirs
+                .iter()
+                .any(|d| fs::symlink_metadata(d.join("usr/bin/apt-get")).is_ok())
+        {
+            // single-id mode, an image with apt: apt's drop to `_apt` cannot take effect and apt
+            // checks that it did; a config file outside the image tells it to stay root
+            // (docs/DESIGN.md). Only where apt is, so other images get no extra mount point.
+            let p = scratch.join("apt-single-id.conf");
+            fs::write(&p, APT_SINGLE_ID_CONF)
+                .map_err(ExecError::io(format!("writing `{}`", p.display())))?;
+            spec.mounts.push(sandbox::Mount::Bind {
+                source: p,
+                destination: APT_SINGLE_ID_PATH.to_string(),
+                readonly: true,
+            });
+            spec.env.push(format!("APT_CONFIG={APT_SINGLE_ID_PATH}"));
+        }
         if let Some(f) = &r.script {
             let p = scratch.join("heredoc-script");
             fs::write(&p, &f.content)
@@ -1463,6 +1483,7 @@ impl<'a> Runner<'a> {
             let f = fs::File::open(a).map_err(|e| err(self, format!("`{}`: {e}", a.display())))?;
             let opts = crate::layer::ApplyOptions {
                 layer_name: format!("ADD {}", a.display()),
+                skip_devices: true,
                 ..crate::layer::ApplyOptions::default()
             };
             crate::layer::apply_blob(f, &w.real(&resolved), &opts)
@@ -1708,3 +1729,12 @@ fn from_view(
     }
     Ok(out)
 }
+
+/// Where RUN steps in single-id mode find [`APT_SINGLE_ID_CONF`] (a read-only bind mount on a
+/// mount point of the run's skeleton, so neither is in the committed layer), named by
+/// `APT_CONFIG`, which apt reads besides `/etc/apt/apt.conf{,.d}`.
+pub const APT_SINGLE_ID_PATH: &str = "/run/hoist/apt-single-id.conf";
+
+/// apt's setting that keeps its download methods as root instead of switching to `_apt`
+/// (Charliecloud's `ch-image --force` writes the same into the image; hoist does not).
+pub const APT_SINGLE_ID_CONF: &str = "APT::Sandbox::User \"root\";\n";

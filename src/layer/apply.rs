@@ -50,8 +50,11 @@ pub enum WhiteoutMode {
 pub struct ApplyOptions {
     /// Whiteout handling.
     pub whiteouts: WhiteoutMode,
-    /// When a device node cannot be created (no `CAP_MKNOD`), skip it with a warning instead of
-    /// failing. Off by default: a missing device is an error naming the entry.
+    /// When a char or block device node cannot be created (`EPERM`/`EACCES`: no `CAP_MKNOD`, as
+    /// in every user namespace), skip it with one debug-level line instead of failing, as
+    /// containers/storage (podman, buildah) does: the container's `/dev` is provided at run time
+    /// anyway. The store, import, load and ADD all set it. Off by default: a missing device is
+    /// an error naming the entry.
     pub skip_devices: bool,
     /// A name for the layer in warnings (usually its digest).
     pub layer_name: String,
@@ -96,7 +99,7 @@ pub fn apply_tar<R: Read>(
         );
     }
     if !report.skipped_devices.is_empty() {
-        log::warn!(
+        log::debug!(
             "layer `{layer}`: skipped {} device node(s) that cannot be created here: {}",
             report.skipped_devices.len(),
             report.skipped_devices.join(", ")
@@ -987,7 +990,8 @@ fn is_broken_pipe(e: &LayerError) -> bool {
 
 /// Reads a whole uncompressed layer tar (to its very end, so a hashing reader underneath sees
 /// every byte) and refuses it when unpacking it would fail: it is the same code as [`apply_tar`]
-/// with the store's options ([`WhiteoutMode::Overlay`], devices required), run into a scratch
+/// with the store's options ([`WhiteoutMode::Overlay`], devices skipped where they cannot be
+/// made, as the store's unpack skips them), run into a scratch
 /// directory under the system's temp dir with the file data left out (empty files, no holes to
 /// write). Returns the entry count. For import and load, so that an image in the store can
 /// always be unpacked; see [`check_tar_in`] to choose the scratch directory.
@@ -1010,7 +1014,7 @@ pub fn check_tar_in<R: Read>(mut tar: R, scratch: &Path) -> Result<u64, LayerErr
         })?;
     let opts = ApplyOptions {
         whiteouts: WhiteoutMode::Overlay,
-        skip_devices: false,
+        skip_devices: true,
         layer_name: String::new(),
     };
     let report = unpack(&mut tar, dir.path(), &opts, Sink::Discard)?;

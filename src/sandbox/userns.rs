@@ -144,9 +144,11 @@ impl fmt::Display for UsernsMode {
                     "rootless: 0 → {uid}, 1… → {n} subordinate uids and {g} gids"
                 )
             }
-            UsernsMode::Single { uid, reason, .. } => {
-                write!(f, "rootless with a single id (0 → {uid}): {reason}")
-            }
+            UsernsMode::Single { uid, reason, .. } => write!(
+                f,
+                "rootless with a single id (0 → {uid}): {reason}; RUN steps get \
+                 `APT::Sandbox::User \"root\"` through `APT_CONFIG` (not in the image)"
+            ),
             UsernsMode::Unavailable { reason } => write!(f, "unavailable: {reason}"),
         }
     }
@@ -166,6 +168,9 @@ pub struct Host {
     pub newgidmap: Option<PathBuf>,
     pub euid: u32,
     pub egid: u32,
+    /// Whether `CAP_SYS_ADMIN` is in the effective set: uid 0 without it (a container's root)
+    /// cannot mount or clone namespaces itself and takes a user namespace like any user.
+    pub sys_admin: bool,
     /// The user's name from the host's passwd database, if it has one.
     pub user: Option<String>,
 }
@@ -186,8 +191,14 @@ impl Host {
             newgidmap: find_program("newgidmap"),
             euid,
             egid: nix::unistd::getegid().as_raw(),
+            sys_admin: has_sys_admin(),
             user,
         }
+    }
+
+    /// Real root: uid 0 with `CAP_SYS_ADMIN`, so no user namespace is needed.
+    pub fn is_root(&self) -> bool {
+        self.euid == 0 && self.sys_admin
     }
 
     fn sysctl(&self, name: &str) -> Option<String> {
@@ -226,6 +237,16 @@ impl Host {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         parse_subid(&text, self.user.as_deref(), self.euid)
     }
+}
+
+/// Whether this process has `CAP_SYS_ADMIN` in its effective set (false when it cannot be read).
+fn has_sys_admin() -> bool {
+    caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_ADMIN,
+    )
+    .unwrap_or(false)
 }
 
 /// Finds a program on `PATH`, then in `/usr/bin` and `/usr/sbin`.
@@ -272,7 +293,7 @@ pub enum Plan {
 
 /// Decides the mode from the host's facts (pure apart from reading the injected files).
 pub fn plan(host: &Host) -> Plan {
-    if host.euid == 0 {
+    if host.is_root() {
         return Plan::Root;
     }
     if let Some(r) = host.disabled_by_sysctl() {
@@ -345,10 +366,11 @@ pub fn enter() -> Result<UsernsMode, SandboxError> {
     if let Some(m) = MODE.get() {
         return Ok(m.clone());
     }
-    let mode = if nix::unistd::geteuid().is_root() {
+    let host = Host::current();
+    let mode = if host.is_root() {
         UsernsMode::Root
     } else {
-        enter_with(&RealSys, &Host::current())?
+        enter_with(&RealSys, &host)?
     };
     match &mode {
         UsernsMode::Root => log::debug!("user namespace: none entered, running as root"),
@@ -586,7 +608,7 @@ impl Drop for MapHelper {
 /// callers only).
 pub fn probe() -> UsernsMode {
     let host = Host::current();
-    if host.euid == 0 {
+    if host.is_root() {
         return UsernsMode::Root;
     }
     let failed = |message: String| UsernsMode::Unavailable {
@@ -709,6 +731,7 @@ mod tests {
             newgidmap: Some(PathBuf::from("/usr/bin/newgidmap")),
             euid,
             egid: euid,
+            sys_admin: euid == 0,
             user: Some("alice".to_string()),
         }
     }
@@ -757,6 +780,21 @@ mod tests {
         let mode = enter_with(&sys, &host(d.path(), 0)).unwrap();
         assert_eq!(mode, UsernsMode::Root);
         assert!(sys.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn uid_0_without_cap_sys_admin_takes_a_user_namespace() {
+        let d = tempfile::tempdir().unwrap();
+        let mut h = host(d.path(), 0);
+        h.sys_admin = false;
+        h.user = Some("root".into());
+        let sys = RecordingSys::default();
+        let mode = enter_with(&sys, &h).unwrap();
+        assert!(
+            matches!(mode, UsernsMode::Single { uid: 0, gid: 0, .. }),
+            "{mode:?}"
+        );
+        assert!(!sys.calls.borrow().is_empty(), "a namespace was entered");
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub(super) fn unpack_into(
     let mut hashing = DigestingReader::new(tar);
     let opts = ApplyOptions {
         whiteouts: WhiteoutMode::Overlay,
-        skip_devices: false,
+        // rootless: device nodes are skipped (one debug line), as import's check skips them
+        skip_devices: true,
         layer_name: diff_id.to_string(),
     };
     layer::apply_tar(&mut hashing, target, &opts).map_err(layer_err)?;
