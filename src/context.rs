@@ -627,6 +627,12 @@ impl Context {
             );
             let is_dir = entry.kind == EntryKind::Dir;
             if below.is_empty() {
+                if !is_dir {
+                    // the caller saw a directory here: it was replaced since
+                    return Err(ContextError::Changed {
+                        path: base.to_string(),
+                    });
+                }
                 // the source directory itself: always listed
                 out.push(entry);
                 continue;

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::context::{Context, ContextError, Entry, OpenedEntry};
@@ -189,6 +189,12 @@ impl<'a> LayerWriter<'a> {
         attrs: &Attrs,
     ) -> io::Result<fs::Metadata> {
         let meta = src.metadata()?;
+        if meta.file_type().is_socket() {
+            // a socket is a live endpoint, not content: docker leaves it out, and so does the
+            // layer tar; leaving it out here keeps `--output type=local` and the image alike
+            log::debug!("`{}`: socket not copied", dest.display());
+            return Ok(meta);
+        }
         let owner = match attrs.chown {
             Some(o) => o,
             None if attrs.keep_owner => (meta.uid(), meta.gid()),
