@@ -49,20 +49,14 @@ const MAX_LINKS: usize = 40;
 /// prefixes the step (`COPY src/ /app/: src: not in the build context`).
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // (the cause is in the message, and deliberately not a `source`: the CLI prints the chain
+    // of sources, and would print it twice)
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("`{}` is not a directory", path.display())]
     NotADirectory { path: PathBuf },
-    #[error("`{}`: {source}", file.display())]
-    Ignore {
-        file: PathBuf,
-        #[source]
-        source: IgnoreError,
-    },
+    #[error("`{}`: {error}", file.display())]
+    Ignore { file: PathBuf, error: IgnoreError },
     /// A source that does not exist in the context (or, for wildcards, matched nothing).
     #[error("{path}: not in the build context")]
     NotFound { path: String },
@@ -82,19 +76,19 @@ pub enum ContextError {
     /// symbolic link, or resized) when it was opened for reading.
     #[error("`{path}`: changed during the build")]
     Changed { path: String },
+    /// A file the builder must read (a local archive, the ignore file) that is a directory, a
+    /// FIFO, a device or a socket.
+    #[error("`{path}`: not a regular file")]
+    NotAFile { path: String },
     /// A malformed source wildcard or `--exclude` pattern.
-    #[error("{pattern}: {source}")]
-    BadPattern {
-        pattern: String,
-        #[source]
-        source: IgnoreError,
-    },
+    #[error("{pattern}: {error}")]
+    BadPattern { pattern: String, error: IgnoreError },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
     move |source| ContextError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     }
 }
 
@@ -392,43 +386,55 @@ impl Context {
         let dockerfile_path = dockerfile
             .map(Path::to_path_buf)
             .unwrap_or_else(|| root.join("Dockerfile"));
-        let mut candidates = Vec::new();
+        let mut ctx = Context {
+            root,
+            root_fd: Arc::new(root_fd),
+            ignore: Matcher::default(),
+            ignore_file: None,
+            dockerfile: Some(dockerfile_path.clone()),
+        };
+        // `<Dockerfile>.dockerignore` beside a named Dockerfile is read like the Dockerfile (the
+        // user named it); the context's own `.dockerignore` is read from inside the context, a
+        // link in it followed only within the root, as every other context file
+        let mut found: Option<(PathBuf, Vec<u8>)> = None;
         if dockerfile.is_some() {
-            let mut name = dockerfile_path.clone().into_os_string();
+            let mut name = dockerfile_path.into_os_string();
             name.push(".dockerignore");
-            candidates.push(PathBuf::from(name));
-        }
-        candidates.push(root.join(".dockerignore"));
-        let mut ignore = Matcher::default();
-        let mut ignore_file = None;
-        for cand in candidates {
+            let cand = PathBuf::from(name);
             match fs::read(&cand) {
-                Ok(bytes) => {
-                    let text = String::from_utf8_lossy(&bytes);
-                    ignore = Matcher::parse(&text).map_err(|source| ContextError::Ignore {
-                        file: cand.clone(),
-                        source,
-                    })?;
-                    ignore_file = Some(cand);
-                    break;
-                }
+                Ok(bytes) => found = Some((cand, bytes)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_err(&cand)(e)),
             }
         }
+        if found.is_none() {
+            let cand = ctx.root.join(".dockerignore");
+            match ctx.open_file(".dockerignore") {
+                Ok(mut f) => {
+                    let mut bytes = Vec::new();
+                    f.read_to_end(&mut bytes).map_err(io_err(&cand))?;
+                    found = Some((cand, bytes));
+                }
+                Err(ContextError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some((file, bytes)) = found {
+            let text = String::from_utf8_lossy(&bytes);
+            ctx.ignore = Matcher::parse(&text).map_err(|source| ContextError::Ignore {
+                file: file.clone(),
+                error: source,
+            })?;
+            ctx.ignore_file = Some(file);
+        }
+        let (root, ignore, ignore_file) = (&ctx.root, &ctx.ignore, &ctx.ignore_file);
         log::debug!(
             "context `{}`: ignore file {:?}, {} patterns",
             root.display(),
             ignore_file,
             ignore.patterns().len()
         );
-        Ok(Context {
-            root,
-            root_fd: Arc::new(root_fd),
-            ignore,
-            ignore_file,
-            dockerfile: Some(dockerfile_path),
-        })
+        Ok(ctx)
     }
 
     /// The context directory (canonical).
@@ -504,7 +510,7 @@ impl Context {
         let file = File::from(fd);
         let meta = file.metadata().map_err(io_err(&full))?;
         if !meta.is_file() {
-            return Err(ContextError::Changed {
+            return Err(ContextError::NotAFile {
                 path: rel.to_string(),
             });
         }
@@ -588,7 +594,10 @@ impl Context {
                 let source = e.into_io_error().unwrap_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidData, "file system loop")
                 });
-                ContextError::Io { path, source }
+                ContextError::Io {
+                    path,
+                    error: source,
+                }
             })?;
             let below = item
                 .path()
@@ -603,7 +612,7 @@ impl Context {
                     .unwrap_or_else(|| io::Error::other("walk"));
                 ContextError::Io {
                     path: item.path().to_path_buf(),
-                    source,
+                    error: source,
                 }
             })?;
             let link_target = if meta.file_type().is_symlink() {
@@ -781,7 +790,7 @@ impl Context {
             } else {
                 let glob = GlobPattern::new(comp).map_err(|source| ContextError::BadPattern {
                     pattern: shown.to_string(),
-                    source,
+                    error: source,
                 })?;
                 for dir in &current {
                     let full = self.full(dir);
@@ -832,7 +841,7 @@ impl Context {
         let exclude =
             Matcher::from_patterns(&opts.exclude).map_err(|source| ContextError::BadPattern {
                 pattern: "--exclude".to_string(),
-                source,
+                error: source,
             })?;
         let mut out = Vec::new();
         let mut first_wildcard: Option<String> = None;
@@ -960,7 +969,7 @@ impl Context {
 fn matcher_for(patterns: &[String]) -> Result<Matcher, ContextError> {
     Matcher::from_patterns(patterns).map_err(|source| ContextError::BadPattern {
         pattern: patterns.join(" "),
-        source,
+        error: source,
     })
 }
 

@@ -532,3 +532,35 @@ fn add_of_a_local_archive_that_climbs_out_writes_nothing_outside() {
         assert!(!Path::new("/escaped").exists(), "{name}");
     }
 }
+
+#[test]
+fn an_ignore_file_linked_out_of_the_context_is_not_read() {
+    let env = env_with_secret(TestEnv::new());
+    // a line that is not a valid pattern: an error quoting it would show the secret
+    fs::write(env.path("outside/patterns"), "SECRET-OUTSIDE-THE-CONTEXT [\n").expect("write");
+    let ctx = context(&env, "FROM scratch\nCOPY f /f\n", &[("f", "f\n")]);
+    symlink(env.path("outside/patterns"), ctx.join(".dockerignore")).expect("symlink");
+    let (res, out) = build(&env, &ctx, &[]);
+    succeeded(&res);
+    assert!(!String::from_utf8_lossy(&res.stderr).contains("SECRET"));
+    assert_eq!(fs::read_to_string(out.join("f")).expect("f"), "f\n");
+    // a link inside the context is followed there
+    fs::write(ctx.join("ignore.txt"), "f\n").expect("write");
+    fs::remove_file(ctx.join(".dockerignore")).expect("rm");
+    symlink("ignore.txt", ctx.join(".dockerignore")).expect("symlink");
+    let (res, _) = build(&env, &ctx, &[]);
+    fails_with(&res, "COPY f /f: f: excluded by .dockerignore line 1");
+}
+
+#[test]
+fn an_ignore_file_that_is_a_fifo_does_not_hang_the_build() {
+    let env = env_with_secret(TestEnv::new());
+    let ctx = context(&env, "FROM scratch\nCOPY f /f\n", &[("f", "f\n")]);
+    nix::unistd::mkfifo(
+        &ctx.join(".dockerignore"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .expect("mkfifo");
+    let (res, _) = build(&env, &ctx, &[]);
+    fails_with(&res, "`.dockerignore`: not a regular file");
+}
