@@ -537,7 +537,11 @@ fn add_of_a_local_archive_that_climbs_out_writes_nothing_outside() {
 fn an_ignore_file_linked_out_of_the_context_is_not_read() {
     let env = env_with_secret(TestEnv::new());
     // a line that is not a valid pattern: an error quoting it would show the secret
-    fs::write(env.path("outside/patterns"), "SECRET-OUTSIDE-THE-CONTEXT [\n").expect("write");
+    fs::write(
+        env.path("outside/patterns"),
+        "SECRET-OUTSIDE-THE-CONTEXT [\n",
+    )
+    .expect("write");
     let ctx = context(&env, "FROM scratch\nCOPY f /f\n", &[("f", "f\n")]);
     symlink(env.path("outside/patterns"), ctx.join(".dockerignore")).expect("symlink");
     let (res, out) = build(&env, &ctx, &[]);
