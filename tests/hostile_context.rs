@@ -568,3 +568,39 @@ fn an_ignore_file_that_is_a_fifo_does_not_hang_the_build() {
     let (res, _) = build(&env, &ctx, &[]);
     fails_with(&res, "`.dockerignore`: not a regular file");
 }
+
+#[test]
+fn a_run_bind_mount_of_the_context_stays_inside_it() {
+    let env = env_with_secret(TestEnv::new());
+    env.import_busybox("localhost/busybox");
+    let ctx = context(&env, "FROM scratch\n", &[("in/f", "inside\n")]);
+    symlink(env.path("outside/secret"), ctx.join("abs")).expect("symlink");
+    symlink(env.path("outside/dir"), ctx.join("in/outdir")).expect("symlink");
+    for (src, what) in [
+        ("abs", "abs: not in the build context"),
+        ("in/outdir/secret", "not in the build context"),
+    ] {
+        fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM localhost/busybox\nRUN --mount=type=bind,source={src},target=/m cat /m > /got\n"),
+        )
+        .expect("Dockerfile");
+        let (res, out) = build(&env, &ctx, &[]);
+        fails_with(&res, what);
+        nothing_leaked(&env, &out);
+    }
+    // a directory mount: the link inside is a link, and reading through it inside the
+    // container reaches the container's own path, not the host's
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/busybox\nRUN --mount=type=bind,source=in,target=/m sh -c 'cat /m/f > /got; cat /m/outdir/secret > /leak 2>/dev/null; true'\n",
+    )
+    .expect("Dockerfile");
+    let (res, out) = build(&env, &ctx, &[]);
+    succeeded(&res);
+    assert_eq!(
+        fs::read_to_string(out.join("got")).expect("got"),
+        "inside\n"
+    );
+    nothing_leaked(&env, &out);
+}
