@@ -179,10 +179,12 @@ impl Reference {
     /// The short form docker prints: `busybox:latest` for `docker.io/library/busybox:latest`.
     pub fn familiar(&self) -> String {
         let mut s = if self.domain == DEFAULT_DOMAIN {
-            self.path
-                .strip_prefix(OFFICIAL_REPO_PREFIX)
-                .unwrap_or(&self.path)
-                .to_owned()
+            // only an official image (`library/NAME`, one component) loses its prefix, as in
+            // docker's FamiliarName: `library/a/b` shortened to `a/b` would name another repo
+            match self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
+                Some(rest) if !rest.contains('/') => rest.to_owned(),
+                _ => self.path.clone(),
+            }
         } else {
             self.repository()
         };
@@ -562,5 +564,25 @@ mod tests {
         let d = Reference::parse(&format!("x@{D}")).expect("valid");
         assert_eq!(d.tag(), None);
         assert_eq!(d.without_digest().to_string(), "docker.io/library/x:latest");
+    }
+
+    /// Found by the `reference` fuzz target: `library/a/b` was shortened to `a/b`, which parses
+    /// as `docker.io/a/b`, another repository.
+    #[test]
+    fn the_familiar_form_keeps_library_when_more_components_follow() {
+        for (input, familiar) in [
+            ("library/a/b", "library/a/b:latest"),
+            ("docker.io/library/a/b:1", "library/a/b:1"),
+            ("docker.io/library/busybox", "busybox:latest"),
+            ("library/busybox", "busybox:latest"),
+        ] {
+            let r = Reference::parse(input).expect("valid");
+            assert_eq!(r.familiar(), familiar, "{input}");
+            assert_eq!(
+                Reference::parse(&r.familiar()).expect("parses"),
+                r,
+                "{input}"
+            );
+        }
     }
 }
