@@ -181,9 +181,18 @@ impl Reference {
         let mut s = if self.domain == DEFAULT_DOMAIN {
             // only an official image (`library/NAME`, one component) loses its prefix, as in
             // docker's FamiliarName: `library/a/b` shortened to `a/b` would name another repo
-            match self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
-                Some(rest) if !rest.contains('/') => rest.to_owned(),
-                _ => self.path.clone(),
+            let short = match self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
+                Some(rest) if !rest.contains('/') => rest,
+                _ => self.path.as_str(),
+            };
+            // a first component that reads as a registry (`er.io/x`) keeps `docker.io/`
+            match short.split_once('/') {
+                Some((first, _))
+                    if first.contains('.') || first.contains(':') || first == LOCAL_DOMAIN =>
+                {
+                    self.repository()
+                }
+                _ => short.to_owned(),
             }
         } else {
             self.repository()
@@ -567,7 +576,8 @@ mod tests {
     }
 
     /// Found by the `reference` fuzz target: `library/a/b` was shortened to `a/b`, which parses
-    /// as `docker.io/a/b`, another repository.
+    /// as `docker.io/a/b`, and `docker.io/er.io/x` to `er.io/x`, which names the registry
+    /// `er.io`: other repositories.
     #[test]
     fn the_familiar_form_keeps_library_when_more_components_follow() {
         for (input, familiar) in [
@@ -575,6 +585,9 @@ mod tests {
             ("docker.io/library/a/b:1", "library/a/b:1"),
             ("docker.io/library/busybox", "busybox:latest"),
             ("library/busybox", "busybox:latest"),
+            // (second find) a first component that reads as a registry
+            ("docker.io/er.io/busybox", "docker.io/er.io/busybox:latest"),
+            ("docker.io/localhost/x", "docker.io/localhost/x:latest"),
         ] {
             let r = Reference::parse(input).expect("valid");
             assert_eq!(r.familiar(), familiar, "{input}");
