@@ -80,13 +80,22 @@ impl Reference {
     /// Parses a reference with Docker Hub as the default registry (what `pull` means):
     /// `busybox` → `docker.io/library/busybox:latest`, `index.docker.io/x` → `docker.io/library/x`.
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
-        Ok(Self::with_domain(parse_parts(s)?, DEFAULT_DOMAIN))
+        Self::with_domain(parse_parts(s)?, DEFAULT_DOMAIN).checked(s)
     }
 
     /// Parses a name for an image made here (podman's convention): an unqualified name gets
     /// `localhost/`, so `app` → `localhost/app:latest`; a qualified one stays as it is.
     pub fn parse_local(s: &str) -> Result<Reference, ReferenceError> {
-        Ok(Self::with_domain(parse_parts(s)?, LOCAL_DOMAIN))
+        Self::with_domain(parse_parts(s)?, LOCAL_DOMAIN).checked(s)
+    }
+
+    /// The length limit applies to the full name too (`localhost/` or `docker.io/library/`
+    /// added): a name that fits only as written would be printed, stored, and not read back.
+    fn checked(self, input: &str) -> Result<Reference, ReferenceError> {
+        if self.repository().len() > MAX_NAME_LEN {
+            return Err(ReferenceError::TooLong(input.to_owned()));
+        }
+        Ok(self)
     }
 
     /// What a name may mean when looking it up in the local store, most likely first: a
@@ -95,11 +104,11 @@ impl Reference {
     pub fn candidates(s: &str) -> Result<Vec<Reference>, ReferenceError> {
         let parts = parse_parts(s)?;
         if parts.domain.is_some() {
-            return Ok(vec![Self::with_domain(parts, DEFAULT_DOMAIN)]);
+            return Ok(vec![Self::with_domain(parts, DEFAULT_DOMAIN).checked(s)?]);
         }
         Ok(vec![
-            Self::with_domain(parts.clone(), LOCAL_DOMAIN),
-            Self::with_domain(parts, DEFAULT_DOMAIN),
+            Self::with_domain(parts.clone(), LOCAL_DOMAIN).checked(s)?,
+            Self::with_domain(parts, DEFAULT_DOMAIN).checked(s)?,
         ])
     }
 
@@ -597,5 +606,24 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    /// Third find: a name of 250 characters fits as written but not once `docker.io/library/`
+    /// is added, so its printed (stored) form did not parse back.
+    #[test]
+    fn the_length_limit_applies_to_the_full_name() {
+        let long = "a".repeat(250);
+        assert!(matches!(
+            Reference::parse(&long),
+            Err(ReferenceError::TooLong(_))
+        ));
+        assert!(matches!(
+            Reference::parse_local(&long),
+            Err(ReferenceError::TooLong(_))
+        ));
+        assert!(Reference::candidates(&long).is_err());
+        let fits = "a".repeat(255 - "docker.io/library/".len());
+        let r = Reference::parse(&fits).expect("fits");
+        assert_eq!(Reference::parse_local(&r.to_string()).expect("parses"), r);
     }
 }
