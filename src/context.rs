@@ -16,13 +16,26 @@
 //! stays at the root (the reference strips the `../`); symbolic links met while resolving a
 //! source path are resolved *inside* the context (an absolute target is taken relative to the context root, `..` stops at the root, as Docker's
 //! scoped resolution does); symbolic links inside a copied directory are returned as links, never
-//! followed. It writes nothing: copying entries into a layer is `exec`'s job.
+//! followed. Content is never read by path: [`Context::open_entry`] opens an entry relative to a
+//! descriptor of the root without following any link (`openat2` with `RESOLVE_BENEATH` and
+//! `RESOLVE_NO_SYMLINKS`, or an `O_NOFOLLOW` walk where the kernel has no `openat2`), and checks
+//! that what it opened is the object the walk saw, so a file swapped for a link while a build
+//! runs is an error, never the link's target. It writes nothing: copying entries into a layer is
+//! `exec`'s job.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
@@ -36,20 +49,14 @@ const MAX_LINKS: usize = 40;
 /// prefixes the step (`COPY src/ /app/: src: not in the build context`).
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // (the cause is in the message, and deliberately not a `source`: the CLI prints the chain
+    // of sources, and would print it twice)
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("`{}` is not a directory", path.display())]
     NotADirectory { path: PathBuf },
-    #[error("`{}`: {source}", file.display())]
-    Ignore {
-        file: PathBuf,
-        #[source]
-        source: IgnoreError,
-    },
+    #[error("`{}`: {error}", file.display())]
+    Ignore { file: PathBuf, error: IgnoreError },
     /// A source that does not exist in the context (or, for wildcards, matched nothing).
     #[error("{path}: not in the build context")]
     NotFound { path: String },
@@ -65,19 +72,23 @@ pub enum ContextError {
     OutsideContext { path: String },
     #[error("{path}: too many levels of symbolic links")]
     SymlinkLoop { path: String },
+    /// An entry that is no longer the object the walk saw (replaced, removed, turned into a
+    /// symbolic link, or resized) when it was opened for reading.
+    #[error("`{path}`: changed during the build")]
+    Changed { path: String },
+    /// A file the builder must read (a local archive, the ignore file) that is a directory, a
+    /// FIFO, a device or a socket.
+    #[error("`{path}`: not a regular file")]
+    NotAFile { path: String },
     /// A malformed source wildcard or `--exclude` pattern.
-    #[error("{pattern}: {source}")]
-    BadPattern {
-        pattern: String,
-        #[source]
-        source: IgnoreError,
-    },
+    #[error("{pattern}: {error}")]
+    BadPattern { pattern: String, error: IgnoreError },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
     move |source| ContextError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     }
 }
 
@@ -236,10 +247,120 @@ pub struct WalkOptions {
     pub exclude: Vec<String>,
 }
 
+/// An object of the context opened by [`Context::open_entry`]: the object the walk saw, opened
+/// without following any link. Regular files and directories are open for reading; other kinds
+/// (symbolic links, devices, FIFOs, sockets) are `O_PATH` descriptors, good for their metadata and
+/// a link's target only.
+#[derive(Debug)]
+pub struct OpenedEntry {
+    file: File,
+    meta: fs::Metadata,
+    kind: EntryKind,
+}
+
+impl OpenedEntry {
+    /// The metadata of the opened object (`fstat`, not a new look-up by path).
+    pub fn metadata(&self) -> &fs::Metadata {
+        &self.meta
+    }
+
+    /// The content of a regular file (`None` for other kinds).
+    pub fn reader(&mut self) -> Option<&mut File> {
+        (self.kind == EntryKind::File).then_some(&mut self.file)
+    }
+
+    /// The stored target of a symbolic link, read from the opened link itself.
+    pub fn read_link(&self) -> io::Result<PathBuf> {
+        if self.kind != EntryKind::Symlink {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        nix::fcntl::readlinkat(&self.file, "")
+            .map(PathBuf::from)
+            .map_err(io::Error::from)
+    }
+
+    /// The extended attributes of a regular file or directory, read through the descriptor
+    /// (empty for other kinds, and where the file system has none).
+    pub fn xattrs(&self) -> Vec<(OsString, Vec<u8>)> {
+        use xattr::FileExt;
+        if !matches!(self.kind, EntryKind::File | EntryKind::Dir) {
+            return Vec::new();
+        }
+        let Ok(names) = self.file.list_xattr() else {
+            return Vec::new();
+        };
+        names
+            .filter_map(|n| match self.file.get_xattr(&n) {
+                Ok(Some(v)) => Some((n, v)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Set once `openat2` turned out to be missing (ENOSYS: kernel < 5.6) or filtered (EPERM from a
+/// seccomp profile that predates it); the `O_NOFOLLOW` walk is used from then on.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// Opens `rel` (a clean `/`-separated path relative to `dir`; `""` is `dir` itself) without
+/// following any symbolic link and without leaving `dir`. A symbolic link as the last component
+/// is opened as itself when `flags` hold `O_PATH`, else refused (ELOOP), as is a link anywhere
+/// before it. Uses `openat2` (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, Linux >= 5.6), else
+/// [`open_beneath_walk`].
+pub fn open_beneath(dir: &OwnedFd, rel: &str, flags: OFlag) -> io::Result<OwnedFd> {
+    let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        let path = if rel.is_empty() { "." } else { rel };
+        let how = OpenHow::new().flags(flags).resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+        match nix::fcntl::openat2(dir, path, how) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOSYS) | Err(Errno::EPERM) => {
+                log::debug!("openat2 unavailable: walking context paths with O_NOFOLLOW");
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    open_beneath_walk(dir, rel, flags)
+}
+
+/// The fallback of [`open_beneath`] for kernels without `openat2`: one `openat` per component,
+/// each directory opened `O_PATH | O_DIRECTORY | O_NOFOLLOW` from the previous one, so no
+/// component can be a link; `.` and `..` components are refused.
+pub fn open_beneath_walk(dir: &OwnedFd, rel: &str, flags: OFlag) -> io::Result<OwnedFd> {
+    let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.iter().any(|c| *c == "." || *c == "..") {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    }
+    let Some((last, parents)) = comps.split_last() else {
+        return nix::fcntl::openat(dir, ".", flags, Mode::empty()).map_err(io::Error::from);
+    };
+    let mut cur: Option<OwnedFd> = None;
+    for c in parents {
+        let at = cur.as_ref().unwrap_or(dir);
+        let next = nix::fcntl::openat(
+            at,
+            *c,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        cur = Some(next);
+    }
+    let at = cur.as_ref().unwrap_or(dir);
+    nix::fcntl::openat(at, *last, flags, Mode::empty()).map_err(io::Error::from)
+}
+
 /// An opened build context.
 #[derive(Debug, Clone)]
 pub struct Context {
     root: PathBuf,
+    /// The root directory, opened once: every read of content starts from it.
+    root_fd: Arc<OwnedFd>,
     ignore: Matcher,
     ignore_file: Option<PathBuf>,
     dockerfile: Option<PathBuf>,
@@ -256,45 +377,64 @@ impl Context {
         if !root.is_dir() {
             return Err(ContextError::NotADirectory { path: root });
         }
+        let root_fd = nix::fcntl::open(
+            &root,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(&root)(e.into()))?;
         let dockerfile_path = dockerfile
             .map(Path::to_path_buf)
             .unwrap_or_else(|| root.join("Dockerfile"));
-        let mut candidates = Vec::new();
+        let mut ctx = Context {
+            root,
+            root_fd: Arc::new(root_fd),
+            ignore: Matcher::default(),
+            ignore_file: None,
+            dockerfile: Some(dockerfile_path.clone()),
+        };
+        // `<Dockerfile>.dockerignore` beside a named Dockerfile is read like the Dockerfile (the
+        // user named it); the context's own `.dockerignore` is read from inside the context, a
+        // link in it followed only within the root, as every other context file
+        let mut found: Option<(PathBuf, Vec<u8>)> = None;
         if dockerfile.is_some() {
-            let mut name = dockerfile_path.clone().into_os_string();
+            let mut name = dockerfile_path.into_os_string();
             name.push(".dockerignore");
-            candidates.push(PathBuf::from(name));
-        }
-        candidates.push(root.join(".dockerignore"));
-        let mut ignore = Matcher::default();
-        let mut ignore_file = None;
-        for cand in candidates {
+            let cand = PathBuf::from(name);
             match fs::read(&cand) {
-                Ok(bytes) => {
-                    let text = String::from_utf8_lossy(&bytes);
-                    ignore = Matcher::parse(&text).map_err(|source| ContextError::Ignore {
-                        file: cand.clone(),
-                        source,
-                    })?;
-                    ignore_file = Some(cand);
-                    break;
-                }
+                Ok(bytes) => found = Some((cand, bytes)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_err(&cand)(e)),
             }
         }
+        if found.is_none() {
+            let cand = ctx.root.join(".dockerignore");
+            match ctx.open_file(".dockerignore") {
+                Ok(mut f) => {
+                    let mut bytes = Vec::new();
+                    f.read_to_end(&mut bytes).map_err(io_err(&cand))?;
+                    found = Some((cand, bytes));
+                }
+                Err(ContextError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some((file, bytes)) = found {
+            let text = String::from_utf8_lossy(&bytes);
+            ctx.ignore = Matcher::parse(&text).map_err(|source| ContextError::Ignore {
+                file: file.clone(),
+                error: source,
+            })?;
+            ctx.ignore_file = Some(file);
+        }
+        let (root, ignore, ignore_file) = (&ctx.root, &ctx.ignore, &ctx.ignore_file);
         log::debug!(
             "context `{}`: ignore file {:?}, {} patterns",
             root.display(),
             ignore_file,
             ignore.patterns().len()
         );
-        Ok(Context {
-            root,
-            ignore,
-            ignore_file,
-            dockerfile: Some(dockerfile_path),
-        })
+        Ok(ctx)
     }
 
     /// The context directory (canonical).
@@ -361,7 +501,49 @@ impl Context {
         let clean = clean_source(rel)?;
         let resolved = self.resolve_path(rel, &clean, true)?;
         let full = self.full(&resolved);
-        File::open(&full).map_err(io_err(&full))
+        let fd = open_beneath(
+            &self.root_fd,
+            &resolved,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        )
+        .map_err(|e| changed_or(rel, &full, e))?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(io_err(&full))?;
+        if !meta.is_file() {
+            return Err(ContextError::NotAFile {
+                path: rel.to_string(),
+            });
+        }
+        Ok(file)
+    }
+
+    /// Opens an entry of a walk or resolution ([`Context::walk`], [`Context::resolve_sources`])
+    /// for reading, relative to the context root and without following any symbolic link, and
+    /// checks that the object opened is the one the walk saw: same kind, device and inode, and
+    /// for a regular file the same size. Anything else is [`ContextError::Changed`], never the
+    /// content of something else.
+    pub fn open_entry(&self, entry: &Entry) -> Result<OpenedEntry, ContextError> {
+        let flags = match entry.kind {
+            // O_NONBLOCK: a FIFO swapped in for the file must not block the open
+            EntryKind::File => OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+            EntryKind::Dir => OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            _ => OFlag::O_PATH,
+        };
+        let full = self.full(&entry.path);
+        let fd = open_beneath(&self.root_fd, &entry.path, flags)
+            .map_err(|e| changed_or(&entry.path, &full, e))?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(io_err(&full))?;
+        let kind = EntryKind::of(&meta.file_type());
+        let same = kind == entry.kind
+            && (meta.dev(), meta.ino()) == entry.dev_ino
+            && (kind != EntryKind::File || meta.len() == entry.size);
+        if !same {
+            return Err(ContextError::Changed {
+                path: entry.path.clone(),
+            });
+        }
+        Ok(OpenedEntry { file, meta, kind })
     }
 
     fn full(&self, rel: &str) -> PathBuf {
@@ -412,7 +594,10 @@ impl Context {
                 let source = e.into_io_error().unwrap_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidData, "file system loop")
                 });
-                ContextError::Io { path, source }
+                ContextError::Io {
+                    path,
+                    error: source,
+                }
             })?;
             let below = item
                 .path()
@@ -427,11 +612,19 @@ impl Context {
                     .unwrap_or_else(|| io::Error::other("walk"));
                 ContextError::Io {
                     path: item.path().to_path_buf(),
-                    source,
+                    error: source,
                 }
             })?;
             let link_target = if meta.file_type().is_symlink() {
-                Some(fs::read_link(item.path()).map_err(io_err(item.path()))?)
+                Some(
+                    fs::read_link(item.path()).map_err(|e| match e.raw_os_error() {
+                        // no longer a link: replaced since the walk's lstat
+                        Some(libc::EINVAL) => ContextError::Changed {
+                            path: root_rel.clone(),
+                        },
+                        _ => changed_or(&root_rel, item.path(), e),
+                    })?,
+                )
             } else {
                 None
             };
@@ -443,6 +636,12 @@ impl Context {
             );
             let is_dir = entry.kind == EntryKind::Dir;
             if below.is_empty() {
+                if !is_dir {
+                    // the caller saw a directory here: it was replaced since
+                    return Err(ContextError::Changed {
+                        path: base.to_string(),
+                    });
+                }
                 // the source directory itself: always listed
                 out.push(entry);
                 continue;
@@ -546,7 +745,13 @@ impl Context {
                         path: shown.to_string(),
                     });
                 }
-                let target = fs::read_link(&full).map_err(io_err(&full))?;
+                let target = fs::read_link(&full).map_err(|e| match e.raw_os_error() {
+                    // no longer a link (EINVAL) or gone: replaced since the lstat above
+                    Some(libc::EINVAL) => ContextError::Changed {
+                        path: shown.to_string(),
+                    },
+                    _ => changed_or(shown, &full, e),
+                })?;
                 done.pop();
                 if target.is_absolute() {
                     done.clear();
@@ -617,7 +822,7 @@ impl Context {
             } else {
                 let glob = GlobPattern::new(comp).map_err(|source| ContextError::BadPattern {
                     pattern: shown.to_string(),
-                    source,
+                    error: source,
                 })?;
                 for dir in &current {
                     let full = self.full(dir);
@@ -668,7 +873,7 @@ impl Context {
         let exclude =
             Matcher::from_patterns(&opts.exclude).map_err(|source| ContextError::BadPattern {
                 pattern: "--exclude".to_string(),
-                source,
+                error: source,
             })?;
         let mut out = Vec::new();
         let mut first_wildcard: Option<String> = None;
@@ -684,9 +889,15 @@ impl Context {
             };
             for m in matches {
                 let resolved = self.resolve_path(shown, &m, true)?;
-                let meta = fs::symlink_metadata(self.full(&resolved))
-                    .map_err(io_err(&self.full(&resolved)))?;
+                let full = self.full(&resolved);
+                let meta = fs::symlink_metadata(&full).map_err(|e| changed_or(shown, &full, e))?;
                 let kind = EntryKind::of(&meta.file_type());
+                if kind == EntryKind::Symlink {
+                    // resolution followed every link: this one appeared since
+                    return Err(ContextError::Changed {
+                        path: shown.to_string(),
+                    });
+                }
                 let name = base_name(&m);
                 if kind != EntryKind::Dir && exclude.is_excluded(&name) {
                     continue;
@@ -746,8 +957,13 @@ impl Context {
             .par_iter()
             .map(|e| {
                 if e.kind == EntryKind::File && e.hardlink_to.is_none() {
+                    let mut opened = self.open_entry(e)?;
+                    let size = opened.metadata().len();
                     let full = self.full(&e.path);
-                    hash_file(&full).map(Some).map_err(io_err(&full))
+                    let f = opened.reader().expect("open_entry checked a regular file");
+                    hash_file(f, size)
+                        .map(Some)
+                        .map_err(|err| changed_or(&e.path, &full, err))
                 } else {
                     Ok(None)
                 }
@@ -785,22 +1001,45 @@ impl Context {
 fn matcher_for(patterns: &[String]) -> Result<Matcher, ContextError> {
     Matcher::from_patterns(patterns).map_err(|source| ContextError::BadPattern {
         pattern: patterns.join(" "),
-        source,
+        error: source,
     })
 }
 
-fn hash_file(path: &Path) -> io::Result<String> {
-    let mut f = File::open(path)?;
+/// Hashes an opened file that must hold exactly `size` bytes (a file that grew or shrank while
+/// being read has changed: `ErrorKind::InvalidData`).
+fn hash_file(f: &mut File, size: u64) -> io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
             break;
         }
+        total += n as u64;
         h.update(&buf[..n]);
     }
+    if total != size {
+        return Err(io::Error::from(io::ErrorKind::InvalidData));
+    }
     Ok(hex::encode(h.finalize()))
+}
+
+/// Maps an error of opening or reading an entry: the errors a swap or removal gives (a link
+/// where the walk saw none, a path now leading elsewhere or nowhere, a size that changed) become
+/// [`ContextError::Changed`]; others (permissions, I/O) stay what they are.
+fn changed_or(shown: &str, full: &Path, e: io::Error) -> ContextError {
+    match e.raw_os_error() {
+        Some(libc::ELOOP | libc::EXDEV | libc::ENOENT | libc::ENOTDIR | libc::ENXIO) => {
+            ContextError::Changed {
+                path: shown.to_string(),
+            }
+        }
+        _ if e.kind() == io::ErrorKind::InvalidData => ContextError::Changed {
+            path: shown.to_string(),
+        },
+        _ => io_err(full)(e),
+    }
 }
 
 /// Marks the later names of a hard-linked file (same device and inode) so the copy recreates

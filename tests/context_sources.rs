@@ -1,11 +1,22 @@
 //! `COPY`/`ADD` source resolution against a build context: wildcards, several sources, missing
 //! and excluded sources (with the deciding `.dockerignore` line), `--exclude`, `--parents`,
-//! escapes, symbolic and hard links, and the cache digest.
+//! escapes, symbolic and hard links, and the cache digest; reading entries without following
+//! links (`open_entry`), and `hoist build` copying from a context whose files are swapped for
+//! links to outside secrets while it runs.
 
-use hoist::context::{Context, ContextError, CopyOptions, EntryKind, Source};
+mod common;
+
+use hoist::context::{self, Context, ContextError, CopyOptions, EntryKind, Source};
 use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::TestEnv;
+use nix::fcntl::OFlag;
 
 fn tree(root: &Path, files: &[&str]) {
     for f in files {
@@ -393,4 +404,257 @@ fn an_excluded_directory_with_a_re_included_file_can_be_copied() {
     assert!(ctx
         .resolve_sources(&["dir/sub"], &CopyOptions::default())
         .is_err());
+}
+
+fn entry_of(ctx: &Context, src: &str) -> hoist::context::Entry {
+    let s = ctx
+        .resolve_sources(&[src], &CopyOptions::default())
+        .expect("resolve");
+    s[0].entries[0].clone()
+}
+
+#[test]
+fn open_entry_reads_what_the_walk_saw() {
+    let (t, ctx) = context(&["d/a"], None);
+    symlink("a", t.path().join("d/ln")).expect("symlink");
+    let mut f = ctx.open_entry(&entry_of(&ctx, "d/a")).expect("open");
+    let mut text = String::new();
+    f.reader()
+        .expect("a file")
+        .read_to_string(&mut text)
+        .expect("read");
+    assert_eq!(text, "content of d/a\n");
+    // a link inside a copied directory is opened as itself, never followed
+    let s = ctx
+        .resolve_sources(&["d"], &CopyOptions::default())
+        .expect("resolve");
+    let ln = s[0].entries.iter().find(|e| e.dest == "ln").expect("ln");
+    let o = ctx.open_entry(ln).expect("open link");
+    assert!(o.metadata().file_type().is_symlink());
+    assert_eq!(o.read_link().expect("readlink"), Path::new("a"));
+}
+
+#[test]
+fn a_file_swapped_for_a_link_after_the_walk_is_changed_not_followed() {
+    let outside = tempfile::tempdir().expect("tmp");
+    fs::write(outside.path().join("secret"), "SECRET\n").expect("secret");
+    let (t, ctx) = context(&["f", "d/g"], None);
+    let f = entry_of(&ctx, "f");
+    let g = entry_of(&ctx, "d/g");
+    let dir = ctx
+        .resolve_sources(&["d"], &CopyOptions::default())
+        .expect("d")[0]
+        .entries[0]
+        .clone();
+    // (a second name keeps the inode from being reused for the new `f` below)
+    fs::hard_link(t.path().join("f"), t.path().join("f.keep")).expect("link");
+    // the file becomes a link to the secret
+    fs::remove_file(t.path().join("f")).expect("rm");
+    symlink(outside.path().join("secret"), t.path().join("f")).expect("symlink");
+    let e = ctx.open_entry(&f).expect_err("swapped file");
+    assert!(matches!(e, ContextError::Changed { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "`f`: changed during the build");
+    // a directory on the path becomes a link to a directory holding a `g`
+    fs::write(outside.path().join("g"), "SECRET\n").expect("g");
+    fs::rename(t.path().join("d"), t.path().join("d.old")).expect("mv");
+    symlink(outside.path(), t.path().join("d")).expect("symlink");
+    let e = ctx.open_entry(&g).expect_err("swapped dir");
+    assert_eq!(e.to_string(), "`d/g`: changed during the build");
+    let e = ctx.open_entry(&dir).expect_err("swapped dir itself");
+    assert_eq!(e.to_string(), "`d`: changed during the build");
+    // the digest reads through the same check
+    let e = ctx
+        .digest(&[Source {
+            pattern: "d/g".into(),
+            path: "d/g".into(),
+            kind: EntryKind::File,
+            parents: String::new(),
+            entries: vec![g.clone()],
+        }])
+        .expect_err("digest of a swapped file");
+    assert_eq!(e.to_string(), "`d/g`: changed during the build");
+    // the same name back, but another file (new inode) or another size: changed as well
+    fs::remove_file(t.path().join("d")).expect("rm link");
+    fs::rename(t.path().join("d.old"), t.path().join("d")).expect("mv back");
+    fs::write(t.path().join("d/g"), "content of d/g, longer\n").expect("grow");
+    let e = ctx.open_entry(&g).expect_err("resized");
+    assert_eq!(e.to_string(), "`d/g`: changed during the build");
+    fs::remove_file(t.path().join("f")).expect("rm link");
+    fs::write(t.path().join("f"), "content of f\n").expect("same content, new inode");
+    assert!(matches!(
+        ctx.open_entry(&f),
+        Err(ContextError::Changed { .. })
+    ));
+}
+
+#[test]
+fn a_fifo_swapped_in_for_a_file_does_not_block_the_open() {
+    let (t, ctx) = context(&["f"], None);
+    let f = entry_of(&ctx, "f");
+    fs::remove_file(t.path().join("f")).expect("rm");
+    nix::unistd::mkfifo(
+        &t.path().join("f"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .expect("mkfifo");
+    let e = ctx.open_entry(&f).expect_err("fifo");
+    assert_eq!(e.to_string(), "`f`: changed during the build");
+}
+
+fn root_fd(p: &Path) -> OwnedFd {
+    nix::fcntl::open(
+        p,
+        OFlag::O_PATH | OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .expect("open root")
+}
+
+#[test]
+fn both_ways_of_opening_beneath_refuse_every_link_and_escape() {
+    let outside = tempfile::tempdir().expect("tmp");
+    fs::write(outside.path().join("secret"), "SECRET").expect("secret");
+    let (t, _ctx) = context(&["d/f"], None);
+    symlink(outside.path().join("secret"), t.path().join("abs")).expect("symlink");
+    symlink("../secret", t.path().join("rel")).expect("symlink");
+    symlink("d", t.path().join("dl")).expect("symlink");
+    let root = root_fd(t.path());
+    type Open = fn(&OwnedFd, &str, OFlag) -> std::io::Result<OwnedFd>;
+    let ways: [(&str, Open); 2] = [
+        ("openat2", context::open_beneath),
+        ("walk", context::open_beneath_walk),
+    ];
+    for (name, open) in ways {
+        let mut text = String::new();
+        fs::File::from(open(&root, "d/f", OFlag::O_RDONLY).expect("plain file"))
+            .read_to_string(&mut text)
+            .expect("read");
+        assert_eq!(text, "content of d/f\n", "{name}");
+        for bad in ["abs", "rel", "dl/f", "../x", "d/../../x"] {
+            let e = open(&root, bad, OFlag::O_RDONLY).expect_err(bad);
+            assert!(
+                matches!(
+                    e.raw_os_error(),
+                    Some(libc::ELOOP) | Some(libc::EXDEV) | Some(libc::ENOTDIR)
+                ),
+                "{name}: {bad}: {e}"
+            );
+        }
+        // O_PATH opens a final link as itself
+        let fd = open(&root, "abs", OFlag::O_PATH).expect("link itself");
+        let m = fs::File::from(fd).metadata().expect("fstat");
+        assert!(m.file_type().is_symlink(), "{name}");
+        assert!(
+            open(&root, "", OFlag::O_PATH | OFlag::O_DIRECTORY).is_ok(),
+            "{name}"
+        );
+    }
+}
+
+/// The audit's race: while `hoist build` copies `data` and `dir/` from the context, a thread
+/// swaps them (atomically, `renameat2(RENAME_EXCHANGE)`) with links to an outside secret file and
+/// an outside directory holding a secret `f`. Each build must either copy the real content or
+/// fail naming the changed source; the secret never reaches the output.
+#[test]
+fn copy_never_reads_through_a_link_swapped_in_during_the_build() {
+    let env = TestEnv::new();
+    let outside = env.path("outside");
+    fs::create_dir_all(outside.join("dir")).expect("outside");
+    fs::write(outside.join("secret"), "SECRET\n").expect("secret");
+    fs::write(outside.join("dir/f"), "SECRET\n").expect("secret");
+    let ctx = env.path("ctx");
+    fs::create_dir_all(ctx.join("dir")).expect("ctx");
+    fs::write(ctx.join("data"), "real\n").expect("data");
+    fs::write(ctx.join("dir/f"), "realdir\n").expect("dir/f");
+    symlink(outside.join("secret"), ctx.join("data.swap")).expect("symlink");
+    symlink(outside.join("dir"), ctx.join("dir.swap")).expect("symlink");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY data /data\nCOPY dir /dir\n",
+    )
+    .expect("Dockerfile");
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            let exchange = |a: &str, b: &str| {
+                nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    &ctx.join(a),
+                    nix::fcntl::AT_FDCWD,
+                    &ctx.join(b),
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )
+                .expect("exchange");
+            };
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                exchange("data", "data.swap");
+                exchange("dir", "dir.swap");
+                swaps += 1;
+            }
+            // leave the context as it was
+            if swaps % 2 == 1 {
+                exchange("data", "data.swap");
+                exchange("dir", "dir.swap");
+            }
+            swaps
+        })
+    };
+    let (mut ok, mut changed, mut missing) = (0, 0, 0);
+    for i in 0..60 {
+        let out = env.path(&format!("out{i}"));
+        let mut cmd = env.cmd([
+            "build".as_ref(),
+            "-q".as_ref(),
+            "-o".as_ref(),
+            format!("type=local,dest={}", out.display()).as_ref(),
+            ctx.as_os_str(),
+        ]);
+        let res = common::run(&mut cmd);
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        // nothing of the secret anywhere in what the build wrote, and no link to it
+        for e in walkdir::WalkDir::new(&out).into_iter().flatten() {
+            assert!(
+                !e.path_is_symlink(),
+                "build {i}: a link in the output: `{}`",
+                e.path().display()
+            );
+            if e.file_type().is_file() {
+                let text = fs::read_to_string(e.path()).expect("read output");
+                assert!(
+                    !text.contains("SECRET"),
+                    "build {i}: {}",
+                    e.path().display()
+                );
+            }
+        }
+        if res.status.success() {
+            let data = fs::read_to_string(out.join("data")).expect("data copied");
+            let f = fs::read_to_string(out.join("dir/f")).expect("dir/f copied");
+            assert_eq!(
+                (data.as_str(), f.as_str()),
+                ("real\n", "realdir\n"),
+                "build {i}"
+            );
+            ok += 1;
+        } else {
+            assert_eq!(res.status.code(), Some(1), "build {i}: {stderr}");
+            assert_eq!(stderr.trim().lines().count(), 1, "build {i}: {stderr}");
+            if stderr.contains("changed during the build") {
+                changed += 1;
+            } else if stderr.contains("not in the build context") {
+                // the walk met the link itself: followed inside the context, where the
+                // target does not exist
+                missing += 1;
+            } else {
+                panic!("build {i}: unexpected error: {stderr}");
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().expect("swapper");
+    eprintln!("60 builds: {ok} copied the real content, {changed} changed, {missing} not found; {swaps} swaps");
+    assert!(swaps > 0);
 }

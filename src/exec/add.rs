@@ -1,13 +1,14 @@
 //! What ADD does beyond COPY: fetching `http(s)://` sources (with `--checksum`), and recognising
 //! local tar archives (plain, gzip, bzip2, xz, zstd) that ADD unpacks instead of copying.
+//! A local archive is sniffed and unpacked from the one descriptor the context opened (beneath
+//! its root, no links followed), never reopened by path.
 //!
 //! Unpacking itself goes through [`crate::layer::apply_tar`], which refuses every path that
 //! would leave the target. Follows Docker's ADD reference: a downloaded file gets mode 0600 and
 //! the server's `Last-Modified` time; archives are recognised by content, not by name.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::Path;
+use std::io::{self, Read, Seek, SeekFrom};
 
 use sha2::{Digest as _, Sha256};
 
@@ -103,12 +104,19 @@ pub fn fetch(url: &str, checksum: Option<&str>) -> Result<Fetched, AddError> {
     Ok(Fetched { data, mtime })
 }
 
-/// Whether the file at `path` is a tar archive, possibly compressed (read by content).
-pub fn is_archive(path: &Path) -> io::Result<bool> {
-    let f = File::open(path)?;
+/// Whether an opened file is a tar archive, possibly compressed (read by content). The file is
+/// read from its start and left positioned at its start again.
+pub fn is_archive(file: &mut File) -> io::Result<bool> {
+    file.seek(SeekFrom::Start(0))?;
+    let found = sniff(&*file);
+    file.seek(SeekFrom::Start(0))?;
+    Ok(found)
+}
+
+fn sniff(f: &File) -> bool {
     let (mut r, _) = match crate::layer::decompress(f) {
         Ok(x) => x,
-        Err(_) => return Ok(false),
+        Err(_) => return false,
     };
     let mut head = [0u8; 512];
     let mut n = 0;
@@ -116,15 +124,15 @@ pub fn is_archive(path: &Path) -> io::Result<bool> {
         match r.read(&mut head[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(_) => return Ok(false),
+            Err(_) => return false,
         }
     }
     if n < 512 {
-        return Ok(false);
+        return false;
     }
     // ustar magic, or an old-style header with a valid checksum
     if &head[257..262] == b"ustar" {
-        return Ok(true);
+        return true;
     }
     let stored = std::str::from_utf8(&head[148..156])
         .ok()
@@ -141,7 +149,7 @@ pub fn is_archive(path: &Path) -> io::Result<bool> {
             }
         })
         .sum();
-    Ok(stored == Some(sum) && head[0] != 0)
+    stored == Some(sum) && head[0] != 0
 }
 
 #[cfg(test)]
@@ -173,7 +181,7 @@ mod tests {
             b.append_data(&mut h, "x", &b"hi"[..]).expect("append");
             b.finish().expect("finish");
         }
-        assert!(is_archive(&plain).expect("read"));
+        assert!(is_archive(&mut File::open(&plain).expect("open")).expect("read"));
         let gz = t.path().join("a.tgz");
         {
             let mut e = flate2::write::GzEncoder::new(
@@ -183,9 +191,13 @@ mod tests {
             io::copy(&mut File::open(&plain).expect("open"), &mut e).expect("copy");
             e.finish().expect("finish");
         }
-        assert!(is_archive(&gz).expect("read"));
+        assert!(is_archive(&mut File::open(&gz).expect("open")).expect("read"));
         let txt = t.path().join("t.txt");
         std::fs::write(&txt, "just text").expect("write");
-        assert!(!is_archive(&txt).expect("read"));
+        let mut t = File::open(&txt).expect("open");
+        assert!(!is_archive(&mut t).expect("read"));
+        let mut back = String::new();
+        t.read_to_string(&mut back).expect("read again");
+        assert_eq!(back, "just text", "is_archive leaves the file at its start");
     }
 }

@@ -6,13 +6,18 @@
 //! destination under an image symlink (`/bin` → `usr/bin`) lands where the image's own path
 //! resolution would put it, and parents that already exist in the image keep their owner and mode
 //! in the new layer (as overlay's copy-up would). Nothing is read through a symlink of the source
-//! tree, and nothing is written outside the layer dir.
+//! tree, and nothing is written outside the layer dir. Sources from the build context are read
+//! only through [`Context::open_entry`] (opened beneath the context root without following links,
+//! and checked to be what the walk saw), never by path.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::context::{Context, ContextError, Entry, OpenedEntry};
 
 use super::perms::Chmod;
 use super::rootfs::{clean_components, RootView};
@@ -157,9 +162,39 @@ impl<'a> LayerWriter<'a> {
     }
 
     /// Copies one source entry (file, dir itself without contents, or symlink; never followed)
-    /// to the resolved image path `dest`.
+    /// to the resolved image path `dest`. For sources in the store (`COPY --from`); context
+    /// sources go through [`Self::put_context`].
     pub fn put(&mut self, src: &Path, dest: &Path, attrs: &Attrs) -> io::Result<()> {
-        let meta = fs::symlink_metadata(src)?;
+        self.put_from(Src::Path(src), dest, attrs).map(|_| ())
+    }
+
+    /// Copies one entry of the build context to the resolved image path `dest`, reading it only
+    /// through [`Context::open_entry`]; returns the metadata it copied (for directory times). An
+    /// entry that changed since the walk fails with the context's "changed during the build".
+    pub fn put_context(
+        &mut self,
+        ctx: &Context,
+        entry: &Entry,
+        dest: &Path,
+        attrs: &Attrs,
+    ) -> io::Result<fs::Metadata> {
+        let opened = ctx.open_entry(entry).map_err(io::Error::other)?;
+        self.put_from(Src::Opened(opened, &entry.path), dest, attrs)
+    }
+
+    fn put_from(
+        &mut self,
+        mut src: Src<'_>,
+        dest: &Path,
+        attrs: &Attrs,
+    ) -> io::Result<fs::Metadata> {
+        let meta = src.metadata()?;
+        if meta.file_type().is_socket() {
+            // a socket is a live endpoint, not content: docker leaves it out, and so does the
+            // layer tar; leaving it out here keeps `--output type=local` and the image alike
+            log::debug!("`{}`: socket not copied", dest.display());
+            return Ok(meta);
+        }
         let owner = match attrs.chown {
             Some(o) => o,
             None if attrs.keep_owner => (meta.uid(), meta.gid()),
@@ -178,10 +213,10 @@ impl<'a> LayerWriter<'a> {
             }
         }
         if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(src)?, &real)?;
+            std::os::unix::fs::symlink(src.read_link()?, &real)?;
             set_owner(&real, owner.0, owner.1, &mut self.unmappable)?;
             set_mtime(&real, &meta)?;
-            return Ok(());
+            return Ok(meta);
         }
         if ft.is_dir() {
             if !real.exists() {
@@ -189,7 +224,7 @@ impl<'a> LayerWriter<'a> {
             }
             self.made.insert(dest.to_path_buf());
         } else if ft.is_file() {
-            copy_file(src, &real)?;
+            src.copy_to(&real, meta.len())?;
         } else {
             // devices, fifos, sockets: recreate the node
             let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
@@ -209,9 +244,9 @@ impl<'a> LayerWriter<'a> {
         // after chown: chown clears setuid bits
         fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
         // extended attributes travel with the file (docker and buildah keep them)
-        copy_xattrs(src, &real);
+        copy_xattrs(src.xattrs(), &real);
         set_mtime(&real, &meta)?;
-        Ok(())
+        Ok(meta)
     }
 
     /// Writes a file with the given content (heredoc COPY, downloaded ADD): mode 0644 unless
@@ -263,31 +298,86 @@ impl<'a> LayerWriter<'a> {
     }
 }
 
-fn copy_file(src: &Path, dst: &Path) -> io::Result<()> {
-    let mut from = fs::File::open(src)?;
-    let mut to = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dst)?;
-    io::copy(&mut from, &mut to)?;
-    Ok(())
+/// Where a copied entry comes from: a path in the store (layer dirs hoist made) or an entry of
+/// the build context, already opened and checked.
+enum Src<'a> {
+    Path(&'a Path),
+    Opened(OpenedEntry, &'a str),
 }
 
-fn copy_xattrs(src: &Path, dst: &Path) {
-    if let Ok(names) = xattr::list(src) {
-        for n in names {
-            let keep = n
-                .to_str()
-                .map(|s| !s.starts_with("user.overlay.") && !s.starts_with("trusted.overlay."))
-                .unwrap_or(false);
-            if !keep {
-                continue;
+impl Src<'_> {
+    fn metadata(&self) -> io::Result<fs::Metadata> {
+        match self {
+            Src::Path(p) => fs::symlink_metadata(p),
+            Src::Opened(o, _) => Ok(o.metadata().clone()),
+        }
+    }
+
+    fn read_link(&self) -> io::Result<PathBuf> {
+        match self {
+            Src::Path(p) => fs::read_link(p),
+            Src::Opened(o, _) => o.read_link(),
+        }
+    }
+
+    /// Writes the content of a regular file to the new file `dst`; a context file must still
+    /// hold the `size` bytes the walk saw.
+    fn copy_to(&mut self, dst: &Path, size: u64) -> io::Result<()> {
+        let mut to = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dst)?;
+        match self {
+            Src::Path(p) => {
+                let mut from = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(p)?;
+                io::copy(&mut from, &mut to)?;
             }
-            if let Ok(Some(v)) = xattr::get(src, &n) {
-                if let Err(e) = xattr::set(dst, &n, &v) {
-                    log::debug!("cannot copy xattr {n:?} to `{}`: {e}", dst.display());
+            Src::Opened(o, path) => {
+                let from = o
+                    .reader()
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+                let n = io::copy(from, &mut to)?;
+                if n != size {
+                    return Err(io::Error::other(ContextError::Changed {
+                        path: path.to_string(),
+                    }));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn xattrs(&self) -> Vec<(OsString, Vec<u8>)> {
+        match self {
+            Src::Path(p) => xattr::list(p)
+                .map(|names| {
+                    names
+                        .filter_map(|n| match xattr::get(p, &n) {
+                            Ok(Some(v)) => Some((n, v)),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Src::Opened(o, _) => o.xattrs(),
+        }
+    }
+}
+
+fn copy_xattrs(attrs: Vec<(OsString, Vec<u8>)>, dst: &Path) {
+    for (n, v) in attrs {
+        let keep = n
+            .to_str()
+            .map(|s| !s.starts_with("user.overlay.") && !s.starts_with("trusted.overlay."))
+            .unwrap_or(false);
+        if !keep {
+            continue;
+        }
+        if let Err(e) = xattr::set(dst, &n, &v) {
+            log::debug!("cannot copy xattr {n:?} to `{}`: {e}", dst.display());
         }
     }
 }

@@ -1330,10 +1330,12 @@ impl<'a> Runner<'a> {
             from_dir: bool,
             kind_dir: bool,
             hardlink_to: Option<String>,
+            /// A context entry: read through `Context::open_entry`, never by path.
+            entry: Option<crate::context::Entry>,
         }
         let mut items: Vec<Item> = Vec::new();
         let mut n_sources = urls.len() + c.inline.len();
-        let mut archives: Vec<PathBuf> = Vec::new();
+        let mut archives: Vec<(PathBuf, fs::File)> = Vec::new();
         let keep_owner = c.from.is_some();
         if !locals.is_empty() {
             match &c.from {
@@ -1364,10 +1366,21 @@ impl<'a> Runner<'a> {
                     for s in sources {
                         let from_dir = s.kind == EntryKind::Dir;
                         if c.add && !from_dir && c.unpack != Some(false) {
-                            let p = self.ctx.root().join(&s.path);
-                            if add::is_archive(&p).map_err(|e| err(self, e.to_string()))? {
-                                archives.push(p);
-                                continue;
+                            if let Some(f) = s.entries.first().filter(|e| e.kind == EntryKind::File)
+                            {
+                                let p = self.ctx.root().join(&s.path);
+                                let mut opened = self
+                                    .ctx
+                                    .open_entry(f)
+                                    .map_err(|e| err(self, e.to_string()))?;
+                                let file = opened.reader().expect("open_entry checked a file");
+                                if add::is_archive(file).map_err(|e| err(self, e.to_string()))? {
+                                    let file = file.try_clone().map_err(|e| {
+                                        err(self, format!("`{}`: {e}", p.display()))
+                                    })?;
+                                    archives.push((p, file));
+                                    continue;
+                                }
                             }
                         }
                         for e in s.entries {
@@ -1377,6 +1390,7 @@ impl<'a> Runner<'a> {
                                 from_dir,
                                 kind_dir: e.kind == EntryKind::Dir,
                                 hardlink_to: e.hardlink_to.clone(),
+                                entry: Some(e),
                             });
                         }
                     }
@@ -1401,6 +1415,7 @@ impl<'a> Runner<'a> {
                                     from_dir,
                                     kind_dir: is_dir,
                                     hardlink_to: None,
+                                    entry: None,
                                 });
                             }
                         }
@@ -1428,7 +1443,12 @@ impl<'a> Runner<'a> {
         let mut placed: HashMap<String, PathBuf> = HashMap::new();
         let mut dir_times: Vec<(PathBuf, fs::Metadata)> = Vec::new();
         let mut single: Option<String> = None;
+        let put = |w: &mut LayerWriter<'_>, it: &Item, resolved: &Path| match &it.entry {
+            Some(e) => w.put_context(&self.ctx, e, resolved, &attrs).map(Some),
+            None => w.put(&it.src, resolved, &attrs).map(|_| None),
+        };
         for it in &items {
+            let mut copied: Option<fs::Metadata> = None;
             if bind && !it.from_dir {
                 single = Path::new(&it.rel)
                     .file_name()
@@ -1456,31 +1476,36 @@ impl<'a> Runner<'a> {
                                 fs::hard_link(&a, &b)
                             })
                     }
-                    None => w.put(&it.src, &resolved, &attrs),
+                    None => put(&mut w, it, &resolved).map(|m| copied = m),
                 }
             } else if it.rel.is_empty() && it.kind_dir && w.is_dir(&resolved).unwrap_or(false) {
                 // the destination dir exists already: keep it as the image has it
                 w.make_parents(&resolved, chown.unwrap_or((0, 0)))
                     .and_then(|_| w.make_dir(&resolved, chown.unwrap_or((0, 0))))
             } else {
-                w.put(&it.src, &resolved, &attrs)
+                put(&mut w, it, &resolved).map(|m| copied = m)
             };
             res.map_err(|e| err(self, format!("copying to `{}`: {e}", target.display())))?;
             if it.kind_dir {
-                if let Ok(m) = fs::symlink_metadata(&it.src) {
+                let m = match (copied, &it.entry) {
+                    (Some(m), _) => Some(m),
+                    // a context dir that already existed in the image: its own time, by fd
+                    (None, Some(e)) => self.ctx.open_entry(e).ok().map(|o| o.metadata().clone()),
+                    (None, None) => fs::symlink_metadata(&it.src).ok(),
+                };
+                if let Some(m) = m {
                     dir_times.push((resolved.clone(), m));
                 }
             }
             placed.insert(it.rel.clone(), resolved);
         }
-        for a in &archives {
+        for (a, f) in archives {
             let resolved = w
                 .resolve_dest(&dest)
                 .map_err(|e| err(self, e.to_string()))?;
             w.make_parents(&resolved, (0, 0))
                 .and_then(|_| w.make_dir(&resolved, (0, 0)))
                 .map_err(|e| err(self, e.to_string()))?;
-            let f = fs::File::open(a).map_err(|e| err(self, format!("`{}`: {e}", a.display())))?;
             let opts = crate::layer::ApplyOptions {
                 layer_name: format!("ADD {}", a.display()),
                 skip_devices: true,

@@ -80,13 +80,22 @@ impl Reference {
     /// Parses a reference with Docker Hub as the default registry (what `pull` means):
     /// `busybox` → `docker.io/library/busybox:latest`, `index.docker.io/x` → `docker.io/library/x`.
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
-        Ok(Self::with_domain(parse_parts(s)?, DEFAULT_DOMAIN))
+        Self::with_domain(parse_parts(s)?, DEFAULT_DOMAIN).checked(s)
     }
 
     /// Parses a name for an image made here (podman's convention): an unqualified name gets
     /// `localhost/`, so `app` → `localhost/app:latest`; a qualified one stays as it is.
     pub fn parse_local(s: &str) -> Result<Reference, ReferenceError> {
-        Ok(Self::with_domain(parse_parts(s)?, LOCAL_DOMAIN))
+        Self::with_domain(parse_parts(s)?, LOCAL_DOMAIN).checked(s)
+    }
+
+    /// The length limit applies to the full name too (`localhost/` or `docker.io/library/`
+    /// added): a name that fits only as written would be printed, stored, and not read back.
+    fn checked(self, input: &str) -> Result<Reference, ReferenceError> {
+        if self.repository().len() > MAX_NAME_LEN {
+            return Err(ReferenceError::TooLong(input.to_owned()));
+        }
+        Ok(self)
     }
 
     /// What a name may mean when looking it up in the local store, most likely first: a
@@ -95,11 +104,11 @@ impl Reference {
     pub fn candidates(s: &str) -> Result<Vec<Reference>, ReferenceError> {
         let parts = parse_parts(s)?;
         if parts.domain.is_some() {
-            return Ok(vec![Self::with_domain(parts, DEFAULT_DOMAIN)]);
+            return Ok(vec![Self::with_domain(parts, DEFAULT_DOMAIN).checked(s)?]);
         }
         Ok(vec![
-            Self::with_domain(parts.clone(), LOCAL_DOMAIN),
-            Self::with_domain(parts, DEFAULT_DOMAIN),
+            Self::with_domain(parts.clone(), LOCAL_DOMAIN).checked(s)?,
+            Self::with_domain(parts, DEFAULT_DOMAIN).checked(s)?,
         ])
     }
 
@@ -195,10 +204,21 @@ impl Reference {
     /// The short form docker prints: `busybox:latest` for `docker.io/library/busybox:latest`.
     pub fn familiar(&self) -> String {
         let mut s = if self.domain == DEFAULT_DOMAIN {
-            self.path
-                .strip_prefix(OFFICIAL_REPO_PREFIX)
-                .unwrap_or(&self.path)
-                .to_owned()
+            // only an official image (`library/NAME`, one component) loses its prefix, as in
+            // docker's FamiliarName: `library/a/b` shortened to `a/b` would name another repo
+            let short = match self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
+                Some(rest) if !rest.contains('/') => rest,
+                _ => self.path.as_str(),
+            };
+            // a first component that reads as a registry (`er.io/x`) keeps `docker.io/`
+            match short.split_once('/') {
+                Some((first, _))
+                    if first.contains('.') || first.contains(':') || first == LOCAL_DOMAIN =>
+                {
+                    self.repository()
+                }
+                _ => short.to_owned(),
+            }
         } else {
             self.repository()
         };
@@ -598,5 +618,48 @@ mod tests {
         let d = Reference::parse(&format!("x@{D}")).expect("valid");
         assert_eq!(d.tag(), None);
         assert_eq!(d.without_digest().to_string(), "docker.io/library/x:latest");
+    }
+
+    /// Found by the `reference` fuzz target: `library/a/b` was shortened to `a/b`, which parses
+    /// as `docker.io/a/b`, and `docker.io/er.io/x` to `er.io/x`, which names the registry
+    /// `er.io`: other repositories.
+    #[test]
+    fn the_familiar_form_keeps_library_when_more_components_follow() {
+        for (input, familiar) in [
+            ("library/a/b", "library/a/b:latest"),
+            ("docker.io/library/a/b:1", "library/a/b:1"),
+            ("docker.io/library/busybox", "busybox:latest"),
+            ("library/busybox", "busybox:latest"),
+            // (second find) a first component that reads as a registry
+            ("docker.io/er.io/busybox", "docker.io/er.io/busybox:latest"),
+            ("docker.io/localhost/x", "docker.io/localhost/x:latest"),
+        ] {
+            let r = Reference::parse(input).expect("valid");
+            assert_eq!(r.familiar(), familiar, "{input}");
+            assert_eq!(
+                Reference::parse(&r.familiar()).expect("parses"),
+                r,
+                "{input}"
+            );
+        }
+    }
+
+    /// Third find: a name of 250 characters fits as written but not once `docker.io/library/`
+    /// is added, so its printed (stored) form did not parse back.
+    #[test]
+    fn the_length_limit_applies_to_the_full_name() {
+        let long = "a".repeat(250);
+        assert!(matches!(
+            Reference::parse(&long),
+            Err(ReferenceError::TooLong(_))
+        ));
+        assert!(matches!(
+            Reference::parse_local(&long),
+            Err(ReferenceError::TooLong(_))
+        ));
+        assert!(Reference::candidates(&long).is_err());
+        let fits = "a".repeat(255 - "docker.io/library/".len());
+        let r = Reference::parse(&fits).expect("fits");
+        assert_eq!(Reference::parse_local(&r.to_string()).expect("parses"), r);
     }
 }
