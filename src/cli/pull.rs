@@ -255,8 +255,14 @@ impl Puller {
                 .iter()
                 .any(|n| n.domain() == crate::image::LOCAL_DOMAIN)
         }) && !Reference::is_qualified(name).unwrap_or(true);
+        // `localhost/…` names the images made on this machine: there is no registry to ask
+        let made_here =
+            Reference::parse(name).is_ok_and(|r| r.domain() == crate::image::LOCAL_DOMAIN);
         match (self.policy, present) {
-            (_, Some(r)) if local => Ok(r),
+            (_, Some(r)) if local || made_here => Ok(r),
+            (_, None) if made_here => anyhow::bail!(
+                "image `{name}` is not in the local store (`localhost/` names images made on this machine, which are never pulled)"
+            ),
             (PullPolicy::Never, Some(r)) | (PullPolicy::Missing, Some(r)) => Ok(r),
             (PullPolicy::Never, None) => anyhow::bail!(
                 "image `{name}` is not in the local store, and pulling is off (`--pull=never`)"

@@ -18,7 +18,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
-use nix::sys::signal::{SigHandler, SigSet, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -409,12 +409,10 @@ fn exec_command(
     env: &[CString],
 ) -> String {
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
-    // an ignored signal stays ignored across execve(2), and Rust's runtime ignores SIGPIPE in
-    // hoist; the command starts with docker's dispositions (all default), or `yes | head` never ends
-    // SAFETY: SIG_DFL installs no handler of ours
-    if let Err(e) = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
-        return fail("resetting SIGPIPE", &e);
-    }
+    // an ignored signal stays ignored across execve(2): Rust's runtime ignores SIGPIPE in hoist,
+    // and whatever started hoist may have ignored others. The command starts with docker's
+    // dispositions (all default), or `yes | head` never ends.
+    reset_ignored_signals();
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&SigSet::empty()),
@@ -506,6 +504,61 @@ struct Signals {
 }
 
 extern "C" fn ignore(_: libc::c_int) {}
+
+/// The kernel's `struct sigaction` for rt_sigaction(2) (the generic layout of x86-64 and arm64).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets every signal that is ignored back to its default action (handlers are reset by execve
+/// itself; ignored signals are not). Through the raw system call, because glibc refuses to
+/// touch the signals it reserves (32 and 33), which a parent may still have left ignored.
+fn reset_ignored_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: rt_sigaction reads no new action (null) and writes the old one into `old`,
+        // a struct of the kernel's layout and size (the last argument is the mask's size)
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KernelSigaction>(),
+                &mut old as *mut KernelSigaction,
+                8usize,
+            )
+        };
+        if rc == 0 && old.handler == libc::SIG_IGN {
+            let dfl = KernelSigaction {
+                handler: libc::SIG_DFL,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            // SAFETY: installs SIG_DFL, which runs no code of ours
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
+            }
+        }
+    }
+}
 
 impl Signals {
     /// Catches the forwarded signals and SIGCHLD on a signalfd. A pid namespace's init only
