@@ -191,8 +191,81 @@ fn differences(index: u64) -> Vec<Difference> {
             "/subdir/subdir-f/subdir-g dir 0755 0:0",
             "/subdir/subdir-f/subdir-g/subdir-b file 0644 0:0 17 7ee561c81f3c6931",
         ]),
+        // `COPY **/*.txt /` and `COPY e/**/*sub/*.txt /`
+        173 => doublestar(&[
+            "/Auer.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/Beach.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/Croghan.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/Ellston.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/Hamon.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/Minnnie.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/Tytonidae.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/Vernaccia.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/alkalinity.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/anapaestic.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/ankylosing.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/bilobate.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/cache.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/castlelike.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/chromaticness.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/disadvise.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/fiddlecome.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/fine-headed.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/gade.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/galliots.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/glandules.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/hexachlorocyclohexane.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/huerta.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/ileosigmoidostomy.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/inaccordance.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/mine-run.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/minning.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/misidentification.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/near-blindness.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/noninhabitancy.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/ocean-born.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/overdilation.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/palling.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/papsquidder.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/parcae.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/pasteups.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/paymaster-generalship.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/protopatriarchal.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/restocks.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/ribbon-marked.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/smopple.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/stacc..txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/topsy-turvydom.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/travel-sick.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/unblazoned.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/undestructible.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/unweariableness.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/vice-guilty.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+        ]),
+        175 => doublestar(&[
+            "/Tytonidae.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+            "/vice-guilty.txt file 0644 0:0 5 b9e68e1bea3e5b19",
+        ]),
         _ => Vec::new(),
     }
+}
+
+const DOUBLESTAR_REASON: &str = "`**` in a COPY source matches any number of directories, none \
+    included, as BuildKit's matcher does (issue 13, item 10; the reference's own \
+    `COPY --parents ./src/**/*.txt` example); Debian's buildah 1.28 reads `**` as `*`, one \
+    directory level, so it copies only the files exactly one level down";
+
+fn doublestar(lines: &[&'static str]) -> Vec<Difference> {
+    lines
+        .iter()
+        .map(|l| {
+            let path = l
+                .split(' ')
+                .next()
+                .expect("a listing line starts with its path");
+            Difference::Path(path, Some(l), DOUBLESTAR_REASON)
+        })
+        .collect()
 }
 
 const REINCLUDED_REASON: &str = "a `!` exception re-includes paths below an excluded directory \
