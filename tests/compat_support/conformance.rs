@@ -256,16 +256,7 @@ const DOUBLESTAR_REASON: &str = "`**` in a COPY source matches any number of dir
     directory level, so it copies only the files exactly one level down";
 
 fn doublestar(lines: &[&'static str]) -> Vec<Difference> {
-    lines
-        .iter()
-        .map(|l| {
-            let path = l
-                .split(' ')
-                .next()
-                .expect("a listing line starts with its path");
-            Difference::Path(path, Some(l), DOUBLESTAR_REASON)
-        })
-        .collect()
+    with_reason(lines, DOUBLESTAR_REASON)
 }
 
 const REINCLUDED_REASON: &str = "a `!` exception re-includes paths below an excluded directory \
@@ -275,6 +266,11 @@ const REINCLUDED_REASON: &str = "a `!` exception re-includes paths below an excl
 
 /// Expected lines for re-included paths, each held to its listing line.
 fn reincluded(lines: &[&'static str]) -> Vec<Difference> {
+    with_reason(lines, REINCLUDED_REASON)
+}
+
+/// One expected listing line per path, all for one reason.
+fn with_reason(lines: &[&'static str], reason: &'static str) -> Vec<Difference> {
     lines
         .iter()
         .map(|l| {
@@ -282,7 +278,7 @@ fn reincluded(lines: &[&'static str]) -> Vec<Difference> {
                 .split(' ')
                 .next()
                 .expect("a listing line starts with its path");
-            Difference::Path(path, Some(l), REINCLUDED_REASON)
+            Difference::Path(path, Some(l), reason)
         })
         .collect()
 }
