@@ -35,7 +35,7 @@ const DOCKERFILE: &str = "FROM localhost/busybox
 RUN echo one > /one && sleep 0.2
 COPY f /f
 RUN i=0; while [ $i -lt 300 ]; do echo $i > /n$i; i=$((i+1)); done
-RUN cat /one /f > /both
+RUN cat /one /f > /both && sleep 0.3
 ENV X=1
 ";
 
@@ -111,11 +111,22 @@ fn builds_killed_at_random_moments_leave_a_store_that_checks_and_runs() {
         // or a COPY; after STEP 6, the last: during the commit of layers, config, manifest and
         // the tag)
         let step = 2 + rng.below(5);
-        let delay = Duration::from_millis(rng.below(if step == 6 { 500 } else { 300 }));
+        // (the commit after STEP 6 takes a few ms: a kill there must come quickly)
+        let delay = Duration::from_millis(rng.below(if step == 6 { 15 } else { 300 }));
         let mut child = cmd_in(
             &env,
             &tmp,
-            &["build", "--progress", "plain", "-t", &name, "ctx"],
+            // `--no-cache`: every step runs (and its cache entry is still written), so the kill
+            // lands in RUN, COPY or commit work, not after a build of cache hits has finished
+            &[
+                "build",
+                "--no-cache",
+                "--progress",
+                "plain",
+                "-t",
+                &name,
+                "ctx",
+            ],
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
