@@ -87,11 +87,11 @@ fn rootfs_with_devices(out: &Path) {
     b.into_inner().expect("finish");
 }
 
-/// What the store's unpacked layers hold at `rel`: (is block device, is char device, exists).
+/// Where `rel` is in the store's unpacked layers (`layers/HEX/diff/REL`), by file type.
 fn layer_entry(env: &TestEnv, rel: &str) -> Vec<fs::FileType> {
     let mut found = Vec::new();
     for l in fs::read_dir(env.root.join("layers")).expect("layers") {
-        let p = l.expect("entry").path().join(rel);
+        let p = l.expect("entry").path().join("diff").join(rel);
         if let Ok(md) = fs::symlink_metadata(&p) {
             found.push(md.file_type());
         }
@@ -312,7 +312,7 @@ RUN useradd -m appuser && touch /home/appuser/x
     let config = env.ok(["inspect", "app"]);
     assert!(!config.contains("APT_CONFIG"), "{config}");
     for l in fs::read_dir(env.root.join("layers")).expect("layers") {
-        let l = l.expect("entry").path();
+        let l = l.expect("entry").path().join("diff");
         for e in walkdir::WalkDir::new(&l) {
             let e = e.expect("walk");
             let name = e.file_name().to_string_lossy();
