@@ -58,7 +58,13 @@ fn build(env: &TestEnv, ctx: &Path, extra: &[&str]) -> (Output, PathBuf) {
 fn fails_with(res: &Output, what: &str) {
     let err = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(1), "{}", common::show(res));
-    assert_eq!(err.trim().lines().count(), 1, "{}", common::show(res));
+    // one error line (build-check warnings, printed before a build, are not errors)
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("Error")).count(),
+        1,
+        "{}",
+        common::show(res)
+    );
     assert!(
         err.contains(what),
         "expected `{what}`\n{}",
@@ -113,7 +119,8 @@ fn a_source_above_the_context_is_refused() {
     let (res, out) = build(&env, &ctx, &[]);
     fails_with(
         &res,
-        "COPY ../outside/secret /s: ../outside/secret: outside the build context",
+        // BuildKit strips the `../` at the context root: `outside/secret` is not in the context
+        "COPY ../outside/secret /s: ../outside/secret: not in the build context",
     );
     nothing_leaked(&env, &out);
     let ctx = context(
@@ -122,7 +129,7 @@ fn a_source_above_the_context_is_refused() {
         &[],
     );
     let (res, out) = build(&env, &ctx, &[]);
-    fails_with(&res, "outside the build context");
+    fails_with(&res, "not in the build context");
     nothing_leaked(&env, &out);
 }
 
