@@ -255,7 +255,7 @@ impl Policy {
         &self,
         reference: &Reference,
         signatures: &mut dyn FnMut() -> Result<Vec<Candidate>, String>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Box<Refusal>> {
         self.check(
             "docker",
             &docker_scopes(reference),
@@ -267,7 +267,7 @@ impl Policy {
 
     /// Decides on an image read from an archive file (`oci-archive`, `docker-archive`):
     /// archives carry no sigstore signatures, so only `insecureAcceptAnything` admits them.
-    pub fn check_archive(&self, transport: &str, file: &Path) -> Result<(), Refusal> {
+    pub fn check_archive(&self, transport: &str, file: &Path) -> Result<(), Box<Refusal>> {
         let scopes = if transport == "oci-archive" {
             path_scopes(file)
         } else {
@@ -289,15 +289,17 @@ impl Policy {
         image: &str,
         reference: Option<&Reference>,
         signatures: &mut dyn FnMut() -> Result<Vec<Candidate>, String>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Box<Refusal>> {
         let (scope, reqs) = self.requirements(transport, scopes);
-        let refuse = |rule: &str, reason: String| Refusal {
-            image: image.to_string(),
-            policy: self.path.display().to_string(),
-            transport: format!("`{transport}`"),
-            scope: scope.clone(),
-            rule: format!("`{rule}`"),
-            reason,
+        let refuse = |rule: &str, reason: String| {
+            Box::new(Refusal {
+                image: image.to_string(),
+                policy: self.path.display().to_string(),
+                transport: format!("`{transport}`"),
+                scope: scope.clone(),
+                rule: format!("`{rule}`"),
+                reason,
+            })
         };
         let mut fetched: Option<Vec<Candidate>> = None;
         for r in reqs {
