@@ -30,12 +30,23 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need_pkgs[@]}" >/dev/null
 fi
 
+# tests/sign.rs checks hoist's signatures against an independent cosign-format implementation
+# (scripts/cosign_spec.py) on Python's `cryptography` and `PyNaCl`, from PyPI into a venv
+{ have python3 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1; } || need_pkgs+=(python3 python3-venv)
+
 # tests/sandbox.rs runs hoist as `hoisttest`, an ordinary user with a subordinate id range
 # (podman's layout needs one); made here when running as root, checked by the tests otherwise
 if [ "$(id -u)" = 0 ]; then
   id hoisttest >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin hoisttest
   grep -q '^hoisttest:' /etc/subuid 2>/dev/null || echo 'hoisttest:300000:65536' >> /etc/subuid
   grep -q '^hoisttest:' /etc/subgid 2>/dev/null || echo 'hoisttest:300000:65536' >> /etc/subgid
+fi
+
+venv=target/test-venv
+if ! "$venv/bin/python3" -c 'import cryptography, nacl' >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing cryptography and PyNaCl into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q cryptography pynacl
 fi
 
 cargo fmt --check
