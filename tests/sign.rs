@@ -678,3 +678,74 @@ fn key_files_wrong_passphrase_and_no_key_material_in_any_output() {
         }
     }
 }
+
+#[test]
+fn load_follows_the_archive_transports_of_the_policy() {
+    let env = TestEnv::new();
+    small_image(&env, "a", "a");
+    let trusted = env.path("trusted");
+    fs::create_dir_all(&trusted).expect("dir");
+    let oci = trusted.join("a.tar");
+    let docker = env.path("a-docker.tar");
+    ok(
+        &env,
+        [
+            "save",
+            "--format",
+            "oci-archive",
+            "-o",
+            s(&oci),
+            "localhost/a",
+        ],
+    );
+    ok(
+        &env,
+        [
+            "save",
+            "--format",
+            "docker-archive",
+            "-o",
+            s(&docker),
+            "localhost/a",
+        ],
+    );
+    let pol = env.path("policy.json");
+    fs::write(
+        &pol,
+        format!(
+            r#"{{"default":[{{"type":"reject"}}],"transports":{{"oci-archive":{{"{}":[{{"type":"insecureAcceptAnything"}}],"":[{{"type":"sigstoreSigned","keyData":"eA=="}}]}}}}}}"#,
+            trusted.display()
+        ),
+    )
+    .expect("policy");
+    let loader = TestEnv::new();
+    let load = |f: &Path| {
+        vec![
+            "load".to_string(),
+            "-q".into(),
+            "--signature-policy".into(),
+            s(&pol).into(),
+            "-i".into(),
+            s(f).into(),
+        ]
+    };
+    // under the trusted directory: accepted
+    ok(&loader, load(&oci));
+    // elsewhere: the transport default needs a signature, which an archive cannot carry
+    let other = env.path("a.tar");
+    fs::copy(&oci, &other).expect("copy");
+    let err = fails(&loader, load(&other));
+    assert!(
+        one_line(&err).contains("`sigstoreSigned` for `oci-archive` scope `\"\"`")
+            && one_line(&err).contains("carries no sigstore signatures"),
+        "{err}"
+    );
+    // docker-archive has no scope here: the global default rejects it, nothing stored
+    let fresh = TestEnv::new();
+    let err = fails(&fresh, load(&docker));
+    assert!(
+        one_line(&err).contains("`reject` for `docker-archive` scope `default`"),
+        "{err}"
+    );
+    assert!(blobs(&fresh).is_empty());
+}

@@ -228,7 +228,12 @@ impl Policy {
         if let Some(t) = self.transports.get(transport) {
             for s in scopes.iter().map(String::as_str).chain([""]) {
                 if let Some(r) = t.get(s) {
-                    return (format!("`{s}`"), r);
+                    let label = if s.is_empty() {
+                        "`\"\"`".to_string()
+                    } else {
+                        format!("`{s}`")
+                    };
+                    return (label, r);
                 }
             }
         }
