@@ -370,6 +370,22 @@ fn a_policy_requiring_a_key_admits_signed_images_only() {
 
     // signed by the trusted key: pulled
     ok(&puller, pull("team/a:1"));
+    // `trust show` without `--key` verifies with the keys the policy names for the image
+    let shown = ok(
+        &puller,
+        [
+            "trust",
+            "show",
+            "--tls-verify=false",
+            "--signature-policy",
+            s(&pol),
+            &format!("{host}/team/a:1"),
+        ],
+    );
+    assert!(
+        shown.contains(s(&h_pub)) && shown.contains("yes"),
+        "{shown}"
+    );
     let before = blobs(&puller);
 
     // unsigned: refused, one line naming the image and the rule, nothing stored

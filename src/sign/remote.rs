@@ -15,6 +15,8 @@ use crate::registry::{RegistryError, Repo, VerifyingReader};
 
 /// The largest payload read (cosign's are a few hundred bytes).
 pub const MAX_PAYLOAD: u64 = 64 * 1024;
+/// The most signatures read for one manifest (a hostile registry could list thousands).
+pub const MAX_SIGNATURES: usize = 256;
 
 /// One signature as stored, with its payload.
 #[derive(Debug, Clone)]
@@ -45,6 +47,15 @@ pub fn signatures(repo: &Repo, digest: &Digest) -> Result<Vec<Stored>, SignError
         reference: reference.clone(),
         reason,
     })?;
+    if layers.len() > MAX_SIGNATURES {
+        return Err(SignError::Invalid {
+            reference,
+            reason: format!(
+                "{} signatures (hoist reads at most {MAX_SIGNATURES})",
+                layers.len()
+            ),
+        });
+    }
     let mut out = Vec::new();
     for layer in layers {
         if layer.size > MAX_PAYLOAD {
