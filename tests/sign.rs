@@ -765,3 +765,75 @@ fn load_follows_the_archive_transports_of_the_policy() {
     );
     assert!(blobs(&fresh).is_empty());
 }
+
+/// Uploads a blob to `repo` of the registry at `host` (POST, then a monolithic PUT).
+fn upload_blob(host: &str, repo: &str, data: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)));
+    let resp = ureq::post(&format!("http://{host}/v2/{repo}/blobs/uploads/"))
+        .call()
+        .expect("start upload");
+    let loc = resp.header("Location").expect("location").to_string();
+    let loc = if loc.starts_with('/') {
+        format!("http://{host}{loc}")
+    } else {
+        loc
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    ureq::put(&format!("{loc}{sep}digest={digest}"))
+        .set("Content-Type", "application/octet-stream")
+        .send_bytes(data)
+        .expect("upload");
+    digest
+}
+
+#[test]
+fn a_hostile_signature_manifest_is_refused_in_one_line_and_nothing_is_stored() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    let host = reg.host();
+    let pass = passfile(&env, "pass", "pw");
+    let (_, h_pub) = hoist_key(&env, "k", &pass);
+    small_image(&env, "a", "a");
+    let a = push(&env, "a", &format!("{host}/team/a:1"), &[]);
+    // 300 signature layers (one junk payload listed again and again)
+    let payload = upload_blob(&host, "team/a", b"{}");
+    let config = upload_blob(&host, "team/a", b"{}");
+    let layer = serde_json::json!({
+        "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+        "size": 2, "digest": payload,
+        "annotations": {"dev.cosignproject.cosign/signature": "AAAA"},
+    });
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": config},
+        "layers": vec![layer; 300],
+    });
+    ureq::put(&format!(
+        "http://{host}/v2/team/a/manifests/{}.sig",
+        a.replace(':', "-")
+    ))
+    .set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+    .send_bytes(&serde_json::to_vec(&manifest).expect("json"))
+    .expect("put .sig");
+    let pol = policy(&env, &reg, &h_pub, None);
+    let puller = TestEnv::new();
+    let err = fails(
+        &puller,
+        [
+            "pull",
+            "-q",
+            "--tls-verify=false",
+            "--signature-policy",
+            s(&pol),
+            &format!("{host}/team/a:1"),
+        ],
+    );
+    assert!(
+        one_line(&err).contains("300 signatures (hoist reads at most 256)")
+            && one_line(&err).contains("refused by signature policy"),
+        "{err}"
+    );
+    assert!(blobs(&puller).is_empty(), "a refused pull stored something");
+}
