@@ -23,6 +23,11 @@ have openssl || need_pkgs+=(openssl)
 have mmdebstrap || need_pkgs+=(mmdebstrap)
 # the hostile-RUN tests compile small static C programs
 { have gcc && [ "$(gcc -print-file-name=libc.a)" != libc.a ]; } || need_pkgs+=(gcc libc6-dev)
+# tests/sign.rs checks hoist's signatures against an independent cosign-format implementation
+# (scripts/cosign_spec.py) on Python's `cryptography` and `PyNaCl`, from PyPI into a venv
+# (Debian's python3 makes venvs with pip only when python3-venv is installed)
+have python3 || need_pkgs+=(python3)
+if [ -x /usr/bin/python3 ] && ! dpkg -s python3-venv >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need_pkgs[*]}" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -36,6 +41,13 @@ if [ "$(id -u)" = 0 ]; then
   id hoisttest >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin hoisttest
   grep -q '^hoisttest:' /etc/subuid 2>/dev/null || echo 'hoisttest:300000:65536' >> /etc/subuid
   grep -q '^hoisttest:' /etc/subgid 2>/dev/null || echo 'hoisttest:300000:65536' >> /etc/subgid
+fi
+
+venv=target/test-venv
+if ! "$venv/bin/python3" -c 'import cryptography, nacl' >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing cryptography and PyNaCl into $venv" >&2
+  python3 -m venv --clear "$venv"
+  "$venv/bin/pip" install -q cryptography pynacl
 fi
 
 cargo fmt --check

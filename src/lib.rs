@@ -16,5 +16,6 @@ pub mod layer;
 pub mod plan;
 pub mod registry;
 pub mod sandbox;
+pub mod sign;
 pub mod store;
 pub mod util;

@@ -14,115 +14,29 @@ mod storecheck;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use common::registry::Registry;
 use common::{require, show, TestEnv};
 
 const USER: &str = "hoistuser";
 const PASSWORD: &str = "pw-Secret-7781";
 
-/// A running registry, killed when dropped.
-struct Registry {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn storage(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// The certificate directory a client needs (`ca.crt`), for the TLS registry.
-    fn cert_dir(&self) -> PathBuf {
-        self.dir.path().join("certs")
-    }
-
-    /// The file of one blob in the registry's storage.
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
-        self.storage()
-            .join("docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-
-    fn open() -> Registry {
-        Self::start("open.yml", |_| vec![])
-    }
-
-    fn auth_tls() -> Registry {
-        Self::start("auth-tls.yml", |dir| {
-            make_certs(dir);
-            let hash = bcrypt::hash(PASSWORD, 4).expect("bcrypt");
-            fs::write(dir.join("htpasswd"), format!("{USER}:{hash}\n")).expect("htpasswd");
-            vec![
-                ("REGISTRY_AUTH_HTPASSWD_PATH", dir.join("htpasswd")),
-                ("REGISTRY_HTTP_TLS_CERTIFICATE", dir.join("server.crt")),
-                ("REGISTRY_HTTP_TLS_KEY", dir.join("server.key")),
-            ]
-        })
-    }
-
-    fn start(
-        config: &str,
-        prepare: impl FnOnce(&Path) -> Vec<(&'static str, PathBuf)>,
-    ) -> Registry {
-        let bin = require("docker-registry");
-        let dir = tempfile::Builder::new()
-            .prefix("hoist-registry-")
-            .tempdir()
-            .expect("temp dir");
-        let extra = prepare(dir.path());
-        let port = free_port();
-        let mut cmd = Command::new(bin);
-        cmd.arg("serve")
-            .arg(common::repo().join("fixtures/registry").join(config))
-            .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
-                dir.path().join("data"),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.path().join("registry.log")).expect("log"));
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start docker-registry");
-        let reg = Registry { child, port, dir };
-        // ready when it accepts connections (it listens only after reading its config)
-        for _ in 0..500 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return reg;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!(
-            "docker-registry did not start:\n{}",
-            fs::read_to_string(reg.dir.path().join("registry.log")).unwrap_or_default()
-        );
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+/// The TLS registry with htpasswd basic auth (`hoistuser`).
+fn auth_tls_registry() -> Registry {
+    Registry::start("auth-tls.yml", |dir| {
+        make_certs(dir);
+        let hash = bcrypt::hash(PASSWORD, 4).expect("bcrypt");
+        fs::write(dir.join("htpasswd"), format!("{USER}:{hash}\n")).expect("htpasswd");
+        vec![
+            ("REGISTRY_AUTH_HTPASSWD_PATH", dir.join("htpasswd")),
+            ("REGISTRY_HTTP_TLS_CERTIFICATE", dir.join("server.crt")),
+            ("REGISTRY_HTTP_TLS_KEY", dir.join("server.key")),
+        ]
+    })
 }
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -631,7 +545,7 @@ fn podman_pulls_what_hoist_pushed() {
 
 #[test]
 fn login_wrong_password_creds_and_logout_over_tls() {
-    let reg = Registry::auth_tls();
+    let reg = auth_tls_registry();
     let env = TestEnv::new();
     env.import_busybox("bb");
     let host = reg.host();

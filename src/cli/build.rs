@@ -152,6 +152,8 @@ pub struct Args {
 
     #[command(flatten)]
     pub registry: super::pull::RegistryArgs,
+    #[command(flatten)]
+    pub trust: super::sign::TrustArgs,
 
     /// The build context directory, or `-`: the Dockerfile from standard input and an empty
     /// context (`hoist build - < Dockerfile`)
@@ -607,7 +609,8 @@ fn image_provider(args: &Args) -> anyhow::Result<Option<std::sync::Arc<dyn exec:
     if policy == super::pull::PullPolicy::Never {
         return Ok(None);
     }
-    let puller = super::pull::Puller::new(&args.registry, policy, None, args.quiet)?;
+    let puller =
+        super::pull::Puller::new(&args.registry, policy, None, args.quiet)?.with_trust(&args.trust);
     Ok(Some(std::sync::Arc::new(puller)))
 }
 

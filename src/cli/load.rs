@@ -1,6 +1,7 @@
 //! `hoist load [-i FILE]`: reads an oci-archive or docker-archive (plain or compressed, from a
 //! file or standard input) and copies every image in it into the store with its names, printing
 //! `Loaded image: NAME` per name as podman does (`Loaded image: sha256:…` for an unnamed one).
+//! The signature policy's `oci-archive` / `docker-archive` transports decide whether it may.
 //!
 //! The whole archive is checked before the store is touched: its entries, that every blob a
 //! manifest names is there, and (docker-archive) every layer against its diff_id while it is
@@ -25,6 +26,9 @@ pub struct Args {
     /// Print nothing on success
     #[arg(short, long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub trust: super::sign::TrustArgs,
 }
 
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -48,6 +52,14 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             scratch.path(),
         )?,
     };
+    // the signature policy's `oci-archive` / `docker-archive` scopes decide (archives carry no
+    // sigstore signatures: a `sigstoreSigned` requirement refuses them) before anything is stored
+    if let Some(policy) = super::sign::load_policy(&args.trust)? {
+        let file = input.clone().unwrap_or_else(|| PathBuf::from("/dev/stdin"));
+        policy
+            .check_archive(&loaded.format.to_string(), &file)
+            .map_err(anyhow::Error::new)?;
+    }
     for image in &loaded.images {
         let names = image.names().to_vec();
         let src: &dyn ImageSource = image;

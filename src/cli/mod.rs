@@ -30,6 +30,7 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod search;
+pub mod sign;
 pub mod tag;
 pub mod verbs;
 pub mod version;
@@ -96,6 +97,13 @@ pub enum Command {
     Logout(logout::Args),
     /// List a registry's repositories or a repository's tags
     Search(search::Args),
+    /// Make a sigstore key pair for signing images (cosign's key file format)
+    GenerateSigstoreKey(sign::GenerateKeyArgs),
+    /// Sign an image in a registry (a cosign-style signature stored beside it)
+    Sign(sign::SignArgs),
+    /// Show the signatures of an image in a registry and which keys verify them
+    #[command(subcommand)]
+    Trust(sign::TrustCommand),
     /// Show how hoist runs on this machine (rootless mode, store, kernel features)
     Info(info::Args),
     /// Check the store for damage and leftovers of interrupted work (`--repair` removes them)
@@ -212,6 +220,9 @@ pub fn main() -> ExitCode {
         Command::Login(a) => login::run(a, &globals),
         Command::Logout(a) => logout::run(a, &globals),
         Command::Search(a) => search::run(a, &globals),
+        Command::GenerateSigstoreKey(a) => sign::run_generate(a, &globals),
+        Command::Sign(a) => sign::run_sign(a, &globals),
+        Command::Trust(c) => sign::run_trust(c, &globals),
         Command::Info(a) => info::run(a, &globals),
         Command::Check(a) => check::run(a, &globals),
         Command::Completions(a) => completions::run(a),

@@ -90,6 +90,8 @@ pub struct Args {
     pub quiet: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub trust: super::sign::TrustArgs,
 }
 
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -104,6 +106,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         platform,
         policy: PullPolicy::Always,
         quiet: args.quiet,
+        trust: args.trust.clone(),
+        signature_policy: std::sync::OnceLock::new(),
     };
     let store = Store::open(&globals.root)
         .with_context(|| format!("cannot open the store at `{}`", globals.root.display()))?;
@@ -127,6 +131,10 @@ pub struct Puller {
     pub policy: PullPolicy,
     /// No progress and no "Trying to pull" lines.
     pub quiet: bool,
+    /// `--signature-policy`: what may be pulled (see [`super::sign`]).
+    pub trust: super::sign::TrustArgs,
+    /// The policy, read on the first pull (`None` inside: no policy file anywhere).
+    signature_policy: std::sync::OnceLock<Option<crate::sign::Policy>>,
 }
 
 impl Puller {
@@ -149,7 +157,23 @@ impl Puller {
             platform,
             policy,
             quiet,
+            trust: super::sign::TrustArgs::default(),
+            signature_policy: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The same puller deciding by `--signature-policy` (or the default policy files).
+    pub fn with_trust(mut self, trust: &super::sign::TrustArgs) -> Puller {
+        self.trust = trust.clone();
+        self
+    }
+
+    fn signature_policy(&self) -> anyhow::Result<Option<&crate::sign::Policy>> {
+        if let Some(p) = self.signature_policy.get() {
+            return Ok(p.as_ref());
+        }
+        let p = super::sign::load_policy(&self.trust)?;
+        Ok(self.signature_policy.get_or_init(|| p).as_ref())
     }
 
     /// Fetches `name` from its registry into `store` and returns the stored image.
@@ -198,6 +222,10 @@ impl Puller {
                         }
                         super::output::warn(&msg);
                     }
+                }
+                // the policy decides before a single blob is fetched: a refused image stores nothing
+                if let Some(policy) = self.signature_policy()? {
+                    super::sign::check_pull(policy, candidate, &remote)?;
                 }
                 let remote = match self.progress() {
                     Some(p) => remote.with_progress(p.clone()),

@@ -1,7 +1,8 @@
 //! `hoist push NAME [DEST]`: sends an image of the store ([`Store::source`], an `ImageSource`)
 //! to a registry with [`registry::push::push`]: blobs the registry has are skipped, blobs
 //! another repository of that registry holds are mounted, the rest stream up in parallel; the
-//! manifest goes last. Prints the manifest digest (and writes it to `--digestfile`).
+//! manifest goes last. Prints the manifest digest (and writes it to `--digestfile`). With
+//! `--sign-by-sigstore-private-key` the pushed manifest is then signed ([`super::sign`]).
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -56,6 +57,13 @@ pub struct Args {
     /// No progress output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Sign the pushed manifest with this sigstore private key (a cosign-style signature at
+    /// the tag `sha256-<hex>.sig` of the same repository)
+    #[arg(long, value_name = "FILE")]
+    pub sign_by_sigstore_private_key: Option<PathBuf>,
+    /// Read the signing key's passphrase from the first line of this file (default: ask on the terminal)
+    #[arg(long, value_name = "FILE", requires = "sign_by_sigstore_private_key")]
+    pub sign_passphrase_file: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -78,6 +86,14 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)
         .with_context(|| format!("cannot open the store at `{}`", globals.root.display()))?;
     let record = store.resolve(&args.name)?;
+    // the key is opened before anything is sent: a wrong passphrase pushes nothing
+    let signing_key = match &args.sign_by_sigstore_private_key {
+        Some(k) => Some(super::sign::open_key(
+            k,
+            args.sign_passphrase_file.as_deref(),
+        )?),
+        None => None,
+    };
     let regs = args.registry.session()?;
     let target = regs.push_target(&dest)?;
 
@@ -119,6 +135,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let reference = dest.tag().map(str::to_string);
     let digest = push::push(&src, &target, reference.as_deref(), &opts)
         .with_context(|| format!("cannot push `{}` to `{dest}`", args.name))?;
+    if let Some(key) = &signing_key {
+        super::sign::sign_pushed(&target, &dest, &digest, key)?;
+    }
     if let Some(f) = &args.digestfile {
         crate::util::write_user_file(f, digest.to_string().as_bytes())
             .with_context(|| format!("cannot write the digest to `{}`", f.display()))?;

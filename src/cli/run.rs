@@ -40,6 +40,8 @@ pub struct Args {
     pub pull: Option<super::pull::PullPolicy>,
     #[command(flatten)]
     pub registry: super::pull::RegistryArgs,
+    #[command(flatten)]
+    pub trust: super::sign::TrustArgs,
     /// Remove the container when it exits (always the case: containers are never kept)
     #[arg(long)]
     pub rm: bool,
@@ -223,7 +225,8 @@ fn resolve_image(store: &Store, args: &Args) -> anyhow::Result<crate::store::Ima
             )
         });
     }
-    let puller = super::pull::Puller::new(&args.registry, policy, None, false)?;
+    let puller =
+        super::pull::Puller::new(&args.registry, policy, None, false)?.with_trust(&args.trust);
     puller.resolve(store, &args.image, present)
 }
 

@@ -112,6 +112,8 @@ pub struct RemoteImage {
     manifest_bytes: Vec<u8>,
     manifest: ImageManifest,
     digest: Digest,
+    /// The digest of the index the manifest was chosen from, if it was.
+    index_digest: Option<Digest>,
     /// Whether the manifest was chosen from an index (by platform).
     from_index: bool,
     config: std::sync::OnceLock<Vec<u8>>,
@@ -205,6 +207,7 @@ impl RemoteImage {
         };
         let mut fetched = repo.client.get_manifest(&repo.path, &tag_or_digest)?;
         let mut from_index = false;
+        let mut index_digest = None;
         let invalid = |reason: String| RegistryError::Invalid {
             reference: name.clone(),
             reason,
@@ -214,6 +217,7 @@ impl RemoteImage {
             Some(ManifestKind::Index) => {
                 let chosen = choose_platform(&name, &fetched.bytes, platform)?;
                 from_index = true;
+                index_digest = Some(fetched.digest.clone());
                 log::debug!("`{name}`: index entry `{chosen}` for `{platform}`");
                 fetched = repo.client.get_manifest(&repo.path, &chosen.to_string())?;
                 if ManifestKind::classify(&fetched.media_type, &fetched.bytes)
@@ -238,6 +242,7 @@ impl RemoteImage {
             manifest_bytes: fetched.bytes,
             manifest,
             digest: fetched.digest,
+            index_digest,
             from_index,
             config: std::sync::OnceLock::new(),
             progress: None,
@@ -281,6 +286,12 @@ impl RemoteImage {
     /// The image manifest's digest.
     pub fn digest(&self) -> &Digest {
         &self.digest
+    }
+
+    /// The digest of the index (or manifest list) the manifest was chosen from, if any: what
+    /// the name's tag points at, and so what signatures of the name are made over.
+    pub fn index_digest(&self) -> Option<&Digest> {
+        self.index_digest.as_ref()
     }
 
     /// The parsed image manifest.
