@@ -340,3 +340,34 @@ fn copy_chmod_copies_a_class() {
     assert_eq!(mode("out/a.sh"), 0o770);
     assert_eq!(mode("out/b.sh"), 0o744);
 }
+
+/// Reference, VOLUME, "Notes about specifying volumes": "If any build steps change the data
+/// within the volume after it has been declared, those changes will be discarded when using
+/// the legacy builder. When using Buildkit, the changes will instead be kept." hoist follows
+/// BuildKit, for a volume the image already has (its contents and its owner) and for one a
+/// later RUN makes.
+#[test]
+fn run_changes_under_a_volume_are_kept() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    env.import_busybox("localhost/busybox");
+    context(
+        &env,
+        "FROM busybox\nRUN mkdir /data && echo 1 > /data/x\nVOLUME /data /fresh\nRUN echo 2 > /data/x && echo y > /data/y && chown 7:7 /data && mkdir /fresh && echo z > /fresh/z\nCOPY a.txt /data/\n",
+        &[("a.txt", "a")],
+    );
+    env.ok([
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        "type=local,dest=out",
+        "ctx",
+    ]);
+    let read = |p: &str| fs::read_to_string(env.path(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(read("out/data/x"), "2\n");
+    assert_eq!(read("out/data/y"), "y\n");
+    assert_eq!(read("out/fresh/z"), "z\n");
+    assert_eq!(read("out/data/a.txt"), "a");
+    assert_eq!(fs::metadata(env.path("out/data")).expect("data").uid(), 7);
+}

@@ -1049,55 +1049,7 @@ impl<'a> Runner<'a> {
             return Err(err(self, format!("exit status {}", status.code)));
         }
         let _ = fs::remove_dir_all(&scratch);
-        self.discard_volume_changes(&layer, out)
-            .map_err(|e| err(self, format!("dropping changes under a VOLUME: {e}")))?;
         self.commit_layer(step, &layer, true, out)
-    }
-
-    /// A RUN's changes below a declared VOLUME are dropped, as `buildah build` and Docker's
-    /// classic builder do (the Dockerfile reference documents both this and BuildKit's keeping
-    /// them; hoist follows buildah so that the two build the same images).
-    fn discard_volume_changes(&self, upper: &Path, out: &StageOut) -> std::io::Result<()> {
-        let Some(vols) = &out.config.config.volumes else {
-            return Ok(());
-        };
-        let view = RootView::new(out.dirs.clone());
-        for v in vols.keys() {
-            let (resolved, below) = view.resolve(Path::new(v), true)?;
-            let mut real = upper.to_path_buf();
-            for c in super::rootfs::clean_components(&resolved) {
-                real.push(c);
-            }
-            if real == upper {
-                continue;
-            }
-            let Ok(meta) = fs::symlink_metadata(&real) else {
-                continue;
-            };
-            match below {
-                // the image had it: the layer must not change it
-                Some(_) => {
-                    if meta.is_dir() {
-                        fs::remove_dir_all(&real)?;
-                    } else {
-                        fs::remove_file(&real)?;
-                    }
-                }
-                // the RUN made it: keep the directory, drop what was written into it
-                None if meta.is_dir() => {
-                    for e in fs::read_dir(&real)? {
-                        let p = e?.path();
-                        if fs::symlink_metadata(&p)?.is_dir() {
-                            fs::remove_dir_all(&p)?;
-                        } else {
-                            fs::remove_file(&p)?;
-                        }
-                    }
-                }
-                None => {}
-            }
-        }
-        Ok(())
     }
 
     /// Prepares one `RUN --mount` (`None`: an optional secret that was not given).

@@ -142,6 +142,14 @@ fn tweak(name: &str, ctx: &Path) {
 /// Where hoist deliberately differs from Debian's buildah in a conformance case.
 fn differences(index: u64) -> Vec<Difference> {
     match index {
+        // `VOLUME /var/www` then `RUN touch … /var/www/file3`
+        34 => volume(&["/var/www/file3 file 0644 0:0 0 e3b0c44298fc1c14"]),
+        // `VOLUME /volumea …` then, in a child stage, `RUN chown 1000:1000 /volumea …`
+        170 => volume(&[
+            "/volumea dir 0755 1000:1000",
+            "/volumeb dir 0755 1000:1000",
+            "/volumec dir 0755 1000:1000",
+        ]),
         43 => vec![
             Difference::Path(
                 "/subdir1/should-be-setuid-file",
@@ -257,6 +265,15 @@ const DOUBLESTAR_REASON: &str = "`**` in a COPY source matches any number of dir
 
 fn doublestar(lines: &[&'static str]) -> Vec<Difference> {
     with_reason(lines, DOUBLESTAR_REASON)
+}
+
+const VOLUME_REASON: &str = "a RUN's changes under a declared VOLUME are kept, as BuildKit keeps \
+    them (issue 13, item 1; the reference's VOLUME notes: \"those changes will be discarded when \
+    using the legacy builder. When using Buildkit, the changes will instead be kept\"); Debian's \
+    buildah 1.28 throws them away like the legacy builder";
+
+fn volume(lines: &[&'static str]) -> Vec<Difference> {
+    with_reason(lines, VOLUME_REASON)
 }
 
 const REINCLUDED_REASON: &str = "a `!` exception re-includes paths below an excluded directory \
