@@ -137,7 +137,7 @@ fn export(env: &TestEnv, dockerfile: &str, files: &[(&str, &str)]) -> Result<Vec
     while let Some(d) = todo.pop() {
         for e in fs::read_dir(&d).expect("read out") {
             let p = e.expect("entry").path();
-            if p.is_dir() {
+            if fs::symlink_metadata(&p).expect("lstat").is_dir() {
                 todo.push(p);
             } else {
                 let rel = p.strip_prefix(&out_dir).expect("under out");
@@ -370,4 +370,175 @@ fn run_changes_under_a_volume_are_kept() {
     assert_eq!(read("out/fresh/z"), "z\n");
     assert_eq!(read("out/data/a.txt"), "a");
     assert_eq!(fs::metadata(env.path("out/data")).expect("data").uid(), 7);
+}
+
+/// BuildKit's copy (tonistiigi/fsutil `copy.go`, which the Dockerfile's COPY and ADD run
+/// through) never replaces an existing entry by one of the other kind: a file where a
+/// directory is fails with "cannot replace to directory … with file", a directory where a
+/// non-directory is (a symbolic link included: moby/buildkit#2626, moby/moby#47367) with
+/// "cannot copy to non-directory". The destination itself is resolved through symlinks
+/// (`RootPath`), and a file copied to an existing directory goes into it (reference, COPY:
+/// "If <dest> doesn't end with a trailing slash, it will be considered a regular file" unless
+/// it is a directory already).
+#[test]
+fn copy_never_replaces_an_entry_of_the_other_kind() {
+    let env = TestEnv::new();
+    let files = [
+        ("d/sub/in", "in"),
+        ("d/file", "f"),
+        ("f", "top"),
+        ("onto-dir/sub", "a file named like the directory"),
+        ("onto-file/file/x", "a directory named like the file"),
+        (
+            "onto-link/link/x",
+            "a directory where the image has a symlink",
+        ),
+    ];
+    let base = "FROM scratch\nCOPY d/ /x/\n";
+    context(&env, "", &files);
+    std::os::unix::fs::symlink("sub", env.path("ctx/d/link")).expect("symlink");
+    // what works: a file onto a directory goes into it; a directory onto a symlink to a
+    // directory at the destination itself follows it
+    let got = export(
+        &env,
+        &format!("{base}COPY f /x/sub\nCOPY onto-file/file /x/link\n"),
+        &files,
+    )
+    .expect("builds");
+    assert_eq!(
+        got,
+        ["x/file", "x/link", "x/sub/f", "x/sub/in", "x/sub/x"],
+        "{got:?}"
+    );
+    let e = export(&env, &format!("{base}COPY onto-dir/ /x/\n"), &files).expect_err("refused");
+    assert!(
+        e.contains(
+            "Dockerfile:3: COPY onto-dir/ /x/: cannot replace directory `/x/sub` with a file"
+        ),
+        "{e}"
+    );
+    let e = export(&env, &format!("{base}COPY onto-file/ /x/\n"), &files).expect_err("refused");
+    assert!(e.contains("cannot copy to non-directory `/x/file`"), "{e}");
+    let e = export(&env, &format!("{base}COPY onto-link/ /x/\n"), &files).expect_err("refused");
+    assert!(e.contains("cannot copy to non-directory `/x/link`"), "{e}");
+    // a heredoc file is checked the same way
+    let e = export(&env, &format!("{base}COPY <<EOF /x/sub\nhi\nEOF\n"), &files);
+    assert_eq!(
+        e.expect("into the directory"),
+        ["x/file", "x/link", "x/sub/EOF", "x/sub/in"]
+    );
+}
+
+/// A gzip tar of `(path, uid)` files, each holding its own path.
+fn tarball(entries: &[(&str, u64)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, uid) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(path.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(*uid);
+        h.set_gid(*uid);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, path, path.as_bytes())
+            .expect("append");
+    }
+    b.into_inner().expect("tar").finish().expect("gzip")
+}
+
+/// Reference, "ADD --chown --chmod" (as for COPY: "--chown … specify a given username,
+/// groupname, or UID/GID combination to request specific ownership of the copied content"):
+/// BuildKit applies it to what a local archive unpacks to (its file op's unpack,
+/// `mapArchiveHeaderOwner`: "explicit --chown values override the header ownership"), and to
+/// the destination directory it creates. Reference, "ADD --unpack": "--unpack=true" unpacks a
+/// remote archive too.
+#[test]
+fn add_chown_owns_unpacked_archives_and_unpack_fetches_urls() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    let dir = context(&env, "", &[]);
+    fs::write(dir.join("a.tar.gz"), tarball(&[("a/one", 7), ("two", 0)])).expect("tar");
+    let remote = tarball(&[("r/three", 9)]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 1024];
+        let _ = std::io::Read::read(&mut s, &mut buf);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            remote.len()
+        );
+        std::io::Write::write_all(&mut s, head.as_bytes()).expect("write");
+        std::io::Write::write_all(&mut s, &remote).expect("write");
+    });
+    let got = export(
+        &env,
+        &format!("FROM scratch\nADD --chown=1234:5678 a.tar.gz /opt/\nADD --unpack=true http://127.0.0.1:{port}/r.tar.gz /web/\n"),
+        &[],
+    )
+    .expect("builds");
+    server.join().expect("server");
+    assert_eq!(got, ["opt/a/one", "opt/two", "web/r/three"]);
+    let owner = |p: &str| {
+        let m = fs::symlink_metadata(env.path(p)).expect(p);
+        (m.uid(), m.gid())
+    };
+    // (a parent the archive does not list, `a`, is made as BuildKit's `MkdirAll` makes it)
+    for p in ["out/opt", "out/opt/a/one", "out/opt/two"] {
+        assert_eq!(owner(p), (1234, 5678), "{p}");
+    }
+    assert_eq!(owner("out/web/r/three"), (9, 9));
+    assert_eq!(
+        fs::read_to_string(env.path("out/web/r/three")).expect("three"),
+        "r/three"
+    );
+}
+
+/// Reference, "COPY --link": "your source files are copied into an empty destination
+/// directory. That directory is turned into a layer that is linked on top of your previous
+/// state", and under "Incompatibilities with --link=false": "if in previous state the
+/// destination directory was a path that contained a symlink, COPY/ADD can not follow it. In
+/// the final image the destination path created with --link will always be a path containing
+/// only directories." So the image's symlink is not followed and the parents are new
+/// directories with the default mode, not the image's.
+#[test]
+fn copy_link_writes_as_into_an_empty_tree() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let files = [("d/sub/in", "in"), ("priv/keep", "k"), ("f", "top")];
+    context(&env, "", &files);
+    std::os::unix::fs::symlink("sub", env.path("ctx/d/link")).expect("symlink");
+    fs::set_permissions(env.path("ctx/priv"), fs::Permissions::from_mode(0o700)).expect("chmod");
+    let base = "FROM scratch\nCOPY d/ /x/\nCOPY priv/ /p/\n";
+    let mode = |p: &str| {
+        fs::symlink_metadata(env.path(p))
+            .expect(p)
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    // plain COPY follows the image's symlink and keeps the image's directory mode
+    let got = export(
+        &env,
+        &format!("{base}COPY f /x/link/f\nCOPY f /p/g\n"),
+        &files,
+    )
+    .expect("builds");
+    assert_eq!(got, ["p/g", "p/keep", "x/link", "x/sub/f", "x/sub/in"]);
+    assert_eq!(mode("out/p"), 0o700);
+    let got = export(
+        &env,
+        &format!("{base}COPY --link f /x/link/f\nCOPY --link f /p/g\n"),
+        &files,
+    )
+    .expect("builds");
+    assert_eq!(got, ["p/g", "p/keep", "x/link/f", "x/sub/in"]);
+    assert!(fs::symlink_metadata(env.path("out/x/link"))
+        .expect("link")
+        .is_dir());
+    assert_eq!(mode("out/p"), 0o755);
 }

@@ -119,6 +119,43 @@ impl<'a> LayerWriter<'a> {
             .unwrap_or(false))
     }
 
+    /// What is at an (already resolved) image path now, its last component not followed: this
+    /// layer's entry, else the image's; `None` when nothing is there.
+    pub fn existing(&self, image_path: &Path) -> io::Result<Option<fs::Metadata>> {
+        match fs::symlink_metadata(self.real(image_path)) {
+            Ok(m) => return Ok(Some(m)),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(self.view.resolve(image_path, false)?.1.map(|e| e.meta))
+    }
+
+    /// BuildKit's rules for writing an entry where something already is (fsutil's `copy`): a
+    /// directory is never replaced by a non-directory ("cannot replace to directory … with
+    /// file"), and a directory is never copied onto a non-directory, a symbolic link included
+    /// ("cannot copy to non-directory"). `image_path` is resolved; `is_dir` is the new entry's
+    /// kind. The error is the one line BuildKit gives, with the image path.
+    pub fn check_replace(&self, image_path: &Path, is_dir: bool) -> io::Result<()> {
+        let Some(m) = self.existing(image_path)? else {
+            return Ok(());
+        };
+        if is_dir && !m.is_dir() {
+            return Err(io::Error::other(format!(
+                "cannot copy to non-directory `{}`",
+                image_path.display()
+            )));
+        }
+        if !is_dir && m.is_dir() {
+            return Err(io::Error::other(format!(
+                "cannot replace directory `{}` with a file",
+                image_path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Makes every parent of `image_path` (resolved) in the layer: existing image dirs keep their
     /// owner, mode and time; new ones are 0755, owned by `new_owner` (0:0 by default).
     pub fn make_parents(&mut self, image_path: &Path, new_owner: (u32, u32)) -> io::Result<()> {

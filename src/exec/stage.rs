@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1200,7 +1200,15 @@ impl<'a> Runner<'a> {
             Accounts::default()
         };
         let layer = self.layer_dir()?;
-        self.copy_into(step, c, &layer, &view, &acc, false)?;
+        // `--link`: the files are copied into an empty tree that becomes the layer, so nothing
+        // of the image below is read for the destination: no symlink of it is followed, no
+        // directory of it is taken for the destination or its mode (reference, "COPY --link")
+        let below = if c.link {
+            RootView::new(Vec::new())
+        } else {
+            view
+        };
+        self.copy_into(step, c, &layer, &below, &acc, false)?;
         let summary = self.summary(c);
         self.commit_layer(step, &layer, false, out)?;
         Ok(summary)
@@ -1266,6 +1274,12 @@ impl<'a> Runner<'a> {
         };
         let dir_intent = c.dest.ends_with('/');
         let dest_is_dir = w.is_dir(&dest).map_err(|e| err(self, e.to_string()))?;
+        // the destination is resolved through the image's symlinks, its last component too, as
+        // BuildKit's `RootPath` does (`COPY f /link` writes where `/link` leads); what is copied
+        // below it is then checked entry by entry (`LayerWriter::check_replace`)
+        let (dest, _) = view
+            .resolve(&dest, true)
+            .map_err(|e| err(self, e.to_string()))?;
         let urls: Vec<&String> = c.sources.iter().filter(|s| add::is_url(s)).collect();
         let locals: Vec<&String> = c.sources.iter().filter(|s| !add::is_url(s)).collect();
         let mtime_now = self
@@ -1418,6 +1432,16 @@ impl<'a> Runner<'a> {
             let resolved = w
                 .resolve_dest(&target)
                 .map_err(|e| err(self, e.to_string()))?;
+            let kind_ok = if it.rel.is_empty() && it.kind_dir {
+                // the destination itself: an existing directory is kept
+                match w.is_dir(&resolved) {
+                    Ok(true) => Ok(()),
+                    _ => w.check_replace(&resolved, true),
+                }
+            } else {
+                w.check_replace(&resolved, it.kind_dir)
+            };
+            kind_ok.map_err(|e| err(self, e.to_string()))?;
             let res = if let Some(first) = &it.hardlink_to {
                 match placed.get(first) {
                     Some(p) => {
@@ -1451,24 +1475,46 @@ impl<'a> Runner<'a> {
             }
             placed.insert(it.rel.clone(), resolved);
         }
-        for (a, f) in archives {
+        // an archive is unpacked into the destination directory; `--chown` gives every entry
+        // its owner, as BuildKit's unpack does (`mapArchiveHeaderOwner`: "explicit --chown
+        // values override the header ownership")
+        let unpack = |w: &mut LayerWriter<'_>, f: &mut dyn Read, name: &str| {
             let resolved = w
                 .resolve_dest(&dest)
                 .map_err(|e| err(self, e.to_string()))?;
-            w.make_parents(&resolved, (0, 0))
-                .and_then(|_| w.make_dir(&resolved, (0, 0)))
+            w.check_replace(&resolved, true)
+                .map_err(|e| err(self, e.to_string()))?;
+            let owner = chown.unwrap_or((0, 0));
+            w.make_parents(&resolved, owner)
+                .and_then(|_| w.make_dir(&resolved, owner))
                 .map_err(|e| err(self, e.to_string()))?;
             let opts = crate::layer::ApplyOptions {
-                layer_name: format!("ADD {}", a.display()),
+                layer_name: format!("ADD {name}"),
                 skip_devices: true,
+                owner: chown,
                 ..crate::layer::ApplyOptions::default()
             };
             crate::layer::apply_blob(f, &w.real(&resolved), &opts)
-                .map_err(|e| err(self, format!("unpacking `{}`: {e}", a.display())))?;
+                .map(|_| ())
+                .map_err(|e| err(self, format!("unpacking `{name}`: {e}")))
+        };
+        for (a, mut f) in archives {
+            unpack(&mut w, &mut f, &a.display().to_string())?;
         }
         for u in &urls {
             let fetched =
                 add::fetch(u, c.checksum.as_deref()).map_err(|e| err(self, e.to_string()))?;
+            if c.unpack == Some(true) {
+                // `ADD --unpack=true URL`: an archive is unpacked like a local one; anything
+                // else is copied as a file (BuildKit's AttemptUnpack)
+                let mut tmp = tempfile::tempfile_in(self.work.path())
+                    .and_then(|mut t| t.write_all(&fetched.data).map(|_| t))
+                    .map_err(|e| err(self, format!("`{u}`: {e}")))?;
+                if add::is_archive(&mut tmp).map_err(|e| err(self, format!("`{u}`: {e}")))? {
+                    unpack(&mut w, &mut tmp, u)?;
+                    continue;
+                }
+            }
             let target = if into_dir {
                 dest.join(add::url_file_name(u))
             } else {
@@ -1476,6 +1522,8 @@ impl<'a> Runner<'a> {
             };
             let resolved = w
                 .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
+            w.check_replace(&resolved, false)
                 .map_err(|e| err(self, e.to_string()))?;
             let url_attrs = Attrs {
                 chown,
@@ -1498,6 +1546,8 @@ impl<'a> Runner<'a> {
             };
             let resolved = w
                 .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
+            w.check_replace(&resolved, false)
                 .map_err(|e| err(self, e.to_string()))?;
             w.put_bytes(&resolved, f.content.as_bytes(), &attrs, mtime_now)
                 .map_err(|e| err(self, format!("writing `{}`: {e}", target.display())))?;
