@@ -542,3 +542,118 @@ fn copy_link_writes_as_into_an_empty_tree() {
         .is_dir());
     assert_eq!(mode("out/p"), 0o755);
 }
+
+/// Gives a context file an mtime with a fraction of a second.
+fn set_mtime(p: &std::path::Path, secs: u64, nanos: u32) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+    fs::File::options()
+        .write(true)
+        .open(p)
+        .and_then(|f| f.set_modified(t))
+        .expect("set mtime");
+}
+
+/// Builds `ctx` with `--timestamp ts` and extra arguments; returns the image ID (`-q`).
+fn build_at(env: &TestEnv, ts: &str, extra: &[&str]) -> String {
+    let mut args = vec!["build", "-q", "--timestamp", ts];
+    args.extend_from_slice(extra);
+    args.push("ctx");
+    env.ok(args).trim().to_string()
+}
+
+/// BuildKit's reproducible builds (docs.docker.com/build/ci/github-actions/reproducible-builds,
+/// "SOURCE_DATE_EPOCH … the timestamp of the files in the layers is set to it when later") and
+/// the image-spec (a layer is its tar): the layer dir later steps, `COPY --from` and `hoist
+/// run` see holds what the blob holds (whole-second, clamped times), so a child built on a
+/// base built here is the very image built on the same base loaded from an archive.
+#[test]
+fn timestamp_child_is_the_same_on_a_built_or_a_loaded_base() {
+    let a = TestEnv::new();
+    a.import_busybox("localhost/busybox");
+    let dir = context(
+        &a,
+        "FROM localhost/busybox\nCOPY a.txt /a.txt\nRUN touch /b\n",
+        &[("a.txt", "a")],
+    );
+    set_mtime(&dir.join("a.txt"), 1_600_000_000, 500_000_000);
+    build_at(&a, "1700000000", &["-t", "localhost/base"]);
+    a.ok(["save", "-o", "base.tar", "localhost/base"]);
+    let b = TestEnv::new();
+    b.ok([
+        "load".as_ref(),
+        "-i".as_ref(),
+        a.path("base.tar").as_os_str(),
+    ]);
+    let child = "FROM localhost/base\nRUN stat -c '%y %n' /a.txt /b /bin/sh > /times\n";
+    context(&a, child, &[]);
+    context(&b, child, &[]);
+    let built_here = build_at(&a, "1700000000", &["-t", "localhost/child"]);
+    let loaded = build_at(&b, "1700000000", &["-t", "localhost/child"]);
+    assert_eq!(
+        built_here, loaded,
+        "the child differs with the base's origin"
+    );
+    a.ok([
+        "build",
+        "-o",
+        "type=local,dest=out",
+        "--timestamp",
+        "1700000000",
+        "ctx",
+    ]);
+    let times = fs::read_to_string(a.path("out/times")).expect("times");
+    assert!(times.contains("2020-09-13 12:26:40.000000000"), "{times}");
+}
+
+/// `--output type=local` applies `--timestamp` as `type=tar` does: no file of the result (the
+/// base image's included) is later than it.
+#[test]
+fn timestamp_applies_to_a_local_output() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    env.import_busybox("localhost/busybox");
+    let dir = context(
+        &env,
+        "FROM localhost/busybox\nCOPY a.txt /a.txt\n",
+        &[("a.txt", "a")],
+    );
+    set_mtime(&dir.join("a.txt"), 1_600_000_000, 0);
+    // a base built without a timestamp: its files keep their times
+    env.ok(["build", "-q", "-t", "localhost/base", "ctx"]);
+    context(&env, "FROM localhost/base\n", &[]);
+    env.ok([
+        "build",
+        "-o",
+        "type=local,dest=out",
+        "--timestamp",
+        "1000",
+        "ctx",
+    ]);
+    env.ok([
+        "build",
+        "-o",
+        "type=tar,dest=out.tar",
+        "--timestamp",
+        "1000",
+        "ctx",
+    ]);
+    let mut ar = tar::Archive::new(fs::File::open(env.path("out.tar")).expect("tar"));
+    let mut n = 0;
+    for e in ar.entries().expect("entries") {
+        let e = e.expect("entry");
+        let path = e.path().expect("path").into_owned();
+        let rel = path.to_string_lossy().trim_start_matches("./").to_string();
+        if rel.is_empty() {
+            continue;
+        }
+        let m = fs::symlink_metadata(env.path("out").join(&rel)).expect("in the local output");
+        assert_eq!(
+            m.mtime(),
+            e.header().mtime().expect("mtime") as i64,
+            "{rel}"
+        );
+        assert!(m.mtime() <= 1000, "{rel}");
+        n += 1;
+    }
+    assert!(n > 100, "busybox's files are in both outputs");
+}

@@ -864,12 +864,9 @@ impl<'a> Runner<'a> {
         upper: bool,
         out: &mut StageOut,
     ) -> Result<(), ExecError> {
-        if let Some(ts) = self.req.timestamp {
-            // the dir later steps mount shows the times the tar records
-            cache::clamp_mtimes(dir, ts).map_err(|e| {
-                self.step_err(step.line, &step.text, format!("clamping times: {e}"))
-            })?;
-        }
+        // the dir later steps mount shows the times the tar records
+        cache::clamp_mtimes(dir, self.req.timestamp)
+            .map_err(|e| self.step_err(step.line, &step.text, format!("clamping times: {e}")))?;
         let kind = if upper {
             DirKind::OverlayUpper
         } else {
