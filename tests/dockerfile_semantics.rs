@@ -657,3 +657,89 @@ fn timestamp_applies_to_a_local_output() {
     }
     assert!(n > 100, "busybox's files are in both outputs");
 }
+
+/// What hoist does not do yet is refused with one line naming the instruction, never accepted
+/// with other semantics: reference "RUN --mount=type=ssh", "RUN --security", "RUN --device",
+/// "Adding files from a Git repository" (and `--keep-git-dir`), a cache mount's `from=` and a
+/// secret's `env=`.
+#[test]
+fn unsupported_features_are_refused_with_one_line() {
+    let env = TestEnv::new();
+    for (line, says) in [
+        (
+            "RUN --mount=type=ssh true",
+            "RUN --mount=type=ssh is not supported",
+        ),
+        (
+            "RUN --security=insecure true",
+            "RUN --security=insecure is not supported",
+        ),
+        (
+            "RUN --device=vendor.com/gpu=all true",
+            "RUN --device is not supported",
+        ),
+        (
+            "ADD https://github.com/x/y.git /src",
+            "git sources are not supported",
+        ),
+        (
+            "ADD --keep-git-dir=true https://github.com/x/y.git /src",
+            "git sources are not supported",
+        ),
+        (
+            "RUN --mount=type=cache,target=/c,from=x true",
+            "a cache mount seeded `from=` another stage or image is not supported",
+        ),
+        (
+            "RUN --mount=type=secret,id=k,env=K true",
+            "secrets as environment variables (`env=`) are not supported",
+        ),
+    ] {
+        context(
+            &env,
+            &format!("FROM scratch AS x\nFROM scratch\n{line}\n"),
+            &[],
+        );
+        let err = env.fails(1, ["build", "--progress", "plain", "ctx"]);
+        assert!(
+            err.contains("Dockerfile:3:") && err.contains(says),
+            "{line}: {err}"
+        );
+    }
+}
+
+/// Reference, "RUN --network": "`none`: the command is run with no network access (`lo` is
+/// still available, but is isolated to this process)"; `host` uses the host's network.
+#[test]
+fn run_network_none_has_only_loopback() {
+    let env = TestEnv::new();
+    env.import_busybox("localhost/busybox");
+    context(
+        &env,
+        "FROM busybox\nRUN --network=none sh -c 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d \" \" > /none'\nRUN --network=host sh -c 'tail -n +3 /proc/net/dev | wc -l > /host'\n",
+        &[],
+    );
+    env.ok([
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        "type=local,dest=out",
+        "ctx",
+    ]);
+    assert_eq!(
+        fs::read_to_string(env.path("out/none")).expect("none"),
+        "lo\n"
+    );
+    let host: usize = fs::read_to_string(env.path("out/host"))
+        .expect("host")
+        .trim()
+        .parse()
+        .expect("a count");
+    let here = fs::read_to_string("/proc/net/dev")
+        .expect("/proc/net/dev")
+        .lines()
+        .count()
+        - 2;
+    assert_eq!(host, here, "--network=host shows the host's interfaces");
+}
