@@ -260,6 +260,12 @@ const ROWS: &[Row] = &[
         &["dockerfile_semantics::add_chown_owns_unpacked_archives_and_unpack_fetches_urls"],
     ),
     row(
+        "`ADD` archive unpacked through the image's symlinks",
+        "works",
+        "",
+        &["dockerfile_semantics::add_archive_lands_through_the_image_symlinks"],
+    ),
+    row(
         "`ADD` git repositories, `--keep-git-dir`",
         "refused",
         "not yet: a clear error",

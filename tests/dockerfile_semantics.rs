@@ -743,3 +743,46 @@ fn run_network_none_has_only_loopback() {
         - 2;
     assert_eq!(host, here, "--network=host shows the host's interfaces");
 }
+
+/// BuildKit unpacks an `ADD` archive into the image through its symlinks (its file op's
+/// `applyRootArchive` resolves each entry's parents, and a directory entry's own name, with
+/// `resolveRootPath`): on a merged-/usr image, where `/bin` links to `usr/bin`, an archive's
+/// `bin/tool` lands in `/usr/bin` and `/bin` stays a link, so `/bin/sh` is still there.
+#[test]
+fn add_archive_lands_through_the_image_symlinks() {
+    let env = TestEnv::new();
+    let base = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, "usr/bin/", &b""[..]).expect("dir");
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o755);
+        h.set_size(2);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, "usr/bin/sh", &b"sh"[..])
+            .expect("file");
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_link(&mut h, "bin", "usr/bin").expect("link");
+        b.into_inner().expect("tar")
+    };
+    fs::write(env.path("base.tar"), base).expect("base");
+    env.ok(["import", "base.tar", "localhost/merged-usr"]);
+    let dir = context(&env, "FROM localhost/merged-usr\nADD tools.tar.gz /\n", &[]);
+    fs::write(dir.join("tools.tar.gz"), tarball(&[("bin/tool", 0)])).expect("tools");
+    let got = export(&env, "FROM localhost/merged-usr\nADD tools.tar.gz /\n", &[]).expect("builds");
+    assert_eq!(got, ["bin", "usr/bin/sh", "usr/bin/tool"]);
+    assert!(fs::symlink_metadata(env.path("out/bin"))
+        .expect("bin")
+        .file_type()
+        .is_symlink());
+}

@@ -324,6 +324,59 @@ impl<'a> LayerWriter<'a> {
         Ok(())
     }
 
+    /// Places an unpacked archive (the tree at the host path `root`) below the resolved image
+    /// directory `base`, as BuildKit's ADD unpacks into the image (`applyRootArchive`): each
+    /// entry's parents are resolved through the image's symlinks, and a directory entry follows
+    /// an image symlink to a directory too (so `bin/x` lands in `/usr/bin` of a merged-/usr
+    /// image and `/bin` stays a link); an entry of another kind is replaced. Owners, modes,
+    /// times, xattrs and hard links are the tree's.
+    pub fn place_tree(&mut self, root: &Path, base: &Path) -> io::Result<()> {
+        let attrs = Attrs {
+            chown: None,
+            chmod: None,
+            keep_owner: true,
+        };
+        let mut links: std::collections::HashMap<(u64, u64), PathBuf> =
+            std::collections::HashMap::new();
+        let mut dirs = Vec::new();
+        for e in walkdir::WalkDir::new(root)
+            .min_depth(1)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let e = e.map_err(io::Error::other)?;
+            let rel = e.path().strip_prefix(root).map_err(io::Error::other)?;
+            let meta = fs::symlink_metadata(e.path())?;
+            let mut dest = self.resolve_dest(&base.join(rel))?;
+            if meta.is_dir() {
+                let (followed, entry) = self.view.resolve(&dest, true)?;
+                if entry.is_some_and(|x| x.meta.is_dir()) {
+                    dest = followed;
+                }
+            }
+            if !meta.is_dir() && meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = links.get(&key) {
+                    self.make_parents(&dest, (0, 0))?;
+                    let (a, b) = (self.real(first), self.real(&dest));
+                    match fs::symlink_metadata(&b) {
+                        Ok(m) if m.is_dir() => fs::remove_dir_all(&b)?,
+                        Ok(_) => fs::remove_file(&b)?,
+                        Err(_) => {}
+                    }
+                    fs::hard_link(&a, &b)?;
+                    continue;
+                }
+                links.insert(key, dest.clone());
+            }
+            self.put(e.path(), &dest, &attrs)?;
+            if meta.is_dir() {
+                dirs.push((dest, meta));
+            }
+        }
+        self.fix_dir_times(&dirs)
+    }
+
     /// Restores directory times after their contents were written (writing changes them).
     pub fn fix_dir_times(&self, entries: &[(PathBuf, fs::Metadata)]) -> io::Result<()> {
         for (dest, meta) in entries.iter().rev() {

@@ -1491,8 +1491,12 @@ impl<'a> Runner<'a> {
                 owner: chown,
                 ..crate::layer::ApplyOptions::default()
             };
-            crate::layer::apply_blob(f, &w.real(&resolved), &opts)
-                .map(|_| ())
+            // unpacked beside the layer first, then placed through the image's symlinks
+            let tree = tempfile::tempdir_in(self.work.path())
+                .map_err(|e| err(self, format!("unpacking `{name}`: {e}")))?;
+            crate::layer::apply_blob(f, tree.path(), &opts)
+                .map_err(|e| err(self, format!("unpacking `{name}`: {e}")))?;
+            w.place_tree(tree.path(), &resolved)
                 .map_err(|e| err(self, format!("unpacking `{name}`: {e}")))
         };
         for (a, mut f) in archives {
