@@ -1065,31 +1065,6 @@ fn dockerfile_syntax_errors_name_file_line_and_column() {
 }
 
 #[test]
-fn run_changes_under_a_volume_are_dropped_as_buildah_does() {
-    let env = env();
-    context(
-        &env,
-        &[
-            (
-                "Dockerfile",
-                "FROM localhost/busybox\nRUN mkdir /vol && echo before > /vol/kept\nVOLUME /vol\nRUN echo after > /vol/dropped && chown 7:7 /vol && echo outside > /outside\nCOPY a.txt /vol/\n",
-            ),
-            ("a.txt", "a"),
-        ],
-    );
-    let out = export(&env, &[]);
-    assert_eq!(read(&out.join("vol/kept")), "before\n");
-    assert!(!out.join("vol/dropped").exists());
-    assert_eq!(fs::metadata(out.join("vol")).expect("vol").uid(), 0);
-    assert_eq!(read(&out.join("outside")), "outside\n");
-    assert_eq!(
-        read(&out.join("vol/a.txt")),
-        "a",
-        "COPY into a volume is kept"
-    );
-}
-
-#[test]
 fn independent_stages_build_side_by_side_and_a_failure_among_them_is_reported() {
     let env = env();
     context(

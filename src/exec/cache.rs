@@ -138,20 +138,27 @@ pub(super) fn owners_and_xattrs(root: &Path, entries: &[&Entry]) -> io::Result<S
     Ok(hex::encode(h.finalize()))
 }
 
-/// Sets every mtime in `dir` later than `ts` to `ts`, as the layer's tar records it, so that a
-/// later step sees in the layer dir what the blob holds (the root dir itself is not in the tar).
-pub(super) fn clamp_mtimes(dir: &Path, ts: i64) -> io::Result<()> {
+/// Makes the mtimes in `dir` what the layer's tar records: whole seconds (the tar has no
+/// fractions), and with a timestamp (`--timestamp`, `SOURCE_DATE_EPOCH`) none later than it.
+/// Later steps, `COPY --from`, `--output` and `hoist run` read the layer dir, so they see what
+/// the blob holds, as they do where the same image was loaded instead of built (the root dir
+/// itself is not in the tar).
+pub(super) fn clamp_mtimes(dir: &Path, ts: Option<i64>) -> io::Result<()> {
     use nix::sys::stat::{utimensat, UtimensatFlags};
     use nix::sys::time::TimeSpec;
     for entry in walkdir::WalkDir::new(dir).min_depth(1) {
         let entry = entry.map_err(io::Error::other)?;
         let meta = fs::symlink_metadata(entry.path())?;
-        if meta.mtime() > ts {
+        let secs = match ts {
+            Some(t) if meta.mtime() > t => t,
+            _ => meta.mtime(),
+        };
+        if secs != meta.mtime() || meta.mtime_nsec() != 0 {
             utimensat(
                 nix::fcntl::AT_FDCWD,
                 entry.path(),
                 &TimeSpec::UTIME_OMIT,
-                &TimeSpec::new(ts, 0),
+                &TimeSpec::new(secs, 0),
                 UtimensatFlags::NoFollowSymlink,
             )
             .map_err(io::Error::from)?;
@@ -207,13 +214,22 @@ mod tests {
             nix::sys::stat::UtimensatFlags::NoFollowSymlink,
         )
         .expect("utimensat");
-        clamp_mtimes(d.path(), 1000).expect("clamp");
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &d.path().join("new"),
+            &nix::sys::time::TimeSpec::new(2000, 5),
+            &nix::sys::time::TimeSpec::new(2000, 5),
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .expect("utimensat");
         let m = |n: &str| {
-            fs::symlink_metadata(d.path().join(n))
-                .expect("stat")
-                .mtime()
+            let m = fs::symlink_metadata(d.path().join(n)).expect("stat");
+            (m.mtime(), m.mtime_nsec())
         };
-        assert_eq!(m("new"), 1000);
-        assert_eq!(m("old"), 100);
+        clamp_mtimes(d.path(), None).expect("truncate");
+        assert_eq!(m("new"), (2000, 0), "whole seconds, as the tar has them");
+        clamp_mtimes(d.path(), Some(1000)).expect("clamp");
+        assert_eq!(m("new"), (1000, 0));
+        assert_eq!(m("old"), (100, 0));
     }
 }

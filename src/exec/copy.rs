@@ -119,6 +119,43 @@ impl<'a> LayerWriter<'a> {
             .unwrap_or(false))
     }
 
+    /// What is at an (already resolved) image path now, its last component not followed: this
+    /// layer's entry, else the image's; `None` when nothing is there.
+    pub fn existing(&self, image_path: &Path) -> io::Result<Option<fs::Metadata>> {
+        match fs::symlink_metadata(self.real(image_path)) {
+            Ok(m) => return Ok(Some(m)),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(self.view.resolve(image_path, false)?.1.map(|e| e.meta))
+    }
+
+    /// BuildKit's rules for writing an entry where something already is (fsutil's `copy`): a
+    /// directory is never replaced by a non-directory ("cannot replace to directory … with
+    /// file"), and a directory is never copied onto a non-directory, a symbolic link included
+    /// ("cannot copy to non-directory"). `image_path` is resolved; `is_dir` is the new entry's
+    /// kind. The error is the one line BuildKit gives, with the image path.
+    pub fn check_replace(&self, image_path: &Path, is_dir: bool) -> io::Result<()> {
+        let Some(m) = self.existing(image_path)? else {
+            return Ok(());
+        };
+        if is_dir && !m.is_dir() {
+            return Err(io::Error::other(format!(
+                "cannot copy to non-directory `{}`",
+                image_path.display()
+            )));
+        }
+        if !is_dir && m.is_dir() {
+            return Err(io::Error::other(format!(
+                "cannot replace directory `{}` with a file",
+                image_path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Makes every parent of `image_path` (resolved) in the layer: existing image dirs keep their
     /// owner, mode and time; new ones are 0755, owned by `new_owner` (0:0 by default).
     pub fn make_parents(&mut self, image_path: &Path, new_owner: (u32, u32)) -> io::Result<()> {
@@ -285,6 +322,59 @@ impl<'a> LayerWriter<'a> {
         )
         .map_err(io::Error::from)?;
         Ok(())
+    }
+
+    /// Places an unpacked archive (the tree at the host path `root`) below the resolved image
+    /// directory `base`, as BuildKit's ADD unpacks into the image (`applyRootArchive`): each
+    /// entry's parents are resolved through the image's symlinks, and a directory entry follows
+    /// an image symlink to a directory too (so `bin/x` lands in `/usr/bin` of a merged-/usr
+    /// image and `/bin` stays a link); an entry of another kind is replaced. Owners, modes,
+    /// times, xattrs and hard links are the tree's.
+    pub fn place_tree(&mut self, root: &Path, base: &Path) -> io::Result<()> {
+        let attrs = Attrs {
+            chown: None,
+            chmod: None,
+            keep_owner: true,
+        };
+        let mut links: std::collections::HashMap<(u64, u64), PathBuf> =
+            std::collections::HashMap::new();
+        let mut dirs = Vec::new();
+        for e in walkdir::WalkDir::new(root)
+            .min_depth(1)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let e = e.map_err(io::Error::other)?;
+            let rel = e.path().strip_prefix(root).map_err(io::Error::other)?;
+            let meta = fs::symlink_metadata(e.path())?;
+            let mut dest = self.resolve_dest(&base.join(rel))?;
+            if meta.is_dir() {
+                let (followed, entry) = self.view.resolve(&dest, true)?;
+                if entry.is_some_and(|x| x.meta.is_dir()) {
+                    dest = followed;
+                }
+            }
+            if !meta.is_dir() && meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = links.get(&key) {
+                    self.make_parents(&dest, (0, 0))?;
+                    let (a, b) = (self.real(first), self.real(&dest));
+                    match fs::symlink_metadata(&b) {
+                        Ok(m) if m.is_dir() => fs::remove_dir_all(&b)?,
+                        Ok(_) => fs::remove_file(&b)?,
+                        Err(_) => {}
+                    }
+                    fs::hard_link(&a, &b)?;
+                    continue;
+                }
+                links.insert(key, dest.clone());
+            }
+            self.put(e.path(), &dest, &attrs)?;
+            if meta.is_dir() {
+                dirs.push((dest, meta));
+            }
+        }
+        self.fix_dir_times(&dirs)
     }
 
     /// Restores directory times after their contents were written (writing changes them).

@@ -2,7 +2,8 @@
 //! directory (`type=local`) or a tar file (`type=tar`) instead of, or besides, an image.
 //!
 //! Reads the layers through [`RootView`] (whiteouts and opaque dirs applied), never writes into
-//! them. The tar is written by the layer room's deterministic writer, so `--timestamp` clamps it.
+//! them. The tar is written by the layer room's deterministic writer, so `--timestamp` clamps it;
+//! a directory output gets the same clamped times.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,7 +67,10 @@ pub fn export(
                     ExecError::Output(format!("creating `{}`: {e}", dest.display()))
                 })?;
             }
-            flatten(dirs, dest)
+            flatten(dirs, dest)?;
+            // the times `type=tar` writes (and the image's blobs hold)
+            super::cache::clamp_mtimes(dest, timestamp)
+                .map_err(|e| ExecError::Output(format!("`{}`: {e}", dest.display())))
         }
         ExportTarget::Tar(file) => {
             let shown = |e: std::io::Error| ExecError::Output(format!("`{}`: {e}", file.display()));

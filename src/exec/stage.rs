@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -864,12 +864,9 @@ impl<'a> Runner<'a> {
         upper: bool,
         out: &mut StageOut,
     ) -> Result<(), ExecError> {
-        if let Some(ts) = self.req.timestamp {
-            // the dir later steps mount shows the times the tar records
-            cache::clamp_mtimes(dir, ts).map_err(|e| {
-                self.step_err(step.line, &step.text, format!("clamping times: {e}"))
-            })?;
-        }
+        // the dir later steps mount shows the times the tar records
+        cache::clamp_mtimes(dir, self.req.timestamp)
+            .map_err(|e| self.step_err(step.line, &step.text, format!("clamping times: {e}")))?;
         let kind = if upper {
             DirKind::OverlayUpper
         } else {
@@ -1049,55 +1046,7 @@ impl<'a> Runner<'a> {
             return Err(err(self, format!("exit status {}", status.code)));
         }
         let _ = fs::remove_dir_all(&scratch);
-        self.discard_volume_changes(&layer, out)
-            .map_err(|e| err(self, format!("dropping changes under a VOLUME: {e}")))?;
         self.commit_layer(step, &layer, true, out)
-    }
-
-    /// A RUN's changes below a declared VOLUME are dropped, as `buildah build` and Docker's
-    /// classic builder do (the Dockerfile reference documents both this and BuildKit's keeping
-    /// them; hoist follows buildah so that the two build the same images).
-    fn discard_volume_changes(&self, upper: &Path, out: &StageOut) -> std::io::Result<()> {
-        let Some(vols) = &out.config.config.volumes else {
-            return Ok(());
-        };
-        let view = RootView::new(out.dirs.clone());
-        for v in vols.keys() {
-            let (resolved, below) = view.resolve(Path::new(v), true)?;
-            let mut real = upper.to_path_buf();
-            for c in super::rootfs::clean_components(&resolved) {
-                real.push(c);
-            }
-            if real == upper {
-                continue;
-            }
-            let Ok(meta) = fs::symlink_metadata(&real) else {
-                continue;
-            };
-            match below {
-                // the image had it: the layer must not change it
-                Some(_) => {
-                    if meta.is_dir() {
-                        fs::remove_dir_all(&real)?;
-                    } else {
-                        fs::remove_file(&real)?;
-                    }
-                }
-                // the RUN made it: keep the directory, drop what was written into it
-                None if meta.is_dir() => {
-                    for e in fs::read_dir(&real)? {
-                        let p = e?.path();
-                        if fs::symlink_metadata(&p)?.is_dir() {
-                            fs::remove_dir_all(&p)?;
-                        } else {
-                            fs::remove_file(&p)?;
-                        }
-                    }
-                }
-                None => {}
-            }
-        }
-        Ok(())
     }
 
     /// Prepares one `RUN --mount` (`None`: an optional secret that was not given).
@@ -1248,7 +1197,15 @@ impl<'a> Runner<'a> {
             Accounts::default()
         };
         let layer = self.layer_dir()?;
-        self.copy_into(step, c, &layer, &view, &acc, false)?;
+        // `--link`: the files are copied into an empty tree that becomes the layer, so nothing
+        // of the image below is read for the destination: no symlink of it is followed, no
+        // directory of it is taken for the destination or its mode (reference, "COPY --link")
+        let below = if c.link {
+            RootView::new(Vec::new())
+        } else {
+            view
+        };
+        self.copy_into(step, c, &layer, &below, &acc, false)?;
         let summary = self.summary(c);
         self.commit_layer(step, &layer, false, out)?;
         Ok(summary)
@@ -1314,6 +1271,12 @@ impl<'a> Runner<'a> {
         };
         let dir_intent = c.dest.ends_with('/');
         let dest_is_dir = w.is_dir(&dest).map_err(|e| err(self, e.to_string()))?;
+        // the destination is resolved through the image's symlinks, its last component too, as
+        // BuildKit's `RootPath` does (`COPY f /link` writes where `/link` leads); what is copied
+        // below it is then checked entry by entry (`LayerWriter::check_replace`)
+        let (dest, _) = view
+            .resolve(&dest, true)
+            .map_err(|e| err(self, e.to_string()))?;
         let urls: Vec<&String> = c.sources.iter().filter(|s| add::is_url(s)).collect();
         let locals: Vec<&String> = c.sources.iter().filter(|s| !add::is_url(s)).collect();
         let mtime_now = self
@@ -1466,6 +1429,16 @@ impl<'a> Runner<'a> {
             let resolved = w
                 .resolve_dest(&target)
                 .map_err(|e| err(self, e.to_string()))?;
+            let kind_ok = if it.rel.is_empty() && it.kind_dir {
+                // the destination itself: an existing directory is kept
+                match w.is_dir(&resolved) {
+                    Ok(true) => Ok(()),
+                    _ => w.check_replace(&resolved, true),
+                }
+            } else {
+                w.check_replace(&resolved, it.kind_dir)
+            };
+            kind_ok.map_err(|e| err(self, e.to_string()))?;
             let res = if let Some(first) = &it.hardlink_to {
                 match placed.get(first) {
                     Some(p) => {
@@ -1499,24 +1472,50 @@ impl<'a> Runner<'a> {
             }
             placed.insert(it.rel.clone(), resolved);
         }
-        for (a, f) in archives {
+        // an archive is unpacked into the destination directory; `--chown` gives every entry
+        // its owner, as BuildKit's unpack does (`mapArchiveHeaderOwner`: "explicit --chown
+        // values override the header ownership")
+        let unpack = |w: &mut LayerWriter<'_>, f: &mut dyn Read, name: &str| {
             let resolved = w
                 .resolve_dest(&dest)
                 .map_err(|e| err(self, e.to_string()))?;
-            w.make_parents(&resolved, (0, 0))
-                .and_then(|_| w.make_dir(&resolved, (0, 0)))
+            w.check_replace(&resolved, true)
+                .map_err(|e| err(self, e.to_string()))?;
+            let owner = chown.unwrap_or((0, 0));
+            w.make_parents(&resolved, owner)
+                .and_then(|_| w.make_dir(&resolved, owner))
                 .map_err(|e| err(self, e.to_string()))?;
             let opts = crate::layer::ApplyOptions {
-                layer_name: format!("ADD {}", a.display()),
+                layer_name: format!("ADD {name}"),
                 skip_devices: true,
+                owner: chown,
                 ..crate::layer::ApplyOptions::default()
             };
-            crate::layer::apply_blob(f, &w.real(&resolved), &opts)
-                .map_err(|e| err(self, format!("unpacking `{}`: {e}", a.display())))?;
+            // unpacked beside the layer first, then placed through the image's symlinks
+            let tree = tempfile::tempdir_in(self.work.path())
+                .map_err(|e| err(self, format!("unpacking `{name}`: {e}")))?;
+            crate::layer::apply_blob(f, tree.path(), &opts)
+                .map_err(|e| err(self, format!("unpacking `{name}`: {e}")))?;
+            w.place_tree(tree.path(), &resolved)
+                .map_err(|e| err(self, format!("unpacking `{name}`: {e}")))
+        };
+        for (a, mut f) in archives {
+            unpack(&mut w, &mut f, &a.display().to_string())?;
         }
         for u in &urls {
             let fetched =
                 add::fetch(u, c.checksum.as_deref()).map_err(|e| err(self, e.to_string()))?;
+            if c.unpack == Some(true) {
+                // `ADD --unpack=true URL`: an archive is unpacked like a local one; anything
+                // else is copied as a file (BuildKit's AttemptUnpack)
+                let mut tmp = tempfile::tempfile_in(self.work.path())
+                    .and_then(|mut t| t.write_all(&fetched.data).map(|_| t))
+                    .map_err(|e| err(self, format!("`{u}`: {e}")))?;
+                if add::is_archive(&mut tmp).map_err(|e| err(self, format!("`{u}`: {e}")))? {
+                    unpack(&mut w, &mut tmp, u)?;
+                    continue;
+                }
+            }
             let target = if into_dir {
                 dest.join(add::url_file_name(u))
             } else {
@@ -1524,6 +1523,8 @@ impl<'a> Runner<'a> {
             };
             let resolved = w
                 .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
+            w.check_replace(&resolved, false)
                 .map_err(|e| err(self, e.to_string()))?;
             let url_attrs = Attrs {
                 chown,
@@ -1546,6 +1547,8 @@ impl<'a> Runner<'a> {
             };
             let resolved = w
                 .resolve_dest(&target)
+                .map_err(|e| err(self, e.to_string()))?;
+            w.check_replace(&resolved, false)
                 .map_err(|e| err(self, e.to_string()))?;
             w.put_bytes(&resolved, f.content.as_bytes(), &attrs, mtime_now)
                 .map_err(|e| err(self, format!("writing `{}`: {e}", target.display())))?;

@@ -58,6 +58,8 @@ pub struct ApplyOptions {
     pub skip_devices: bool,
     /// A name for the layer in warnings (usually its digest).
     pub layer_name: String,
+    /// Give every entry this uid:gid instead of the archive's (`ADD --chown` of an archive).
+    pub owner: Option<(u32, u32)>,
 }
 
 /// What [`apply_tar`] did besides writing files.
@@ -801,30 +803,36 @@ impl Applier<'_> {
                 nix::unistd::geteuid().as_raw() as u64,
                 nix::unistd::getegid().as_raw() as u64,
             );
-            if meta.uid != cu {
-                self.report.unmapped_uids.insert(meta.uid);
+            let (u, g) = self.owner_of(meta);
+            if u64::from(u) != cu {
+                self.report.unmapped_uids.insert(u64::from(u));
             }
-            if meta.gid != cg {
-                self.report.unmapped_gids.insert(meta.gid);
+            if u64::from(g) != cg {
+                self.report.unmapped_gids.insert(u64::from(g));
             }
         }
     }
 
+    /// The owner an entry gets: the archive's, or [`ApplyOptions::owner`].
+    fn owner_of(&self, meta: &Meta) -> (u32, u32) {
+        self.opts
+            .owner
+            .unwrap_or((meta.uid as u32, meta.gid as u32))
+    }
+
     fn chown_fd(&mut self, fd: &OwnedFd, meta: &Meta) {
-        let r = fchown(
-            fd,
-            Some(Uid::from_raw(meta.uid as u32)),
-            Some(Gid::from_raw(meta.gid as u32)),
-        );
+        let (u, g) = self.owner_of(meta);
+        let r = fchown(fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)));
         self.chown_result(r, meta);
     }
 
     fn chown_at(&mut self, parent: &OwnedFd, name: &OsStr, meta: &Meta) {
+        let (u, g) = self.owner_of(meta);
         let r = fchownat(
             parent,
             name,
-            Some(Uid::from_raw(meta.uid as u32)),
-            Some(Gid::from_raw(meta.gid as u32)),
+            Some(Uid::from_raw(u)),
+            Some(Gid::from_raw(g)),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         );
         self.chown_result(r, meta);
@@ -1016,6 +1024,7 @@ pub fn check_tar_in<R: Read>(mut tar: R, scratch: &Path) -> Result<u64, LayerErr
         whiteouts: WhiteoutMode::Overlay,
         skip_devices: true,
         layer_name: String::new(),
+        ..ApplyOptions::default()
     };
     let report = unpack(&mut tar, dir.path(), &opts, Sink::Discard)?;
     // the end-of-archive blocks and padding belong to the layer too

@@ -121,7 +121,8 @@ pub struct CopyOp {
     pub excludes: Vec<String>,
     pub parents: bool,
     pub checksum: Option<String>,
-    /// `--link` (accepted: every COPY layer is already independent of the layers below).
+    /// `--link`: the destination is written as into an empty tree (no symlink or directory of
+    /// the image below is looked at).
     pub link: bool,
     pub keep_git_dir: bool,
     pub unpack: Option<bool>,

@@ -94,6 +94,7 @@ pub(super) fn unpack_into(
         // rootless: device nodes are skipped (one debug line), as import's check skips them
         skip_devices: true,
         layer_name: diff_id.to_string(),
+        ..ApplyOptions::default()
     };
     layer::apply_tar(&mut hashing, target, &opts).map_err(layer_err)?;
     // the tar reader stops at the end-of-archive blocks; the diff_id covers the padding too
