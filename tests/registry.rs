@@ -944,3 +944,194 @@ fn pull_killed_mid_layer_leaves_the_store_valid_and_repeats() {
     );
     validate_store(&fresh);
 }
+
+/// A context whose RUN steps leave random bytes in the image (a rebuild that ran them would
+/// give another image), on a base pushed to `reg` as `REG/base:1`; returns the context dir.
+fn cache_context(env: &TestEnv, reg: &Registry) -> PathBuf {
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).expect("ctx");
+    fs::write(ctx.join("hello.txt"), "hello from the context\n").expect("hello");
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}/base:1\nCOPY hello.txt /hello.txt\nRUN head -c 16 /dev/urandom | od -An -tx1 > /random\nENV STAGE=one\nRUN cat /random /hello.txt > /both\n",
+            reg.host()
+        ),
+    )
+    .expect("Dockerfile");
+    ctx
+}
+
+/// Pushes the busybox fixture to `REG/base:1` from `env`.
+fn push_base(env: &TestEnv, reg: &Registry) {
+    env.import_busybox("bb");
+    ok(
+        env,
+        [
+            "push",
+            "--tls-verify=false",
+            "bb",
+            &format!("{}/base:1", reg.host()),
+        ],
+    );
+}
+
+/// Builds `ctx` as `app` with `--progress plain` and `extra` flags; returns standard output
+/// and standard error.
+fn build_plain(env: &TestEnv, ctx: &Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "build",
+        "--progress",
+        "plain",
+        "--tls-verify=false",
+        "-t",
+        "app",
+    ];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().expect("utf-8"));
+    let mut c = hoist(env, &args);
+    let out = c.output().expect("run hoist");
+    assert!(out.status.success(), "{c:?}\n{}", show(&out));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn build_cache_exported_to_a_registry_gives_an_empty_store_every_step() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = cache_context(&env, &reg);
+    let cache = format!("{}/cache/app:buildcache", reg.host());
+    let (out, exported) = build_plain(&env, &ctx, &["--cache-to", &cache]);
+    assert!(!out.contains("CACHED"), "{out}");
+    assert!(exported.contains("exported build cache"), "{exported}");
+    let built = digest_of(&env, "app");
+
+    // another machine: an empty store, docker's form of the flag
+    let fresh = TestEnv::new();
+    let from = format!("type=registry,ref={cache}");
+    let (out, err) = build_plain(&fresh, &ctx, &["--cache-from", &from]);
+    for n in 2..=5 {
+        assert!(
+            out.contains(&format!("STEP {n}/5: CACHED")),
+            "step {n}:\n{out}\n{err}"
+        );
+    }
+    // the RUN steps did not run: their random bytes are the first build's
+    assert_eq!(digest_of(&fresh, "app"), built);
+    validate_store(&fresh);
+    let ran = ok(&fresh, ["run", "--rm", "app", "cat", "/both"]);
+    assert!(ran.contains("hello from the context"), "{ran}");
+
+    // the cache manifest: one OCI manifest whose config is the table and whose layers are
+    // every step's layer (3 layers: COPY and two RUNs)
+    let raw = Command::new(require("skopeo"))
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{cache}"),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(raw.status.success(), "{}", show(&raw));
+    let m: serde_json::Value = serde_json::from_slice(&raw.stdout).expect("json");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.hoist.build-cache.table.v1+json"
+    );
+    assert_eq!(m["layers"].as_array().expect("layers").len(), 3, "{m}");
+
+    // exporting the same cache again gives the same manifest (a deterministic table)
+    let again = TestEnv::new();
+    let (_, err2) = build_plain(
+        &again,
+        &ctx,
+        &["--cache-from", &cache, "--cache-to", &cache],
+    );
+    let digest = |e: &str| {
+        e.lines()
+            .find(|l| l.contains("exported build cache"))
+            .and_then(|l| l.split("sha256:").nth(1))
+            .map(|s| s.trim_end_matches(')').to_string())
+            .expect("exported line")
+    };
+    assert_eq!(digest(&err2), digest(&exported));
+}
+
+#[test]
+fn missing_build_cache_ref_is_a_warning_and_the_build_runs() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = cache_context(&env, &reg);
+    let (out, err) = build_plain(
+        &env,
+        &ctx,
+        &[
+            "--cache-from",
+            &format!("{}/cache/none:nothing", reg.host()),
+        ],
+    );
+    assert!(!out.contains("CACHED"), "{out}");
+    assert!(
+        err.contains("WARNING: cannot import build cache") && err.contains("not found"),
+        "{err}"
+    );
+    validate_store(&env);
+}
+
+#[test]
+fn tampered_build_cache_layer_is_refused_and_nothing_is_stored() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = cache_context(&env, &reg);
+    let cache = format!("{}/cache/app:1", reg.host());
+    build_plain(&env, &ctx, &["--cache-to", &cache]);
+    // the COPY step's layer, the first one an importing build fetches
+    let copy_layer = layer_digests(&env, "app")[1].clone();
+    let f = reg.blob_file(&copy_layer);
+    let mut data = fs::read(&f).expect("blob");
+    let mid = data.len() / 2;
+    data[mid] ^= 0x01;
+    fs::write(&f, &data).expect("tamper");
+
+    let fresh = TestEnv::new();
+    // the base is there (pulled and unpacked by a build of it) before the refused build
+    let base_ctx = fresh.path("base-ctx");
+    fs::create_dir_all(&base_ctx).expect("ctx");
+    fs::write(
+        base_ctx.join("Dockerfile"),
+        format!("FROM {}/base:1\nENV X=1\n", reg.host()),
+    )
+    .expect("Dockerfile");
+    build_plain(&fresh, &base_ctx, &[]);
+    let before = storecheck::listing(&fresh.root);
+    let mut c = hoist(
+        &fresh,
+        [
+            "build",
+            "--tls-verify=false",
+            "--cache-from",
+            &cache,
+            "-t",
+            "app2",
+            ctx.to_str().expect("utf-8"),
+        ],
+    );
+    let out = c.output().expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "{c:?}\n{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&copy_layer), "the error names the blob: {err}");
+    assert!(err.contains("does not match its digest"), "{err}");
+    assert_eq!(
+        storecheck::listing(&fresh.root),
+        before,
+        "a refused cache import changes nothing in the store"
+    );
+    validate_store(&fresh);
+}
