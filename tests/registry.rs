@@ -303,8 +303,10 @@ fn build_push_rmi_pull_gives_the_same_manifest_digest() {
             &dest,
         ],
     );
-    let local = digest_of(&env, "app");
-    assert_eq!(out.trim(), local, "push prints the manifest digest");
+    // the layers are stored as plain tars and leave gzip-compressed: another manifest
+    let stored = digest_of(&env, "app");
+    let local = out.trim().to_string();
+    assert_ne!(local, stored, "the pushed manifest names gzip layers");
     assert_eq!(fs::read_to_string(&digestfile).expect("digestfile"), local);
 
     // skopeo sees the same manifest
@@ -1134,4 +1136,132 @@ fn tampered_build_cache_layer_is_refused_and_nothing_is_stored() {
         "a refused cache import changes nothing in the store"
     );
     validate_store(&fresh);
+}
+
+/// The raw manifest skopeo reads for `image` (a `REG/…` reference).
+fn raw_manifest(image: &str) -> serde_json::Value {
+    let raw = Command::new(require("skopeo"))
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(raw.status.success(), "{}", show(&raw));
+    serde_json::from_slice(&raw.stdout).expect("json")
+}
+
+fn layer_types(m: &serde_json::Value) -> Vec<String> {
+    m["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["mediaType"].as_str().expect("mediaType").to_string())
+        .collect()
+}
+
+#[test]
+fn push_compresses_plain_layers_with_gzip_and_the_same_image_gives_the_same_digest() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    build_app(&env, "app");
+    let stored = digest_of(&env, "app");
+    let record = hoist::store::Store::open(&env.root)
+        .expect("store")
+        .resolve("app")
+        .expect("image");
+    assert_eq!(
+        record.manifest.layers()[1].media_type().to_string(),
+        "application/vnd.oci.image.layer.v1.tar",
+        "the RUN layer is stored as a plain tar"
+    );
+    let push = |extra: &[&str], dest: &str| {
+        let mut args = vec!["push", "--tls-verify=false"];
+        args.extend_from_slice(extra);
+        args.extend(["app", dest]);
+        ok(&env, &args).trim().to_string()
+    };
+    let gz1 = format!("{}/gz/app:1", reg.host());
+    let first = push(&[], &gz1);
+    let m = raw_manifest(&gz1);
+    let types = layer_types(&m);
+    assert_eq!(types.len(), 2, "{m}");
+    assert!(
+        types
+            .iter()
+            .all(|t| t == "application/vnd.oci.image.layer.v1.tar+gzip"),
+        "{types:?}"
+    );
+    for l in m["layers"].as_array().expect("layers") {
+        let blob = fs::read(reg.blob_file(l["digest"].as_str().expect("digest"))).expect("blob");
+        assert_eq!(&blob[..2], &[0x1f, 0x8b], "a gzip stream");
+    }
+    // pushed again: the recorded copies, the same manifest
+    assert_eq!(push(&[], &format!("{}/gz/app:2", reg.host())), first);
+    // with the copies collected, compressed again: still the same bytes
+    ok(&env, ["prune"]);
+    assert!(
+        !env.root.join("blobs/sha256").join(&first[7..]).exists(),
+        "the manifest was never stored"
+    );
+    assert_eq!(push(&[], &format!("{}/gz/app:3", reg.host())), first);
+    validate_store(&env);
+
+    // skopeo reads the gzip layers back
+    let out_dir = env.path("skopeo-oci");
+    let sk = Command::new(require("skopeo"))
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{gz1}"),
+            &format!("oci:{}:app", out_dir.display()),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(sk.status.success(), "{}", show(&sk));
+
+    // docker format: docker's gzip media type
+    let docker = format!("{}/gz/app:docker", reg.host());
+    push(&["--format", "docker"], &docker);
+    assert!(layer_types(&raw_manifest(&docker))
+        .iter()
+        .all(|t| t == "application/vnd.docker.image.rootfs.diff.tar.gzip"));
+
+    // zstd (OCI only), and none: the layers as stored
+    let zs = format!("{}/zs/app:1", reg.host());
+    let zd = push(&["--compression-format", "zstd"], &zs);
+    // the base layer came gzip-compressed and stays so; the RUN layer was a plain tar
+    let types = layer_types(&raw_manifest(&zs));
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("application/vnd.oci.image.layer.v1.tar+zstd"),
+        "{types:?}"
+    );
+    let fresh = TestEnv::new();
+    ok(&fresh, ["pull", "-q", "--tls-verify=false", &zs]);
+    assert_eq!(digest_of(&fresh, &zs), zd);
+    validate_store(&fresh);
+    let out = fails(
+        &env,
+        [
+            "push",
+            "--tls-verify=false",
+            "--format",
+            "docker",
+            "--compression-format",
+            "zstd",
+            "app",
+            &format!("{}/zs/app:docker", reg.host()),
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zstd"));
+    assert_eq!(
+        push(
+            &["--compression-format", "none"],
+            &format!("{}/plain/app:1", reg.host())
+        ),
+        stored
+    );
 }
