@@ -1265,3 +1265,105 @@ fn push_compresses_plain_layers_with_gzip_and_the_same_image_gives_the_same_dige
         stored
     );
 }
+
+/// A client certificate (`client.cert`, `client.key`) signed by the CA of [`make_certs`].
+fn make_client_cert(dir: &Path) {
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=hoist test client",
+        ],
+        dir,
+    );
+    fs::write(
+        dir.join("client-ext.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("ext");
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.cert",
+            "-days",
+            "2",
+            "-extfile",
+            "client-ext.cnf",
+        ],
+        dir,
+    );
+}
+
+#[test]
+fn client_certificate_from_certs_d_is_presented_to_a_registry_that_requires_one() {
+    let reg = Registry::start("mtls.yml", |dir| {
+        make_certs(dir);
+        make_client_cert(dir);
+        vec![
+            ("REGISTRY_HTTP_TLS_CERTIFICATE", dir.join("server.crt")),
+            ("REGISTRY_HTTP_TLS_KEY", dir.join("server.key")),
+            // a YAML list, as the registry reads list settings from the environment
+            (
+                "REGISTRY_HTTP_TLS_CLIENTCAS",
+                PathBuf::from(format!("[{}]", dir.join("ca.crt").display())),
+            ),
+        ]
+    });
+    let env = TestEnv::new();
+    build_app(&env, "app");
+    let dest = format!("{}/mtls/app:1", reg.host());
+
+    // the CA alone: the server is trusted, but the registry refuses a client with no certificate
+    let out = fails(
+        &env,
+        [
+            "push",
+            "--cert-dir",
+            reg.cert_dir().to_str().expect("utf-8"),
+            "app",
+            &dest,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&reg.host()),
+        "the error names the registry: {err}"
+    );
+    assert!(err.contains("requires a client certificate"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    // certs.d of the user (`~/.config/containers/certs.d/HOST:PORT`): CA, client cert and key
+    let certs_d = |e: &TestEnv| {
+        let d = e.path("home/.config/containers/certs.d").join(reg.host());
+        fs::create_dir_all(&d).expect("certs.d");
+        let src = reg.dir.path();
+        fs::copy(src.join("ca.crt"), d.join("ca.crt")).expect("ca");
+        fs::copy(src.join("client.cert"), d.join("client.cert")).expect("cert");
+        fs::copy(src.join("client.key"), d.join("client.key")).expect("key");
+    };
+    certs_d(&env);
+    let pushed = ok(&env, ["push", "app", &dest]);
+    let fresh = TestEnv::new();
+    certs_d(&fresh);
+    ok(&fresh, ["pull", "-q", &dest]);
+    assert_eq!(digest_of(&fresh, &dest), pushed.trim());
+    validate_store(&fresh);
+}
