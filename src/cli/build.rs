@@ -197,13 +197,14 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             "unknown `--progress` mode `{other}`: use `auto`, `plain`, `tty`, `quiet` or `rawjson`"
         ),
     };
-    let mut empty_context = None;
-    let mut request = resolve(&args, &mut empty_context)?;
+    // the cache flags are checked before anything is read
     let cache_to = args
         .cache_to
         .iter()
         .map(|v| super::buildcache::parse_spec("--cache-to", v, true))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut empty_context = None;
+    let mut request = resolve(&args, &mut empty_context)?;
     if !cache_to.is_empty() && !request.layers {
         bail!("`--cache-to`: `--layers=false` keeps no build cache to export");
     }
@@ -289,6 +290,7 @@ fn resolve(
     args: &Args,
     empty_context: &mut Option<tempfile::TempDir>,
 ) -> anyhow::Result<BuildRequest> {
+    let remote_cache = remote_cache(args)?;
     if args.context.contains("://") || args.context.starts_with("git@") {
         bail!(
             "context `{}`: only a local directory is supported as the build context",
@@ -457,7 +459,7 @@ fn resolve(
         explain_cache: args.explain_cache,
         compression,
         images: image_provider(args)?,
-        remote_cache: remote_cache(args)?,
+        remote_cache,
     })
 }
 

@@ -52,7 +52,8 @@ pub struct CacheSpec {
     pub mode: Mode,
 }
 
-/// Parses `REF` or docker's `type=registry,ref=REF[,mode=min|max]` (`mode` only for
+/// Parses `REF` or docker's `type=registry,ref=REF[,mode=min|max]` (`mode`, and BuildKit's
+/// `image-manifest=true` / `oci-mediatype=true`, which hoist's format always is, only for
 /// `--cache-to`). Any other type or option is an error naming it.
 pub fn parse_spec(flag: &str, value: &str, export: bool) -> anyhow::Result<CacheSpec> {
     let mut reference = None;
@@ -84,9 +85,18 @@ pub fn parse_spec(flag: &str, value: &str, export: bool) -> anyhow::Result<Cache
                 ("mode", m) if export => {
                     bail!("`{flag} {value}`: unknown mode `{m}`: use `min` or `max`")
                 }
+                // BuildKit's switches for what hoist always writes: an OCI image manifest
+                ("image-manifest" | "oci-mediatype", "true") if export => {}
+                ("image-manifest" | "oci-mediatype", _) if export => bail!(
+                    "`{flag} {value}`: `{k}`: hoist always writes the cache as an OCI image manifest (only `{k}=true`)"
+                ),
                 (other, _) => bail!(
                     "`{flag} {value}`: option `{other}` is not supported (hoist takes `type=registry`, `ref=`{})",
-                    if export { " and `mode=`" } else { "" }
+                    if export {
+                        ", `mode=`, `image-manifest=true` and `oci-mediatype=true`"
+                    } else {
+                        ""
+                    }
                 ),
             }
         }
@@ -414,6 +424,18 @@ mod tests {
                 .contains("option `mode`")
         );
         assert!(err("--cache-to", "type=registry,ref=r.io/c,mode=all", true).contains("`all`"));
+        assert!(parse_spec(
+            "--cache-to",
+            "type=registry,ref=r.io/c,mode=max,image-manifest=true,oci-mediatype=true",
+            true
+        )
+        .is_ok());
+        assert!(err(
+            "--cache-to",
+            "type=registry,ref=r.io/c,oci-mediatype=false",
+            true
+        )
+        .contains("`oci-mediatype`"));
         assert!(err("--cache-to", "ref=r.io/c", true).contains("`type=registry` is missing"));
         assert!(err("--cache-to", "type=registry", true).contains("`ref=` is missing"));
         assert!(err("--cache-to", "Not A Ref", true).contains("not a valid reference"));
