@@ -1032,6 +1032,7 @@ fn build_cache_exported_to_a_registry_gives_an_empty_store_every_step() {
     // the RUN steps did not run: their random bytes are the first build's
     assert_eq!(digest_of(&fresh, "app"), built);
     validate_store(&fresh);
+    ok(&fresh, ["check"]);
     let ran = ok(&fresh, ["run", "--rm", "app", "cat", "/both"]);
     assert!(ran.contains("hello from the context"), "{ran}");
 
@@ -1373,4 +1374,32 @@ fn client_certificate_from_certs_d_is_presented_to_a_registry_that_requires_one(
     ok(&fresh, ["pull", "-q", &dest]);
     assert_eq!(digest_of(&fresh, &dest), pushed.trim());
     validate_store(&fresh);
+}
+
+#[test]
+fn cache_mode_min_exports_only_the_target_stage() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).expect("ctx");
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {0}/base:1 AS build\nRUN echo built > /out\nFROM {0}/base:1\nCOPY --from=build /out /copied\n",
+            reg.host()
+        ),
+    )
+    .expect("Dockerfile");
+    let layers = |tag: &str, spec: &str| {
+        let cache = format!("{}/cache/ms:{tag}", reg.host());
+        build_plain(&env, &ctx, &["--cache-to", &spec.replace("REF", &cache)]);
+        raw_manifest(&cache)["layers"]
+            .as_array()
+            .expect("layers")
+            .len()
+    };
+    // max: the build stage's RUN layer and the target's COPY layer; min: the COPY layer only
+    assert_eq!(layers("max", "REF"), 2);
+    assert_eq!(layers("min", "type=registry,ref=REF,mode=min"), 1);
 }
