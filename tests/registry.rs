@@ -1403,3 +1403,89 @@ fn cache_mode_min_exports_only_the_target_stage() {
     assert_eq!(layers("max", "REF"), 2);
     assert_eq!(layers("min", "type=registry,ref=REF,mode=min"), 1);
 }
+
+/// Uploads `data` as a blob of `repo` on the open registry `reg` (the distribution API by hand).
+fn upload_blob(reg: &Registry, repo: &str, data: &[u8]) -> String {
+    let digest = hoist::image::Digest::of_bytes(data).to_string();
+    let base = format!("http://{}", reg.host());
+    let resp = ureq::post(&format!("{base}/v2/{repo}/blobs/uploads/"))
+        .call()
+        .expect("start upload");
+    let location = resp.header("Location").expect("Location").to_string();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    ureq::put(&format!("{url}{sep}digest={digest}"))
+        .set("Content-Type", "application/octet-stream")
+        .send_bytes(data)
+        .expect("upload");
+    digest
+}
+
+#[test]
+fn build_cache_table_that_lies_about_a_layer_is_refused() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = cache_context(&env, &reg);
+    let cache = format!("{}/cache/app:1", reg.host());
+    build_plain(&env, &ctx, &["--cache-to", &cache]);
+    let copy_layer = layer_digests(&env, "app")[1].clone();
+
+    // the same cache, but its table calls the COPY layer (a plain tar) gzip
+    let base = format!("http://{}", reg.host());
+    let manifest = ureq::get(&format!("{base}/v2/cache/app/manifests/1"))
+        .set("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .expect("manifest")
+        .into_reader();
+    let manifest: serde_json::Value = serde_json::from_reader(manifest).expect("json");
+    let table_digest = manifest["config"]["digest"].as_str().expect("digest");
+    let table = ureq::get(&format!("{base}/v2/cache/app/blobs/{table_digest}"))
+        .call()
+        .expect("table")
+        .into_reader();
+    let mut table: serde_json::Value = serde_json::from_reader(table).expect("json");
+    let mut changed = 0;
+    for (_, e) in table["entries"].as_object_mut().expect("entries") {
+        if e["layer"]["digest"] == copy_layer.as_str() {
+            e["layer"]["media_type"] = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+            changed += 1;
+        }
+    }
+    assert_eq!(changed, 1);
+    let bytes = serde_json::to_vec(&table).expect("json");
+    let new_digest = upload_blob(&reg, "cache/app", &bytes);
+    let mut lying = manifest.clone();
+    lying["config"]["digest"] = new_digest.into();
+    lying["config"]["size"] = bytes.len().into();
+    ureq::put(&format!("{base}/v2/cache/app/manifests/lying"))
+        .set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .send_bytes(&serde_json::to_vec(&lying).expect("json"))
+        .expect("put manifest");
+
+    let fresh = TestEnv::new();
+    let mut c = hoist(
+        &fresh,
+        [
+            "build",
+            "--tls-verify=false",
+            "--cache-from",
+            &format!("{}/cache/app:lying", reg.host()),
+            "-t",
+            "app",
+            ctx.to_str().expect("utf-8"),
+        ],
+    );
+    let out = c.output().expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "{c:?}\n{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&copy_layer) && err.contains("is none data, but its media type says gzip"),
+        "{err}"
+    );
+    validate_store(&fresh);
+}

@@ -260,30 +260,78 @@ impl crate::exec::RemoteCache for RegistryCache {
 /// it, verified (digest and size) while it streams; nothing is kept of a blob that fails.
 fn fetch_layer(store: &Store, l: &Loaded, layer: &CachedLayer) -> anyhow::Result<()> {
     let digest = Digest::parse(&layer.digest)?;
-    if store.has_blob(&digest) {
-        return Ok(());
-    }
-    let Some(size) = l.sizes.get(&layer.digest) else {
-        bail!(
-            "build cache `{}`: layer `{digest}` is in its table but not in its manifest",
-            l.name
-        );
+    let bad = |why: String| anyhow::anyhow!("build cache `{}`: layer `{digest}` {why}", l.name);
+    // what the table says goes into the image being built: it must be what the blob is
+    let Some((_, compression)) = LAYER_TYPES.iter().find(|(t, _)| *t == layer.media_type) else {
+        return Err(bad(format!(
+            "has media type `{}`, not a layer type",
+            layer.media_type
+        )));
     };
-    let r = l.repo.client.get_blob(&l.repo.path, &digest)?;
-    let mut r = VerifyingReader::new(r, digest.clone(), Some(*size), l.repo.client.host());
+    let Some(size) = l.sizes.get(&layer.digest) else {
+        return Err(bad("is in its table but not in its manifest".to_string()));
+    };
+    if *size != layer.size {
+        return Err(bad(format!(
+            "has {} bytes in its manifest and {} in its table",
+            size, layer.size
+        )));
+    }
+    if !store.has_blob(&digest) {
+        let r = l.repo.client.get_blob(&l.repo.path, &digest)?;
+        let mut r = VerifyingReader::new(r, digest.clone(), Some(*size), l.repo.client.host());
+        store
+            .write_blob_expect(&mut r, &digest)
+            .map_err(|e| match e {
+                crate::store::StoreError::Io { error, .. }
+                    if error.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    anyhow::anyhow!("{error}")
+                }
+                other => other.into(),
+            })
+            .with_context(|| format!("build cache `{}`", l.name))?;
+    }
+    let mut head = Vec::with_capacity(6);
     store
-        .write_blob_expect(&mut r, &digest)
-        .map_err(|e| match e {
-            crate::store::StoreError::Io { error, .. }
-                if error.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                anyhow::anyhow!("{error}")
-            }
-            other => other.into(),
-        })
-        .with_context(|| format!("build cache `{}`", l.name))?;
+        .open_blob(&digest)?
+        .take(6)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read blob `{digest}`"))?;
+    let is = crate::layer::detect_compression(&head);
+    if is != *compression {
+        return Err(bad(format!(
+            "is {} data, but its media type says {}",
+            is.name(),
+            compression.name()
+        )));
+    }
     Ok(())
 }
+
+/// The layer media types a cache entry may name, with the compression each one means.
+const LAYER_TYPES: [(&str, crate::layer::Compression); 5] = [
+    (
+        "application/vnd.oci.image.layer.v1.tar",
+        crate::layer::Compression::None,
+    ),
+    (
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        crate::layer::Compression::Gzip,
+    ),
+    (
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        crate::layer::Compression::Zstd,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar",
+        crate::layer::Compression::None,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        crate::layer::Compression::Gzip,
+    ),
+];
 
 /// `--cache-to`: writes the entries of `keys` (those the store has, with their layers) as one
 /// cache manifest under `spec`'s tag. Returns the manifest digest and the number of entries.
