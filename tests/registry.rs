@@ -1092,6 +1092,33 @@ fn missing_build_cache_ref_is_a_warning_and_the_build_runs() {
         "{err}"
     );
     validate_store(&env);
+    // with `--progress rawjson` the warning is one of the JSON events, not a stray line (a
+    // fresh store: the cache is asked only when the store's own cache misses)
+    let fresh = TestEnv::new();
+    let out = ok(
+        &fresh,
+        [
+            "build",
+            "--progress",
+            "rawjson",
+            "--tls-verify=false",
+            "--cache-from",
+            &format!("{}/cache/none:nothing", reg.host()),
+            ctx.to_str().expect("utf-8"),
+        ],
+    );
+    let warning = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON event"))
+        .find(|v| v["type"] == "warning")
+        .expect("a warning event");
+    assert!(
+        warning["message"]
+            .as_str()
+            .expect("message")
+            .contains("cannot import build cache"),
+        "{warning}"
+    );
 }
 
 #[test]

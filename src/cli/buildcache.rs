@@ -156,12 +156,12 @@ impl RegistryCache {
         })
     }
 
-    fn loaded(&self) -> &[Loaded] {
+    fn loaded(&self, tell: &mut dyn FnMut(bool, &str)) -> &[Loaded] {
         self.loaded.get_or_init(|| {
             let regs = match Registries::new(self.options.clone()) {
                 Ok(r) => r,
                 Err(e) => {
-                    super::output::warn(&format!("build cache: {e}; building without it"));
+                    tell(true, &format!("build cache: {e}; building without it"));
                     return Vec::new();
                 }
             };
@@ -170,19 +170,25 @@ impl RegistryCache {
                 match load(&regs, &spec.reference) {
                     Ok(l) => {
                         if !self.quiet {
-                            super::output::note(&format!(
-                                "importing build cache from {} ({} entries)",
-                                spec.reference,
-                                l.table.entries.len()
-                            ));
+                            tell(
+                                false,
+                                &format!(
+                                    "importing build cache from {} ({} entries)",
+                                    spec.reference,
+                                    l.table.entries.len()
+                                ),
+                            );
                         }
                         out.push(l)
                     }
                     // docker's behaviour: a cache that cannot be read is a warning, not a failure
-                    Err(e) => super::output::warn(&format!(
-                        "cannot import build cache `{}`: {e:#}; building without it",
-                        spec.reference
-                    )),
+                    Err(e) => tell(
+                        true,
+                        &format!(
+                            "cannot import build cache `{}`: {e:#}; building without it",
+                            spec.reference
+                        ),
+                    ),
                 }
             }
             out
@@ -237,8 +243,13 @@ fn load(regs: &Registries, reference: &Reference) -> anyhow::Result<Loaded> {
 }
 
 impl crate::exec::RemoteCache for RegistryCache {
-    fn lookup(&self, store: &Store, key: &str) -> Result<Option<CacheEntry>, String> {
-        for l in self.loaded() {
+    fn lookup(
+        &self,
+        store: &Store,
+        key: &str,
+        tell: &mut dyn FnMut(bool, &str),
+    ) -> Result<Option<CacheEntry>, String> {
+        for l in self.loaded(tell) {
             let Some(e) = l.table.entries.get(key) else {
                 continue;
             };

@@ -126,11 +126,13 @@ pub trait ImageProvider: Send + Sync + std::fmt::Debug {
 pub trait RemoteCache: Send + Sync + std::fmt::Debug {
     /// The entry recorded for `key`, with its layer blob (if any) made available in `store`,
     /// verified against its digest. `Ok(None)`: no such entry. An error (a layer that does
-    /// not match its digest) fails the step.
+    /// not match its digest) fails the step. Remarks (a cache that cannot be read, what was
+    /// imported) go to `tell` as (is it a warning, text), shown with the build's progress.
     fn lookup(
         &self,
         store: &Store,
         key: &str,
+        tell: &mut dyn FnMut(bool, &str),
     ) -> Result<Option<crate::store::cache::CacheEntry>, String>;
 }
 

@@ -510,8 +510,12 @@ impl<'a> Runner<'a> {
                 if let Some(remote) = &self.req.remote_cache {
                     // another machine's build recorded it (`--cache-from`): its layer is now in
                     // the store, verified; the entry becomes this store's own
+                    let mut tell = |warning: bool, m: &str| match warning {
+                        true => self.emit(Event::Warning(m)),
+                        false => self.emit(Event::Note(m)),
+                    };
                     if let Some(entry) = remote
-                        .lookup(self.store, &key)
+                        .lookup(self.store, &key, &mut tell)
                         .map_err(|m| self.step_err(step.line, &step.text, m))?
                     {
                         store_cache::record(self.store, &entry, &[&pointer, &place])?;
