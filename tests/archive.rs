@@ -863,3 +863,111 @@ int main(int argc, char **argv) {
         "{out}"
     );
 }
+
+/// The manifest of the first image of an oci-archive: (its digest, its JSON).
+fn oci_archive_manifest(file: &Path) -> (String, serde_json::Value) {
+    let mut members = BTreeMap::new();
+    let mut ar = tar::Archive::new(fs::File::open(file).expect("archive"));
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let path = e.path().expect("path").display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).expect("read");
+        members.insert(path.trim_start_matches("./").to_string(), data);
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&members["index.json"]).expect("index.json");
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    let blob = &members[&format!("blobs/sha256/{}", &digest[7..])];
+    (digest, serde_json::from_slice(blob).expect("manifest"))
+}
+
+#[test]
+fn oci_archive_gzips_plain_layers_the_same_way_each_time_and_podman_loads_it() {
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).expect("ctx");
+    fs::write(ctx.join("a.txt"), "hello\n".repeat(1000)).expect("a.txt");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/bb\nCOPY a.txt /a.txt\n",
+    )
+    .expect("Dockerfile");
+    env.ok(["build", "-q", "-t", "app", ctx.to_str().expect("utf-8")]);
+    let (id, layers, _) = identity(&env, "app");
+    let save = |name: &str, extra: &[&str]| {
+        let file = env.path(name);
+        let mut args = vec![
+            "save",
+            "--format",
+            "oci-archive",
+            "-o",
+            file.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        args.push("app");
+        env.ok(&args);
+        file
+    };
+    let (d1, m) = oci_archive_manifest(&save("a.tar", &[]));
+    let types: Vec<&str> = m["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["mediaType"].as_str().expect("mediaType"))
+        .collect();
+    assert_eq!(
+        types, ["application/vnd.oci.image.layer.v1.tar+gzip"; 2],
+        "the COPY layer, a plain tar in the store, is gzipped"
+    );
+    let (d2, _) = oci_archive_manifest(&save("b.tar", &[]));
+    assert_eq!(d1, d2, "the same image gives the same manifest");
+    let (_, plain) = oci_archive_manifest(&save("plain.tar", &["--uncompressed"]));
+    assert_eq!(
+        plain["layers"][1]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+
+    // hoist and podman load it with the same ID and layers
+    let other = TestEnv::new();
+    other.ok([
+        "load".as_ref(),
+        "-i".as_ref(),
+        env.path("a.tar").as_os_str(),
+    ]);
+    let (id2, layers2, _) = identity(&other, "app");
+    assert_eq!((id2, layers2), (id.clone(), layers));
+    require("podman");
+    let out = run(Command::new("podman")
+        .arg("--root")
+        .arg(env.path("podman/root"))
+        .arg("--runroot")
+        .arg(env.path("podman/run"))
+        .args(["--storage-driver", "vfs", "load", "-q", "-i"])
+        .arg(env.path("a.tar")));
+    assert!(out.status.success(), "podman load\n{}", show(&out));
+    let out = run(Command::new("podman")
+        .arg("--root")
+        .arg(env.path("podman/root"))
+        .arg("--runroot")
+        .arg(env.path("podman/run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "localhost/app:latest",
+        ]));
+    assert!(out.status.success(), "podman inspect\n{}", show(&out));
+    assert_same(
+        "image ID in podman",
+        &id,
+        String::from_utf8_lossy(&out.stdout).trim(),
+    );
+}

@@ -217,8 +217,10 @@ fn build_push_rmi_pull_gives_the_same_manifest_digest() {
             &dest,
         ],
     );
-    let local = digest_of(&env, "app");
-    assert_eq!(out.trim(), local, "push prints the manifest digest");
+    // the layers are stored as plain tars and leave gzip-compressed: another manifest
+    let stored = digest_of(&env, "app");
+    let local = out.trim().to_string();
+    assert_ne!(local, stored, "the pushed manifest names gzip layers");
     assert_eq!(fs::read_to_string(&digestfile).expect("digestfile"), local);
 
     // skopeo sees the same manifest
@@ -310,7 +312,7 @@ fn pull_fetches_only_layers_the_store_lacks() {
     let env = TestEnv::new();
     build_app(&env, "app");
     let dest = format!("{}/app:1", reg.host());
-    ok(&env, ["push", "--tls-verify=false", "app", &dest]);
+    let pushed = ok(&env, ["push", "--tls-verify=false", "app", &dest]);
     let layers = layer_digests(&env, "app");
     // the base layer in the registry is spoiled: fetching it would fail its digest check
     let base = reg.blob_file(&layers[0]);
@@ -321,7 +323,7 @@ fn pull_fetches_only_layers_the_store_lacks() {
     let fresh = TestEnv::new();
     fresh.import_busybox("bb");
     ok(&fresh, ["pull", "-q", "--tls-verify=false", &dest]);
-    assert_eq!(digest_of(&fresh, &dest), digest_of(&env, "app"));
+    assert_eq!(digest_of(&fresh, &dest), pushed.trim());
     validate_store(&fresh);
 }
 
@@ -332,8 +334,15 @@ fn tampered_blob_is_refused_naming_it_and_nothing_is_stored() {
     build_app(&env, "app");
     let dest = format!("{}/app:1", reg.host());
     ok(&env, ["push", "--tls-verify=false", "app", &dest]);
-    let layers = layer_digests(&env, "app");
-    let top = layers.last().expect("a layer").clone();
+    // the layers as pushed (the RUN layer leaves gzip-compressed)
+    let m = raw_manifest(&dest);
+    let layers: Vec<&str> = m["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("digest"))
+        .collect();
+    let top = layers.last().expect("a layer").to_string();
     let f = reg.blob_file(&top);
     let mut data = fs::read(&f).expect("blob");
     let mid = data.len() / 2;
@@ -855,6 +864,569 @@ fn pull_killed_mid_layer_leaves_the_store_valid_and_repeats() {
     assert_eq!(
         digest_of(&fresh, &format!("{}/big:1", reg.host())),
         digest_of(&env, "big")
+    );
+    validate_store(&fresh);
+}
+
+/// A context whose RUN steps leave random bytes in the image (a rebuild that ran them would
+/// give another image), on a base pushed to `reg` as `REG/base:1`; returns the context dir.
+fn cache_context(env: &TestEnv, reg: &Registry) -> PathBuf {
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).expect("ctx");
+    fs::write(ctx.join("hello.txt"), "hello from the context\n").expect("hello");
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}/base:1\nCOPY hello.txt /hello.txt\nRUN head -c 16 /dev/urandom | od -An -tx1 > /random\nENV STAGE=one\nRUN cat /random /hello.txt > /both\n",
+            reg.host()
+        ),
+    )
+    .expect("Dockerfile");
+    ctx
+}
+
+/// Pushes the busybox fixture to `REG/base:1` from `env`.
+fn push_base(env: &TestEnv, reg: &Registry) {
+    env.import_busybox("bb");
+    ok(
+        env,
+        [
+            "push",
+            "--tls-verify=false",
+            "bb",
+            &format!("{}/base:1", reg.host()),
+        ],
+    );
+}
+
+/// Builds `ctx` as `app` with `--progress plain` and `extra` flags; returns standard output
+/// and standard error.
+fn build_plain(env: &TestEnv, ctx: &Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "build",
+        "--progress",
+        "plain",
+        "--tls-verify=false",
+        "-t",
+        "app",
+    ];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().expect("utf-8"));
+    let mut c = hoist(env, &args);
+    let out = c.output().expect("run hoist");
+    assert!(out.status.success(), "{c:?}\n{}", show(&out));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn build_cache_exported_to_a_registry_gives_an_empty_store_every_step() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = cache_context(&env, &reg);
+    let cache = format!("{}/cache/app:buildcache", reg.host());
+    let (out, exported) = build_plain(&env, &ctx, &["--cache-to", &cache]);
+    assert!(!out.contains("CACHED"), "{out}");
+    assert!(exported.contains("exported build cache"), "{exported}");
+    let built = digest_of(&env, "app");
+
+    // another machine: an empty store, docker's form of the flag
+    let fresh = TestEnv::new();
+    let from = format!("type=registry,ref={cache}");
+    let (out, err) = build_plain(&fresh, &ctx, &["--cache-from", &from]);
+    for n in 2..=5 {
+        assert!(
+            out.contains(&format!("STEP {n}/5: CACHED")),
+            "step {n}:\n{out}\n{err}"
+        );
+    }
+    // the RUN steps did not run: their random bytes are the first build's
+    assert_eq!(digest_of(&fresh, "app"), built);
+    validate_store(&fresh);
+    ok(&fresh, ["check"]);
+    let ran = ok(&fresh, ["run", "--rm", "app", "cat", "/both"]);
+    assert!(ran.contains("hello from the context"), "{ran}");
+
+    // the cache manifest: one OCI manifest whose config is the table and whose layers are
+    // every step's layer (3 layers: COPY and two RUNs)
+    let raw = Command::new(require("skopeo"))
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{cache}"),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(raw.status.success(), "{}", show(&raw));
+    let m: serde_json::Value = serde_json::from_slice(&raw.stdout).expect("json");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.hoist.build-cache.table.v1+json"
+    );
+    assert_eq!(m["layers"].as_array().expect("layers").len(), 3, "{m}");
+
+    // exporting the same cache again gives the same manifest (a deterministic table)
+    let again = TestEnv::new();
+    let (_, err2) = build_plain(
+        &again,
+        &ctx,
+        &["--cache-from", &cache, "--cache-to", &cache],
+    );
+    let digest = |e: &str| {
+        e.lines()
+            .find(|l| l.contains("exported build cache"))
+            .and_then(|l| l.split("sha256:").nth(1))
+            .map(|s| s.trim_end_matches(')').to_string())
+            .expect("exported line")
+    };
+    assert_eq!(digest(&err2), digest(&exported));
+}
+
+#[test]
+fn missing_build_cache_ref_is_a_warning_and_the_build_runs() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = cache_context(&env, &reg);
+    let (out, err) = build_plain(
+        &env,
+        &ctx,
+        &[
+            "--cache-from",
+            &format!("{}/cache/none:nothing", reg.host()),
+        ],
+    );
+    assert!(!out.contains("CACHED"), "{out}");
+    assert!(
+        err.contains("WARNING: cannot import build cache") && err.contains("not found"),
+        "{err}"
+    );
+    validate_store(&env);
+    // with `--progress rawjson` the warning is one of the JSON events, not a stray line (a
+    // fresh store: the cache is asked only when the store's own cache misses)
+    let fresh = TestEnv::new();
+    let out = ok(
+        &fresh,
+        [
+            "build",
+            "--progress",
+            "rawjson",
+            "--tls-verify=false",
+            "--cache-from",
+            &format!("{}/cache/none:nothing", reg.host()),
+            ctx.to_str().expect("utf-8"),
+        ],
+    );
+    let warning = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON event"))
+        .find(|v| v["type"] == "warning")
+        .expect("a warning event");
+    assert!(
+        warning["message"]
+            .as_str()
+            .expect("message")
+            .contains("cannot import build cache"),
+        "{warning}"
+    );
+}
+
+#[test]
+fn tampered_build_cache_layer_is_refused_and_nothing_is_stored() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = cache_context(&env, &reg);
+    let cache = format!("{}/cache/app:1", reg.host());
+    build_plain(&env, &ctx, &["--cache-to", &cache]);
+    // the COPY step's layer, the first one an importing build fetches
+    let copy_layer = layer_digests(&env, "app")[1].clone();
+    let f = reg.blob_file(&copy_layer);
+    let mut data = fs::read(&f).expect("blob");
+    let mid = data.len() / 2;
+    data[mid] ^= 0x01;
+    fs::write(&f, &data).expect("tamper");
+
+    let fresh = TestEnv::new();
+    // the base is there (pulled and unpacked by a build of it) before the refused build
+    let base_ctx = fresh.path("base-ctx");
+    fs::create_dir_all(&base_ctx).expect("ctx");
+    fs::write(
+        base_ctx.join("Dockerfile"),
+        format!("FROM {}/base:1\nENV X=1\n", reg.host()),
+    )
+    .expect("Dockerfile");
+    build_plain(&fresh, &base_ctx, &[]);
+    let before = storecheck::listing(&fresh.root);
+    let mut c = hoist(
+        &fresh,
+        [
+            "build",
+            "--tls-verify=false",
+            "--cache-from",
+            &cache,
+            "-t",
+            "app2",
+            ctx.to_str().expect("utf-8"),
+        ],
+    );
+    let out = c.output().expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "{c:?}\n{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&copy_layer), "the error names the blob: {err}");
+    assert!(err.contains("does not match its digest"), "{err}");
+    assert_eq!(
+        storecheck::listing(&fresh.root),
+        before,
+        "a refused cache import changes nothing in the store"
+    );
+    validate_store(&fresh);
+}
+
+/// The raw manifest skopeo reads for `image` (a `REG/…` reference).
+fn raw_manifest(image: &str) -> serde_json::Value {
+    let raw = Command::new(require("skopeo"))
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(raw.status.success(), "{}", show(&raw));
+    serde_json::from_slice(&raw.stdout).expect("json")
+}
+
+fn layer_types(m: &serde_json::Value) -> Vec<String> {
+    m["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["mediaType"].as_str().expect("mediaType").to_string())
+        .collect()
+}
+
+#[test]
+fn push_compresses_plain_layers_with_gzip_and_the_same_image_gives_the_same_digest() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    build_app(&env, "app");
+    let stored = digest_of(&env, "app");
+    let record = hoist::store::Store::open(&env.root)
+        .expect("store")
+        .resolve("app")
+        .expect("image");
+    assert_eq!(
+        record.manifest.layers()[1].media_type().to_string(),
+        "application/vnd.oci.image.layer.v1.tar",
+        "the RUN layer is stored as a plain tar"
+    );
+    let push = |extra: &[&str], dest: &str| {
+        let mut args = vec!["push", "--tls-verify=false"];
+        args.extend_from_slice(extra);
+        args.extend(["app", dest]);
+        ok(&env, &args).trim().to_string()
+    };
+    let gz1 = format!("{}/gz/app:1", reg.host());
+    let first = push(&[], &gz1);
+    let m = raw_manifest(&gz1);
+    let types = layer_types(&m);
+    assert_eq!(types.len(), 2, "{m}");
+    assert!(
+        types
+            .iter()
+            .all(|t| t == "application/vnd.oci.image.layer.v1.tar+gzip"),
+        "{types:?}"
+    );
+    for l in m["layers"].as_array().expect("layers") {
+        let blob = fs::read(reg.blob_file(l["digest"].as_str().expect("digest"))).expect("blob");
+        assert_eq!(&blob[..2], &[0x1f, 0x8b], "a gzip stream");
+    }
+    // pushed again: the recorded copies, the same manifest
+    assert_eq!(push(&[], &format!("{}/gz/app:2", reg.host())), first);
+    // with the copies collected, compressed again: still the same bytes
+    ok(&env, ["prune"]);
+    assert!(
+        !env.root.join("blobs/sha256").join(&first[7..]).exists(),
+        "the manifest was never stored"
+    );
+    assert_eq!(push(&[], &format!("{}/gz/app:3", reg.host())), first);
+    validate_store(&env);
+
+    // skopeo reads the gzip layers back
+    let out_dir = env.path("skopeo-oci");
+    let sk = Command::new(require("skopeo"))
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{gz1}"),
+            &format!("oci:{}:app", out_dir.display()),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(sk.status.success(), "{}", show(&sk));
+
+    // docker format: docker's gzip media type
+    let docker = format!("{}/gz/app:docker", reg.host());
+    push(&["--format", "docker"], &docker);
+    assert!(layer_types(&raw_manifest(&docker))
+        .iter()
+        .all(|t| t == "application/vnd.docker.image.rootfs.diff.tar.gzip"));
+
+    // zstd (OCI only), and none: the layers as stored
+    let zs = format!("{}/zs/app:1", reg.host());
+    let zd = push(&["--compression-format", "zstd"], &zs);
+    // the base layer came gzip-compressed and stays so; the RUN layer was a plain tar
+    let types = layer_types(&raw_manifest(&zs));
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("application/vnd.oci.image.layer.v1.tar+zstd"),
+        "{types:?}"
+    );
+    let fresh = TestEnv::new();
+    ok(&fresh, ["pull", "-q", "--tls-verify=false", &zs]);
+    assert_eq!(digest_of(&fresh, &zs), zd);
+    validate_store(&fresh);
+    let out = fails(
+        &env,
+        [
+            "push",
+            "--tls-verify=false",
+            "--format",
+            "docker",
+            "--compression-format",
+            "zstd",
+            "app",
+            &format!("{}/zs/app:docker", reg.host()),
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zstd"));
+    assert_eq!(
+        push(
+            &["--compression-format", "none"],
+            &format!("{}/plain/app:1", reg.host())
+        ),
+        stored
+    );
+}
+
+/// A client certificate (`client.cert`, `client.key`) signed by the CA of [`make_certs`].
+fn make_client_cert(dir: &Path) {
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=hoist test client",
+        ],
+        dir,
+    );
+    fs::write(
+        dir.join("client-ext.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("ext");
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.cert",
+            "-days",
+            "2",
+            "-extfile",
+            "client-ext.cnf",
+        ],
+        dir,
+    );
+}
+
+#[test]
+fn client_certificate_from_certs_d_is_presented_to_a_registry_that_requires_one() {
+    let reg = Registry::start("mtls.yml", |dir| {
+        make_certs(dir);
+        make_client_cert(dir);
+        vec![
+            ("REGISTRY_HTTP_TLS_CERTIFICATE", dir.join("server.crt")),
+            ("REGISTRY_HTTP_TLS_KEY", dir.join("server.key")),
+            // a YAML list, as the registry reads list settings from the environment
+            (
+                "REGISTRY_HTTP_TLS_CLIENTCAS",
+                PathBuf::from(format!("[{}]", dir.join("ca.crt").display())),
+            ),
+        ]
+    });
+    let env = TestEnv::new();
+    build_app(&env, "app");
+    let dest = format!("{}/mtls/app:1", reg.host());
+
+    // the CA alone: the server is trusted, but the registry refuses a client with no certificate
+    let out = fails(
+        &env,
+        [
+            "push",
+            "--cert-dir",
+            reg.cert_dir().to_str().expect("utf-8"),
+            "app",
+            &dest,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&reg.host()),
+        "the error names the registry: {err}"
+    );
+    assert!(err.contains("requires a client certificate"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    // certs.d of the user (`~/.config/containers/certs.d/HOST:PORT`): CA, client cert and key
+    let certs_d = |e: &TestEnv| {
+        let d = e.path("home/.config/containers/certs.d").join(reg.host());
+        fs::create_dir_all(&d).expect("certs.d");
+        let src = reg.dir.path();
+        fs::copy(src.join("ca.crt"), d.join("ca.crt")).expect("ca");
+        fs::copy(src.join("client.cert"), d.join("client.cert")).expect("cert");
+        fs::copy(src.join("client.key"), d.join("client.key")).expect("key");
+    };
+    certs_d(&env);
+    let pushed = ok(&env, ["push", "app", &dest]);
+    let fresh = TestEnv::new();
+    certs_d(&fresh);
+    ok(&fresh, ["pull", "-q", &dest]);
+    assert_eq!(digest_of(&fresh, &dest), pushed.trim());
+    validate_store(&fresh);
+}
+
+#[test]
+fn cache_mode_min_exports_only_the_target_stage() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).expect("ctx");
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {0}/base:1 AS build\nRUN echo built > /out\nFROM {0}/base:1\nCOPY --from=build /out /copied\n",
+            reg.host()
+        ),
+    )
+    .expect("Dockerfile");
+    let layers = |tag: &str, spec: &str| {
+        let cache = format!("{}/cache/ms:{tag}", reg.host());
+        build_plain(&env, &ctx, &["--cache-to", &spec.replace("REF", &cache)]);
+        raw_manifest(&cache)["layers"]
+            .as_array()
+            .expect("layers")
+            .len()
+    };
+    // max: the build stage's RUN layer and the target's COPY layer; min: the COPY layer only
+    assert_eq!(layers("max", "REF"), 2);
+    assert_eq!(layers("min", "type=registry,ref=REF,mode=min"), 1);
+}
+
+/// Uploads `data` as a blob of `repo` on the open registry `reg` (the distribution API by hand).
+fn upload_blob(reg: &Registry, repo: &str, data: &[u8]) -> String {
+    let digest = hoist::image::Digest::of_bytes(data).to_string();
+    let base = format!("http://{}", reg.host());
+    let resp = ureq::post(&format!("{base}/v2/{repo}/blobs/uploads/"))
+        .call()
+        .expect("start upload");
+    let location = resp.header("Location").expect("Location").to_string();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    ureq::put(&format!("{url}{sep}digest={digest}"))
+        .set("Content-Type", "application/octet-stream")
+        .send_bytes(data)
+        .expect("upload");
+    digest
+}
+
+#[test]
+fn build_cache_table_that_lies_about_a_layer_is_refused() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    push_base(&env, &reg);
+    let ctx = cache_context(&env, &reg);
+    let cache = format!("{}/cache/app:1", reg.host());
+    build_plain(&env, &ctx, &["--cache-to", &cache]);
+    let copy_layer = layer_digests(&env, "app")[1].clone();
+
+    // the same cache, but its table calls the COPY layer (a plain tar) gzip
+    let base = format!("http://{}", reg.host());
+    let manifest = ureq::get(&format!("{base}/v2/cache/app/manifests/1"))
+        .set("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .expect("manifest")
+        .into_reader();
+    let manifest: serde_json::Value = serde_json::from_reader(manifest).expect("json");
+    let table_digest = manifest["config"]["digest"].as_str().expect("digest");
+    let table = ureq::get(&format!("{base}/v2/cache/app/blobs/{table_digest}"))
+        .call()
+        .expect("table")
+        .into_reader();
+    let mut table: serde_json::Value = serde_json::from_reader(table).expect("json");
+    let mut changed = 0;
+    for (_, e) in table["entries"].as_object_mut().expect("entries") {
+        if e["layer"]["digest"] == copy_layer.as_str() {
+            e["layer"]["media_type"] = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+            changed += 1;
+        }
+    }
+    assert_eq!(changed, 1);
+    let bytes = serde_json::to_vec(&table).expect("json");
+    let new_digest = upload_blob(&reg, "cache/app", &bytes);
+    let mut lying = manifest.clone();
+    lying["config"]["digest"] = new_digest.into();
+    lying["config"]["size"] = bytes.len().into();
+    ureq::put(&format!("{base}/v2/cache/app/manifests/lying"))
+        .set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .send_bytes(&serde_json::to_vec(&lying).expect("json"))
+        .expect("put manifest");
+
+    let fresh = TestEnv::new();
+    let mut c = hoist(
+        &fresh,
+        [
+            "build",
+            "--tls-verify=false",
+            "--cache-from",
+            &format!("{}/cache/app:lying", reg.host()),
+            "-t",
+            "app",
+            ctx.to_str().expect("utf-8"),
+        ],
+    );
+    let out = c.output().expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "{c:?}\n{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&copy_layer) && err.contains("is none data, but its media type says gzip"),
+        "{err}"
     );
     validate_store(&fresh);
 }

@@ -150,6 +150,16 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "POLICY", num_args = 0..=1, require_equals = true, default_missing_value = "always")]
     pub pull: Option<super::pull::PullPolicy>,
 
+    /// Export the build cache to a registry: `REF` or `type=registry,ref=REF[,mode=max|min]`
+    /// (default `max`: every step of every stage built; `min`: the target stage's steps)
+    #[arg(long = "cache-to", value_name = "REF")]
+    pub cache_to: Vec<String>,
+
+    /// Import build cache from a registry: `REF` or `type=registry,ref=REF` (repeatable; a
+    /// cache that cannot be read is a warning)
+    #[arg(long = "cache-from", value_name = "REF")]
+    pub cache_from: Vec<String>,
+
     #[command(flatten)]
     pub registry: super::pull::RegistryArgs,
     #[command(flatten)]
@@ -189,8 +199,17 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             "unknown `--progress` mode `{other}`: use `auto`, `plain`, `tty`, `quiet` or `rawjson`"
         ),
     };
+    // the cache flags are checked before anything is read
+    let cache_to = args
+        .cache_to
+        .iter()
+        .map(|v| super::buildcache::parse_spec("--cache-to", v, true))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut empty_context = None;
     let mut request = resolve(&args, &mut empty_context)?;
+    if !cache_to.is_empty() && !request.layers {
+        bail!("`--cache-to`: `--layers=false` keeps no build cache to export");
+    }
     if args.check {
         return check_only(&request, globals);
     }
@@ -247,6 +266,16 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             output::println(id.hex());
         }
     }
+    for spec in &cache_to {
+        let (digest, n) =
+            super::buildcache::export(&store, spec, &built.cache_keys, &args.registry)?;
+        if progress != Progress::Quiet {
+            output::note(&format!(
+                "exported build cache to {} ({n} entries, {digest})",
+                spec.reference
+            ));
+        }
+    }
     if let Some((_dir, file)) = &stdout_tar {
         let mut tar = std::fs::File::open(file)
             .with_context(|| format!("cannot read `{}`", file.display()))?;
@@ -263,6 +292,7 @@ fn resolve(
     args: &Args,
     empty_context: &mut Option<tempfile::TempDir>,
 ) -> anyhow::Result<BuildRequest> {
+    let remote_cache = remote_cache(args)?;
     if args.context.contains("://") || args.context.starts_with("git@") {
         bail!(
             "context `{}`: only a local directory is supported as the build context",
@@ -431,6 +461,7 @@ fn resolve(
         explain_cache: args.explain_cache,
         compression,
         images: image_provider(args)?,
+        remote_cache,
     })
 }
 
@@ -612,6 +643,20 @@ fn image_provider(args: &Args) -> anyhow::Result<Option<std::sync::Arc<dyn exec:
     let puller =
         super::pull::Puller::new(&args.registry, policy, None, args.quiet)?.with_trust(&args.trust);
     Ok(Some(std::sync::Arc::new(puller)))
+}
+
+/// The registry caches of `--cache-from`, read on the first lookup.
+fn remote_cache(args: &Args) -> anyhow::Result<Option<std::sync::Arc<dyn exec::RemoteCache>>> {
+    if args.cache_from.is_empty() {
+        return Ok(None);
+    }
+    let specs = args
+        .cache_from
+        .iter()
+        .map(|v| super::buildcache::parse_spec("--cache-from", v, false))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cache = super::buildcache::RegistryCache::new(specs, &args.registry, args.quiet)?;
+    Ok(Some(std::sync::Arc::new(cache)))
 }
 
 fn read_dockerfile(p: &Path) -> anyhow::Result<String> {

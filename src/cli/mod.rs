@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod build;
+pub mod buildcache;
 pub mod check;
 pub mod completions;
 pub mod history;
@@ -63,7 +64,7 @@ pub enum LogLevel {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile
-    Build(build::Args),
+    Build(Box<build::Args>),
     /// List images in the local store
     Images(images::Args),
     /// Give an image more names
@@ -203,7 +204,7 @@ pub fn main() -> ExitCode {
         }
     }
     let result = match command {
-        Command::Build(a) => build::run(a, &globals),
+        Command::Build(a) => build::run(*a, &globals),
         Command::Images(a) => images::run(a, &globals),
         Command::Tag(a) => tag::run(a, &globals),
         Command::Rmi(a) => rmi::run(a, &globals),

@@ -3,6 +3,11 @@
 //! another repository of that registry holds are mounted, the rest stream up in parallel; the
 //! manifest goes last. Prints the manifest digest (and writes it to `--digestfile`). With
 //! `--sign-by-sigstore-private-key` the pushed manifest is then signed ([`super::sign`]).
+//!
+//! Layers stored as plain tars leave gzip-compressed by default (`--compression-format`,
+//! podman's flag), through the store's record of compressed copies
+//! ([`crate::store::compressed`]): deterministic, so pushing the same image twice gives the
+//! same manifest digest, and compressed once.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -16,7 +21,7 @@ use super::Globals;
 use crate::image::{Digest, Reference};
 use crate::registry::push::{self, Format, PushOptions};
 use crate::registry::Mount;
-use crate::store::Store;
+use crate::store::{compressed, Store};
 
 /// Blobs uploaded at the same time.
 const PUSH_JOBS: usize = 3;
@@ -40,6 +45,28 @@ pub enum FormatArg {
     Docker,
 }
 
+/// How plain layers are compressed on their way out (podman's `--compression-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CompressionArg {
+    /// gzip, what every registry client reads
+    #[default]
+    Gzip,
+    /// zstd (OCI manifests only)
+    Zstd,
+    /// Send layers as stored
+    None,
+}
+
+impl CompressionArg {
+    pub fn compression(self) -> crate::layer::Compression {
+        match self {
+            CompressionArg::Gzip => crate::layer::Compression::Gzip,
+            CompressionArg::Zstd => crate::layer::Compression::Zstd,
+            CompressionArg::None => crate::layer::Compression::None,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image in the local store (name or ID)
@@ -54,6 +81,10 @@ pub struct Args {
     /// Manifest format: `oci` or `docker` (default: as stored)
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     pub format: Option<FormatArg>,
+    /// Compress plain-tar layers with this on the way out (`gzip` by default; layers already
+    /// compressed are sent as they are)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "gzip")]
+    pub compression_format: CompressionArg,
     /// No progress output
     #[arg(short, long)]
     pub quiet: bool,
@@ -96,6 +127,10 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     };
     let regs = args.registry.session()?;
     let target = regs.push_target(&dest)?;
+    let compression = args.compression_format.compression();
+    let src = store
+        .source_compressed(&record, compression)
+        .with_context(|| format!("cannot compress the layers of `{}`", args.name))?;
 
     // blobs other images of the same registry hold can be mounted instead of uploaded
     let mut mount_from: HashMap<Digest, String> = HashMap::new();
@@ -105,6 +140,10 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
                 continue;
             }
             for d in img.layer_digests()?.into_iter().chain([img.id.clone()]) {
+                // what a push of that image sent: the compressed copy of a plain layer
+                if let Some((c, _)) = compressed::recorded(&store, compression, &d) {
+                    mount_from.entry(c).or_insert_with(|| n.path().to_string());
+                }
                 mount_from.entry(d).or_insert_with(|| n.path().to_string());
             }
         }
@@ -131,7 +170,6 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             cb
         }),
     };
-    let src = store.source(&record);
     let reference = dest.tag().map(str::to_string);
     let digest = push::push(&src, &target, reference.as_deref(), &opts)
         .with_context(|| format!("cannot push `{}` to `{dest}`", args.name))?;

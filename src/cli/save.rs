@@ -1,7 +1,10 @@
 //! `hoist save [--format docker-archive|oci-archive] [-o FILE] IMAGE…`: writes images with their
 //! names into one archive, as `podman save` does.
 //!
-//! The default format is `docker-archive`, podman's default (docker can load it too). An image
+//! The default format is `docker-archive`, podman's default (docker can load it too); its layers
+//! are plain tars, as `docker save` writes them. `oci-archive` gzips layers the store keeps as
+//! plain tars (`--uncompressed` keeps them plain), as podman does, through the store's record of
+//! compressed copies ([`crate::store::compressed`]). An image
 //! named by a name is saved under that name; one named by its ID is saved without names, as
 //! podman and docker do. A regular `FILE` is written as a temporary file beside it, fsynced and
 //! renamed, so a failure never leaves half an archive; a device or FIFO (`-o /dev/null`, a named
@@ -33,6 +36,11 @@ pub struct Args {
     /// Archive format
     #[arg(long, value_enum, default_value = "docker-archive")]
     pub format: Format,
+
+    /// oci-archive: keep plain-tar layers uncompressed (by default they are gzip-compressed
+    /// on the way out, as podman writes them); docker-archive layers are always plain tars
+    #[arg(long)]
+    pub uncompressed: bool,
 
     /// Write the archive to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
@@ -71,7 +79,19 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             None => chosen.push((image, name.into_iter().collect(), typed.clone())),
         }
     }
-    let sources: Vec<_> = chosen.iter().map(|(r, _, _)| store.source(r)).collect();
+    // docker-archive carries plain tars (its writer decompresses); an OCI layout gets gzip
+    let compression = match (format, args.uncompressed) {
+        (ArchiveFormat::OciArchive, false) => crate::layer::Compression::Gzip,
+        _ => crate::layer::Compression::None,
+    };
+    let sources = chosen
+        .iter()
+        .map(|(r, _, typed)| {
+            store
+                .source_compressed(r, compression)
+                .with_context(|| format!("cannot compress the layers of `{typed}`"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let items: Vec<SaveImage<'_>> = chosen
         .iter()
         .zip(&sources)

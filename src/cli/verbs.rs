@@ -76,7 +76,7 @@ impl Command {
                 ImageCommand::Save(a) => Command::Save(a),
                 ImageCommand::Load(a) => Command::Load(a),
                 ImageCommand::Import(a) => Command::Import(a),
-                ImageCommand::Build(a) => Command::Build(*a),
+                ImageCommand::Build(a) => Command::Build(a),
             },
             Command::System(SystemCommand::Prune(a)) => Command::Prune(a),
             Command::System(SystemCommand::Info(a)) => Command::Info(a),

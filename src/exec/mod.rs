@@ -88,6 +88,8 @@ pub struct BuildRequest {
     /// Where `FROM` and `COPY --from` images come from when the store lacks them (or when
     /// the pull policy says to look again); `None`: the local store only.
     pub images: Option<std::sync::Arc<dyn ImageProvider>>,
+    /// Build cache from elsewhere (`--cache-from`), asked when the store's own cache misses.
+    pub remote_cache: Option<std::sync::Arc<dyn RemoteCache>>,
 }
 
 /// How a build writes its layer blobs: `none` by default (the tar as it is, hashed once and
@@ -120,6 +122,20 @@ pub trait ImageProvider: Send + Sync + std::fmt::Debug {
     ) -> Result<crate::store::ImageRecord, String>;
 }
 
+/// Build cache entries kept outside the store (the CLI's registry cache of `--cache-from`).
+pub trait RemoteCache: Send + Sync + std::fmt::Debug {
+    /// The entry recorded for `key`, with its layer blob (if any) made available in `store`,
+    /// verified against its digest. `Ok(None)`: no such entry. An error (a layer that does
+    /// not match its digest) fails the step. Remarks (a cache that cannot be read, what was
+    /// imported) go to `tell` as (is it a warning, text), shown with the build's progress.
+    fn lookup(
+        &self,
+        store: &Store,
+        key: &str,
+        tell: &mut dyn FnMut(bool, &str),
+    ) -> Result<Option<crate::store::cache::CacheEntry>, String>;
+}
+
 /// The store's image for a base or `COPY --from` name, asking the request's provider when the
 /// store lacks it (or always, if the provider's pull policy says so).
 pub(crate) fn resolve_base(
@@ -146,6 +162,9 @@ pub(crate) fn resolve_base(
 pub struct Built {
     /// The image ID (config digest), when an image was stored.
     pub image_id: Option<Digest>,
+    /// The cache keys of the steps this build recorded or reused, in the order they finished,
+    /// with whether the step belongs to the target stage (for `--cache-to`).
+    pub cache_keys: Vec<(String, bool)>,
 }
 
 /// A progress event, shown by the CLI's printer.

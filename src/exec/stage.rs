@@ -98,6 +98,8 @@ pub(super) struct Runner<'a> {
     counter: AtomicUsize,
     /// Stages whose steps are not looked up in the cache (`--no-cache`, `--no-cache-filter`).
     no_lookup: BTreeSet<usize>,
+    /// The keys of the steps recorded or reused, with their stage (for `--cache-to`).
+    keys: Mutex<Vec<(usize, String)>>,
 }
 
 /// Locks a mutex, also after a panic elsewhere (the data is still consistent: every update is
@@ -194,6 +196,7 @@ impl<'a> Runner<'a> {
             created,
             counter: AtomicUsize::new(0),
             no_lookup,
+            keys: Mutex::new(Vec::new()),
         };
         // every stage in its own thread, started at once: a stage waits for another only at the
         // step that reads it (FROM, COPY --from, RUN --mount from=), not before its first step
@@ -251,7 +254,16 @@ impl<'a> Runner<'a> {
         } else {
             None
         };
-        Ok(Built { image_id })
+        let mut seen = BTreeSet::new();
+        let cache_keys = std::mem::take(&mut *lock(&r.keys))
+            .into_iter()
+            .filter(|(_, k)| seen.insert(k.clone()))
+            .map(|(stage, k)| (k, stage == target))
+            .collect();
+        Ok(Built {
+            image_id,
+            cache_keys,
+        })
     }
 
     /// Runs a stage and makes its result (or its failure) known to the stages waiting for it.
@@ -492,23 +504,39 @@ impl<'a> Runner<'a> {
             &format!("{}#{position}", step.kind()),
         );
         if !self.no_lookup.contains(&stage) {
-            if let Some(entry) = store_cache::lookup(self.store, &key) {
-                if store_cache::usable(self.store, &entry) {
-                    if let Some(hit) = self.reuse(step, &entry)? {
-                        let (config, layer) = hit;
-                        out.config = config;
-                        if let Some((l, dir)) = layer {
-                            out.layers.push(l);
-                            out.dirs.push(dir);
-                        }
-                        if matches!(step.op, Op::Cmd(_)) {
-                            *cmd_set = true;
-                        }
-                        out.key = key;
-                        return Ok(true);
+            let mut found = store_cache::lookup(self.store, &key)
+                .filter(|e| store_cache::usable(self.store, e));
+            if found.is_none() {
+                if let Some(remote) = &self.req.remote_cache {
+                    // another machine's build recorded it (`--cache-from`): its layer is now in
+                    // the store, verified; the entry becomes this store's own
+                    let mut tell = |warning: bool, m: &str| match warning {
+                        true => self.emit(Event::Warning(m)),
+                        false => self.emit(Event::Note(m)),
+                    };
+                    if let Some(entry) = remote
+                        .lookup(self.store, &key, &mut tell)
+                        .map_err(|m| self.step_err(step.line, &step.text, m))?
+                    {
+                        store_cache::record(self.store, &entry, &[&pointer, &place])?;
+                        found = Some(entry);
                     }
-                } else {
-                    log::debug!("cache entry {key}: its layer blob is gone; a miss");
+                }
+            }
+            if let Some(entry) = found {
+                if let Some(hit) = self.reuse(step, &entry)? {
+                    let (config, layer) = hit;
+                    out.config = config;
+                    if let Some((l, dir)) = layer {
+                        out.layers.push(l);
+                        out.dirs.push(dir);
+                    }
+                    if matches!(step.op, Op::Cmd(_)) {
+                        *cmd_set = true;
+                    }
+                    lock(&self.keys).push((stage, key.clone()));
+                    out.key = key;
+                    return Ok(true);
                 }
             }
             if self.req.explain_cache {
@@ -561,6 +589,7 @@ impl<'a> Runner<'a> {
                 .expect("serde_json always writes UTF-8"),
         };
         store_cache::record(self.store, &entry, &[&pointer, &place])?;
+        lock(&self.keys).push((stage, key.clone()));
         out.key = key;
         Ok(false)
     }

@@ -232,6 +232,14 @@ impl Client {
             Err(e) => {
                 let msg = transport_message(&e);
                 let lower = msg.to_lowercase();
+                // the server's alert: it wants a client certificate (mutual TLS), not ours
+                if lower.contains("received fatal alert")
+                    && (lower.contains("badcertificate") || lower.contains("certificaterequired"))
+                {
+                    return Err(self.http_err(format!(
+                        "{msg} (the registry requires a client certificate and refused the one offered, or none was found: put `NAME.cert` and `NAME.key` in `--cert-dir` or the registry's certs.d directory)"
+                    )));
+                }
                 if lower.contains("tls") || lower.contains("certificate") {
                     return Err(self.http_err(format!(
                         "{msg} (a registry without TLS, or with a certificate hoist cannot verify, needs `--tls-verify=false`, `--cert-dir` or `insecure = true` in registries.conf)"
@@ -816,8 +824,14 @@ fn transport_message(e: &ureq::Error) -> String {
         ureq::Error::Transport(t) => {
             let mut s = t.kind().to_string();
             if let Some(m) = t.message() {
-                s.push_str(": ");
-                s.push_str(m);
+                // ureq's message often repeats the kind
+                match m.strip_prefix(s.as_str()) {
+                    Some(rest) => s.push_str(rest),
+                    None => {
+                        s.push_str(": ");
+                        s.push_str(m);
+                    }
+                }
             }
             if let Some(src) = std::error::Error::source(t) {
                 s.push_str(": ");

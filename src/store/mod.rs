@@ -30,6 +30,7 @@
 
 pub mod cache;
 mod check;
+pub mod compressed;
 mod gc;
 mod import;
 mod index;

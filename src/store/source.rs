@@ -13,6 +13,8 @@ pub struct StoreImage<'a> {
     store: &'a Store,
     manifest_digest: Digest,
     config_digest: Digest,
+    /// A manifest that replaces the stored one (layers compressed on the way out).
+    manifest: Option<Vec<u8>>,
 }
 
 impl<'a> StoreImage<'a> {
@@ -21,7 +23,14 @@ impl<'a> StoreImage<'a> {
             store,
             manifest_digest: image.manifest_digest.clone(),
             config_digest: image.id.clone(),
+            manifest: None,
         }
+    }
+
+    /// The same image with another manifest (its blobs must be in the store).
+    pub(super) fn with_manifest(mut self, bytes: Vec<u8>) -> StoreImage<'a> {
+        self.manifest = Some(bytes);
+        self
     }
 }
 
@@ -44,10 +53,13 @@ fn to_image_error(e: StoreError) -> ImageError {
 
 impl ImageSource for StoreImage<'_> {
     fn manifest(&self) -> Result<(Vec<u8>, ImageManifest), ImageError> {
-        let bytes = self
-            .store
-            .read_blob(&self.manifest_digest)
-            .map_err(to_image_error)?;
+        let bytes = match &self.manifest {
+            Some(b) => b.clone(),
+            None => self
+                .store
+                .read_blob(&self.manifest_digest)
+                .map_err(to_image_error)?,
+        };
         let m = serde_json::from_slice(&bytes).map_err(|e| ImageError::Invalid {
             what: format!("manifest `{}`", self.manifest_digest),
             reason: e.to_string(),
