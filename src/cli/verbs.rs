@@ -4,7 +4,7 @@
 //! `system df` (the only management verb without a short form) and the suggestion shown for an
 //! unknown verb, made only when the typed word is close to a real one.
 //!
-//! Containers do not exist in hoist, so no `container` group is offered.
+//! `container prune` has no short form and stays a verb of its own, as `system df` does.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -48,6 +48,27 @@ pub enum ImageCommand {
     Build(Box<build::Args>),
 }
 
+/// `hoist container VERB`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ContainerCommand {
+    /// List containers (as `hoist ps`)
+    #[command(visible_alias = "list", visible_alias = "ps")]
+    Ls(super::ps::Args),
+    /// Remove working containers (as `hoist rm`)
+    #[command(visible_alias = "remove")]
+    Rm(super::rm::Args),
+    /// Remove every container not in use
+    Prune(super::rm::PruneArgs),
+    /// Show what a container changed (as `hoist diff`)
+    Diff(super::diff::Args),
+    /// Make an image of a container's changes (as `hoist commit`)
+    Commit(super::commit::Args),
+    /// Run a command in a new or working container (as `hoist run`)
+    Run(Box<super::run::Args>),
+    /// Make a working container (as `hoist from`)
+    Create(super::from::Args),
+}
+
 /// `hoist system VERB`.
 #[derive(Debug, clap::Subcommand)]
 pub enum SystemCommand {
@@ -78,6 +99,19 @@ impl Command {
                 ImageCommand::Import(a) => Command::Import(a),
                 ImageCommand::Build(a) => Command::Build(*a),
             },
+            Command::Container(c) => match c {
+                ContainerCommand::Ls(a) => Command::Ps(a),
+                ContainerCommand::Rm(a) => Command::Rm(a),
+                ContainerCommand::Diff(a) => Command::Diff(a),
+                ContainerCommand::Commit(a) => Command::Commit(a),
+                ContainerCommand::Run(a) => Command::Run(*a),
+                ContainerCommand::Create(a) => Command::From(a),
+                p @ ContainerCommand::Prune(_) => Command::Container(p),
+            },
+            Command::Containers(mut a) => {
+                a.all = true;
+                Command::Ps(a)
+            }
             Command::System(SystemCommand::Prune(a)) => Command::Prune(a),
             Command::System(SystemCommand::Info(a)) => Command::Info(a),
             Command::System(SystemCommand::Check(a)) => Command::Check(a),
