@@ -354,6 +354,16 @@ fn prune_keeps_what_a_container_needs_and_rmi_refuses_its_image() {
     env.ok(["import".as_ref(), tar.as_os_str(), "base".as_ref()]);
     env.ok(["from", "--name", "w", "base"]);
     env.ok(["run", "w", "--", "touch", "/mark"]);
+    let df = env.ok([
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}={{.TotalCount}}/{{.Active}}",
+    ]);
+    assert!(
+        df.contains("Images=1/1") && df.contains("Containers=1/0"),
+        "{df}"
+    );
     let err = env.fails(1, ["rmi", "base"]);
     assert!(err.contains("in use by container `w`"), "{err}");
     env.ok(["prune", "-a", "-f"]);
