@@ -239,6 +239,12 @@ fn from_run_copy_config_commit_equals_a_build_of_the_same_dockerfile() {
         "0:0",
         "w",
     ]);
+    // the container's runs use its config
+    assert_same(
+        "env and working dir in the container",
+        "1\n/app\n",
+        &env.ok(["run", "w", "--", "sh", "-c", "echo $A; pwd"]),
+    );
     env.ok(["commit", "w", "scripted:1"]);
 
     assert_same(
@@ -437,6 +443,10 @@ fn bad_input_is_one_line_exit_1_and_the_store_is_unchanged() {
         ),
         (vec!["commit", "x", "Not A Name"], "`Not A Name`"),
         (vec!["config", "--env", "=1", "x"], "`--env =1`"),
+        (
+            vec!["commit", "--change", "RUN true", "x", "img:1"],
+            "`RUN` cannot be applied",
+        ),
         (
             vec!["from", "--name", "bad name", "busybox"],
             "container name `bad name`",
