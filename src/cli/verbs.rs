@@ -180,7 +180,7 @@ pub fn run_df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|r| used.contains(&r.id.to_string()))
         .count();
-    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
     let mut container_bytes = 0;
     let mut container_free = 0;
     let mut container_active = 0;
