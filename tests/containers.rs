@@ -489,3 +489,84 @@ fn rootless_from_run_copy_commit_and_run_the_result() {
     env.ok(["rm", "w"]);
     env.ok(["check"]);
 }
+
+/// `hoist ARGS…` as the `hoisttest` user, which has a subordinate id range (scripts/test.sh).
+fn as_hoisttest(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let out = run(std::process::Command::new("id").args(["-u", "hoisttest"]));
+    assert!(
+        out.status.success(),
+        "user `hoisttest` is missing: run scripts/test.sh (as root), which creates it with a subuid range"
+    );
+    let uid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    run(std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--init-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(common::hoist_bin())
+        .args(args)
+        .env("HOIST_ROOT", &env.root)
+        .env("HOME", env.dir.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .current_dir(env.dir.path())
+        .stdin(std::process::Stdio::null()))
+}
+
+fn hoisttest_ok(env: &TestEnv, args: &[&str]) -> String {
+    let out = as_hoisttest(env, args);
+    assert!(out.status.success(), "hoist {args:?}\n{}", show(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn with_a_subuid_range_a_commit_keeps_owners_and_rm_and_prune_clean_up() {
+    let env = TestEnv::new();
+    let uid = run(std::process::Command::new("id").args(["-u", "hoisttest"]));
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout)
+        .trim()
+        .parse()
+        .expect("hoisttest uid");
+    common::chown_tree(env.dir.path(), uid);
+    let tar = common::busybox_rootfs();
+    hoisttest_ok(&env, &["import", tar.to_str().expect("utf-8"), "busybox"]);
+    let f = env.path("owned.txt");
+    std::fs::write(&f, "o\n").expect("file");
+    common::chown_tree(&f, uid);
+    hoisttest_ok(&env, &["from", "--name", "w", "busybox"]);
+    hoisttest_ok(
+        &env,
+        &[
+            "run",
+            "w",
+            "--",
+            "sh",
+            "-c",
+            "echo x > /byrun && chown 1000:1001 /byrun",
+        ],
+    );
+    hoisttest_ok(
+        &env,
+        &["copy", "--chown", "2000:2001", "w", "owned.txt", "/bycopy"],
+    );
+    hoisttest_ok(&env, &["commit", "w", "owned:1"]);
+    assert_same(
+        "owners in the image",
+        "1000:1001 /byrun\n2000:2001 /bycopy\n",
+        &hoisttest_ok(
+            &env,
+            &[
+                "run", "--rm", "owned:1", "stat", "-c", "%u:%g %n", "/byrun", "/bycopy",
+            ],
+        ),
+    );
+    hoisttest_ok(&env, &["rm", "w"]);
+    hoisttest_ok(&env, &["prune", "-a", "-f"]);
+    hoisttest_ok(&env, &["check"]);
+    let left: Vec<_> = std::fs::read_dir(env.root.join("containers"))
+        .expect("containers/")
+        .collect();
+    assert!(left.is_empty(), "containers/ keeps {left:?}");
+}
