@@ -177,6 +177,27 @@ fn two_commits_of_one_container_second_layer_holds_only_the_second_change() {
         "1\n2\n",
         &env.ok(["run", "--rm", "two:2", "cat", "/one", "/two"]),
     );
+    // --squash: one layer holding the base and both changes
+    env.ok(["run", "w", "--", "sh", "-c", "echo 3 > /three"]);
+    env.ok(["commit", "--squash", "w", "two:3"]);
+    let squashed = layer_entries(&env, "two:3");
+    assert_eq!(squashed.len(), 1, "squashed layers");
+    assert!(
+        squashed[0].iter().any(|e| e == "bin/busybox"),
+        "{:?}",
+        squashed[0]
+    );
+    assert_same(
+        "squashed image",
+        "1\n2\n3\n",
+        &env.ok(["run", "--rm", "two:3", "cat", "/one", "/two", "/three"]),
+    );
+    assert_eq!(
+        inspect(&env, "two:3")["History"]
+            .as_array()
+            .map(|h| h.len()),
+        Some(1)
+    );
 }
 
 #[test]
@@ -316,6 +337,25 @@ fn add_unpacks_a_local_archive_and_copy_from_reads_an_image() {
         "/bin/busybox",
         "/bin/busybox",
     ]);
+    // a one-shot HTTP server for the URL source
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 1024];
+        let _ = std::io::Read::read(&mut s, &mut buf);
+        let body = "remote\n";
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        std::io::Write::write_all(&mut s, resp.as_bytes()).expect("write");
+    });
+    let url = format!("http://127.0.0.1:{port}/dl/remote.txt");
+    env.ok(["add", "w", &url, "/downloads/"]);
+    server.join().expect("server");
+    let err = env.fails(1, ["copy", "w", &url, "/downloads/"]);
+    assert!(err.contains("use `hoist add`"), "{err}");
     env.ok([
         "commit",
         "--change",
@@ -324,6 +364,20 @@ fn add_unpacks_a_local_archive_and_copy_from_reads_an_image() {
         "added:1",
     ]);
     assert_same("unpacked file", "y\n", &env.ok(["run", "--rm", "added:1"]));
+    assert_same(
+        "downloaded file",
+        "600\nremote\n",
+        &env.ok([
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/busybox",
+            "added:1",
+            "sh",
+            "-c",
+            "/bin/busybox stat -c %a /downloads/remote.txt; /bin/busybox cat /downloads/remote.txt",
+        ]),
+    );
     let layers = layer_entries(&env, "added:1");
     assert_eq!(layers.len(), 1, "scratch + one commit: one layer");
 }

@@ -507,7 +507,11 @@ pub fn commit(
         let flat = scratch.path().join("squashed");
         let mut dirs = lowers.clone();
         dirs.push(upper.clone());
-        crate::exec::export::flatten(&dirs, &flat).map_err(|e| op(r, e))?;
+        fs::create_dir(&flat).map_err(|e| op(r, format!("squashing: {e}")))?;
+        crate::exec::export::flatten(&dirs, &flat).map_err(|e| match e {
+            crate::exec::ExecError::Output(m) => op(r, format!("squashing: {m}")),
+            other => op(r, format!("squashing: {other}")),
+        })?;
         config.history.clear();
         (flat, false, Vec::new())
     } else {
