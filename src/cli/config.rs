@@ -170,3 +170,77 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     container::set_config(&store, &rec, &c)?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: Args,
+    }
+
+    fn args(v: &[&str]) -> Args {
+        T::parse_from(std::iter::once("config").chain(v.iter().copied())).a
+    }
+
+    #[test]
+    fn flags_edit_the_config_as_the_instructions_do() {
+        let mut c = ImageConfig::default();
+        c.set_cmd(vec!["old".into()]);
+        c.set_env("GONE", "1");
+        apply(
+            &args(&[
+                "--env",
+                "A=1",
+                "--env",
+                "GONE-",
+                "--entrypoint",
+                "run.sh -x",
+                "--workingdir",
+                "app",
+                "--port",
+                "80",
+                "--port",
+                "53/udp",
+                "--healthcheck",
+                "true",
+                "w",
+            ]),
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.config.env, Some(vec!["A=1".to_string()]));
+        assert_eq!(
+            c.config.entrypoint,
+            Some(vec!["/bin/sh".into(), "-c".into(), "run.sh -x".into()])
+        );
+        // a new entrypoint drops the inherited command, as ENTRYPOINT does
+        assert_eq!(c.config.cmd, None);
+        assert_eq!(c.config.working_dir.as_deref(), Some("/app"));
+        let ports: Vec<&String> = c.config.exposed_ports.as_ref().unwrap().keys().collect();
+        assert_eq!(ports, ["53/udp", "80/tcp"]);
+        assert_eq!(
+            c.config.healthcheck.as_ref().unwrap().test,
+            vec!["CMD-SHELL".to_string(), "true".to_string()]
+        );
+        apply(
+            &args(&["--cmd", "[\"a\", \"b\"]", "--entrypoint", "[\"/e\"]", "w"]),
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.config.cmd, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(c.config.entrypoint, Some(vec!["/e".into()]));
+        for bad in [
+            &["--env", "=x", "w"][..],
+            &["--cmd", "[1, 2]", "w"],
+            &["--volume", "rel", "w"],
+            &["--port", "x", "w"],
+            &["--healthcheck", "[\"BAD\"]", "w"],
+        ] {
+            assert!(apply(&args(bad), &mut c.clone()).is_err(), "{bad:?}");
+        }
+    }
+}

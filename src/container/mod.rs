@@ -576,3 +576,21 @@ pub fn commit(
 pub fn short_id(d: &Digest) -> String {
     d.hex().chars().take(12).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_follow_buildah() {
+        for (image, want) in [
+            ("busybox", "busybox-working-container"),
+            ("docker.io/library/alpine:3.19", "alpine-working-container"),
+            ("localhost/app@sha256:abc", "app-working-container"),
+            ("scratch", "scratch-working-container"),
+            ("registry:5000/x/y:1", "y-working-container"),
+        ] {
+            assert_eq!(default_name(image), want, "{image}");
+        }
+    }
+}
