@@ -624,3 +624,64 @@ fn with_a_subuid_range_a_commit_keeps_owners_and_rm_and_prune_clean_up() {
         .collect();
     assert!(left.is_empty(), "containers/ keeps {left:?}");
 }
+
+#[test]
+fn a_container_in_use_is_up_in_ps_and_refused_to_a_second_process() {
+    let env = with_busybox();
+    env.ok(["from", "--name", "w", "busybox"]);
+    let sync = env.path("sync");
+    std::fs::create_dir(&sync).expect("sync dir");
+    let fifo = sync.join("go");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let volume = format!("{}:/sync", sync.display());
+    let mut child = env
+        .cmd([
+            "run",
+            "-v",
+            &volume,
+            "w",
+            "--",
+            "sh",
+            "-c",
+            "touch /sync/ready; read x < /sync/go; echo done > /after",
+        ])
+        .spawn()
+        .expect("start the first run");
+    // the first run holds the container once its command has started
+    let mut waited = 0;
+    while !sync.join("ready").exists() {
+        assert!(waited < 6000, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    }
+    let ps = env.ok(["ps"]);
+    assert!(ps.contains(" w") && ps.contains("Up"), "{ps}");
+    let err = env.fails(
+        1,
+        [
+            "copy",
+            "w",
+            sync.join("ready").to_str().expect("utf-8"),
+            "/x",
+        ],
+    );
+    assert!(
+        err.contains("container `w` is in use by another hoist process"),
+        "{err}"
+    );
+    let err = env.fails(1, ["rm", "w"]);
+    assert!(err.contains("in use"), "{err}");
+    std::fs::write(&fifo, "go\n").expect("release the first run");
+    let status = child.wait().expect("first run");
+    assert!(status.success());
+    assert_same(
+        "after",
+        "done\n",
+        &env.ok(["run", "w", "--", "cat", "/after"]),
+    );
+    assert!(!env.ok(["diff", "w"]).contains("/x"));
+}
