@@ -78,18 +78,20 @@ pub fn write_layer(
 /// The layers of a stored image, bottom first.
 pub fn image_layers(image: &ImageRecord) -> Result<Vec<LayerRef>, StoreError> {
     let diff_ids = image.diff_ids()?;
-    Ok(image
+    image
         .manifest
         .layers()
         .iter()
         .zip(diff_ids)
-        .map(|(l, diff_id)| LayerRef {
-            diff_id,
-            digest: Digest::from_oci(l.digest()).expect("a stored manifest's digests parse"),
-            size: l.size(),
-            media_type: l.media_type().to_string(),
+        .map(|(l, diff_id)| {
+            Ok(LayerRef {
+                diff_id,
+                digest: Digest::from_oci(l.digest())?,
+                size: l.size(),
+                media_type: l.media_type().to_string(),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Writes `config` (its `rootfs.diff_ids` set from `layers`) and a manifest over it, and names
