@@ -417,20 +417,7 @@ fn resolve(
         bail!("`--output -` is given twice: standard output takes one tar");
     }
 
-    let timestamp = match args.timestamp {
-        Some(t) => Some(t),
-        None => match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) if !v.is_empty() => Some(v.trim().parse::<i64>().map_err(|_| {
-                anyhow::anyhow!("`SOURCE_DATE_EPOCH` is `{v}`, not a Unix time in seconds")
-            })?),
-            _ => None,
-        },
-    };
-    if let Some(t) = timestamp {
-        if t < 0 {
-            bail!("`--timestamp {t}`: a time before 1970 is not supported");
-        }
-    }
+    let timestamp = timestamp(args.timestamp)?;
 
     let compression = parse_compression(&args.compression, args.compression_level)?;
 
@@ -611,8 +598,30 @@ fn run_checks(
     Ok((findings, config))
 }
 
+/// `--timestamp N`, else `SOURCE_DATE_EPOCH`.
+pub(super) fn timestamp(flag: Option<i64>) -> anyhow::Result<Option<i64>> {
+    let timestamp = match flag {
+        Some(t) => Some(t),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.is_empty() => Some(v.trim().parse::<i64>().map_err(|_| {
+                anyhow::anyhow!("`SOURCE_DATE_EPOCH` is `{v}`, not a Unix time in seconds")
+            })?),
+            _ => None,
+        },
+    };
+    if let Some(t) = timestamp {
+        if t < 0 {
+            bail!("`--timestamp {t}`: a time before 1970 is not supported");
+        }
+    }
+    Ok(timestamp)
+}
+
 /// `--compression FORMAT` and `--compression-level N`.
-fn parse_compression(format: &str, level: Option<i32>) -> anyhow::Result<exec::LayerCompression> {
+pub(super) fn parse_compression(
+    format: &str,
+    level: Option<i32>,
+) -> anyhow::Result<exec::LayerCompression> {
     use crate::layer::Compression;
     let compression = match format {
         "none" => Compression::None,

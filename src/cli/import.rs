@@ -136,7 +136,7 @@ fn parse_change(text: &str, env: &[(String, String)]) -> anyhow::Result<Change> 
     let df = dockerfile::parse(&format!("FROM scratch\n{text}\n"), "change")
         .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     if df.stages.len() > 1 {
-        anyhow::bail!("`FROM` cannot be applied by import (supported: ENV, CMD, ENTRYPOINT, WORKDIR, USER, LABEL, EXPOSE)");
+        anyhow::bail!("`FROM` cannot be applied by `--change` (supported: ENV, CMD, ENTRYPOINT, WORKDIR, USER, LABEL, EXPOSE)");
     }
     let mut instrs = df
         .stages
@@ -190,7 +190,7 @@ fn parse_change(text: &str, env: &[(String, String)]) -> anyhow::Result<Change> 
             Change::Expose(out)
         }
         other => anyhow::bail!(
-            "`{}` cannot be applied by import (supported: ENV, CMD, ENTRYPOINT, WORKDIR, USER, LABEL, EXPOSE)",
+            "`{}` cannot be applied by `--change` (supported: ENV, CMD, ENTRYPOINT, WORKDIR, USER, LABEL, EXPOSE)",
             other.keyword()
         ),
     })

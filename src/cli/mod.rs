@@ -13,7 +13,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod build;
 pub mod buildcache;
 pub mod check;
+pub mod commit;
 pub mod completions;
+pub mod config;
+pub mod copy;
+pub mod diff;
+pub mod from;
 pub mod history;
 pub mod images;
 pub mod import;
@@ -25,8 +30,10 @@ pub mod login;
 pub mod logout;
 pub mod output;
 pub mod prune;
+pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod save;
@@ -86,8 +93,26 @@ pub enum Command {
     Load(load::Args),
     /// Make a base image from a root file system tarball
     Import(import::Args),
-    /// Run a command in a new container from an image
+    /// Run a command in a new container from an image, or in a working container
     Run(run::Args),
+    /// Make a working container from an image (buildah's `from`) and print its name
+    From(from::Args),
+    /// List containers (`-a`: all, not only those in use)
+    Ps(ps::Args),
+    /// List every working container (buildah's `containers`: `ps -a`)
+    Containers(ps::Args),
+    /// Remove working containers
+    Rm(rm::Args),
+    /// Show what a container changed (`A`, `C`, `D` lines, as `docker diff`)
+    Diff(diff::Args),
+    /// Copy host files (or an image's) into a working container
+    Copy(copy::Args),
+    /// Copy into a working container, unpacking archives and fetching URLs (as ADD)
+    Add(copy::Args),
+    /// Edit a working container's config (its runs and its next commit use it)
+    Config(config::Args),
+    /// Make an image of a container's changes
+    Commit(commit::Args),
     /// Copy an image from a registry into the local store
     Pull(pull::Args),
     /// Copy an image of the local store to a registry
@@ -114,6 +139,9 @@ pub enum Command {
     /// Manage images (docker's `image ls`, `image rm`, …: each the same as the short verb)
     #[command(subcommand)]
     Image(verbs::ImageCommand),
+    /// Manage containers (docker's `container ls`, `container rm`, `container prune`, …)
+    #[command(subcommand)]
+    Container(verbs::ContainerCommand),
     /// Manage the store (docker's `system df`, `system prune`, `system info`)
     #[command(subcommand)]
     System(verbs::SystemCommand),
@@ -198,6 +226,13 @@ pub fn main() -> ExitCode {
             | Command::Prune(_)
             | Command::Builder(_)
             | Command::Check(_)
+            | Command::From(_)
+            | Command::Rm(_)
+            | Command::Diff(_)
+            | Command::Copy(_)
+            | Command::Add(_)
+            | Command::Commit(_)
+            | Command::Container(_)
     ) {
         if let Err(e) = crate::sandbox::userns::enter() {
             return report(e.into());
@@ -216,6 +251,16 @@ pub fn main() -> ExitCode {
         Command::Load(a) => load::run(a, &globals),
         Command::Import(a) => import::run(a, &globals),
         Command::Run(a) => run::run(a, &globals),
+        Command::From(a) => from::run(a, &globals),
+        Command::Ps(a) => ps::run(a, &globals),
+        Command::Containers(_) => unreachable!("turned into `ps -a` above"),
+        Command::Rm(a) => rm::run(a, &globals),
+        Command::Diff(a) => diff::run(a, &globals),
+        Command::Copy(a) => copy::run(a, &globals, false),
+        Command::Add(a) => copy::run(a, &globals, true),
+        Command::Config(a) => config::run(a, &globals),
+        Command::Commit(a) => commit::run(a, &globals),
+        Command::Container(verbs::ContainerCommand::Prune(a)) => rm::run_prune(a, &globals),
         Command::Pull(a) => pull::run(a, &globals),
         Command::Push(a) => push::run(a, &globals),
         Command::Login(a) => login::run(a, &globals),
@@ -230,7 +275,9 @@ pub fn main() -> ExitCode {
         Command::System(verbs::SystemCommand::Df(a)) => verbs::run_df(a, &globals),
         Command::Version(a) => version::run(a),
         Command::Init(_) => unreachable!("handled above"),
-        Command::Image(_) | Command::System(_) => unreachable!("turned into verbs above"),
+        Command::Image(_) | Command::System(_) | Command::Container(_) => {
+            unreachable!("turned into verbs above")
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,9 @@
-//! `hoist run`: runs an image's default command, or the one given, in a throw-away container
-//! (docker's rules for Entrypoint/Cmd, image Env/WorkingDir/User as defaults). Changes are
-//! thrown away with the container's temp upper dir, so `--rm` is accepted and always true.
+//! `hoist run`: runs an image's default command, or the one given, in a container (docker's
+//! rules for Entrypoint/Cmd, image Env/WorkingDir/User as defaults). Without `--rm` the
+//! container is kept in the store (docker's way; `hoist ps -a`, `diff`, `commit`, `rm`); with
+//! `--rm` its changes live in a temporary upper dir and are thrown away. `hoist run NAME` where
+//! NAME is an existing container (its name or full ID) runs in that container and keeps the
+//! changes (buildah's `run CONTAINER`); a container name wins over an image of the same name.
 //!
 //! Exit status: the command's own; 126/127 when it cannot be started (docker's), 125 when
 //! hoist itself fails (podman's convention).
@@ -11,15 +14,23 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::Globals;
+use crate::container;
 use crate::sandbox::{self, Mount, Network, SandboxError, Spec};
+use crate::store::containers;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 #[command(
     trailing_var_arg = true,
-    after_long_help = "The container is thrown away when the command ends: its changes live in a \
-temporary upper dir over the image's layers, which stay unchanged (`--rm` is accepted and always \
-true).
+    after_long_help = "Without `--rm` the container is kept when the command ends, as docker keeps \
+it: `hoist ps -a` lists it, `hoist diff NAME` shows its changes, `hoist commit NAME IMAGE` makes \
+an image of it, `hoist rm NAME` removes it. With `--rm` its changes live in a temporary upper \
+dir and are thrown away.
+
+`hoist run CONTAINER [CMD…]`: when the first argument is the name or full ID of an existing \
+container (`hoist from`, or an earlier `hoist run --name`), the command runs in that container \
+and its changes stay in it (buildah's `run`); a container name wins over an image of the same \
+name. Its config (`hoist config`) gives the defaults.
 
 Rootless: with a subordinate id range (/etc/subuid, /etc/subgid, newuidmap) images keep all their \
 owners. With a single id (see `hoist info`) only root exists inside: chown to other owners and the \
@@ -42,9 +53,12 @@ pub struct Args {
     pub registry: super::pull::RegistryArgs,
     #[command(flatten)]
     pub trust: super::sign::TrustArgs,
-    /// Remove the container when it exits (always the case: containers are never kept)
+    /// Remove the container when it exits (otherwise it is kept, as docker keeps it)
     #[arg(long)]
     pub rm: bool,
+    /// Name of the kept container (default: IMAGE-working-container, numbered when taken)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// Keep standard input open
     #[arg(short, long)]
     pub interactive: bool,
@@ -73,7 +87,8 @@ pub struct Args {
     /// The container's hostname (default: its random id)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
-    /// The image to run
+    /// The image to run, or an existing container to run in
+    #[arg(value_name = "IMAGE|CONTAINER")]
     pub image: String,
     /// The command and its arguments (default: the image's)
     #[arg(allow_hyphen_values = true)]
@@ -240,9 +255,70 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         .map(|v| parse_volume(v))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let store = Store::open(&globals.root)?;
+    // a container (name or full ID) wins over an image of the same name
+    let existing = containers::list(&store)?
+        .into_iter()
+        .find(|c| c.name == args.image || c.id == args.image);
+    if let Some(mut rec) = existing {
+        if args.rm || args.name.is_some() || args.pull.is_some() {
+            anyhow::bail!(
+                "`{}` is a container: `--rm`, `--name` and `--pull` apply to images only",
+                args.image
+            );
+        }
+        let _held = container::lock(&store, &rec)?;
+        let config = container::config(&store, &rec)?;
+        let oci: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(&config.to_json()).context("reading the container's config")?;
+        let defaults = ImageDefaults::from_config(&oci);
+        let (argv, env, cwd, user) = command_of(args, &defaults, |k| std::env::var(k).ok())?;
+        let lower_dirs = container::lower_dirs(&store, &rec)?;
+        let empty = store.tmp_dir()?;
+        let lower_dirs = if lower_dirs.is_empty() {
+            vec![empty.path().to_path_buf()]
+        } else {
+            lower_dirs
+        };
+        let spec = Spec::new(
+            lower_dirs,
+            containers::upper(&store, &rec.id),
+            containers::work(&store, &rec.id),
+            argv.clone(),
+        );
+        let status = run_spec(spec, args, env, cwd, user, mounts)?;
+        container::record_run(&store, &mut rec, &argv)?;
+        return Ok(ExitCode::from(u8::try_from(status).unwrap_or(125)));
+    }
+    if let Some(n) = &args.name {
+        if args.rm {
+            anyhow::bail!("`--name {n}` names a kept container: it cannot be used with `--rm`");
+        }
+        containers::check_name(n)?;
+    }
     let record = resolve_image(&store, args)?;
     let defaults = ImageDefaults::from_config(&record.config);
     let (argv, env, cwd, user) = command_of(args, &defaults, |k| std::env::var(k).ok())?;
+    if !args.rm {
+        // docker's way: the container is kept (made before the command runs, so a crash of
+        // hoist leaves it listed)
+        let mut rec = container::create(
+            &store,
+            Some(&record),
+            &args.image,
+            args.name.as_deref(),
+            &container::default_name(&args.image),
+        )?;
+        let _held = container::lock(&store, &rec)?;
+        let spec = Spec::new(
+            store.layer_dirs(&record)?,
+            containers::upper(&store, &rec.id),
+            containers::work(&store, &rec.id),
+            argv.clone(),
+        );
+        let status = run_spec(spec, args, env, cwd, user, mounts)?;
+        container::record_run(&store, &mut rec, &argv)?;
+        return Ok(ExitCode::from(u8::try_from(status).unwrap_or(125)));
+    }
     let lower_dirs = store.layer_dirs(&record)?;
     // the container's changes live in the store's own scratch space and go with it
     let scratch = match store.tmp_dir() {
@@ -256,12 +332,26 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
                 .context("creating the container's upper dir")?
         }
     };
-    let mut spec = Spec::new(
+    let spec = Spec::new(
         lower_dirs,
         scratch.path().join("upper"),
         scratch.path().join("work"),
         argv,
     );
+    let status = run_spec(spec, args, env, cwd, user, mounts)?;
+    drop(scratch);
+    Ok(ExitCode::from(u8::try_from(status).unwrap_or(125)))
+}
+
+/// Runs the spec with the flags' settings; returns the command's exit code.
+fn run_spec(
+    mut spec: Spec,
+    args: &Args,
+    env: Vec<String>,
+    cwd: String,
+    user: String,
+    mounts: Vec<Mount>,
+) -> anyhow::Result<i32> {
     spec.env = env;
     spec.cwd = cwd;
     spec.user = user;
@@ -276,11 +366,10 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     spec.tty = args.tty;
     spec.stdin = args.interactive;
     let status = sandbox::run(&spec)?;
-    drop(scratch);
     if let Some(sig) = status.interrupted {
         log::debug!("container ended by signal {sig} sent to hoist");
     }
-    Ok(ExitCode::from(u8::try_from(status.code).unwrap_or(125)))
+    Ok(status.code)
 }
 
 #[cfg(test)]

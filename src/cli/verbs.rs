@@ -4,7 +4,7 @@
 //! `system df` (the only management verb without a short form) and the suggestion shown for an
 //! unknown verb, made only when the typed word is close to a real one.
 //!
-//! Containers do not exist in hoist, so no `container` group is offered.
+//! `container prune` has no short form and stays a verb of its own, as `system df` does.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -48,6 +48,27 @@ pub enum ImageCommand {
     Build(Box<build::Args>),
 }
 
+/// `hoist container VERB`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ContainerCommand {
+    /// List containers (as `hoist ps`)
+    #[command(visible_alias = "list", visible_alias = "ps")]
+    Ls(super::ps::Args),
+    /// Remove working containers (as `hoist rm`)
+    #[command(visible_alias = "remove")]
+    Rm(super::rm::Args),
+    /// Remove every container not in use
+    Prune(super::rm::PruneArgs),
+    /// Show what a container changed (as `hoist diff`)
+    Diff(super::diff::Args),
+    /// Make an image of a container's changes (as `hoist commit`)
+    Commit(super::commit::Args),
+    /// Run a command in a new or working container (as `hoist run`)
+    Run(Box<super::run::Args>),
+    /// Make a working container (as `hoist from`)
+    Create(super::from::Args),
+}
+
 /// `hoist system VERB`.
 #[derive(Debug, clap::Subcommand)]
 pub enum SystemCommand {
@@ -78,6 +99,19 @@ impl Command {
                 ImageCommand::Import(a) => Command::Import(a),
                 ImageCommand::Build(a) => Command::Build(a),
             },
+            Command::Container(c) => match c {
+                ContainerCommand::Ls(a) => Command::Ps(a),
+                ContainerCommand::Rm(a) => Command::Rm(a),
+                ContainerCommand::Diff(a) => Command::Diff(a),
+                ContainerCommand::Commit(a) => Command::Commit(a),
+                ContainerCommand::Run(a) => Command::Run(*a),
+                ContainerCommand::Create(a) => Command::From(a),
+                p @ ContainerCommand::Prune(_) => Command::Container(p),
+            },
+            Command::Containers(mut a) => {
+                a.all = true;
+                Command::Ps(a)
+            }
             Command::System(SystemCommand::Prune(a)) => Command::Prune(a),
             Command::System(SystemCommand::Info(a)) => Command::Info(a),
             Command::System(SystemCommand::Check(a)) => Command::Check(a),
@@ -88,7 +122,7 @@ impl Command {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_long_help = "One row for the images and one for the build cache, as `docker system df`. SIZE of the images counts every blob once (manifests, configs and compressed layers), however many images share it; hoist has no containers, so no image is ACTIVE and all of it is RECLAIMABLE by `hoist prune -a`. The build cache row counts the cached steps and the bytes of the cache directory (`RUN --mount=type=cache` directories included), reclaimable by `hoist builder prune`."
+    after_long_help = "One row for the images, one for the working containers and one for the build cache, as `docker system df`. SIZE of the images counts every blob once (manifests, configs and compressed layers), however many images share it; an image a container sits on is ACTIVE, and the blobs only other images use are RECLAIMABLE by `hoist prune -a`. The containers row counts the bytes of their upper dirs; ACTIVE ones are in use by a hoist process now, the others are RECLAIMABLE by `hoist container prune`. The build cache row counts the cached steps and the bytes of the cache directory (`RUN --mount=type=cache` directories included), reclaimable by `hoist builder prune`."
 )]
 pub struct DfArgs {
     /// Output format: `table`, `json`, or a Go template over Type, TotalCount, Active, Size,
@@ -127,15 +161,62 @@ pub fn run_df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
     }
     let image_bytes: u64 = blobs.values().sum();
+    // blobs of images containers sit on are not reclaimable
+    let containers = crate::store::containers::list(&store)?;
+    let used: std::collections::BTreeSet<String> = containers
+        .iter()
+        .filter_map(|c| c.image_id.clone())
+        .collect();
+    let mut kept: BTreeMap<String, u64> = BTreeMap::new();
+    for r in images.iter().filter(|r| used.contains(&r.id.to_string())) {
+        kept.insert(r.manifest_digest.to_string(), r.manifest_size);
+        kept.insert(r.id.to_string(), r.config_size);
+        for l in r.manifest.layers() {
+            kept.insert(l.digest().to_string(), l.size());
+        }
+    }
+    let image_reclaimable = image_bytes - kept.values().sum::<u64>();
+    let active_images = images
+        .iter()
+        .filter(|r| used.contains(&r.id.to_string()))
+        .count();
+    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
+    let mut container_bytes = 0;
+    let mut container_free = 0;
+    let mut container_active = 0;
+    for c in &containers {
+        let n = crate::store::tree_size(&crate::store::containers::upper(&store, &c.id));
+        container_bytes += n;
+        if crate::store::containers::in_use(&store, c) {
+            container_active += 1;
+        } else {
+            container_free += n;
+        }
+    }
     let cache_steps = cache::needs(&store)?.len();
     let cache_bytes = crate::store::tree_size(&store.cache_dir());
     let rows = [
         DfRow {
             typ: "Images",
             total: images.len(),
-            active: 0,
+            active: active_images,
             size: human_size(image_bytes),
-            reclaimable: format!("{} (100%)", human_size(image_bytes)),
+            reclaimable: format!(
+                "{} ({}%)",
+                human_size(image_reclaimable),
+                pct(image_reclaimable, image_bytes)
+            ),
+        },
+        DfRow {
+            typ: "Containers",
+            total: containers.len(),
+            active: container_active,
+            size: human_size(container_bytes),
+            reclaimable: format!(
+                "{} ({}%)",
+                human_size(container_free),
+                pct(container_free, container_bytes)
+            ),
         },
         DfRow {
             typ: "Build Cache",

@@ -41,6 +41,18 @@ pub struct LayerWriter<'a> {
     made: BTreeSet<PathBuf>,
     /// Owners `chown` refused (not mapped in this user namespace).
     pub unmappable: BTreeSet<(u32, u32)>,
+    /// `dir` is an overlay upper dir (a working container's): a directory made where the dir
+    /// holds a whiteout is marked opaque, so the deleted lower directory's entries stay hidden.
+    pub upper: bool,
+}
+
+/// Whether `m` is an overlay whiteout (a 0:0 character device).
+fn is_whiteout(m: &fs::Metadata) -> bool {
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+fn mark_opaque(dir: &Path) -> io::Result<()> {
+    xattr::set(dir, crate::layer::OVERLAY_OPAQUE_XATTR, b"y")
 }
 
 fn set_owner(
@@ -80,6 +92,15 @@ impl<'a> LayerWriter<'a> {
             view,
             made: BTreeSet::new(),
             unmappable: BTreeSet::new(),
+            upper: false,
+        }
+    }
+
+    /// A writer into an overlay upper dir (see [`LayerWriter::upper`]); `view` must include it.
+    pub fn for_upper(dir: &'a Path, view: &'a RootView) -> LayerWriter<'a> {
+        LayerWriter {
+            upper: true,
+            ..LayerWriter::new(dir, view)
         }
     }
 
@@ -174,15 +195,22 @@ impl<'a> LayerWriter<'a> {
             return Ok(());
         }
         let real = self.real(image_dir);
+        let mut opaque = false;
         match fs::symlink_metadata(&real) {
             Ok(m) if m.is_dir() => {
                 self.made.insert(image_dir.to_path_buf());
                 return Ok(());
             }
-            Ok(_) => fs::remove_file(&real)?,
+            Ok(m) => {
+                opaque = self.upper && is_whiteout(&m);
+                fs::remove_file(&real)?
+            }
             Err(_) => {}
         }
         fs::create_dir(&real)?;
+        if opaque {
+            mark_opaque(&real)?;
+        }
         match self.view.stat(image_dir)? {
             Some(e) if e.meta.is_dir() => {
                 fs::set_permissions(&real, fs::Permissions::from_mode(e.meta.mode() & 0o7777))?;
@@ -240,7 +268,9 @@ impl<'a> LayerWriter<'a> {
         self.make_parents(dest, attrs.chown.unwrap_or((0, 0)))?;
         let real = self.real(dest);
         let ft = meta.file_type();
+        let mut opaque = false;
         if let Ok(existing) = fs::symlink_metadata(&real) {
+            opaque = self.upper && ft.is_dir() && is_whiteout(&existing);
             if !(existing.is_dir() && ft.is_dir()) {
                 if existing.is_dir() {
                     fs::remove_dir_all(&real)?;
@@ -258,6 +288,9 @@ impl<'a> LayerWriter<'a> {
         if ft.is_dir() {
             if !real.exists() {
                 fs::create_dir(&real)?;
+            }
+            if opaque {
+                mark_opaque(&real)?;
             }
             self.made.insert(dest.to_path_buf());
         } else if ft.is_file() {

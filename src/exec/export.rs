@@ -13,7 +13,7 @@ use super::rootfs::RootView;
 use super::{ExecError, ExportTarget};
 
 /// Copies the merged file system of `dirs` into `dest` (which must be missing or empty).
-fn flatten(dirs: &[PathBuf], dest: &Path) -> Result<(), ExecError> {
+pub(crate) fn flatten(dirs: &[PathBuf], dest: &Path) -> Result<(), ExecError> {
     let view = RootView::new(dirs.to_vec());
     let empty = RootView::new(Vec::new());
     let mut w = LayerWriter::new(dest, &empty);

@@ -20,12 +20,15 @@
 
 pub mod add;
 mod cache;
+pub mod commit;
 pub mod config;
 pub mod copy;
 pub mod export;
 pub mod perms;
 pub mod rootfs;
 mod stage;
+
+pub(crate) use stage::{accounts, from_view};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -15,10 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::add;
 use super::cache;
+use super::commit::{self as commit_mod, LayerRef};
 use super::config::{rfc3339, Healthcheck, ImageConfig};
 use super::copy::{Attrs, LayerWriter};
 use super::perms::{parse_group, parse_passwd, Accounts, Chmod};
@@ -26,22 +25,11 @@ use super::rootfs::RootView;
 use super::{BuildRequest, Built, Event, ExecError, NetworkMode};
 use crate::context::{Context, CopyOptions, EntryKind};
 use crate::image::Digest;
-use crate::layer::diff::{write_layer_tar, DirKind};
-use crate::layer::LayerWriter as BlobLayerWriter;
 use crate::plan::{self, Base, BaseInfo, BuildPlan, CopyOp, FromRef, Op, RunMount, RunOp, Step};
 use crate::sandbox;
 use crate::store::cache as store_cache;
 use crate::store::{StagedBlob, Store};
 use crate::util::FileLock;
-
-/// A layer of an image being built.
-#[derive(Debug, Clone)]
-struct LayerRef {
-    diff_id: Digest,
-    digest: Digest,
-    size: u64,
-    media_type: String,
-}
 
 /// A stage's result: its config, its layers and their unpacked dirs (bottom first), and the
 /// cache key of its last step.
@@ -893,28 +881,19 @@ impl<'a> Runner<'a> {
         upper: bool,
         out: &mut StageOut,
     ) -> Result<(), ExecError> {
-        // the dir later steps mount shows the times the tar records
-        cache::clamp_mtimes(dir, self.req.timestamp)
-            .map_err(|e| self.step_err(step.line, &step.text, format!("clamping times: {e}")))?;
-        let kind = if upper {
-            DirKind::OverlayUpper
-        } else {
-            DirKind::Plain
-        };
-        let c = self.req.compression;
-        let w = self.store.blob_writer()?;
-        let res = BlobLayerWriter::with_level(w, c.compression, c.level)
-            .and_then(|lw| write_layer_tar(dir, lw, kind, self.req.timestamp))
-            .and_then(|lw| lw.finish());
-        let (w, blob) = res
-            .map_err(|e| self.step_err(step.line, &step.text, format!("writing the layer: {e}")))?;
-        let staged = w.finish()?;
-        out.layers.push(LayerRef {
-            diff_id: blob.diff_id.clone(),
-            digest: blob.digest.clone(),
-            size: blob.size,
-            media_type: blob.media_type.to_string(),
-        });
+        let (layer, staged) = commit_mod::write_layer(
+            self.store,
+            dir,
+            upper,
+            self.req.timestamp,
+            self.req.compression,
+        )
+        .map_err(|e| match e {
+            commit_mod::CommitError::Store(e) => ExecError::Store(e),
+            other => self.step_err(step.line, &step.text, other.to_string()),
+        })?;
+        let blob = layer.clone();
+        out.layers.push(layer);
         if self.req.layers {
             // with the cache, the layer goes into the store now, so that its entry is usable
             self.store.install_blob(staged)?;
@@ -1638,30 +1617,8 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        let (config_digest, config_size) = self.store.write_blob(&mut &config[..])?;
-        let layers: Vec<serde_json::Value> = out
-            .layers
-            .iter()
-            .map(|l| {
-                json!({
-                    "mediaType": l.media_type,
-                    "digest": l.digest.to_string(),
-                    "size": l.size,
-                })
-            })
-            .collect();
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config_digest.to_string(),
-                "size": config_size,
-            },
-            "layers": layers,
-        });
-        let manifest = serde_json::to_vec(&manifest).expect("a JSON value always serialises");
-        let record = self.store.commit_image(&manifest, &self.req.tags)?;
+        let record =
+            commit_mod::write_image(self.store, &mut out.config, &out.layers, &self.req.tags)?;
         for t in &self.req.tags {
             let note = format!("COMMIT {t}");
             self.emit(Event::Note(&note));
@@ -1695,7 +1652,7 @@ impl<'a> Runner<'a> {
 }
 
 /// The image's `/etc/passwd` and `/etc/group`.
-fn accounts(view: &RootView) -> std::io::Result<Accounts> {
+pub(crate) fn accounts(view: &RootView) -> std::io::Result<Accounts> {
     let passwd = view
         .read_file(Path::new("/etc/passwd"))?
         .unwrap_or_default();
@@ -1709,7 +1666,7 @@ fn accounts(view: &RootView) -> std::io::Result<Accounts> {
 /// Entries for one `COPY --from` source pattern: per match, (is a dir, [(real path, path
 /// below the destination, is a dir)]).
 #[allow(clippy::type_complexity)]
-fn from_view(
+pub(crate) fn from_view(
     sv: &RootView,
     pattern: &str,
     parents: bool,

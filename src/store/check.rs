@@ -148,6 +148,7 @@ pub const PARTS: &[(&str, CheckPart)] = &[
     ("blobs", check_blobs),
     ("images", check_images),
     ("layers", check_layers),
+    ("containers", super::containers::check),
 ];
 
 pub(super) fn check(store: &Store, opts: CheckOptions) -> Result<CheckReport, StoreError> {

@@ -13,6 +13,7 @@ use std::io;
 
 use oci_spec::image::{ImageIndex, ImageManifest};
 
+use super::containers;
 use super::index::{self, Matched};
 use super::{remove_tree, tree_size, ImageRecord, Store, StoreError};
 use crate::image::{Digest, Reference};
@@ -33,7 +34,7 @@ pub struct GcRoots {
 pub type GcRootsFn = fn(&Store) -> Result<GcRoots, StoreError>;
 
 /// Every source of roots besides `index.json`.
-pub const ROOTS: &[(&str, GcRootsFn)] = &[];
+pub const ROOTS: &[(&str, GcRootsFn)] = &[("working containers", super::containers::gc_roots)];
 
 /// What `prune` removes besides unreferenced data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +116,18 @@ pub(super) fn remove(store: &Store, typed: &str, force: bool) -> Result<RemoveRe
             }
             _ => {}
         }
+        if !force {
+            let id = image.id.to_string();
+            if let Some((_, c)) = containers::images_in_use(store)?
+                .into_iter()
+                .find(|(i, _)| *i == id)
+            {
+                return Err(StoreError::ImageInUse {
+                    image: typed.to_owned(),
+                    container: c,
+                });
+            }
+        }
         index::remove_image_in(descs, &image.manifest_digest);
         report.untagged = image.names.clone();
         report.deleted = Some(image.id.clone());
@@ -135,8 +148,14 @@ pub(super) fn prune(store: &Store, mode: PruneMode) -> Result<PruneReport, Store
     let removed = index::update_index(store, |descs| {
         // the records of this very snapshot (we hold the lock)
         let records = store.images()?;
+        // an image a working container sits on stays listed, as docker keeps a container's image
+        let in_use: HashSet<String> = containers::images_in_use(store)?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         let doomed: Vec<&ImageRecord> = records
             .iter()
+            .filter(|r| !in_use.contains(&r.id.to_string()))
             .filter(|r| match mode {
                 PruneMode::All => true,
                 PruneMode::Dangling => r.is_dangling() && !has_children(&records, r),

@@ -31,6 +31,7 @@
 pub mod cache;
 mod check;
 pub mod compressed;
+pub mod containers;
 mod gc;
 mod import;
 mod index;
@@ -84,6 +85,12 @@ pub enum StoreError {
     ReadOnly { root: PathBuf, reason: String },
     #[error("image `{0}` is not known")]
     NotFound(String),
+    #[error("no such container: `{0}`")]
+    ContainerNotFound(String),
+    #[error("container `{0}` is in use by another hoist process")]
+    ContainerInUse(String),
+    #[error("image `{image}` is in use by container `{container}` (`hoist rm` it first, or use `--force`)")]
+    ImageInUse { image: String, container: String },
     #[error("short image ID `{prefix}` is ambiguous: it matches {}", .candidates.join(", "))]
     Ambiguous {
         prefix: String,
