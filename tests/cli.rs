@@ -541,3 +541,81 @@ fn live_progress_fits_the_terminal_and_keeps_a_failure_on_screen() {
     assert!(screen.contains("[2/2] RUN for i in"), "{screen}");
     assert!(screen.contains("exit status 3"), "{screen}");
 }
+
+/// `inspect --format '{{.Size}}'` of `image`, in bytes.
+fn inspect_bytes(env: &TestEnv, image: &str, field: &str) -> u64 {
+    env.ok(["inspect", "--format", &format!("{{{{.{field}}}}}"), image])
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{field} of {image}: {e}"))
+}
+
+#[test]
+fn images_size_is_the_unpacked_size() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    // the imported layer is the fixture tar itself, stored gzipped: SIZE is the tar's length
+    let tar_len = std::fs::metadata(common::busybox_rootfs())
+        .expect("fixture")
+        .len();
+    let human = hoist::util::human_size(tar_len);
+    assert_eq!(inspect_bytes(&env, "busybox", "Size"), tar_len);
+    let stored = inspect_bytes(&env, "busybox", "CompressedSize");
+    assert!(stored < tar_len / 2 + tar_len / 4, "{stored} of {tar_len}");
+    assert_eq!(env.ok(["images", "--format", "{{.Size}}"]).trim(), human);
+    let table = env.ok(["images"]);
+    let row = table.lines().nth(1).expect("a row");
+    assert!(row.ends_with(&human), "{table}");
+    // `--digests` adds what the blobs take as stored
+    let table = env.ok(["images", "--digests"]);
+    assert!(
+        table
+            .lines()
+            .next()
+            .expect("header")
+            .ends_with("SIZE     CONTENT SIZE"),
+        "{table}"
+    );
+    let row = table.lines().nth(1).expect("a row");
+    assert!(row.ends_with(&hoist::util::human_size(stored)), "{table}");
+    let df = env.ok(["system", "df", "--format", "{{.Type}} {{.Size}}"]);
+    assert!(df.contains(&format!("Images {human}")), "{df}");
+    // a build with gzipped layers: 3 MB of zeros squeeze to a few kB, but count in full; the
+    // second image shares the base layer, which `system df` counts once
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN head -c 3000000 /dev/zero > /zeros\n",
+        )],
+    );
+    env.ok(["build", "--compression", "gzip", "-t", "zeros", "ctx"]);
+    let size = inspect_bytes(&env, "zeros", "Size");
+    assert!(size > tar_len + 3_000_000, "{size}");
+    assert!(size < tar_len + 3_100_000, "{size}");
+    assert!(inspect_bytes(&env, "zeros", "CompressedSize") < stored + 100_000);
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(["images", "--format", "json"])).expect("json");
+    let sizes: Vec<u64> = json
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| i["Size"].as_u64().expect("Size"))
+        .collect();
+    assert!(sizes.contains(&size) && sizes.contains(&tar_len), "{json}");
+    let df = env.ok(["system", "df", "--format", "{{.Type}} {{.Size}}"]);
+    assert!(
+        df.contains(&format!("Images {}", hoist::util::human_size(size))),
+        "{df}"
+    );
+    // one size record per compressed layer, gone with the layer
+    let records = || {
+        std::fs::read_dir(env.root.join("sizes"))
+            .expect("sizes")
+            .count()
+    };
+    assert_eq!(records(), 2);
+    env.ok(["rmi", "zeros"]);
+    env.ok(["prune"]);
+    assert_eq!(records(), 1);
+}

@@ -88,7 +88,7 @@ impl Command {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_long_help = "One row for the images and one for the build cache, as `docker system df`. SIZE of the images counts every blob once (manifests, configs and compressed layers), however many images share it; hoist has no containers, so no image is ACTIVE and all of it is RECLAIMABLE by `hoist prune -a`. The build cache row counts the cached steps and the bytes of the cache directory (`RUN --mount=type=cache` directories included), reclaimable by `hoist builder prune`."
+    after_long_help = "One row for the images and one for the build cache, as `docker system df`. SIZE of the images is their unpacked size (the uncompressed layers, as `hoist images` shows it), every layer counted once however many images share it; hoist has no containers, so no image is ACTIVE and all of it is RECLAIMABLE by `hoist prune -a`. (`hoist images --digests` shows what each image's blobs take as stored.) The build cache row counts the cached steps and the bytes of the cache directory (`RUN --mount=type=cache` directories included), reclaimable by `hoist builder prune`."
 )]
 pub struct DfArgs {
     /// Output format: `table`, `json`, or a Go template over Type, TotalCount, Active, Size,
@@ -126,7 +126,11 @@ pub fn run_df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             blobs.insert(l.digest().to_string(), l.size());
         }
     }
-    let image_bytes: u64 = blobs.values().sum();
+    log::debug!(
+        "image blobs take {} in the store",
+        human_size(blobs.values().sum())
+    );
+    let image_bytes = store.unpacked_total(&images)?;
     let cache_steps = cache::needs(&store)?.len();
     let cache_bytes = crate::store::tree_size(&store.cache_dir());
     let rows = [

@@ -883,6 +883,8 @@ impl<'a> Runner<'a> {
         let (w, blob) = res
             .map_err(|e| self.step_err(step.line, &step.text, format!("writing the layer: {e}")))?;
         let staged = w.finish()?;
+        self.store
+            .record_layer_size(&blob.digest, &blob.diff_id, blob.uncompressed_size);
         out.layers.push(LayerRef {
             diff_id: blob.diff_id.clone(),
             digest: blob.digest.clone(),
