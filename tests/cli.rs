@@ -425,6 +425,13 @@ fn progress_rawjson_prints_one_event_per_line() {
         "{ev:?}"
     );
     assert_eq!(ev[2]["text"], "RUN echo hello");
+    // every event carries its time; a finished step its duration
+    for e in &ev {
+        let t = e["time"].as_str().unwrap_or_else(|| panic!("no time: {e}"));
+        assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok(), "{e}");
+        assert!(e["elapsed"].as_f64().is_some_and(|s| s >= 0.0), "{e}");
+    }
+    assert!(ev[4]["seconds"].as_f64().is_some(), "{}", ev[4]);
     assert_eq!(ev[3]["step"], 2);
     assert_eq!(ev[3]["data"], "hello\n");
     let id = ev[5]["id"].as_str().expect("id");
@@ -513,6 +520,27 @@ fn live_progress_fits_the_terminal_and_keeps_a_failure_on_screen() {
     );
     let (scrollback, visible) = terminal_rows(&env, "build --progress tty ctx");
     let all: Vec<&String> = scrollback.iter().chain(&visible).collect();
+    // each step line ends with its time, and a total closes the list
+    let timed = |r: &&&String| {
+        r.rsplit_once("✔ ")
+            .is_some_and(|(_, t)| t.trim_end().ends_with('s'))
+    };
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.starts_with('[') && timed(r))
+            .count(),
+        4,
+        "{all:#?}"
+    );
+    let total: Vec<&&String> = all
+        .iter()
+        .filter(|r| r.starts_with("[+] Building "))
+        .collect();
+    assert_eq!(total.len(), 1, "{all:#?}");
+    assert!(
+        total[0].trim_end().ends_with("s (4/4) FINISHED"),
+        "{all:#?}"
+    );
     for step in [
         "[1/4] FROM",
         "[2/4] RUN echo xxx",
@@ -540,6 +568,48 @@ fn live_progress_fits_the_terminal_and_keeps_a_failure_on_screen() {
     assert!(screen.contains("> line25"), "{screen}");
     assert!(screen.contains("[2/2] RUN for i in"), "{screen}");
     assert!(screen.contains("exit status 3"), "{screen}");
+    assert!(screen.contains("(1/2) FAILED"), "{screen}");
+    // the error is the last thing on the screen, the output's last line right above the error
+    let rows: Vec<&str> = visible
+        .iter()
+        .map(|r| r.trim_end())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let last_output = rows
+        .iter()
+        .rposition(|r| r.contains("> line30"))
+        .expect("output on screen");
+    let after = rows[last_output + 1..].concat();
+    assert!(after.contains("exit status 3"), "{screen}");
+    assert!(!after.contains("> ") && !after.contains("[+]"), "{screen}");
+}
+
+#[test]
+fn plain_progress_prints_each_steps_time() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox
+RUN echo hi
+",
+        )],
+    );
+    let out = env.ok(["build", "--progress", "plain", "ctx"]);
+    for n in 1..=2 {
+        let done = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("STEP {n}/2: DONE ")))
+            .unwrap_or_else(|| panic!("no time for step {n}:\n{out}"));
+        let secs = done.strip_suffix('s').expect("seconds");
+        assert!(secs.parse::<f64>().is_ok(), "{out}");
+    }
+    // a cached step says so instead
+    let out = env.ok(["build", "--progress", "plain", "ctx"]);
+    assert!(out.contains("STEP 2/2: CACHED"), "{out}");
+    assert!(!out.contains("STEP 2/2: DONE"), "{out}");
 }
 
 /// `inspect --format '{{.Size}}'` of `image`, in bytes.

@@ -78,10 +78,12 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub timestamp: Option<i64>,
 
-    /// Progress output: `auto`, `plain`, `tty` (the live view; standard output must be a
+    /// Progress output: `auto`, `plain` (each step's time on a `STEP n/m: DONE 0.3s` line),
+    /// `tty` (the live view, with each step's time and the total; standard output must be a
     /// terminal), `quiet`, or `rawjson` (one JSON event per line on standard output, for CI
-    /// tools: `step`, `output`, `cached`, `done`, `cache-miss`, `warning`, `note`, `error`,
-    /// and `image` with the ID at the end)
+    /// tools: `step`, `output`, `cached`, `done` with its `seconds`, `cache-miss`, `warning`,
+    /// `note`, `error`, and `image` with the ID at the end; each with its `time` and the
+    /// `elapsed` seconds of the build)
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub progress: String,
 
@@ -695,6 +697,11 @@ struct Printer {
     /// Live mode: screen rows drawn by the last redraw (each line is cut to the terminal's
     /// width, so one line is one row).
     drawn: usize,
+    /// When the build started (the live view's total, `rawjson`'s `elapsed`).
+    started: std::time::Instant,
+    /// Steps finished so far, and the build's number of steps (the live view's total line).
+    done: usize,
+    total: usize,
 }
 
 /// Output lines of the running step kept under it, and shown after a failure.
@@ -710,10 +717,18 @@ impl Printer {
             tail: std::collections::VecDeque::new(),
             partial: String::new(),
             drawn: 0,
+            started: std::time::Instant::now(),
+            done: 0,
+            total: 0,
         }
     }
 
     fn event(&mut self, e: Event<'_>) {
+        match e {
+            Event::Step { total, .. } => self.total = total,
+            Event::StepDone { .. } => self.done += 1,
+            _ => {}
+        }
         match self.mode {
             Progress::RawJson => {
                 let v = match e {
@@ -772,7 +787,13 @@ impl Printer {
                     cached: true,
                     ..
                 } => self.line(&format!("STEP {number}/{total}: CACHED")),
-                Event::StepDone { .. } => {}
+                // BuildKit's plain progress: `#5 DONE 0.3s`
+                Event::StepDone {
+                    number,
+                    total,
+                    seconds,
+                    ..
+                } => self.line(&format!("STEP {number}/{total}: DONE {seconds:.1}s")),
                 Event::CacheMiss(m) => self.line(m),
             },
             Progress::Live => match e {
@@ -793,18 +814,21 @@ impl Printer {
                     seconds,
                     cached,
                 } => {
-                    let mut line = self
+                    let line = self
                         .running
                         .take()
                         .unwrap_or_else(|| format!("[{number}/{total}]"));
-                    if cached {
-                        line.push_str("  CACHED");
+                    // a long step line is cut before its time, which stays in view
+                    let suffix = if cached {
+                        "  CACHED".to_string()
                     } else {
-                        line.push_str(&format!("  ✔ {seconds:.1}s"));
-                    }
+                        format!("  ✔ {seconds:.1}s")
+                    };
                     self.tail.clear();
                     self.partial.clear();
-                    self.commit(&line);
+                    let (_, cols) = Self::screen();
+                    let room = cols.saturating_sub(suffix.chars().count()).max(2);
+                    self.commit(&format!("{}{suffix}", fit(&line, room)));
                 }
                 Event::CacheMiss(m) => self.commit(m),
                 Event::Output(bytes) => {
@@ -831,9 +855,23 @@ impl Printer {
         }
     }
 
-    /// One `rawjson` event line (nothing in the other modes).
+    /// One `rawjson` event line (nothing in the other modes), with the wall-clock `time`
+    /// (RFC 3339, milliseconds) and the seconds `elapsed` since the build started.
     fn json(&self, v: &serde_json::Value) {
         if self.mode == Progress::RawJson {
+            let mut v = v.clone();
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "time".into(),
+                    chrono::Utc::now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                        .into(),
+                );
+                o.insert(
+                    "elapsed".into(),
+                    serde_json::json!(round_ms(self.started.elapsed().as_secs_f64())),
+                );
+            }
             self.line(&v.to_string());
         }
     }
@@ -909,8 +947,19 @@ impl Printer {
             return;
         }
         self.erase();
+        // BuildKit's total line: `[+] Building 3.2s (6/6) FINISHED`
+        let (_, cols) = Self::screen();
+        output::println(&fit(
+            &format!(
+                "[+] Building {:.1}s ({}/{}) {}",
+                self.started.elapsed().as_secs_f64(),
+                self.done,
+                self.total,
+                if failed { "FAILED" } else { "FINISHED" }
+            ),
+            cols,
+        ));
         if failed {
-            let (_, cols) = Self::screen();
             if let Some(r) = self.running.take() {
                 output::println(&fit(&r, cols));
             }
@@ -924,6 +973,11 @@ impl Printer {
             }
         }
     }
+}
+
+/// Seconds rounded to the millisecond, for JSON.
+fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
 }
 
 /// A line cut to fit `cols` columns without wrapping: control characters (escapes in RUN
