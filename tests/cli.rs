@@ -689,3 +689,144 @@ fn images_size_is_the_unpacked_size() {
     env.ok(["prune"]);
     assert_eq!(records(), 1);
 }
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The stored manifest of `image`, parsed.
+fn stored_manifest(env: &TestEnv, image: &str) -> serde_json::Value {
+    let digest = env.ok(["inspect", "--format", "{{.Digest}}", image]);
+    let hex = digest.trim().trim_start_matches("sha256:").to_string();
+    let bytes = std::fs::read(env.root.join("blobs/sha256").join(hex)).expect("manifest blob");
+    serde_json::from_slice(&bytes).expect("manifest JSON")
+}
+
+/// Asserts the manifest's own, config and layer media types are all `docker`'s or all OCI's.
+fn assert_media_types(m: &serde_json::Value, docker: bool) {
+    let (manifest, config, layer) = if docker {
+        (
+            DOCKER_MANIFEST,
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.docker.image.rootfs.diff.tar",
+        )
+    } else {
+        (
+            OCI_MANIFEST,
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar",
+        )
+    };
+    assert_eq!(m["mediaType"], manifest, "{m}");
+    assert_eq!(m["config"]["mediaType"], config, "{m}");
+    let layers = m["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2, "{m}");
+    for l in layers {
+        let t = l["mediaType"].as_str().expect("layer type");
+        assert!(t.starts_with(layer), "{m}");
+    }
+}
+
+#[test]
+fn build_format_docker_or_oci_keeps_healthcheck_onbuild_shell() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    let dockerfile = |label: &str| {
+        format!(
+            "FROM localhost/busybox\nHEALTHCHECK --interval=5s CMD true\nONBUILD RUN echo child\nSHELL [\"/bin/sh\", \"-ec\"]\nLABEL which={label}\nRUN echo hi > /hi\n"
+        )
+    };
+    let docker_fields = |image: &str| {
+        env.ok([
+            "inspect",
+            "--format",
+            "{{json .Config.Healthcheck}} {{json .Config.OnBuild}} {{json .Config.Shell}}",
+            image,
+        ])
+    };
+    let want = r#"{"Interval":5000000000,"Test":["CMD-SHELL","true"]} ["RUN echo child"] ["/bin/sh","-ec"]"#;
+    context(&env, &[("Dockerfile", &dockerfile("docker"))]);
+    env.ok(["build", "--format", "docker", "-t", "d", "ctx"]);
+    assert_eq!(
+        env.ok(["inspect", "--format", "{{.ManifestType}}", "d"])
+            .trim(),
+        DOCKER_MANIFEST
+    );
+    assert_media_types(&stored_manifest(&env, "d"), true);
+    assert_eq!(docker_fields("d").trim(), want);
+    // the default is OCI, and keeps the same fields (as docker build does)
+    context(&env, &[("Dockerfile", &dockerfile("default"))]);
+    env.ok(["build", "-t", "o", "ctx"]);
+    assert_media_types(&stored_manifest(&env, "o"), false);
+    assert_eq!(docker_fields("o").trim(), want);
+    // podman's environment variable chooses too; the flag wins over it
+    context(&env, &[("Dockerfile", &dockerfile("env"))]);
+    let out = run(env
+        .cmd(["build", "-t", "e", "ctx"])
+        .env("BUILDAH_FORMAT", "docker"));
+    assert!(out.status.success(), "{}", show(&out));
+    assert_media_types(&stored_manifest(&env, "e"), true);
+    context(&env, &[("Dockerfile", &dockerfile("flag"))]);
+    let out = run(env
+        .cmd(["build", "--format", "oci", "-t", "f", "ctx"])
+        .env("BUILDAH_FORMAT", "docker"));
+    assert!(out.status.success(), "{}", show(&out));
+    assert_media_types(&stored_manifest(&env, "f"), false);
+    // the same image again in the other format keeps its manifest, and says so
+    context(&env, &[("Dockerfile", &dockerfile("docker"))]);
+    let out = run(&mut env.cmd(["build", "--format", "oci", "-t", "d2", "ctx"]));
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("which it keeps"), "{stderr}");
+    assert_media_types(&stored_manifest(&env, "d2"), true);
+    // an oci-archive carries OCI media types (skopeo's `oci-archive:` reads only those), the
+    // same config; loaded elsewhere it still has its healthcheck
+    let archive = env.path("d.tar");
+    env.ok([
+        "save".as_ref(),
+        "--format".as_ref(),
+        "oci-archive".as_ref(),
+        "-o".as_ref(),
+        archive.as_os_str(),
+        "d".as_ref(),
+    ]);
+    let mut files = std::collections::BTreeMap::new();
+    let mut tar = tar::Archive::new(std::fs::File::open(&archive).expect("archive"));
+    for e in tar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).expect("read");
+        files.insert(name, data);
+    }
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).expect("index");
+    assert_eq!(index["manifests"][0]["mediaType"], OCI_MANIFEST, "{index}");
+    let mdigest = index["manifests"][0]["digest"].as_str().expect("digest");
+    let m: serde_json::Value = serde_json::from_slice(
+        &files[&format!("blobs/sha256/{}", mdigest.trim_start_matches("sha256:"))],
+    )
+    .expect("manifest");
+    assert_media_types(&m, false);
+    let other = TestEnv::new();
+    other.ok(["load".as_ref(), "-i".as_ref(), archive.as_os_str()]);
+    assert_eq!(
+        other
+            .ok(["inspect", "--format", "{{json .Config.Healthcheck}}", "d"])
+            .trim(),
+        r#"{"Interval":5000000000,"Test":["CMD-SHELL","true"]}"#
+    );
+    // what cannot be written is refused before anything runs
+    let err = env.fails(1, ["build", "--format", "v1", "ctx"]);
+    assert!(err.contains("unknown `--format` `v1`"), "{err}");
+    let err = env.fails(
+        1,
+        [
+            "build",
+            "--format",
+            "docker",
+            "--compression",
+            "zstd",
+            "ctx",
+        ],
+    );
+    assert!(err.contains("zstd"), "{err}");
+}

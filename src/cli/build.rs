@@ -111,6 +111,18 @@ pub struct Args {
     )]
     pub compression: String,
 
+    /// Manifest format: `oci` (the default) or `docker` (Docker image manifest v2, schema 2,
+    /// and Docker's config and layer media types). Both keep HEALTHCHECK, ONBUILD and SHELL
+    /// in the config, as `docker build` does (buildah drops them from `oci` images); podman
+    /// reads them only from `docker` images. Default: `BUILDAH_FORMAT`, else `oci`
+    #[arg(
+        long = "format",
+        value_name = "FORMAT",
+        env = "BUILDAH_FORMAT",
+        hide_env_values = true
+    )]
+    pub format: Option<String>,
+
     /// Level for `--compression`: gzip 0-9 (default 6), zstd 1-19 (default 3)
     #[arg(long, value_name = "N")]
     pub compression_level: Option<i32>,
@@ -403,6 +415,18 @@ fn resolve(
     }
 
     let compression = parse_compression(&args.compression, args.compression_level)?;
+    let format = match args.format.as_deref() {
+        None | Some("oci") | Some("") => exec::ImageFormat::Oci,
+        Some("docker") => exec::ImageFormat::Docker,
+        Some(other) => {
+            bail!("unknown `--format` `{other}` (or `BUILDAH_FORMAT`): use `oci` or `docker`")
+        }
+    };
+    if format == exec::ImageFormat::Docker
+        && compression.compression == crate::layer::Compression::Zstd
+    {
+        bail!("`--format docker` cannot carry zstd layers: use `--compression gzip` or `none`");
+    }
 
     let mut tags = Vec::new();
     for t in &args.tags {
@@ -430,6 +454,7 @@ fn resolve(
         layers: args.layers,
         explain_cache: args.explain_cache,
         compression,
+        format,
         images: image_provider(args)?,
     })
 }

@@ -23,7 +23,7 @@ use super::config::{rfc3339, Healthcheck, ImageConfig};
 use super::copy::{Attrs, LayerWriter};
 use super::perms::{parse_group, parse_passwd, Accounts, Chmod};
 use super::rootfs::RootView;
-use super::{BuildRequest, Built, Event, ExecError, NetworkMode};
+use super::{BuildRequest, Built, Event, ExecError, ImageFormat, NetworkMode};
 use crate::context::{Context, CopyOptions, EntryKind};
 use crate::image::Digest;
 use crate::layer::diff::{write_layer_tar, DirKind};
@@ -1586,6 +1586,7 @@ impl<'a> Runner<'a> {
         // an unchanged rebuild: the image is there with every name already; nothing is written
         if let Some(existing) = images.iter().find(|r| r.id == id) {
             if self.req.tags.iter().all(|t| existing.names.contains(t)) {
+                self.warn_kept_format(existing);
                 for t in &self.req.tags {
                     let note = format!("COMMIT {t}");
                     self.emit(Event::Note(&note));
@@ -1631,13 +1632,38 @@ impl<'a> Runner<'a> {
             "layers": layers,
         });
         let manifest = serde_json::to_vec(&manifest).expect("a JSON value always serialises");
+        let manifest = match self.req.format {
+            ImageFormat::Oci => manifest,
+            // the same config and layer bytes under Docker's media types (zstd has none)
+            ImageFormat::Docker => {
+                crate::registry::push::convert(&manifest, crate::registry::push::Format::Docker)
+                    .map_err(ExecError::Format)?
+                    .0
+            }
+        };
         let record = self.store.commit_image(&manifest, &self.req.tags)?;
+        self.warn_kept_format(&record);
         for t in &self.req.tags {
             let note = format!("COMMIT {t}");
             self.emit(Event::Note(&note));
         }
         self.drop_previous(&previous);
         Ok(record.id)
+    }
+
+    /// Warns when the image was stored before under another manifest format than `--format`
+    /// asks: a store keeps one manifest per image ID (the first committed), as with
+    /// `--compression`.
+    fn warn_kept_format(&self, record: &crate::store::ImageRecord) {
+        let want = super::manifest_media_type(self.req.format);
+        if record.manifest_media_type != want {
+            let w = format!(
+                "image {} is stored already under the manifest type `{}`, which it keeps (`hoist push --format` converts it)",
+                record.id.short(),
+                record.manifest_media_type
+            );
+            self.emit(Event::Warning(&w));
+        }
     }
 
     /// Removes the images the new one took its names from, when they are left without a name
