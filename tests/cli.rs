@@ -82,6 +82,21 @@ fn management_verbs_are_the_short_verbs() {
     assert!(df.contains("Build Cache"), "{df}");
     let count = env.ok(["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]);
     assert!(count.contains("Images=2"), "{count}");
+    // image build = build; builder prune empties the build cache
+    context(
+        &env,
+        &[("Dockerfile", "FROM localhost/base\nRUN echo cached\n")],
+    );
+    env.ok(["image", "build", "-t", "built", "ctx"]);
+    assert!(env.ok(["images"]).contains("localhost/built"));
+    let cached = |env: &TestEnv| {
+        env.ok(["system", "df", "--format", "{{.Type}}={{.TotalCount}}"])
+            .lines()
+            .any(|l| l == "Build Cache=0")
+    };
+    assert!(!cached(&env));
+    env.ok(["builder", "prune", "-f"]);
+    assert!(cached(&env));
 }
 
 #[test]
