@@ -665,6 +665,9 @@ fn images_size_is_the_unpacked_size() {
     assert!(row.ends_with(&hoist::util::human_size(stored)), "{table}");
     let df = env.ok(["system", "df", "--format", "{{.Type}} {{.Size}}"]);
     assert!(df.contains(&format!("Images {human}")), "{df}");
+    // history's SIZE is the layer's unpacked size too, as docker shows it
+    let history = env.ok(["history", "--format", "json", "busybox"]);
+    assert!(history.contains(&format!("{tar_len}")), "{history}");
     // a build with gzipped layers: 3 MB of zeros squeeze to a few kB, but count in full; the
     // second image shares the base layer, which `system df` counts once
     context(

@@ -722,6 +722,11 @@ impl Store {
         }
     }
 
+    /// The unpacked size of each of the image's layers, bottom first (`history`'s SIZE).
+    pub fn layer_unpacked_sizes(&self, image: &ImageRecord) -> Result<Vec<u64>, StoreError> {
+        sizes::layer_sizes(self, image)
+    }
+
     /// The unpacked size of `images` together, each layer counted once (`system df`).
     pub fn unpacked_total(&self, images: &[ImageRecord]) -> Result<u64, StoreError> {
         sizes::unpacked_total(self, images)

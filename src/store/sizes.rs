@@ -72,15 +72,24 @@ fn layer_size(
     Ok(n)
 }
 
+/// The uncompressed tar size of each of the image's layers, bottom layer first.
+pub(super) fn layer_sizes(store: &Store, image: &ImageRecord) -> Result<Vec<u64>, StoreError> {
+    let diff_ids = image.diff_ids()?;
+    image
+        .manifest
+        .layers()
+        .iter()
+        .zip(&diff_ids)
+        .map(|(l, diff_id)| {
+            let blob = Digest::from_oci(l.digest())?;
+            layer_size(store, &blob, l.size(), diff_id)
+        })
+        .collect()
+}
+
 /// The image's unpacked size: the sum of its layers' uncompressed tar sizes.
 pub(super) fn unpacked_size(store: &Store, image: &ImageRecord) -> Result<u64, StoreError> {
-    let diff_ids = image.diff_ids()?;
-    let mut total = 0;
-    for (l, diff_id) in image.manifest.layers().iter().zip(&diff_ids) {
-        let blob = Digest::from_oci(l.digest())?;
-        total += layer_size(store, &blob, l.size(), diff_id)?;
-    }
-    Ok(total)
+    Ok(layer_sizes(store, image)?.iter().sum())
 }
 
 /// The unpacked size of several images together, every layer counted once however many images
