@@ -848,3 +848,39 @@ fn build_format_docker_or_oci_keeps_healthcheck_onbuild_shell() {
     );
     assert!(err.contains("zstd"), "{err}");
 }
+
+#[test]
+fn live_progress_names_each_step_of_parallel_stages_once_with_its_time() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    // stages `a` and `b` run side by side: `a`'s RUN is still running when `b`'s steps finish
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox AS a\nRUN sleep 1; echo a > /a\nFROM localhost/busybox AS b\nRUN echo b > /b\nRUN echo b2 > /b2\nFROM localhost/busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+        )],
+    );
+    let (scrollback, visible) = terminal_rows(&env, "build --progress tty ctx");
+    let all: Vec<&String> = scrollback.iter().chain(&visible).collect();
+    for step in [
+        "[1/8] FROM localhost/busybox AS a",
+        "[2/8] RUN sleep 1; echo a > /a",
+        "[3/8] FROM localhost/busybox AS b",
+        "[4/8] RUN echo b > /b",
+        "[5/8] RUN echo b2 > /b2",
+        "[6/8] FROM localhost/busybox",
+        "[7/8] COPY --from=a /a /a",
+        "[8/8] COPY --from=b /b /b",
+    ] {
+        let rows: Vec<&&String> = all.iter().filter(|r| r.starts_with(step)).collect();
+        assert_eq!(rows.len(), 1, "`{step}`:\n{all:#?}");
+        assert!(rows[0].contains("  ✔ "), "`{step}` has no time:\n{all:#?}");
+    }
+    // no step is finished under another step's number
+    let bare = all
+        .iter()
+        .filter(|r| r.starts_with('[') && r.contains("]  ✔"))
+        .count();
+    assert_eq!(bare, 0, "{all:#?}");
+}

@@ -715,7 +715,8 @@ struct Printer {
     /// The step running now (`rawjson` output events name it).
     step: usize,
     /// Live mode: the running step's line (finished steps are printed once and left alone).
-    running: Option<String>,
+    /// (independent stages run at the same time, so several steps can be running; by number)
+    running: std::collections::BTreeMap<usize, String>,
     /// Live mode: the running step's last output lines, and the unfinished one.
     tail: std::collections::VecDeque<String>,
     partial: String,
@@ -738,7 +739,7 @@ impl Printer {
             mode,
             to_stderr: false,
             step: 0,
-            running: None,
+            running: std::collections::BTreeMap::new(),
             tail: std::collections::VecDeque::new(),
             partial: String::new(),
             drawn: 0,
@@ -828,9 +829,12 @@ impl Printer {
                     text,
                     ..
                 } => {
-                    self.running = Some(format!("[{number}/{total}] {text}"));
-                    self.tail.clear();
-                    self.partial.clear();
+                    if self.running.is_empty() {
+                        self.tail.clear();
+                        self.partial.clear();
+                    }
+                    self.running
+                        .insert(number, format!("[{number}/{total}] {text}"));
                     self.redraw();
                 }
                 Event::StepDone {
@@ -841,7 +845,7 @@ impl Printer {
                 } => {
                     let line = self
                         .running
-                        .take()
+                        .remove(&number)
                         .unwrap_or_else(|| format!("[{number}/{total}]"));
                     // a long step line is cut before its time, which stays in view
                     let suffix = if cached {
@@ -849,8 +853,10 @@ impl Printer {
                     } else {
                         format!("  ✔ {seconds:.1}s")
                     };
-                    self.tail.clear();
-                    self.partial.clear();
+                    if self.running.is_empty() {
+                        self.tail.clear();
+                        self.partial.clear();
+                    }
                     let (_, cols) = Self::screen();
                     let room = cols.saturating_sub(suffix.chars().count()).max(2);
                     self.commit(&format!("{}{suffix}", fit(&line, room)));
@@ -937,12 +943,14 @@ impl Printer {
         self.redraw();
     }
 
-    /// Live mode: redraws the running step and its last output lines, at most the terminal's
-    /// height less one row, each cut to its width.
+    /// Live mode: redraws the running steps and their last output lines, at most the
+    /// terminal's height less one row, each cut to its width.
     fn redraw(&mut self) {
         self.erase();
         let (rows, cols) = Self::screen();
-        let mut lines: Vec<String> = self.running.iter().cloned().collect();
+        let room = rows.saturating_sub(1).max(1);
+        let mut lines: Vec<String> = self.running.values().take(room).cloned().collect();
+        let steps = lines.len().max(1);
         let partial = Some(&self.partial).filter(|p| !p.trim().is_empty());
         lines.extend(
             self.tail
@@ -950,11 +958,10 @@ impl Printer {
                 .chain(partial)
                 .map(|l| format!("  > {}", l.rsplit('\r').next().unwrap_or_default())),
         );
-        let room = rows.saturating_sub(1).max(1);
         if lines.len() > room {
-            // the step line stays; the oldest output lines go
+            // the step lines stay; the oldest output lines go
             let cut = lines.len() - room;
-            lines.drain(1..=cut.min(lines.len() - 1));
+            lines.drain(steps..steps + cut);
         }
         let mut text = String::new();
         for l in &lines {
@@ -985,8 +992,8 @@ impl Printer {
             cols,
         ));
         if failed {
-            if let Some(r) = self.running.take() {
-                output::println(&fit(&r, cols));
+            for r in std::mem::take(&mut self.running).values() {
+                output::println(&fit(r, cols));
             }
             let partial = std::mem::take(&mut self.partial);
             for l in self
