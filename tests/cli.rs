@@ -82,6 +82,21 @@ fn management_verbs_are_the_short_verbs() {
     assert!(df.contains("Build Cache"), "{df}");
     let count = env.ok(["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]);
     assert!(count.contains("Images=2"), "{count}");
+    // image build = build; builder prune empties the build cache
+    context(
+        &env,
+        &[("Dockerfile", "FROM localhost/base\nRUN echo cached\n")],
+    );
+    env.ok(["image", "build", "-t", "built", "ctx"]);
+    assert!(env.ok(["images"]).contains("localhost/built"));
+    let cached = |env: &TestEnv| {
+        env.ok(["system", "df", "--format", "{{.Type}}={{.TotalCount}}"])
+            .lines()
+            .any(|l| l == "Build Cache=0")
+    };
+    assert!(!cached(&env));
+    env.ok(["builder", "prune", "-f"]);
+    assert!(cached(&env));
 }
 
 #[test]
@@ -428,6 +443,13 @@ fn progress_rawjson_prints_one_event_per_line() {
         "{ev:?}"
     );
     assert_eq!(ev[2]["text"], "RUN echo hello");
+    // every event carries its time; a finished step its duration
+    for e in &ev {
+        let t = e["time"].as_str().unwrap_or_else(|| panic!("no time: {e}"));
+        assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok(), "{e}");
+        assert!(e["elapsed"].as_f64().is_some_and(|s| s >= 0.0), "{e}");
+    }
+    assert!(ev[4]["seconds"].as_f64().is_some(), "{}", ev[4]);
     assert_eq!(ev[3]["step"], 2);
     assert_eq!(ev[3]["data"], "hello\n");
     let id = ev[5]["id"].as_str().expect("id");
@@ -516,6 +538,27 @@ fn live_progress_fits_the_terminal_and_keeps_a_failure_on_screen() {
     );
     let (scrollback, visible) = terminal_rows(&env, "build --progress tty ctx");
     let all: Vec<&String> = scrollback.iter().chain(&visible).collect();
+    // each step line ends with its time, and a total closes the list
+    let timed = |r: &&&String| {
+        r.rsplit_once("✔ ")
+            .is_some_and(|(_, t)| t.trim_end().ends_with('s'))
+    };
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.starts_with('[') && timed(r))
+            .count(),
+        4,
+        "{all:#?}"
+    );
+    let total: Vec<&&String> = all
+        .iter()
+        .filter(|r| r.starts_with("[+] Building "))
+        .collect();
+    assert_eq!(total.len(), 1, "{all:#?}");
+    assert!(
+        total[0].trim_end().ends_with("s (4/4) FINISHED"),
+        "{all:#?}"
+    );
     for step in [
         "[1/4] FROM",
         "[2/4] RUN echo xxx",
@@ -543,4 +586,304 @@ fn live_progress_fits_the_terminal_and_keeps_a_failure_on_screen() {
     assert!(screen.contains("> line25"), "{screen}");
     assert!(screen.contains("[2/2] RUN for i in"), "{screen}");
     assert!(screen.contains("exit status 3"), "{screen}");
+    assert!(screen.contains("(1/2) FAILED"), "{screen}");
+    // the error is the last thing on the screen, the output's last line right above the error
+    let rows: Vec<&str> = visible
+        .iter()
+        .map(|r| r.trim_end())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let last_output = rows
+        .iter()
+        .rposition(|r| r.contains("> line30"))
+        .expect("output on screen");
+    let after = rows[last_output + 1..].concat();
+    assert!(after.contains("exit status 3"), "{screen}");
+    assert!(!after.contains("> ") && !after.contains("[+]"), "{screen}");
+}
+
+#[test]
+fn plain_progress_prints_each_steps_time() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox
+RUN echo hi
+",
+        )],
+    );
+    let out = env.ok(["build", "--progress", "plain", "ctx"]);
+    for n in 1..=2 {
+        let done = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("STEP {n}/2: DONE ")))
+            .unwrap_or_else(|| panic!("no time for step {n}:\n{out}"));
+        let secs = done.strip_suffix('s').expect("seconds");
+        assert!(secs.parse::<f64>().is_ok(), "{out}");
+    }
+    // a cached step says so instead
+    let out = env.ok(["build", "--progress", "plain", "ctx"]);
+    assert!(out.contains("STEP 2/2: CACHED"), "{out}");
+    assert!(!out.contains("STEP 2/2: DONE"), "{out}");
+}
+
+/// `inspect --format '{{.Size}}'` of `image`, in bytes.
+fn inspect_bytes(env: &TestEnv, image: &str, field: &str) -> u64 {
+    env.ok(["inspect", "--format", &format!("{{{{.{field}}}}}"), image])
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{field} of {image}: {e}"))
+}
+
+#[test]
+fn images_size_is_the_unpacked_size() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    // the imported layer is the fixture tar itself, stored gzipped: SIZE is the tar's length
+    let tar_len = std::fs::metadata(common::busybox_rootfs())
+        .expect("fixture")
+        .len();
+    let human = hoist::util::human_size(tar_len);
+    assert_eq!(inspect_bytes(&env, "busybox", "Size"), tar_len);
+    let stored = inspect_bytes(&env, "busybox", "CompressedSize");
+    assert!(stored < tar_len / 2 + tar_len / 4, "{stored} of {tar_len}");
+    assert_eq!(env.ok(["images", "--format", "{{.Size}}"]).trim(), human);
+    let table = env.ok(["images"]);
+    let row = table.lines().nth(1).expect("a row");
+    assert!(row.ends_with(&human), "{table}");
+    // `--digests` adds what the blobs take as stored
+    let table = env.ok(["images", "--digests"]);
+    assert!(
+        table
+            .lines()
+            .next()
+            .expect("header")
+            .ends_with("SIZE     CONTENT SIZE"),
+        "{table}"
+    );
+    let row = table.lines().nth(1).expect("a row");
+    assert!(row.ends_with(&hoist::util::human_size(stored)), "{table}");
+    let df = env.ok(["system", "df", "--format", "{{.Type}} {{.Size}}"]);
+    assert!(df.contains(&format!("Images {human}")), "{df}");
+    // history's SIZE is the layer's unpacked size too, as docker shows it
+    let history = env.ok(["history", "--format", "json", "busybox"]);
+    assert!(history.contains(&format!("{tar_len}")), "{history}");
+    // a build with gzipped layers: 3 MB of zeros squeeze to a few kB, but count in full; the
+    // second image shares the base layer, which `system df` counts once
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN head -c 3000000 /dev/zero > /zeros\n",
+        )],
+    );
+    env.ok(["build", "--compression", "gzip", "-t", "zeros", "ctx"]);
+    let size = inspect_bytes(&env, "zeros", "Size");
+    assert!(size > tar_len + 3_000_000, "{size}");
+    assert!(size < tar_len + 3_100_000, "{size}");
+    assert!(inspect_bytes(&env, "zeros", "CompressedSize") < stored + 100_000);
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(["images", "--format", "json"])).expect("json");
+    let sizes: Vec<u64> = json
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| i["Size"].as_u64().expect("Size"))
+        .collect();
+    assert!(sizes.contains(&size) && sizes.contains(&tar_len), "{json}");
+    let df = env.ok(["system", "df", "--format", "{{.Type}} {{.Size}}"]);
+    assert!(
+        df.contains(&format!("Images {}", hoist::util::human_size(size))),
+        "{df}"
+    );
+    // one size record per compressed layer, gone with the layer
+    let records = || {
+        std::fs::read_dir(env.root.join("sizes"))
+            .expect("sizes")
+            .count()
+    };
+    assert_eq!(records(), 2);
+    env.ok(["rmi", "zeros"]);
+    env.ok(["prune"]);
+    assert_eq!(records(), 1);
+}
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The stored manifest of `image`, parsed.
+fn stored_manifest(env: &TestEnv, image: &str) -> serde_json::Value {
+    let digest = env.ok(["inspect", "--format", "{{.Digest}}", image]);
+    let hex = digest.trim().trim_start_matches("sha256:").to_string();
+    let bytes = std::fs::read(env.root.join("blobs/sha256").join(hex)).expect("manifest blob");
+    serde_json::from_slice(&bytes).expect("manifest JSON")
+}
+
+/// Asserts the manifest's own, config and layer media types are all `docker`'s or all OCI's.
+fn assert_media_types(m: &serde_json::Value, docker: bool) {
+    let (manifest, config, layer) = if docker {
+        (
+            DOCKER_MANIFEST,
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.docker.image.rootfs.diff.tar",
+        )
+    } else {
+        (
+            OCI_MANIFEST,
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar",
+        )
+    };
+    assert_eq!(m["mediaType"], manifest, "{m}");
+    assert_eq!(m["config"]["mediaType"], config, "{m}");
+    let layers = m["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2, "{m}");
+    for l in layers {
+        let t = l["mediaType"].as_str().expect("layer type");
+        assert!(t.starts_with(layer), "{m}");
+    }
+}
+
+#[test]
+fn build_format_docker_or_oci_keeps_healthcheck_onbuild_shell() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    let dockerfile = |label: &str| {
+        format!(
+            "FROM localhost/busybox\nHEALTHCHECK --interval=5s CMD true\nONBUILD RUN echo child\nSHELL [\"/bin/sh\", \"-ec\"]\nLABEL which={label}\nRUN echo hi > /hi\n"
+        )
+    };
+    let docker_fields = |image: &str| {
+        env.ok([
+            "inspect",
+            "--format",
+            "{{json .Config.Healthcheck}} {{json .Config.OnBuild}} {{json .Config.Shell}}",
+            image,
+        ])
+    };
+    let want = r#"{"Interval":5000000000,"Test":["CMD-SHELL","true"]} ["RUN echo child"] ["/bin/sh","-ec"]"#;
+    context(&env, &[("Dockerfile", &dockerfile("docker"))]);
+    env.ok(["build", "--format", "docker", "-t", "d", "ctx"]);
+    assert_eq!(
+        env.ok(["inspect", "--format", "{{.ManifestType}}", "d"])
+            .trim(),
+        DOCKER_MANIFEST
+    );
+    assert_media_types(&stored_manifest(&env, "d"), true);
+    assert_eq!(docker_fields("d").trim(), want);
+    // the default is OCI, and keeps the same fields (as docker build does)
+    context(&env, &[("Dockerfile", &dockerfile("default"))]);
+    env.ok(["build", "-t", "o", "ctx"]);
+    assert_media_types(&stored_manifest(&env, "o"), false);
+    assert_eq!(docker_fields("o").trim(), want);
+    // podman's environment variable chooses too; the flag wins over it
+    context(&env, &[("Dockerfile", &dockerfile("env"))]);
+    let out = run(env
+        .cmd(["build", "-t", "e", "ctx"])
+        .env("BUILDAH_FORMAT", "docker"));
+    assert!(out.status.success(), "{}", show(&out));
+    assert_media_types(&stored_manifest(&env, "e"), true);
+    context(&env, &[("Dockerfile", &dockerfile("flag"))]);
+    let out = run(env
+        .cmd(["build", "--format", "oci", "-t", "f", "ctx"])
+        .env("BUILDAH_FORMAT", "docker"));
+    assert!(out.status.success(), "{}", show(&out));
+    assert_media_types(&stored_manifest(&env, "f"), false);
+    // the same image again in the other format keeps its manifest, and says so
+    context(&env, &[("Dockerfile", &dockerfile("docker"))]);
+    let out = run(&mut env.cmd(["build", "--format", "oci", "-t", "d2", "ctx"]));
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("which it keeps"), "{stderr}");
+    assert_media_types(&stored_manifest(&env, "d2"), true);
+    // an oci-archive carries OCI media types (skopeo's `oci-archive:` reads only those), the
+    // same config; loaded elsewhere it still has its healthcheck
+    let archive = env.path("d.tar");
+    env.ok([
+        "save".as_ref(),
+        "--format".as_ref(),
+        "oci-archive".as_ref(),
+        "-o".as_ref(),
+        archive.as_os_str(),
+        "d".as_ref(),
+    ]);
+    let mut files = std::collections::BTreeMap::new();
+    let mut tar = tar::Archive::new(std::fs::File::open(&archive).expect("archive"));
+    for e in tar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).expect("read");
+        files.insert(name, data);
+    }
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).expect("index");
+    assert_eq!(index["manifests"][0]["mediaType"], OCI_MANIFEST, "{index}");
+    let mdigest = index["manifests"][0]["digest"].as_str().expect("digest");
+    let m: serde_json::Value = serde_json::from_slice(
+        &files[&format!("blobs/sha256/{}", mdigest.trim_start_matches("sha256:"))],
+    )
+    .expect("manifest");
+    assert_media_types(&m, false);
+    let other = TestEnv::new();
+    other.ok(["load".as_ref(), "-i".as_ref(), archive.as_os_str()]);
+    assert_eq!(
+        other
+            .ok(["inspect", "--format", "{{json .Config.Healthcheck}}", "d"])
+            .trim(),
+        r#"{"Interval":5000000000,"Test":["CMD-SHELL","true"]}"#
+    );
+    // what cannot be written is refused before anything runs
+    let err = env.fails(1, ["build", "--format", "v1", "ctx"]);
+    assert!(err.contains("unknown `--format` `v1`"), "{err}");
+    let err = env.fails(
+        1,
+        [
+            "build",
+            "--format",
+            "docker",
+            "--compression",
+            "zstd",
+            "ctx",
+        ],
+    );
+    assert!(err.contains("zstd"), "{err}");
+}
+
+#[test]
+fn live_progress_names_each_step_of_parallel_stages_once_with_its_time() {
+    let env = TestEnv::new();
+    env.import_busybox("busybox");
+    // stages `a` and `b` run side by side: `a`'s RUN is still running when `b`'s steps finish
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox AS a\nRUN sleep 1; echo a > /a\nFROM localhost/busybox AS b\nRUN echo b > /b\nRUN echo b2 > /b2\nFROM localhost/busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+        )],
+    );
+    let (scrollback, visible) = terminal_rows(&env, "build --progress tty ctx");
+    let all: Vec<&String> = scrollback.iter().chain(&visible).collect();
+    for step in [
+        "[1/8] FROM localhost/busybox AS a",
+        "[2/8] RUN sleep 1; echo a > /a",
+        "[3/8] FROM localhost/busybox AS b",
+        "[4/8] RUN echo b > /b",
+        "[5/8] RUN echo b2 > /b2",
+        "[6/8] FROM localhost/busybox",
+        "[7/8] COPY --from=a /a /a",
+        "[8/8] COPY --from=b /b /b",
+    ] {
+        let rows: Vec<&&String> = all.iter().filter(|r| r.starts_with(step)).collect();
+        assert_eq!(rows.len(), 1, "`{step}`:\n{all:#?}");
+        assert!(rows[0].contains("  ✔ "), "`{step}` has no time:\n{all:#?}");
+    }
+    // no step is finished under another step's number
+    let bare = all
+        .iter()
+        .filter(|r| r.starts_with('[') && r.contains("]  ✔"))
+        .count();
+    assert_eq!(bare, 0, "{all:#?}");
 }

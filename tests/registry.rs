@@ -1430,3 +1430,65 @@ fn build_cache_table_that_lies_about_a_layer_is_refused() {
     );
     validate_store(&fresh);
 }
+
+#[test]
+fn build_format_docker_is_pushed_as_docker_schema_2_byte_for_byte() {
+    let reg = Registry::open();
+    let env = TestEnv::new();
+    env.import_busybox("bb");
+    let ctx = env.path("ctx");
+    fs::create_dir_all(&ctx).expect("ctx");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/bb\nHEALTHCHECK CMD true\nRUN echo hi > /hi\n",
+    )
+    .expect("Dockerfile");
+    ok(
+        &env,
+        [
+            "build",
+            "-q",
+            "--format",
+            "docker",
+            "-t",
+            "dock",
+            ctx.to_str().expect("utf-8"),
+        ],
+    );
+    let local = digest_of(&env, "dock");
+    let dest = format!("{}/fmt/dock:1", reg.host());
+    // no `--format`: the stored docker manifest goes up as it is, under its own media type
+    let pushed = ok(&env, ["push", "--tls-verify=false", "dock", &dest]);
+    assert!(pushed.contains(&local), "{pushed}\n{local}");
+    let raw = Command::new(require("skopeo"))
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{dest}"),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(raw.status.success(), "{}", show(&raw));
+    let m: serde_json::Value = serde_json::from_slice(&raw.stdout).expect("manifest");
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.docker.container.image.v1+json"
+    );
+    let cfg = Command::new(require("skopeo"))
+        .args([
+            "inspect",
+            "--config",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{dest}"),
+        ])
+        .output()
+        .expect("skopeo");
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg.stdout).expect("config");
+    assert_eq!(cfg["config"]["Healthcheck"]["Test"][1], "true", "{cfg}");
+}

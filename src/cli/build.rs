@@ -78,10 +78,12 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub timestamp: Option<i64>,
 
-    /// Progress output: `auto`, `plain`, `tty` (the live view; standard output must be a
+    /// Progress output: `auto`, `plain` (each step's time on a `STEP n/m: DONE 0.3s` line),
+    /// `tty` (the live view, with each step's time and the total; standard output must be a
     /// terminal), `quiet`, or `rawjson` (one JSON event per line on standard output, for CI
-    /// tools: `step`, `output`, `cached`, `done`, `cache-miss`, `warning`, `note`, `error`,
-    /// and `image` with the ID at the end)
+    /// tools: `step`, `output`, `cached`, `done` with its `seconds`, `cache-miss`, `warning`,
+    /// `note`, `error`, and `image` with the ID at the end; each with its `time` and the
+    /// `elapsed` seconds of the build)
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub progress: String,
 
@@ -108,6 +110,18 @@ pub struct Args {
         default_value = "none"
     )]
     pub compression: String,
+
+    /// Manifest format: `oci` (the default) or `docker` (Docker image manifest v2, schema 2,
+    /// and Docker's config and layer media types). Both keep HEALTHCHECK, ONBUILD and SHELL
+    /// in the config, as `docker build` does (buildah drops them from `oci` images); podman
+    /// reads them only from `docker` images. Default: `BUILDAH_FORMAT`, else `oci`
+    #[arg(
+        long = "format",
+        value_name = "FORMAT",
+        env = "BUILDAH_FORMAT",
+        hide_env_values = true
+    )]
+    pub format: Option<String>,
 
     /// Level for `--compression`: gzip 0-9 (default 6), zstd 1-19 (default 3)
     #[arg(long, value_name = "N")]
@@ -420,6 +434,18 @@ fn resolve(
     let timestamp = timestamp(args.timestamp)?;
 
     let compression = parse_compression(&args.compression, args.compression_level)?;
+    let format = match args.format.as_deref() {
+        None | Some("oci") | Some("") => exec::ImageFormat::Oci,
+        Some("docker") => exec::ImageFormat::Docker,
+        Some(other) => {
+            bail!("unknown `--format` `{other}` (or `BUILDAH_FORMAT`): use `oci` or `docker`")
+        }
+    };
+    if format == exec::ImageFormat::Docker
+        && compression.compression == crate::layer::Compression::Zstd
+    {
+        bail!("`--format docker` cannot carry zstd layers: use `--compression gzip` or `none`");
+    }
 
     let mut tags = Vec::new();
     for t in &args.tags {
@@ -447,6 +473,7 @@ fn resolve(
         layers: args.layers,
         explain_cache: args.explain_cache,
         compression,
+        format,
         images: image_provider(args)?,
         remote_cache,
     })
@@ -745,13 +772,19 @@ struct Printer {
     /// The step running now (`rawjson` output events name it).
     step: usize,
     /// Live mode: the running step's line (finished steps are printed once and left alone).
-    running: Option<String>,
+    /// (independent stages run at the same time, so several steps can be running; by number)
+    running: std::collections::BTreeMap<usize, String>,
     /// Live mode: the running step's last output lines, and the unfinished one.
     tail: std::collections::VecDeque<String>,
     partial: String,
     /// Live mode: screen rows drawn by the last redraw (each line is cut to the terminal's
     /// width, so one line is one row).
     drawn: usize,
+    /// When the build started (the live view's total, `rawjson`'s `elapsed`).
+    started: std::time::Instant,
+    /// Steps finished so far, and the build's number of steps (the live view's total line).
+    done: usize,
+    total: usize,
 }
 
 /// Output lines of the running step kept under it, and shown after a failure.
@@ -763,14 +796,22 @@ impl Printer {
             mode,
             to_stderr: false,
             step: 0,
-            running: None,
+            running: std::collections::BTreeMap::new(),
             tail: std::collections::VecDeque::new(),
             partial: String::new(),
             drawn: 0,
+            started: std::time::Instant::now(),
+            done: 0,
+            total: 0,
         }
     }
 
     fn event(&mut self, e: Event<'_>) {
+        match e {
+            Event::Step { total, .. } => self.total = total,
+            Event::StepDone { .. } => self.done += 1,
+            _ => {}
+        }
         match self.mode {
             Progress::RawJson => {
                 let v = match e {
@@ -829,7 +870,13 @@ impl Printer {
                     cached: true,
                     ..
                 } => self.line(&format!("STEP {number}/{total}: CACHED")),
-                Event::StepDone { .. } => {}
+                // BuildKit's plain progress: `#5 DONE 0.3s`
+                Event::StepDone {
+                    number,
+                    total,
+                    seconds,
+                    ..
+                } => self.line(&format!("STEP {number}/{total}: DONE {seconds:.1}s")),
                 Event::CacheMiss(m) => self.line(m),
             },
             Progress::Live => match e {
@@ -839,9 +886,12 @@ impl Printer {
                     text,
                     ..
                 } => {
-                    self.running = Some(format!("[{number}/{total}] {text}"));
-                    self.tail.clear();
-                    self.partial.clear();
+                    if self.running.is_empty() {
+                        self.tail.clear();
+                        self.partial.clear();
+                    }
+                    self.running
+                        .insert(number, format!("[{number}/{total}] {text}"));
                     self.redraw();
                 }
                 Event::StepDone {
@@ -850,18 +900,23 @@ impl Printer {
                     seconds,
                     cached,
                 } => {
-                    let mut line = self
+                    let line = self
                         .running
-                        .take()
+                        .remove(&number)
                         .unwrap_or_else(|| format!("[{number}/{total}]"));
-                    if cached {
-                        line.push_str("  CACHED");
+                    // a long step line is cut before its time, which stays in view
+                    let suffix = if cached {
+                        "  CACHED".to_string()
                     } else {
-                        line.push_str(&format!("  ✔ {seconds:.1}s"));
+                        format!("  ✔ {seconds:.1}s")
+                    };
+                    if self.running.is_empty() {
+                        self.tail.clear();
+                        self.partial.clear();
                     }
-                    self.tail.clear();
-                    self.partial.clear();
-                    self.commit(&line);
+                    let (_, cols) = Self::screen();
+                    let room = cols.saturating_sub(suffix.chars().count()).max(2);
+                    self.commit(&format!("{}{suffix}", fit(&line, room)));
                 }
                 Event::CacheMiss(m) => self.commit(m),
                 Event::Output(bytes) => {
@@ -888,9 +943,23 @@ impl Printer {
         }
     }
 
-    /// One `rawjson` event line (nothing in the other modes).
+    /// One `rawjson` event line (nothing in the other modes), with the wall-clock `time`
+    /// (RFC 3339, milliseconds) and the seconds `elapsed` since the build started.
     fn json(&self, v: &serde_json::Value) {
         if self.mode == Progress::RawJson {
+            let mut v = v.clone();
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "time".into(),
+                    chrono::Utc::now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                        .into(),
+                );
+                o.insert(
+                    "elapsed".into(),
+                    serde_json::json!(round_ms(self.started.elapsed().as_secs_f64())),
+                );
+            }
             self.line(&v.to_string());
         }
     }
@@ -931,12 +1000,14 @@ impl Printer {
         self.redraw();
     }
 
-    /// Live mode: redraws the running step and its last output lines, at most the terminal's
-    /// height less one row, each cut to its width.
+    /// Live mode: redraws the running steps and their last output lines, at most the
+    /// terminal's height less one row, each cut to its width.
     fn redraw(&mut self) {
         self.erase();
         let (rows, cols) = Self::screen();
-        let mut lines: Vec<String> = self.running.iter().cloned().collect();
+        let room = rows.saturating_sub(1).max(1);
+        let mut lines: Vec<String> = self.running.values().take(room).cloned().collect();
+        let steps = lines.len().max(1);
         let partial = Some(&self.partial).filter(|p| !p.trim().is_empty());
         lines.extend(
             self.tail
@@ -944,11 +1015,10 @@ impl Printer {
                 .chain(partial)
                 .map(|l| format!("  > {}", l.rsplit('\r').next().unwrap_or_default())),
         );
-        let room = rows.saturating_sub(1).max(1);
         if lines.len() > room {
-            // the step line stays; the oldest output lines go
+            // the step lines stay; the oldest output lines go
             let cut = lines.len() - room;
-            lines.drain(1..=cut.min(lines.len() - 1));
+            lines.drain(steps..steps + cut);
         }
         let mut text = String::new();
         for l in &lines {
@@ -966,10 +1036,21 @@ impl Printer {
             return;
         }
         self.erase();
+        // BuildKit's total line: `[+] Building 3.2s (6/6) FINISHED`
+        let (_, cols) = Self::screen();
+        output::println(&fit(
+            &format!(
+                "[+] Building {:.1}s ({}/{}) {}",
+                self.started.elapsed().as_secs_f64(),
+                self.done,
+                self.total,
+                if failed { "FAILED" } else { "FINISHED" }
+            ),
+            cols,
+        ));
         if failed {
-            let (_, cols) = Self::screen();
-            if let Some(r) = self.running.take() {
-                output::println(&fit(&r, cols));
+            for r in std::mem::take(&mut self.running).values() {
+                output::println(&fit(r, cols));
             }
             let partial = std::mem::take(&mut self.partial);
             for l in self
@@ -981,6 +1062,11 @@ impl Printer {
             }
         }
     }
+}
+
+/// Seconds rounded to the millisecond, for JSON.
+fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
 }
 
 /// A line cut to fit `cols` columns without wrapping: control characters (escapes in RUN

@@ -1,7 +1,7 @@
 //! `hoist history [--no-trunc] [-q] [--format table|json] IMAGE`: an image's history, newest
 //! first, as podman prints it: IMAGE (the ID on the top row, `<missing>` below), CREATED, CREATED
-//! BY (cut at 45 characters unless `--no-trunc`), SIZE (the layer blob's size; 0B for steps
-//! that changed only the config), COMMENT.
+//! BY (cut at 45 characters unless `--no-trunc`), SIZE (the layer's unpacked size, its
+//! uncompressed tar, as docker shows it; 0B for steps that changed only the config), COMMENT.
 
 use std::process::ExitCode;
 
@@ -60,7 +60,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let image = store.resolve(&args.image)?;
     let history = image.config.history().clone().unwrap_or_default();
-    let layer_sizes: Vec<u64> = image.manifest.layers().iter().map(|l| l.size()).collect();
+    // docker's SIZE: what the layer unpacks to (its uncompressed tar)
+    let layer_sizes = store.layer_unpacked_sizes(&image)?;
     // pair every non-empty entry with its layer, bottom up
     let mut rows = Vec::new();
     let mut layer = 0usize;
@@ -94,7 +95,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             id,
             created: image.config.created().clone(),
             created_by: String::new(),
-            size: image.size,
+            size: layer_sizes.iter().sum(),
             comment: String::new(),
             empty_layer: false,
         }),

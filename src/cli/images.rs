@@ -2,7 +2,9 @@
 //! [REPOSITORY[:TAG]]`: lists the
 //! images of the store as podman does: one row per name, unnamed images as `<none> <none>`,
 //! newest first. Unnamed images that are another image's parent (intermediate) show only with
-//! `-a`. SIZE is the bytes the image's blobs take in the store (compressed layers).
+//! `-a`. SIZE is docker's: the unpacked size (the sum of the layers' uncompressed tars, see
+//! `store/sizes.rs`); `--digests` adds the bytes the blobs take in the store (CONTENT SIZE,
+//! docker's name in `docker images --tree`).
 
 use std::process::ExitCode;
 
@@ -17,7 +19,7 @@ use crate::util::{human_duration, human_size};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_long_help = "One row per name; an unnamed image shows as `<none> <none>`. Unnamed images that are the parent of another image (intermediate images) are shown only with `--all`, as podman does. Rows are sorted newest first. SIZE is what the image's blobs take in the store (manifest, config and compressed layers). Names are full: `localhost/app` for images named here, `docker.io/library/busybox` for Docker Hub names."
+    after_long_help = "One row per name; an unnamed image shows as `<none> <none>`. Unnamed images that are the parent of another image (intermediate images) are shown only with `--all`, as podman does. Rows are sorted newest first. SIZE is the unpacked size, as docker and podman show it: the sum of the image's uncompressed layers. With `--digests`, CONTENT SIZE is what the image's blobs take in the store (manifest, config and layers as stored, compressed or not). Names are full: `localhost/app` for images named here, `docker.io/library/busybox` for Docker Hub names."
 )]
 pub struct Args {
     /// Show intermediate images too (unnamed parents of other images)
@@ -32,12 +34,14 @@ pub struct Args {
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
 
-    /// Show the manifest digest in a DIGEST column
+    /// Show the manifest digest in a DIGEST column, and the bytes the image's blobs take in the
+    /// store in a CONTENT SIZE column
     #[arg(long = "digests")]
     pub digests: bool,
 
     /// Output format: `table`, `json`, or a Go template over ID, Repository, Tag, Digest,
-    /// CreatedSince, CreatedAt, Size (`{{.Repository}}:{{.Tag}}`)
+    /// CreatedSince, CreatedAt, Size (unpacked), ContentSize (as stored)
+    /// (`{{.Repository}}:{{.Tag}}`)
     #[arg(long = "format", value_name = "FORMAT", default_value = "table")]
     pub format: String,
 
@@ -116,6 +120,8 @@ struct JsonImage {
     created: i64,
     created_at: Option<String>,
     size: u64,
+    virtual_size: u64,
+    content_size: u64,
     dangling: bool,
     labels: std::collections::BTreeMap<String, String>,
 }
@@ -232,6 +238,13 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let now = Utc::now();
+    let mut unpacked = std::collections::HashMap::new();
+    for r in &shown {
+        if !unpacked.contains_key(&r.id) {
+            unpacked.insert(r.id.clone(), store.unpacked_size(r)?);
+        }
+    }
+    let unpacked_of = |r: &ImageRecord| unpacked.get(&r.id).copied().unwrap_or_default();
     // one row per shown name (or one `<none>` row for an unnamed image)
     let mut rows: Vec<RowValues> = Vec::new();
     for r in &shown {
@@ -256,13 +269,17 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
                 digest: r.manifest_digest.to_string(),
                 created_since: created.clone(),
                 created_at: r.created.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                size: human_size(r.size),
+                size: human_size(unpacked_of(r)),
+                content_size: human_size(r.size),
             });
         }
     }
     match format {
         ListFormat::Json => {
-            let list: Vec<JsonImage> = shown.iter().map(|r| json_image(r)).collect();
+            let list: Vec<JsonImage> = shown
+                .iter()
+                .map(|r| json_image(r, unpacked_of(r)))
+                .collect();
             output::println(&serde_json::to_string_pretty(&list)?);
         }
         ListFormat::Template(t) => {
@@ -279,11 +296,22 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
                         row.push(r.digest);
                     }
                     row.extend([r.id, r.created_since, r.size]);
+                    if args.digests {
+                        row.push(r.content_size);
+                    }
                     row
                 })
                 .collect();
             let header: &[&str] = if args.digests {
-                &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+                &[
+                    "REPOSITORY",
+                    "TAG",
+                    "DIGEST",
+                    "IMAGE ID",
+                    "CREATED",
+                    "SIZE",
+                    "CONTENT SIZE",
+                ]
             } else {
                 &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
             };
@@ -304,10 +332,13 @@ struct RowValues {
     digest: String,
     created_since: String,
     created_at: String,
+    /// The unpacked size.
     size: String,
+    /// What the blobs take in the store.
+    content_size: String,
 }
 
-fn json_image(r: &ImageRecord) -> JsonImage {
+fn json_image(r: &ImageRecord, unpacked: u64) -> JsonImage {
     let names: Vec<String> = r.names.iter().map(|n| n.to_string()).collect();
     JsonImage {
         id: r.id.hex().to_owned(),
@@ -316,7 +347,9 @@ fn json_image(r: &ImageRecord) -> JsonImage {
         digest: r.manifest_digest.to_string(),
         created: r.created.map(|t| t.timestamp()).unwrap_or(0),
         created_at: r.created.map(|t| t.to_rfc3339()),
-        size: r.size,
+        size: unpacked,
+        virtual_size: unpacked,
+        content_size: r.size,
         dangling: r.is_dangling(),
         labels: r
             .config

@@ -1,6 +1,8 @@
 //! `hoist inspect [--format TEMPLATE] IMAGE…`: an image's details as a JSON array (podman's
 //! field names: Id, Digest, RepoTags, RepoDigests, Names, Created, Author, Os, Architecture,
-//! Config, RootFS, History, Size, ManifestType, Labels). `Config` is the stored config's
+//! Config, RootFS, History, Size, VirtualSize, CompressedSize, ManifestType, Labels). Size is
+//! docker's: the unpacked size (the layers' uncompressed tars); CompressedSize is what the
+//! manifest, config and layer blobs take in the store. `Config` is the stored config's
 //! `config` object as written, so docker's fields (`Healthcheck`, `OnBuild`, `Shell`) show too. `--format` takes the simple Go template
 //! forms scripts use: `{{.Id}}`, `{{.Config.Env}}`, `{{json .Config}}`.
 
@@ -32,7 +34,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     for i in &args.images {
         let image = store.resolve(i)?;
         let raw = stored_config(&store, &image)?;
-        out.push(inspect_value(&image, raw));
+        let unpacked = store.unpacked_size(&image)?;
+        out.push(inspect_value(&image, raw, unpacked));
     }
     match template {
         Some(t) => {
@@ -56,8 +59,9 @@ fn stored_config(store: &Store, r: &ImageRecord) -> anyhow::Result<Option<Value>
 }
 
 /// The JSON document `inspect` prints for one image; `raw_config` is the stored `config`
-/// object (see [`stored_config`]), else the OCI fields are shown.
-pub fn inspect_value(r: &ImageRecord, raw_config: Option<Value>) -> Value {
+/// object (see [`stored_config`]), else the OCI fields are shown. `unpacked` is docker's Size:
+/// the sum of the layers' uncompressed tar sizes ([`Store::unpacked_size`]).
+pub fn inspect_value(r: &ImageRecord, raw_config: Option<Value>, unpacked: u64) -> Value {
     let cfg = &r.config;
     let names: Vec<String> = r.names.iter().map(|n| n.to_string()).collect();
     let repo_digests: Vec<String> = r
@@ -96,7 +100,9 @@ pub fn inspect_value(r: &ImageRecord, raw_config: Option<Value>) -> Value {
             "Layers": cfg.rootfs().diff_ids(),
         },
         "History": cfg.history().clone().unwrap_or_default(),
-        "Size": r.size,
+        "Size": unpacked,
+        "VirtualSize": unpacked,
+        "CompressedSize": r.size,
         "ManifestType": r.manifest_media_type,
         "Labels": labels,
     })

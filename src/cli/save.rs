@@ -87,9 +87,13 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let sources = chosen
         .iter()
         .map(|(r, _, typed)| {
-            store
+            let inner = store
                 .source_compressed(r, compression)
-                .with_context(|| format!("cannot compress the layers of `{typed}`"))
+                .with_context(|| format!("cannot compress the layers of `{typed}`"))?;
+            Ok(AsOci {
+                inner,
+                convert: format == ArchiveFormat::OciArchive,
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let items: Vec<SaveImage<'_>> = chosen
@@ -129,6 +133,48 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An image of the store as `save` writes it: in an `oci-archive`, a manifest stored in Docker's
+/// format (`build --format docker`) is written under OCI media types (the same config and layer
+/// bytes), as podman's `save --format oci-archive` does, since OCI readers (skopeo's `oci-archive:`)
+/// list only OCI manifests. A `docker-archive` has no manifest media types at all.
+struct AsOci<'a> {
+    inner: crate::store::StoreImage<'a>,
+    convert: bool,
+}
+
+impl crate::image::ImageSource for AsOci<'_> {
+    fn manifest(
+        &self,
+    ) -> Result<(Vec<u8>, oci_spec::image::ImageManifest), crate::image::ImageError> {
+        let (bytes, parsed) = self.inner.manifest()?;
+        if !self.convert {
+            return Ok((bytes, parsed));
+        }
+        let invalid = |reason: String| crate::image::ImageError::Invalid {
+            what: "manifest".into(),
+            reason,
+        };
+        let (oci, _) = crate::registry::push::convert(&bytes, crate::registry::push::Format::Oci)
+            .map_err(invalid)?;
+        if oci == bytes {
+            return Ok((bytes, parsed));
+        }
+        let parsed = serde_json::from_slice(&oci).map_err(|e| invalid(e.to_string()))?;
+        Ok((oci, parsed))
+    }
+
+    fn config(&self) -> Result<Vec<u8>, crate::image::ImageError> {
+        self.inner.config()
+    }
+
+    fn open_blob(
+        &self,
+        digest: &crate::image::Digest,
+    ) -> Result<Box<dyn std::io::Read + '_>, crate::image::ImageError> {
+        self.inner.open_blob(digest)
+    }
 }
 
 /// Writes the archive to `path` through [`util::UserOutput`]: a regular file is replaced only

@@ -122,7 +122,7 @@ impl Command {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_long_help = "One row for the images, one for the working containers and one for the build cache, as `docker system df`. SIZE of the images counts every blob once (manifests, configs and compressed layers), however many images share it; an image a container sits on is ACTIVE, and the blobs only other images use are RECLAIMABLE by `hoist prune -a`. The containers row counts the bytes of their upper dirs; ACTIVE ones are in use by a hoist process now, the others are RECLAIMABLE by `hoist container prune`. The build cache row counts the cached steps and the bytes of the cache directory (`RUN --mount=type=cache` directories included), reclaimable by `hoist builder prune`."
+    after_long_help = "One row for the images, one for the working containers and one for the build cache, as `docker system df`. SIZE of the images is their unpacked size (the uncompressed layers, as `hoist images` shows it), every layer counted once however many images share it; an image a container sits on is ACTIVE, and what only other images use is RECLAIMABLE by `hoist prune -a`. (`hoist images --digests` shows what each image's blobs take as stored.) The containers row counts the bytes of their upper dirs; ACTIVE ones are in use by a hoist process now, the others are RECLAIMABLE by `hoist container prune`. The build cache row counts the cached steps and the bytes of the cache directory (`RUN --mount=type=cache` directories included), reclaimable by `hoist builder prune`."
 )]
 pub struct DfArgs {
     /// Output format: `table`, `json`, or a Go template over Type, TotalCount, Active, Size,
@@ -160,26 +160,23 @@ pub fn run_df(args: DfArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             blobs.insert(l.digest().to_string(), l.size());
         }
     }
-    let image_bytes: u64 = blobs.values().sum();
-    // blobs of images containers sit on are not reclaimable
+    log::debug!(
+        "image blobs take {} in the store",
+        human_size(blobs.values().sum())
+    );
+    let image_bytes = store.unpacked_total(&images)?;
+    // what images containers sit on need is not reclaimable
     let containers = crate::store::containers::list(&store)?;
     let used: std::collections::BTreeSet<String> = containers
         .iter()
         .filter_map(|c| c.image_id.clone())
         .collect();
-    let mut kept: BTreeMap<String, u64> = BTreeMap::new();
-    for r in images.iter().filter(|r| used.contains(&r.id.to_string())) {
-        kept.insert(r.manifest_digest.to_string(), r.manifest_size);
-        kept.insert(r.id.to_string(), r.config_size);
-        for l in r.manifest.layers() {
-            kept.insert(l.digest().to_string(), l.size());
-        }
-    }
-    let image_reclaimable = image_bytes - kept.values().sum::<u64>();
-    let active_images = images
+    let (active, _): (Vec<_>, Vec<_>) = images
         .iter()
-        .filter(|r| used.contains(&r.id.to_string()))
-        .count();
+        .cloned()
+        .partition(|r| used.contains(&r.id.to_string()));
+    let image_reclaimable = image_bytes.saturating_sub(store.unpacked_total(&active)?);
+    let active_images = active.len();
     let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
     let mut container_bytes = 0;
     let mut container_free = 0;

@@ -550,7 +550,14 @@ pub fn commit(
     if opts.timestamp.is_some() {
         config.clamp_times(&created);
     }
-    let image = commit::write_image(store, &mut config, &layers, &opts.names)?;
+    let image = commit::write_image(
+        store,
+        &mut config,
+        &layers,
+        &opts.names,
+        crate::exec::ImageFormat::Oci,
+    )
+    .map_err(commit_err)?;
     // the container now sits on the new image: first the record (a crash after it leaves the
     // same changes both in the base and in the upper dir, which shows the same files), then the
     // upper dir becomes the layer's unpacked dir and a fresh one takes its place

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::cache;
 use super::config::ImageConfig;
-use super::LayerCompression;
+use super::{ImageFormat, LayerCompression};
 use crate::image::Digest;
 use crate::image::Reference;
 use crate::layer::diff::{write_layer_tar, DirKind};
@@ -37,6 +37,8 @@ pub enum CommitError {
     Layer(crate::layer::LayerError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Format(String),
 }
 
 /// Writes `dir` as a layer blob staged in the store's scratch space (not yet visible): with a
@@ -63,6 +65,7 @@ pub fn write_layer(
         .and_then(|lw| lw.finish())
         .map_err(CommitError::Layer)?;
     let staged = w.finish()?;
+    store.record_layer_size(&blob.digest, &blob.diff_id, blob.uncompressed_size);
     Ok((
         LayerRef {
             diff_id: blob.diff_id,
@@ -93,14 +96,15 @@ pub fn image_layers(image: &ImageRecord) -> Result<Vec<LayerRef>, StoreError> {
         .collect()
 }
 
-/// Writes `config` (its `rootfs.diff_ids` set from `layers`) and a manifest over it, and names
-/// the image `names`. Every layer blob must be in the store already.
+/// Writes `config` (its `rootfs.diff_ids` set from `layers`) and a manifest of `format` over it,
+/// and names the image `names`. Every layer blob must be in the store already.
 pub fn write_image(
     store: &Store,
     config: &mut ImageConfig,
     layers: &[LayerRef],
     names: &[Reference],
-) -> Result<ImageRecord, StoreError> {
+    format: ImageFormat,
+) -> Result<ImageRecord, CommitError> {
     config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.to_string()).collect();
     let config = config.to_json();
     let (config_digest, config_size) = store.write_blob(&mut &config[..])?;
@@ -122,5 +126,14 @@ pub fn write_image(
             .collect::<Vec<_>>(),
     });
     let manifest = serde_json::to_vec(&manifest).expect("a JSON value always serialises");
-    store.commit_image(&manifest, names)
+    let manifest = match format {
+        ImageFormat::Oci => manifest,
+        // the same config and layer bytes under Docker's media types (zstd has none)
+        ImageFormat::Docker => {
+            crate::registry::push::convert(&manifest, crate::registry::push::Format::Docker)
+                .map_err(CommitError::Format)?
+                .0
+        }
+    };
+    Ok(store.commit_image(&manifest, names)?)
 }

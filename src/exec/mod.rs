@@ -88,11 +88,33 @@ pub struct BuildRequest {
     pub explain_cache: bool,
     /// How new layer blobs are written (`--compression`, `--compression-level`).
     pub compression: LayerCompression,
+    /// The media types of the image's manifest, config and layers (`--format`).
+    pub format: ImageFormat,
     /// Where `FROM` and `COPY --from` images come from when the store lacks them (or when
     /// the pull policy says to look again); `None`: the local store only.
     pub images: Option<std::sync::Arc<dyn ImageProvider>>,
     /// Build cache from elsewhere (`--cache-from`), asked when the store's own cache misses.
     pub remote_cache: Option<std::sync::Arc<dyn RemoteCache>>,
+}
+
+/// The manifest format a build writes (`--format`, podman's flag). The config is the same
+/// bytes in both (Docker's fields `Healthcheck`, `OnBuild`, `Shell` kept, as `docker build`
+/// does); only the media types differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageFormat {
+    /// OCI image manifest and config media types.
+    #[default]
+    Oci,
+    /// Docker image manifest v2, schema 2, and Docker's config and layer media types.
+    Docker,
+}
+
+/// The manifest media type a build of `format` writes.
+pub fn manifest_media_type(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Oci => "application/vnd.oci.image.manifest.v1+json",
+        ImageFormat::Docker => "application/vnd.docker.distribution.manifest.v2+json",
+    }
 }
 
 /// How a build writes its layer blobs: `none` by default (the tar as it is, hashed once and
@@ -227,6 +249,9 @@ pub enum ExecError {
     Layer(String),
     #[error("`--output`: {0}")]
     Output(String),
+    /// The image cannot be written in the asked format (`--format docker` with zstd layers).
+    #[error("`--format`: {0}")]
+    Format(String),
     /// A stage stopped because another one failed (that one's error is what a build reports).
     #[error("stopped because another stage failed")]
     Aborted,

@@ -1595,6 +1595,7 @@ impl<'a> Runner<'a> {
         // an unchanged rebuild: the image is there with every name already; nothing is written
         if let Some(existing) = images.iter().find(|r| r.id == id) {
             if self.req.tags.iter().all(|t| existing.names.contains(t)) {
+                self.warn_kept_format(existing);
                 for t in &self.req.tags {
                     let note = format!("COMMIT {t}");
                     self.emit(Event::Note(&note));
@@ -1617,14 +1618,39 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        let record =
-            commit_mod::write_image(self.store, &mut out.config, &out.layers, &self.req.tags)?;
+        let record = commit_mod::write_image(
+            self.store,
+            &mut out.config,
+            &out.layers,
+            &self.req.tags,
+            self.req.format,
+        )
+        .map_err(|e| match e {
+            commit_mod::CommitError::Store(e) => ExecError::Store(e),
+            other => ExecError::Format(other.to_string()),
+        })?;
+        self.warn_kept_format(&record);
         for t in &self.req.tags {
             let note = format!("COMMIT {t}");
             self.emit(Event::Note(&note));
         }
         self.drop_previous(&previous);
         Ok(record.id)
+    }
+
+    /// Warns when the image was stored before under another manifest format than `--format`
+    /// asks: a store keeps one manifest per image ID (the first committed), as with
+    /// `--compression`.
+    fn warn_kept_format(&self, record: &crate::store::ImageRecord) {
+        let want = super::manifest_media_type(self.req.format);
+        if record.manifest_media_type != want {
+            let w = format!(
+                "image {} is stored already under the manifest type `{}`, which it keeps (`hoist push --format` converts it)",
+                record.id.short(),
+                record.manifest_media_type
+            );
+            self.emit(Event::Warning(&w));
+        }
     }
 
     /// Removes the images the new one took its names from, when they are left without a name

@@ -242,6 +242,15 @@ fn collect(store: &Store) -> Result<Option<u64>, StoreError> {
             Err(e) => return Err(StoreError::io(entry.path(), e)),
         }
     }
+    // size records of layers no image uses (a missing dir: an older store)
+    let size_dir = store.root.join(super::sizes::DIR);
+    if let Ok(entries) = fs::read_dir(&size_dir) {
+        for entry in entries.flatten() {
+            if !diff_ids.contains(entry.file_name().to_string_lossy().as_ref()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
     Ok(Some(reclaimed))
 }
 

@@ -104,6 +104,7 @@ impl Store {
         );
         let manifest_bytes = config::canonical_json(&manifest)?;
         let id: Digest = staged_cfg.digest.clone();
+        self.record_layer_size(&blob.digest, &blob.diff_id, blob.uncompressed_size);
         self.install_blob(staged_layer)?;
         self.install_blob(staged_cfg)?;
         let rec = self.commit_image(&manifest_bytes, &opts.names)?;

@@ -100,13 +100,16 @@ pub(super) fn unpack_into(
     // the tar reader stops at the end-of-archive blocks; the diff_id covers the padding too
     io::copy(&mut hashing, &mut io::sink())
         .map_err(|e| StoreError::io(store.blob_path(blob), e))?;
-    let (actual, _) = hashing.finish();
+    let (actual, size) = hashing.finish();
     if &actual != diff_id {
         return Err(StoreError::DiffIdMismatch {
             digest: blob.clone(),
             expected: diff_id.clone(),
             actual,
         });
+    }
+    if blob != diff_id {
+        super::sizes::record(store, diff_id, size);
     }
     Ok(())
 }
@@ -239,14 +242,15 @@ pub(super) fn add_unpacked_layer(
     place(store, diff_id, &entry, work.path())
 }
 
-/// Checks that a (possibly compressed) layer blob file uncompresses to `diff_id`.
+/// Checks that a (possibly compressed) layer blob file uncompresses to `diff_id`; returns the
+/// uncompressed tar's length when the blob is compressed (`None` when it is the tar itself).
 pub(super) fn check_diff_id(
     path: &Path,
     blob: &Digest,
     diff_id: &Digest,
-) -> Result<(), StoreError> {
+) -> Result<Option<u64>, StoreError> {
     if blob == diff_id {
-        return Ok(());
+        return Ok(None);
     }
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let (tar, _) =
@@ -261,7 +265,7 @@ pub(super) fn check_diff_id(
         what: format!("layer `{blob}`"),
         reason: format!("cannot decompress: {e}"),
     })?;
-    let (actual, _) = hashing.finish();
+    let (actual, size) = hashing.finish();
     if &actual != diff_id {
         return Err(StoreError::DiffIdMismatch {
             digest: blob.clone(),
@@ -269,5 +273,5 @@ pub(super) fn check_diff_id(
             actual,
         });
     }
-    Ok(())
+    Ok(Some(size))
 }

@@ -36,6 +36,7 @@ mod gc;
 mod import;
 mod index;
 mod layers;
+mod sizes;
 mod source;
 
 pub use check::{CheckOptions, CheckPart, CheckReport, Checker, Problem, PARTS as CHECK_PARTS};
@@ -73,7 +74,7 @@ pub(crate) const PRIVATE_DIR_MODE: u32 = 0o700;
 /// Mode of the lock files, whatever the umask (see `prepare_layout`).
 pub(crate) const PRIVATE_FILE_MODE: u32 = 0o600;
 /// The store's private dirs: unpacked layers, build cache, working containers, scratch.
-pub(crate) const PRIVATE_DIRS: [&str; 4] = ["layers", "cache", "containers", "tmp"];
+pub(crate) const PRIVATE_DIRS: [&str; 5] = ["layers", "cache", "containers", "tmp", "sizes"];
 
 /// Why a store operation failed. Every variant names the object it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -653,7 +654,9 @@ impl Store {
             let mut r = src.open_blob(d)?;
             let s = self.stage_blob_expect(&mut r, d)?;
             check_size(&s, *size)?;
-            layers::check_diff_id(s.file.path(), d, diff_id)?;
+            if let Some(n) = layers::check_diff_id(s.file.path(), d, diff_id)? {
+                sizes::record(self, diff_id, n);
+            }
             Ok(s)
         };
         match parallel {
@@ -710,6 +713,31 @@ impl Store {
             self.install_blob(s)?;
         }
         self.commit_image(&manifest_bytes, names)
+    }
+
+    /// The image's unpacked size (docker's SIZE): the sum of its layers' uncompressed tar sizes.
+    /// Plain-tar layers cost nothing; a compressed layer's size is read from its record, made
+    /// once (see `sizes.rs`).
+    pub fn unpacked_size(&self, image: &ImageRecord) -> Result<u64, StoreError> {
+        sizes::unpacked_size(self, image)
+    }
+
+    /// Records the uncompressed tar size of a compressed layer the caller just wrote, so that
+    /// listing images never has to decompress it (nothing is recorded for a plain tar).
+    pub fn record_layer_size(&self, blob: &Digest, diff_id: &Digest, size: u64) {
+        if blob != diff_id {
+            sizes::record(self, diff_id, size);
+        }
+    }
+
+    /// The unpacked size of each of the image's layers, bottom first (`history`'s SIZE).
+    pub fn layer_unpacked_sizes(&self, image: &ImageRecord) -> Result<Vec<u64>, StoreError> {
+        sizes::layer_sizes(self, image)
+    }
+
+    /// The unpacked size of `images` together, each layer counted once (`system df`).
+    pub fn unpacked_total(&self, images: &[ImageRecord]) -> Result<u64, StoreError> {
+        sizes::unpacked_total(self, images)
     }
 
     /// Re-reads every blob of an image and checks it against its descriptor (digest and size)
