@@ -1457,8 +1457,19 @@ fn build_format_docker_is_pushed_as_docker_schema_2_byte_for_byte() {
     );
     let local = digest_of(&env, "dock");
     let dest = format!("{}/fmt/dock:1", reg.host());
-    // no `--format`: the stored docker manifest goes up as it is, under its own media type
-    let pushed = ok(&env, ["push", "--tls-verify=false", "dock", &dest]);
+    // no `--format` and no compression: the stored docker manifest goes up as it is, under its
+    // own media type
+    let pushed = ok(
+        &env,
+        [
+            "push",
+            "--tls-verify=false",
+            "--compression-format",
+            "none",
+            "dock",
+            &dest,
+        ],
+    );
     assert!(pushed.contains(&local), "{pushed}\n{local}");
     let raw = Command::new(require("skopeo"))
         .args([
@@ -1491,4 +1502,29 @@ fn build_format_docker_is_pushed_as_docker_schema_2_byte_for_byte() {
         .expect("skopeo");
     let cfg: serde_json::Value = serde_json::from_slice(&cfg.stdout).expect("config");
     assert_eq!(cfg["config"]["Healthcheck"]["Test"][1], "true", "{cfg}");
+
+    // by default the plain layers leave gzipped, under Docker's gzip layer type
+    let gz = format!("{}/fmt/dock:gz", reg.host());
+    ok(&env, ["push", "--tls-verify=false", "dock", &gz]);
+    let raw = Command::new(require("skopeo"))
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{gz}"),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(raw.status.success(), "{}", show(&raw));
+    let m: serde_json::Value = serde_json::from_slice(&raw.stdout).expect("manifest");
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    for l in m["layers"].as_array().expect("layers") {
+        assert_eq!(
+            l["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "{m}"
+        );
+    }
 }

@@ -648,6 +648,8 @@ impl Store {
             }
             todo.push((d, diff_id, layer.size()));
         }
+        // unpacked sizes learnt while checking diff_ids, recorded once every blob is in
+        let learnt: std::sync::Mutex<Vec<(Digest, u64)>> = std::sync::Mutex::new(Vec::new());
         let stage_one = |src: &dyn crate::image::ImageSource,
                          (d, diff_id, size): &(Digest, Digest, u64)|
          -> Result<StagedBlob, StoreError> {
@@ -655,7 +657,10 @@ impl Store {
             let s = self.stage_blob_expect(&mut r, d)?;
             check_size(&s, *size)?;
             if let Some(n) = layers::check_diff_id(s.file.path(), d, diff_id)? {
-                sizes::record(self, diff_id, n);
+                learnt
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((diff_id.clone(), n));
             }
             Ok(s)
         };
@@ -712,7 +717,11 @@ impl Store {
         for s in staged {
             self.install_blob(s)?;
         }
-        self.commit_image(&manifest_bytes, names)
+        let record = self.commit_image(&manifest_bytes, names)?;
+        for (diff_id, n) in learnt.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            sizes::record(self, &diff_id, n);
+        }
+        Ok(record)
     }
 
     /// The image's unpacked size (docker's SIZE): the sum of its layers' uncompressed tar sizes.
