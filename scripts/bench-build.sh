@@ -142,7 +142,8 @@ row() {
 hb() { echo "$H build -q $* "; }
 bb() { echo "$BB $* "; }
 # after each run: drop what the run left behind (dangling images), outside the timing
-clean="$H prune >/dev/null 2>&1; ${have_buildah:+$B rmi --prune >/dev/null 2>&1}; true"
+clean="$H prune >/dev/null 2>&1; true"
+[ -n "$have_buildah" ] && clean="$clean; $B rmi --prune >/dev/null 2>&1; true"
 clean="bash -c '$clean'"
 
 echo "median wall seconds of $RUNS runs ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), kernel $(uname -r), user $(id -un))"

@@ -876,13 +876,18 @@ impl<'a> Runner<'a> {
             DirKind::Plain
         };
         let c = self.req.compression;
-        let w = self.store.blob_writer()?;
+        let t0 = Instant::now();
+        let cpu0 = crate::util::thread_cpu_seconds();
+        // the layer writer hashes the blob as it writes it: the store need not hash it again
+        let w = self.store.prehashed_blob_writer()?;
         let res = BlobLayerWriter::with_level(w, c.compression, c.level)
             .and_then(|lw| write_layer_tar(dir, lw, kind, self.req.timestamp))
             .and_then(|lw| lw.finish());
         let (w, blob) = res
             .map_err(|e| self.step_err(step.line, &step.text, format!("writing the layer: {e}")))?;
-        let staged = w.finish()?;
+        let t_tar = t0.elapsed();
+        let staged = w.finish(blob.digest.clone(), blob.size)?;
+        let t_sync = t0.elapsed();
         out.layers.push(LayerRef {
             diff_id: blob.diff_id.clone(),
             digest: blob.digest.clone(),
@@ -892,7 +897,19 @@ impl<'a> Runner<'a> {
         if self.req.layers {
             // with the cache, the layer goes into the store now, so that its entry is usable
             self.store.install_blob(staged)?;
+            let t_blob = t0.elapsed();
             let placed = self.store.add_unpacked_layer(&blob.diff_id, dir)?;
+            log::debug!(
+                "layer {} ({} bytes): committed in {:.3} s ({:.3} s CPU): tar {:.3} s, blob fsync {:.3} s, install {:.3} s, dir placed {:.3} s",
+                blob.diff_id,
+                blob.uncompressed_size,
+                t0.elapsed().as_secs_f64(),
+                crate::util::thread_cpu_seconds() - cpu0,
+                t_tar.as_secs_f64(),
+                (t_sync - t_tar).as_secs_f64(),
+                (t_blob - t_sync).as_secs_f64(),
+                (t0.elapsed() - t_blob).as_secs_f64()
+            );
             out.dirs.push(placed);
             return Ok(());
         }
