@@ -605,3 +605,32 @@ COPY --from=a /etc/passwd /x
     assert!(out.lines().any(|l| l == "XXXXXXXX"), "{out}");
     assert!(out.lines().any(|l| l == "YYYY"), "{out}");
 }
+
+/// Issue 9: with `--layers=false`, an earlier stage's layer the image does not use was deleted
+/// at the end of the build (seconds for an apt layer); it is moved into `layers/` and the next
+/// `prune` deletes it.
+#[test]
+fn layers_false_leaves_an_earlier_stages_layer_for_prune() {
+    let env = env();
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox AS a\nRUN echo built > /x && echo more > /unused\n\
+             FROM localhost/busybox\nCOPY --from=a /x /x\n",
+        )],
+    );
+    let layers = |env: &TestEnv| -> usize {
+        fs::read_dir(env.root.join("layers"))
+            .expect("layers")
+            .count()
+    };
+    build(&env, &["--layers=false", "-t", "app"]);
+    // the base (unpacked by the build), the COPY layer of the image and stage a's RUN layer
+    assert_eq!(layers(&env), 3);
+    let out = env.ok(["run", "--rm", "app", "cat", "/x"]);
+    assert_eq!(out, "built\n");
+    env.ok(["prune"]);
+    assert_eq!(layers(&env), 2, "prune deletes stage a's layer");
+    env.ok(["check"]);
+}

@@ -1623,6 +1623,16 @@ impl<'a> Runner<'a> {
                 }
             }
         }
+        // the layers of this build the image does not use (an earlier stage's): moved into
+        // `layers/` by rename, for the next `prune` to delete, rather than deleted here, which
+        // took seconds for an apt layer at the end of every `--layers=false` build
+        for nl in lock(&self.new_layers).values_mut() {
+            if nl.staged.take().is_some() && nl.dir.is_dir() {
+                if let Err(e) = self.store.add_unpacked_layer(&nl.diff_id, &nl.dir) {
+                    log::debug!("layer {} is deleted with the build's work: {e}", nl.diff_id);
+                }
+            }
+        }
         let (config_digest, config_size) = self.store.write_blob(&mut &config[..])?;
         let layers: Vec<serde_json::Value> = out
             .layers
