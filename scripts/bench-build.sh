@@ -94,6 +94,9 @@ debian_runs=$(( RUNS < 3 ? RUNS : 3 ))
 
 "$H" import busybox.tar localhost/bench-base >/dev/null
 [ -f debian.tar ] && "$H" import debian.tar localhost/bench-debian >/dev/null
+# hoist unpacks an imported layer on first use, podman at import: unpack now, outside the timing
+"$H" run --rm --network none localhost/bench-base true >/dev/null
+[ -f debian.tar ] && "$H" run --rm --network none localhost/bench-debian true >/dev/null
 if [ -n "$have_buildah" ]; then
   $P import -q busybox.tar localhost/bench-base >/dev/null 2>&1
   [ -f debian.tar ] && $P import -q debian.tar localhost/bench-debian >/dev/null 2>&1
