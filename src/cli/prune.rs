@@ -6,7 +6,8 @@
 //! accident.
 //! Build cache entries whose layer is gone go too. `--cache` (and `hoist builder prune`, as
 //! `docker builder prune`) removes the whole build cache instead, `RUN --mount=type=cache`
-//! directories included.
+//! directories included; `builder prune --filter until=DURATION` and `--keep-storage SIZE`
+//! remove only what was last written longer ago, then the oldest until the cache fits.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
