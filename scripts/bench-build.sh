@@ -21,8 +21,9 @@
 # `podman import` into the same storage buildah uses. The Debian case downloads gcc from the
 # Debian mirror on every cold build, for both tools.
 #
-# Cold builds use `--no-cache`; "cached" rows rebuild without it after one warm-up build. Until
-# hoist has a build cache, its cached rows are cold builds too.
+# Cold builds use `--no-cache`; "cached" rows rebuild without it after one warm-up build. The
+# stages row adds the ratio of its wall time to the sum of the two stages' 2 s; the Debian row
+# adds hoist's commit time of the build's biggest layer (from one more build, `--log-level debug`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -93,6 +94,9 @@ debian_runs=$(( RUNS < 3 ? RUNS : 3 ))
 
 "$H" import busybox.tar localhost/bench-base >/dev/null
 [ -f debian.tar ] && "$H" import debian.tar localhost/bench-debian >/dev/null
+# hoist unpacks an imported layer on first use, podman at import: unpack now, outside the timing
+"$H" run --rm --network none localhost/bench-base true >/dev/null
+[ -f debian.tar ] && "$H" run --rm --network none localhost/bench-debian true >/dev/null
 if [ -n "$have_buildah" ]; then
   $P import -q busybox.tar localhost/bench-base >/dev/null 2>&1
   [ -f debian.tar ] && $P import -q debian.tar localhost/bench-debian >/dev/null 2>&1
@@ -142,7 +146,8 @@ row() {
 hb() { echo "$H build -q $* "; }
 bb() { echo "$BB $* "; }
 # after each run: drop what the run left behind (dangling images), outside the timing
-clean="$H prune >/dev/null 2>&1; ${have_buildah:+$B rmi --prune >/dev/null 2>&1}; true"
+clean="$H prune >/dev/null 2>&1; true"
+[ -n "$have_buildah" ] && clean="$clean; $B rmi --prune >/dev/null 2>&1; true"
 clean="bash -c '$clean'"
 
 echo "median wall seconds of $RUNS runs ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), kernel $(uname -r), user $(id -un))"
@@ -185,10 +190,23 @@ for group in $CASES; do
       ;;
     stages)
       row "two independent 2 s stages (cold)" "$RUNS" "$clean" "$(hb --no-cache -t st "$c/stages")" "$(bb --no-cache -t st "$c/stages")"
+      of_sum() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / 4.0))" "$1" 2>/dev/null || echo -; }
+      printf '%-34s %10s %10s\n' "  wall / sum of stages (4 s)" \
+        "$(of_sum "${hoist_s["two independent 2 s stages (cold)"]}")" \
+        "$(of_sum "${buildah_s["two independent 2 s stages (cold)"]}")"
       ;;
     debian)
       if [ -f debian.tar ]; then
         row "Debian: apt gcc, compile (cold)" "$debian_runs" "$clean" "$(hb --no-cache -t deb "$c/debian")" "$(bb --no-cache -t deb "$c/debian")"
+        # the commit of the apt layer, from hoist's own timing of each layer it commits
+        bash -c "$clean" >/dev/null 2>&1
+        biggest=$("$H" --log-level debug build -q --no-cache -t deb "$c/debian" 2>&1 >/dev/null \
+          | sed -n 's/.*hoist: debug: layer sha256:[0-9a-f]* (\([0-9]*\) bytes): committed in \([0-9.]*\) s (\([0-9.]*\) s CPU).*/\1 \2 \3/p' \
+          | sort -n | tail -1)
+        if [ -n "$biggest" ]; then
+          read -r bytes wall cpu <<<"$biggest"
+          printf '%-34s %10s %10s %8s %9s\n' "  commit of its $((bytes / 1000000)) MB layer" "$wall" - - "$cpu"
+        fi
       else
         echo "debian: no base tarball"
       fi

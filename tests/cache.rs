@@ -605,3 +605,71 @@ COPY --from=a /etc/passwd /x
     assert!(out.lines().any(|l| l == "XXXXXXXX"), "{out}");
     assert!(out.lines().any(|l| l == "YYYY"), "{out}");
 }
+
+/// Issue 9: with `--layers=false`, an earlier stage's layer the image does not use was deleted
+/// at the end of the build (seconds for an apt layer); it is moved into `layers/` and the next
+/// `prune` deletes it.
+#[test]
+fn layers_false_leaves_an_earlier_stages_layer_for_prune() {
+    let env = env();
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox AS a\nRUN echo built > /x && echo more > /unused\n\
+             FROM localhost/busybox\nCOPY --from=a /x /x\n",
+        )],
+    );
+    let layers = |env: &TestEnv| -> usize {
+        fs::read_dir(env.root.join("layers"))
+            .expect("layers")
+            .count()
+    };
+    build(&env, &["--layers=false", "-t", "app"]);
+    // the base (unpacked by the build), the COPY layer of the image and stage a's RUN layer
+    assert_eq!(layers(&env), 3);
+    let out = env.ok(["run", "--rm", "app", "cat", "/x"]);
+    assert_eq!(out, "built\n");
+    env.ok(["prune"]);
+    assert_eq!(layers(&env), 2, "prune deletes stage a's layer");
+    env.ok(["check"]);
+}
+
+/// Issue 9: `builder prune --filter until=DURATION` keeps what is newer; `--keep-storage SIZE`
+/// keeps the cache under SIZE; other filters are refused, never ignored.
+#[test]
+fn builder_prune_until_and_keep_storage() {
+    let env = env();
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN --mount=type=cache,target=/c touch /c/kept && cat /proc/sys/kernel/random/uuid > /s\n",
+        )],
+    );
+    build(&env, &["-t", "app"]);
+    // everything is younger than a day: nothing goes, the next build is cached
+    let out = env.ok(["builder", "prune", "--filter", "until=24h"]);
+    assert!(out.starts_with("Removed 0 cached steps"), "{out}");
+    let out = build(&env, &["-t", "app"]);
+    assert_eq!(cached_steps(&out), vec![2], "{out}");
+    // a cache of at most 0 bytes: entries and cache mounts go
+    let out = env.ok(["builder", "prune", "--keep-storage", "0"]);
+    assert!(!out.starts_with("Removed 0 cached steps"), "{out}");
+    assert_eq!(
+        fs::read_dir(env.root.join("cache/run-mounts"))
+            .expect("run-mounts")
+            .filter(|e| e.as_ref().expect("entry").path().is_dir())
+            .count(),
+        0
+    );
+    let out = build(&env, &["-t", "app"]);
+    assert!(cached_steps(&out).is_empty(), "{out}");
+    let err = env.fails(1, ["builder", "prune", "--filter", "label=x"]);
+    assert!(
+        err.contains("`--filter label=x`: unsupported filter"),
+        "{err}"
+    );
+    let err = env.fails(1, ["builder", "prune", "--keep-storage", "lots"]);
+    assert!(err.contains("`--keep-storage lots`"), "{err}");
+}

@@ -6,7 +6,8 @@
 //! accident.
 //! Build cache entries whose layer is gone go too. `--cache` (and `hoist builder prune`, as
 //! `docker builder prune`) removes the whole build cache instead, `RUN --mount=type=cache`
-//! directories included.
+//! directories included; `builder prune --filter until=DURATION` and `--keep-storage SIZE`
+//! remove only what was last written longer ago, then the oldest until the cache fits.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -71,12 +72,63 @@ pub struct BuilderPruneArgs {
     /// Do not ask for confirmation (hoist never asks; accepted for docker's scripts)
     #[arg(short = 'f', long = "force")]
     pub force: bool,
+
+    /// Remove only what matches: `until=DURATION` (`24h`, `90m`), cached steps and cache mount
+    /// directories last written longer ago than that
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
+
+    /// Then remove the oldest until the build cache takes at most SIZE (`512MB`, `10GB`)
+    #[arg(long = "keep-storage", value_name = "SIZE")]
+    pub keep_storage: Option<String>,
 }
 
 pub fn run_builder(cmd: BuilderCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
     match cmd {
-        BuilderCommand::Prune(_) => clear_cache(globals),
+        BuilderCommand::Prune(a) if a.filter.is_empty() && a.keep_storage.is_none() => {
+            clear_cache(globals)
+        }
+        BuilderCommand::Prune(a) => prune_limited(&a, globals),
     }
+}
+
+/// `builder prune --filter until=… --keep-storage …`.
+fn prune_limited(a: &BuilderPruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    use crate::dockerfile::instruction::{parse_duration, parse_size};
+    let mut limits = crate::store::cache::CacheLimits::default();
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("until", v)) => match parse_duration(v) {
+                Some((false, d)) => limits.older_than = Some(d),
+                _ => {
+                    return Err(anyhow::anyhow!(format!(
+                        "`--filter {f}`: expected a duration such as `24h` or `90m`"
+                    )))
+                }
+            },
+            _ => {
+                return Err(anyhow::anyhow!(format!(
+                    "`--filter {f}`: unsupported filter (hoist knows `until=DURATION`)"
+                )))
+            }
+        }
+    }
+    if let Some(k) = &a.keep_storage {
+        let Some(n) = parse_size(k) else {
+            return Err(anyhow::anyhow!(format!(
+                "`--keep-storage {k}`: expected a size such as `512MB` or `10GB`"
+            )));
+        };
+        limits.keep_bytes = Some(n);
+    }
+    let store = Store::open(&globals.root)?;
+    let report = crate::store::cache::prune_limited(&store, limits)?;
+    output::println(&format!("Removed {} cached steps", report.entries));
+    output::println(&format!(
+        "Total reclaimed space: {}",
+        human_size(report.reclaimed)
+    ));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn clear_cache(globals: &Globals) -> anyhow::Result<ExitCode> {

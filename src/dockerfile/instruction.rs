@@ -1426,7 +1426,7 @@ pub fn parse_mount(spec: &str) -> Result<RunMount, String> {
 }
 
 /// `64m`, `1g`, `1024`, `512kb`, `2GiB` in bytes (binary multipliers, as Docker's RAMInBytes).
-fn parse_size(s: &str) -> Option<u64> {
+pub fn parse_size(s: &str) -> Option<u64> {
     let digits = s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     if digits == 0 {
         return None;

@@ -59,12 +59,13 @@ pub fn write_layer(
     } else {
         DirKind::Plain
     };
-    let w = store.blob_writer()?;
+    // the layer writer hashes the blob as it writes it: the store need not hash it again
+    let w = store.prehashed_blob_writer()?;
     let (w, blob) = BlobLayerWriter::with_level(w, compression.compression, compression.level)
         .and_then(|lw| write_layer_tar(dir, lw, kind, timestamp))
         .and_then(|lw| lw.finish())
         .map_err(CommitError::Layer)?;
-    let staged = w.finish()?;
+    let staged = w.finish(blob.digest.clone(), blob.size)?;
     store.record_layer_size(&blob.digest, &blob.diff_id, blob.uncompressed_size);
     Ok((
         LayerRef {

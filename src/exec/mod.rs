@@ -264,22 +264,16 @@ impl ExecError {
     }
 }
 
-/// This machine's platform in OCI terms.
+/// This machine's platform, as [`crate::image::Platform::host`] gives it (one table of
+/// architectures for the whole program): `linux/arm64/v8` on arm64, the variant docker's arm64
+/// image configs carry; the built-in args drop that variant as BuildKit does
+/// ([`Platform::builtin_args`]).
 pub fn host_platform() -> Platform {
-    let (arch, variant) = match std::env::consts::ARCH {
-        "x86_64" => ("amd64", None),
-        "aarch64" => ("arm64", None),
-        "arm" => ("arm", Some("v7")),
-        "x86" => ("386", None),
-        "powerpc64" => ("ppc64le", None),
-        "s390x" => ("s390x", None),
-        "riscv64" => ("riscv64", None),
-        other => (other, None),
-    };
+    let host = crate::image::Platform::host();
     Platform {
-        os: "linux".to_string(),
-        arch: arch.to_string(),
-        variant: variant.map(str::to_string),
+        os: host.os,
+        arch: host.architecture,
+        variant: host.variant,
     }
 }
 

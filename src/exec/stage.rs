@@ -881,6 +881,8 @@ impl<'a> Runner<'a> {
         upper: bool,
         out: &mut StageOut,
     ) -> Result<(), ExecError> {
+        let t0 = Instant::now();
+        let cpu0 = crate::util::thread_cpu_seconds();
         let (layer, staged) = commit_mod::write_layer(
             self.store,
             dir,
@@ -894,10 +896,22 @@ impl<'a> Runner<'a> {
         })?;
         let blob = layer.clone();
         out.layers.push(layer);
+        let t_sync = t0.elapsed();
         if self.req.layers {
             // with the cache, the layer goes into the store now, so that its entry is usable
             self.store.install_blob(staged)?;
+            let t_blob = t0.elapsed();
             let placed = self.store.add_unpacked_layer(&blob.diff_id, dir)?;
+            log::debug!(
+                "layer {} ({} bytes stored): committed in {:.3} s ({:.3} s CPU): tar and blob {:.3} s, install {:.3} s, dir placed {:.3} s",
+                blob.diff_id,
+                blob.size,
+                t0.elapsed().as_secs_f64(),
+                crate::util::thread_cpu_seconds() - cpu0,
+                t_sync.as_secs_f64(),
+                (t_blob - t_sync).as_secs_f64(),
+                (t0.elapsed() - t_blob).as_secs_f64()
+            );
             out.dirs.push(placed);
             return Ok(());
         }
@@ -1615,6 +1629,16 @@ impl<'a> Runner<'a> {
                 if let Some(staged) = nl.staged.take() {
                     self.store.install_blob(staged)?;
                     self.store.add_unpacked_layer(&nl.diff_id, &nl.dir)?;
+                }
+            }
+        }
+        // the layers of this build the image does not use (an earlier stage's): moved into
+        // `layers/` by rename, for the next `prune` to delete, rather than deleted here, which
+        // took seconds for an apt layer at the end of every `--layers=false` build
+        for nl in lock(&self.new_layers).values_mut() {
+            if nl.staged.take().is_some() && nl.dir.is_dir() {
+                if let Err(e) = self.store.add_unpacked_layer(&nl.diff_id, &nl.dir) {
+                    log::debug!("layer {} is deleted with the build's work: {e}", nl.diff_id);
                 }
             }
         }

@@ -119,6 +119,7 @@ fn write_tar_inner<W: Write>(
 ) -> Result<W, LayerError> {
     let mut builder = tar::Builder::new(out);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    let mut buf = vec![0u8; COPY_BUF];
     let walk = walkdir::WalkDir::new(dir)
         .min_depth(1)
         .follow_links(false)
@@ -226,7 +227,7 @@ fn write_tar_inner<W: Write>(
                 inner: file,
                 left: md.len(),
             };
-            append(&mut builder, h, &rel, None, &xattrs, reader, path)?;
+            append_file(&mut builder, h, &rel, &xattrs, reader, path, &mut buf)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(path).map_err(|e| walk_err(path, e))?;
             h.set_entry_type(EntryType::Symlink);
@@ -265,6 +266,10 @@ fn write_tar_inner<W: Write>(
         .into_inner()
         .map_err(|e| LayerError::io("finishing layer tar", e))
 }
+
+/// The piece size file data is copied in: large enough that a big file costs few reads and
+/// each piece goes past the blob's write buffer in one write.
+const COPY_BUF: usize = 1024 * 1024;
 
 fn walk_err(path: &Path, source: io::Error) -> LayerError {
     LayerError::Walk {
@@ -363,13 +368,59 @@ fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
 /// header or there are xattrs, then the ustar header and the data.
 fn append<W: Write, R: io::Read>(
     builder: &mut tar::Builder<W>,
-    mut h: Header,
+    h: Header,
     name: &[u8],
     link: Option<&[u8]>,
     xattrs: &[Xattr],
     data: R,
     src: &Path,
 ) -> Result<(), LayerError> {
+    let h = entry_header(builder, h, name, link, xattrs, src)?;
+    builder.append(&h, data).map_err(|e| walk_err(src, e))
+}
+
+/// Appends a regular file's entry, its data copied through `buf` (a large buffer, reused from
+/// file to file: the tar crate copies in 8 KiB pieces, and a layer of hundreds of megabytes is
+/// then mostly per-piece overhead). A file that shrinks while it is read is an error; one that
+/// grows is cut at the size its header records.
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    h: Header,
+    name: &[u8],
+    xattrs: &[Xattr],
+    mut data: SizedReader,
+    src: &Path,
+    buf: &mut [u8],
+) -> Result<(), LayerError> {
+    let h = entry_header(builder, h, name, None, xattrs, src)?;
+    let out = builder.get_mut();
+    out.write_all(h.as_bytes()).map_err(|e| walk_err(src, e))?;
+    let mut len = 0u64;
+    loop {
+        let n = match io::Read::read(&mut data, buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(walk_err(src, e)),
+        };
+        out.write_all(&buf[..n]).map_err(|e| walk_err(src, e))?;
+        len += n as u64;
+    }
+    let pad = (512 - len % 512) % 512;
+    out.write_all(&[0u8; 512][..pad as usize])
+        .map_err(|e| walk_err(src, e))
+}
+
+/// Writes the PAX extended header an entry needs (long name or link, xattrs) and returns the
+/// entry's own header, checksummed.
+fn entry_header<W: Write>(
+    builder: &mut tar::Builder<W>,
+    mut h: Header,
+    name: &[u8],
+    link: Option<&[u8]>,
+    xattrs: &[Xattr],
+    src: &Path,
+) -> Result<Header, LayerError> {
     let mut pax = Vec::new();
     if !set_ustar_name(&mut h, name) {
         pax.extend(pax_record(b"path", name));
@@ -404,7 +455,7 @@ fn append<W: Write, R: io::Read>(
             .map_err(|e| walk_err(src, e))?;
     }
     h.set_cksum();
-    builder.append(&h, data).map_err(|e| walk_err(src, e))
+    Ok(h)
 }
 
 /// Stores `name` in the ustar name and prefix fields exactly as given (a directory keeps its

@@ -88,9 +88,18 @@ impl Platform {
     }
 
     /// The built-in args this platform gives: `TARGETPLATFORM`, `TARGETOS`, …, `BUILDARCH`.
+    /// As BuildKit normalises platforms, arm64's default variant `v8` is left out
+    /// (`TARGETPLATFORM=linux/arm64`, `TARGETVARIANT` empty).
     pub fn builtin_args(&self) -> Vec<(String, String)> {
-        let v = self.variant.clone().unwrap_or_default();
-        let p = self.to_text();
+        let normal = Platform {
+            variant: self
+                .variant
+                .clone()
+                .filter(|v| !(self.arch == "arm64" && v == "v8")),
+            ..self.clone()
+        };
+        let v = normal.variant.clone().unwrap_or_default();
+        let p = normal.to_text();
         let mut out = Vec::new();
         for prefix in ["TARGET", "BUILD"] {
             out.push((format!("{prefix}PLATFORM"), p.clone()));

@@ -427,3 +427,31 @@ fn cache_parts_name_each_variable_a_run_sees_and_an_arg_only_by_its_text() {
     assert!(names.contains(&"env E".to_string()), "{names:?}");
     assert_eq!(steps[2].kind(), "RUN");
 }
+
+#[test]
+fn arm64_builtin_args_leave_out_the_default_variant() {
+    let arm64 = Platform {
+        os: "linux".into(),
+        arch: "arm64".into(),
+        variant: Some("v8".into()),
+    };
+    let args = arm64.builtin_args();
+    let get = |k: &str| {
+        args.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .expect(k)
+    };
+    assert_eq!(get("TARGETPLATFORM"), "linux/arm64");
+    assert_eq!(get("TARGETVARIANT"), "");
+    assert_eq!(get("BUILDPLATFORM"), "linux/arm64");
+    assert!(arm64.matches("linux/arm64") && arm64.matches("linux/arm64/v8"));
+    let arm = Platform {
+        os: "linux".into(),
+        arch: "arm".into(),
+        variant: Some("v7".into()),
+    };
+    let args = arm.builtin_args();
+    assert!(args.contains(&("TARGETPLATFORM".into(), "linux/arm/v7".into())));
+    assert!(args.contains(&("TARGETVARIANT".into(), "v7".into())));
+}

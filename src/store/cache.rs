@@ -244,6 +244,105 @@ pub fn clear(store: &Store) -> Result<CacheClearReport, StoreError> {
     Ok(report)
 }
 
+/// Limits `builder prune --filter until=… --keep-storage …` applies to the build cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Remove what was last written longer ago than this.
+    pub older_than: Option<std::time::Duration>,
+    /// Then remove the oldest until the cache takes at most this many bytes.
+    pub keep_bytes: Option<u64>,
+}
+
+/// One thing the cache holds: an entry file or a `RUN --mount=type=cache` directory.
+struct Item {
+    path: PathBuf,
+    time: std::time::SystemTime,
+    size: u64,
+    entry: bool,
+}
+
+/// Removes the cache entries and `RUN --mount=type=cache` directories older than
+/// `limits.older_than` (by the time they were last written), then the oldest ones until what is
+/// left takes at most `limits.keep_bytes`. A cache mount directory a build holds locked right
+/// now (`sharing=locked|private`) is kept. Layer blobs stay until a `prune` finds no image using
+/// them, as with [`clear`].
+pub fn prune_limited(store: &Store, limits: CacheLimits) -> Result<CacheClearReport, StoreError> {
+    store.writable()?;
+    let mut items = Vec::new();
+    let mounts = store.cache_dir().join("run-mounts");
+    for (dir, entry) in [(keys_dir(store), true), (mounts.clone(), false)] {
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::io(&dir, e)),
+        };
+        for ent in rd {
+            let ent = ent.map_err(|e| StoreError::io(&dir, e))?;
+            let path = ent.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let wanted = if entry {
+                meta.is_file() && path.extension().is_some_and(|x| x == "json")
+            } else {
+                meta.is_dir()
+            };
+            if !wanted {
+                continue;
+            }
+            let size = if entry { meta.len() } else { tree_size(&path) };
+            let time = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            items.push(Item {
+                path,
+                time,
+                size,
+                entry,
+            });
+        }
+    }
+    // oldest first
+    items.sort_by(|a, b| a.time.cmp(&b.time).then(a.path.cmp(&b.path)));
+    let now = std::time::SystemTime::now();
+    let mut total: u64 = items.iter().map(|i| i.size).sum();
+    let mut report = CacheClearReport::default();
+    for item in &items {
+        let too_old = limits
+            .older_than
+            .is_some_and(|d| now.duration_since(item.time).is_ok_and(|age| age > d));
+        let too_big = limits.keep_bytes.is_some_and(|k| total > k);
+        if !too_old && !too_big {
+            continue;
+        }
+        if item.entry {
+            match fs::remove_file(&item.path) {
+                Ok(()) => report.entries += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(&item.path, e)),
+            }
+        } else {
+            // a build using the directory holds its lock: keep it then
+            let name = item.path.file_name().unwrap_or_default().to_string_lossy();
+            let lock_path = mounts.join(format!("{name}.lock"));
+            let Some(_lock) = util::FileLock::try_exclusive(&lock_path)
+                .map_err(|e| StoreError::io(&lock_path, e))?
+            else {
+                continue;
+            };
+            // out of sight in one rename, then deleted: never half there
+            let scratch = store.tmp_dir()?;
+            let aside = scratch.path().join("mount");
+            fs::rename(&item.path, &aside).map_err(|e| StoreError::io(&item.path, e))?;
+            let _ = fs::remove_file(&lock_path);
+            if let Err(e) = remove_tree(&aside) {
+                log::debug!("cannot remove `{}`: {e} (swept later)", aside.display());
+            }
+        }
+        total -= item.size;
+        report.reclaimed += item.size;
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +414,82 @@ mod tests {
         assert!(!keys_dir(&store).exists());
         assert!(!store.cache_dir().join("run-mounts").exists());
         assert!(store.cache_dir().is_dir());
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn set_age(p: &std::path::Path, secs_ago: u64) {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .or_else(|_| fs::File::open(p))
+            .expect("open")
+            .set_modified(t)
+            .expect("set mtime");
+    }
+
+    fn entry(key: &str) -> CacheEntry {
+        CacheEntry {
+            key: key.to_string(),
+            parts: vec![("instruction".into(), "RUN true".into())],
+            layer: None,
+            config: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn until_removes_old_entries_and_keep_storage_the_oldest_first() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let keys: Vec<String> = ["a", "b", "c"].iter().map(|c| c.repeat(64)).collect();
+        for k in &keys {
+            record(&store, &entry(k), &[]).expect("record");
+        }
+        let path = |k: &str| keys_dir(&store).join(format!("{k}.json"));
+        set_age(&path(&keys[0]), 3 * 3600);
+        set_age(&path(&keys[1]), 2 * 3600);
+        let mounts = store.cache_dir().join("run-mounts");
+        fs::create_dir_all(mounts.join("m1")).expect("mkdir");
+        fs::write(mounts.join("m1/data"), vec![0u8; 10_000]).expect("write");
+        set_age(&mounts.join("m1"), 60);
+        // older than 150 minutes: only a
+        let r = prune_limited(
+            &store,
+            CacheLimits {
+                older_than: Some(std::time::Duration::from_secs(150 * 60)),
+                keep_bytes: None,
+            },
+        )
+        .expect("prune");
+        assert_eq!(r.entries, 1);
+        assert!(lookup(&store, &keys[0]).is_none());
+        assert!(lookup(&store, &keys[1]).is_some());
+        // at most 20 kB: the 10 kB mount fits, nothing goes
+        let r = prune_limited(
+            &store,
+            CacheLimits {
+                older_than: None,
+                keep_bytes: Some(20_000),
+            },
+        )
+        .expect("prune");
+        assert_eq!(r, CacheClearReport::default());
+        // at most 10 kB: the oldest (b) goes first, then the mount, and c fits
+        let r = prune_limited(
+            &store,
+            CacheLimits {
+                older_than: None,
+                keep_bytes: Some(1_000),
+            },
+        )
+        .expect("prune");
+        assert_eq!(r.entries, 1);
+        assert!(lookup(&store, &keys[1]).is_none());
+        assert!(!mounts.join("m1").exists());
+        assert!(lookup(&store, &keys[2]).is_some());
     }
 }

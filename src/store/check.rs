@@ -324,7 +324,9 @@ fn check_leftovers(c: &mut Checker<'_>) -> Result<(), StoreError> {
             c.report.layers += 1;
             continue;
         }
-        let why = if p.join(MARKER).exists() {
+        let why = if layers::from_earlier_boot(store, &diff_id) {
+            "unpacked before the last restart and never flushed to disk; it is unpacked again when needed"
+        } else if p.join(MARKER).exists() {
             "its completion marker does not match"
         } else {
             "half-unpacked or from an older hoist (no completion marker); it is unpacked again when needed"

@@ -59,7 +59,7 @@ impl Store {
         };
         let (tar, compression) = layer::decompress(input).map_err(|e| bad(e.to_string()))?;
         log::debug!("importing `{}` ({compression:?})", opts.source_name);
-        let out = self.blob_writer()?;
+        let out = self.prehashed_blob_writer()?;
         let mut lw = LayerWriter::new(out, Compression::Gzip).map_err(|e| bad(e.to_string()))?;
         // one pass: the layer room checks every entry (escapes, links, whiteouts) while the same
         // bytes are compressed into the staged blob
@@ -75,8 +75,7 @@ impl Store {
             return Err(bad("not a tar archive: no entries".into()));
         }
         let (out, blob) = lw.finish().map_err(|e| bad(e.to_string()))?;
-        let staged_layer = out.finish()?;
-        debug_assert_eq!(staged_layer.digest, blob.digest);
+        let staged_layer = out.finish(blob.digest.clone(), blob.size)?;
 
         let created = opts
             .created

@@ -3,10 +3,18 @@
 //!
 //! Layout of one layer: `layers/HEX/diff/` is the layer in overlay form (the overlay lower dir)
 //! and `layers/HEX/diff_id` is its completion marker, holding `sha256:HEX`. Both are made in the
-//! process's `tmp/` dir, flushed to disk with `syncfs(2)`, and the whole `HEX/` dir is then
-//! renamed into `layers/` in one step: a layer dir is either absent or complete, even after a
-//! power loss. A `layers/HEX` without a valid marker (an older hoist's layout, or damage) is never
-//! used: it is replaced by a fresh unpack of the blob.
+//! process's `tmp/` dir and the whole `HEX/` dir is then renamed into `layers/` in one step: a
+//! layer dir is either absent or complete. A `layers/HEX` without a valid marker (an older
+//! hoist's layout, or damage) is never used: it is replaced by a fresh unpack of the blob.
+//!
+//! Power loss: a layer dir is not flushed to disk before it is placed (a `syncfs(2)` there
+//! flushed every other process's writes too and cost seconds on a busy machine; an `fsync` per
+//! file costs more). Instead its marker's second line names the boot it was written in
+//! (`boot ID`, from `/proc/sys/kernel/random/boot_id`): in that boot the page cache makes the
+//! dir whole whatever reached the disk, and after a restart a marker from an earlier boot is no
+//! marker, so the layer is unpacked again from its blob, which was fsynced before any image
+//! named it. Where the boot ID cannot be read, the dir is flushed with `syncfs(2)` and the
+//! marker has no boot line, as before.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader};
@@ -61,7 +69,46 @@ pub(super) fn is_complete(store: &Store, diff_id: &Digest) -> bool {
 }
 
 fn marker_ok(entry: &Path, diff_id: &Digest) -> bool {
-    fs::read_to_string(entry.join(MARKER)).is_ok_and(|s| s.trim_end() == diff_id.to_string())
+    fs::read_to_string(entry.join(MARKER)).is_ok_and(|s| marker_text_ok(&s, diff_id, boot_id()))
+}
+
+/// Whether a marker's text names `diff_id` and, if it was written without a flush to disk, the
+/// boot `boot` (the current one).
+fn marker_text_ok(text: &str, diff_id: &Digest, boot: Option<&str>) -> bool {
+    let mut lines = text.lines();
+    if lines.next() != Some(diff_id.to_string().as_str()) {
+        return false;
+    }
+    match lines.next() {
+        None => true,
+        Some(l) => match (l.strip_prefix("boot "), boot) {
+            (Some(b), Some(now)) => b == now && lines.next().is_none(),
+            _ => false,
+        },
+    }
+}
+
+/// Whether `layers/HEX` has a marker that names `diff_id` but an earlier boot: written without
+/// a flush to disk before a restart (for `check`'s message).
+pub(super) fn from_earlier_boot(store: &Store, diff_id: &Digest) -> bool {
+    let entry = store.layer_entry(diff_id);
+    fs::read_to_string(entry.join(MARKER)).is_ok_and(|s| {
+        s.lines().next() == Some(diff_id.to_string().as_str())
+            && s.lines().nth(1).is_some_and(|l| l.starts_with("boot "))
+            && !marker_text_ok(&s, diff_id, boot_id())
+    })
+}
+
+/// This boot's ID (`/proc/sys/kernel/random/boot_id`), read once; `None` where it cannot be read.
+fn boot_id() -> Option<&'static str> {
+    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+    })
+    .as_deref()
 }
 
 pub(super) fn unpack(store: &Store, blob: &Digest, diff_id: &Digest) -> Result<(), StoreError> {
@@ -129,12 +176,18 @@ fn place(
         return Ok(dest.join(DIFF));
     }
     let marker = entry.join(MARKER);
-    fs::write(&marker, format!("{diff_id}\n")).map_err(|e| StoreError::io(&marker, e))?;
-    // everything the layer holds reaches the disk before the rename can: after a power loss the
-    // layer is either absent or whole (one syncfs instead of an fsync per file)
-    let f = File::open(entry).map_err(|e| StoreError::io(entry, e))?;
-    nix::unistd::syncfs(&f).map_err(|e| StoreError::io(entry, e.into()))?;
-    drop(f);
+    match boot_id() {
+        // valid in this boot only: after a restart the layer is unpacked again (module docs)
+        Some(boot) => fs::write(&marker, format!("{diff_id}\nboot {boot}\n"))
+            .map_err(|e| StoreError::io(&marker, e))?,
+        None => {
+            fs::write(&marker, format!("{diff_id}\n")).map_err(|e| StoreError::io(&marker, e))?;
+            // everything the layer holds reaches the disk before the rename can: after a power
+            // loss the layer is either absent or whole (one syncfs instead of an fsync per file)
+            let f = File::open(entry).map_err(|e| StoreError::io(entry, e))?;
+            nix::unistd::syncfs(&f).map_err(|e| StoreError::io(entry, e.into()))?;
+        }
+    }
     let mut attempts = 0;
     loop {
         match fs::rename(entry, &dest) {
@@ -274,4 +327,33 @@ pub(super) fn check_diff_id(
         });
     }
     Ok(Some(size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_from_another_boot_is_no_marker() {
+        let d = Digest::of_bytes(b"layer");
+        let other = Digest::of_bytes(b"other");
+        assert!(marker_text_ok(&format!("{d}\n"), &d, Some("b1")));
+        assert!(marker_text_ok(&format!("{d}\n"), &d, None));
+        assert!(!marker_text_ok(&format!("{other}\n"), &d, Some("b1")));
+        assert!(marker_text_ok(&format!("{d}\nboot b1\n"), &d, Some("b1")));
+        // written in an earlier boot and never flushed: unpacked again
+        assert!(!marker_text_ok(&format!("{d}\nboot b0\n"), &d, Some("b1")));
+        // the boot cannot be known now: the layer cannot be trusted
+        assert!(!marker_text_ok(&format!("{d}\nboot b1\n"), &d, None));
+        assert!(!marker_text_ok(
+            &format!("{d}\nsomething else\n"),
+            &d,
+            Some("b1")
+        ));
+        assert!(!marker_text_ok(
+            &format!("{d}\nboot b1\nmore\n"),
+            &d,
+            Some("b1")
+        ));
+    }
 }

@@ -460,6 +460,24 @@ impl Store {
         })
     }
 
+    /// A writer into a new staged blob that does not hash what it writes, for a caller that
+    /// hashes the very same bytes itself (a [`crate::layer::LayerWriter`] computes the blob's
+    /// digest as it writes it): a layer's bytes are hashed once, not twice.
+    /// [`PrehashedBlobWriter::finish`] takes that digest.
+    pub fn prehashed_blob_writer(&self) -> Result<PrehashedBlobWriter, StoreError> {
+        let tmp = self.writable()?;
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&tmp.dir)
+            .map_err(|e| StoreError::io(&tmp.dir, e))?;
+        let path = file.path().to_path_buf();
+        Ok(PrehashedBlobWriter {
+            inner: BufWriter::with_capacity(256 * 1024, file),
+            path,
+            count: 0,
+        })
+    }
+
     /// [`Store::stage_blob`] that refuses data not hashing to `expected`.
     pub fn stage_blob_expect(
         &self,
@@ -893,6 +911,47 @@ impl BlobWriter {
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes a blob into the process's `tmp/` dir without hashing it; see
+/// [`Store::prehashed_blob_writer`].
+pub struct PrehashedBlobWriter {
+    inner: BufWriter<tempfile::NamedTempFile>,
+    path: PathBuf,
+    count: u64,
+}
+
+impl PrehashedBlobWriter {
+    /// Flushes and fsyncs the blob, named `digest`: the sha256 of exactly the `size` bytes
+    /// written, as the caller computed it while writing (a size that differs is refused). It is
+    /// still invisible until [`Store::install_blob`].
+    pub fn finish(self, digest: Digest, size: u64) -> Result<StagedBlob, StoreError> {
+        if size != self.count {
+            return Err(StoreError::Invalid {
+                what: format!("blob `{digest}`"),
+                reason: format!("{} bytes written, but {size} hashed", self.count),
+            });
+        }
+        let file = self
+            .inner
+            .into_inner()
+            .map_err(|e| StoreError::io(&self.path, e.into_error()))?;
+        file.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        Ok(StagedBlob { file, digest, size })
+    }
+}
+
+impl Write for PrehashedBlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()

@@ -222,10 +222,18 @@ fn an_old_or_half_made_layer_dir_is_replaced_by_a_fresh_unpack() {
     assert_eq!(dirs[0], entry.join("diff"));
     assert_eq!(fs::read(dirs[0].join("etc/hello")).expect("file"), b"hi");
     assert!(!entry.join("etc").exists(), "the old content is gone");
-    assert_eq!(
-        fs::read_to_string(entry.join("diff_id")).expect("marker"),
-        format!("{diff_id}\n")
-    );
+    let marker = fs::read_to_string(entry.join("diff_id")).expect("marker");
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+    assert_eq!(marker, format!("{diff_id}\nboot {}\n", boot.trim()));
+    // a marker of an earlier boot (the dir was never flushed to disk): unpacked again
+    fs::write(
+        entry.join("diff_id"),
+        format!("{diff_id}\nboot 00000000-0000-0000-0000-000000000000\n"),
+    )
+    .expect("write");
+    fs::write(dirs[0].join("etc/hello"), b"torn").expect("write");
+    store.layer_dirs(&a).expect("unpack after a restart");
+    assert_eq!(fs::read(dirs[0].join("etc/hello")).expect("file"), b"hi");
     // a marker naming another layer is no marker
     fs::write(entry.join("diff_id"), "sha256:0000\n").expect("write");
     fs::write(dirs[0].join("etc/hello"), b"changed").expect("write");
