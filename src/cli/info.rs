@@ -99,6 +99,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             Ok(false) => {
                 "yes (legacy mount options over short symlinked paths, userxattr)".to_string()
             }
+            Err(_) if matches!(mode, userns::UsernsMode::Unavailable { .. }) => {
+                "not tried: no user namespace".to_string()
+            }
             Err(_) => format!("no: {}", overlay_check.message),
         },
         overlay_ok: overlay.is_ok(),

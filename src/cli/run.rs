@@ -71,6 +71,10 @@ pub struct Args {
     /// The container's hostname (default: its random id)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
+    /// Security option: only `seccomp=unconfined` (no docker seccomp profile, so the command
+    /// can make namespaces of its own: hoist or podman inside)
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// The image to run
     pub image: String,
     /// The command and its arguments (default: the image's)
@@ -163,6 +167,20 @@ pub fn command_of(
 }
 
 /// Parses `-v HOST:PATH[:ro|rw]`.
+/// Whether `--security-opt` asks for no seccomp profile (the one option supported).
+pub fn seccomp_unconfined(opts: &[String]) -> anyhow::Result<bool> {
+    let mut unconfined = false;
+    for o in opts {
+        match o.split_once(['=', ':']) {
+            Some(("seccomp", "unconfined")) => unconfined = true,
+            _ => {
+                anyhow::bail!("security option `{o}` is not supported (only `seccomp=unconfined`)")
+            }
+        }
+    }
+    Ok(unconfined)
+}
+
 pub fn parse_volume(v: &str) -> anyhow::Result<Mount> {
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst, ro) = match parts.as_slice() {
@@ -236,6 +254,7 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|v| parse_volume(v))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let seccomp_unconfined = seccomp_unconfined(&args.security_opt)?;
     let store = Store::open(&globals.root)?;
     let record = resolve_image(&store, args)?;
     let defaults = ImageDefaults::from_config(&record.config);
@@ -272,6 +291,7 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     spec.mounts = mounts;
     spec.tty = args.tty;
     spec.stdin = args.interactive;
+    spec.seccomp_unconfined = seccomp_unconfined;
     let status = sandbox::run(&spec)?;
     drop(scratch);
     if let Some(sig) = status.interrupted {
@@ -289,6 +309,19 @@ mod tests {
     struct T {
         #[command(flatten)]
         a: Args,
+    }
+
+    #[test]
+    fn security_opt_takes_only_seccomp_unconfined() {
+        assert!(!seccomp_unconfined(&[]).unwrap());
+        assert!(seccomp_unconfined(&["seccomp=unconfined".into()]).unwrap());
+        assert!(seccomp_unconfined(&["seccomp:unconfined".into()]).unwrap());
+        let e = seccomp_unconfined(&["apparmor=unconfined".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "security option `apparmor=unconfined` is not supported (only `seccomp=unconfined`)"
+        );
+        assert!(seccomp_unconfined(&["seccomp=/p.json".into()]).is_err());
     }
 
     fn args(v: &[&str]) -> Args {

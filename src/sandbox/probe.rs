@@ -101,8 +101,8 @@ pub fn fix_for(reason: &Reduced, host: &Host) -> Option<String> {
              everything: `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`"
             .to_string(),
         Reduced::Seccomp => "run the container with a seccomp profile that allows `unshare` and \
-             `clone` with namespace flags: `--security-opt seccomp=unconfined` (docker, podman), \
-             or in Kubernetes `securityContext.seccompProfile.type: Unconfined`"
+             `clone` with namespace flags: `--security-opt seccomp=unconfined` (docker, podman, \
+             `hoist run`), or in Kubernetes `securityContext.seccompProfile.type: Unconfined`"
             .to_string(),
         Reduced::Unshare { .. } | Reduced::Probe { .. } => return None,
     })
@@ -142,6 +142,9 @@ pub struct SandboxTrial {
     pub seccomp: bool,
     /// The mount of a new proc in the new pid namespace: the error, if refused.
     pub proc: Option<String>,
+    /// sethostname in the new uts namespace: the error, if refused.
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 /// Tries what a RUN step's container needs, in a forked child: hoist's user namespace (as
@@ -152,6 +155,7 @@ pub fn try_sandbox(scratch: &Path) -> SandboxTrial {
         namespaces: Some(message),
         seccomp: false,
         proc: None,
+        hostname: None,
     };
     let target = scratch.join("proc");
     if let Err(e) = std::fs::create_dir_all(&target) {
@@ -190,6 +194,7 @@ fn sandbox_child(target: &Path) -> SandboxTrial {
         namespaces: Some(message),
         seccomp,
         proc: None,
+        hostname: None,
     };
     if !host.is_root() {
         match userns::enter_with(&RealSys, &host) {
@@ -210,6 +215,9 @@ fn sandbox_child(target: &Path) -> SandboxTrial {
             "unshare of the mount, pid, uts and ipc namespaces: {e}"
         ));
     }
+    let hostname = nix::unistd::sethostname("hoist-info")
+        .err()
+        .map(|e| std::io::Error::from(e).to_string());
     if let Err(e) = sys.mount(
         None,
         Path::new("/"),
@@ -249,6 +257,7 @@ fn sandbox_child(target: &Path) -> SandboxTrial {
         namespaces: None,
         seccomp,
         proc,
+        hostname,
     }
 }
 
@@ -286,12 +295,34 @@ pub fn sandbox_findings(trial: &SandboxTrial, mode: &UsernsMode) -> Vec<Finding>
         ));
         return out;
     }
-    out.push(finding(
-        "namespaces",
-        Status::Ok,
-        "new mount, pid, uts and ipc namespaces per run".into(),
-        None,
-    ));
+    out.push(match &trial.hostname {
+        None => finding(
+            "namespaces",
+            Status::Ok,
+            "new mount, pid, uts and ipc namespaces per run".into(),
+            None,
+        ),
+        Some(e) => finding(
+            "namespaces",
+            Status::Fallback,
+            format!(
+                "new mount, pid, uts and ipc namespaces per run, but the hostname cannot be set \
+                 ({e}{}): containers keep this hostname in uname(2) (`/etc/hostname` still has \
+                 theirs)",
+                if trial.seccomp {
+                    "; a seccomp filter is on this process"
+                } else {
+                    ""
+                }
+            ),
+            Some(
+                "podman's default seccomp profile allows sethostname only with CAP_SYS_ADMIN: \
+                 `--security-opt seccomp=unconfined` or `--cap-add SYS_ADMIN` on the outer \
+                 container lifts it"
+                    .into(),
+            ),
+        ),
+    });
     out.push(match &trial.proc {
         None => finding(
             "proc",

@@ -82,7 +82,7 @@ impl fmt::Display for Reduced {
             Reduced::Seccomp => write!(
                 f,
                 "a seccomp filter refuses unshare(CLONE_NEWUSER) (the default profile of \
-                 docker, podman and containerd inside a container)"
+                 docker, containerd and `hoist run` inside a container)"
             ),
             Reduced::Probe { message } => write!(f, "cannot find out: {message}"),
             Reduced::Unshare { errno } => write!(
@@ -679,7 +679,8 @@ pub fn probe_overlay(scratch: &Path) -> Result<bool, String> {
         std::fs::create_dir_all(d).map_err(|e| format!("creating `{}`: {e}", d.display()))?;
     }
     let host = Host::current();
-    let root = host.euid == 0;
+    // uid 0 without CAP_SYS_ADMIN (a container's root) tries in a user namespace, as it runs
+    let root = host.is_root();
     // SAFETY: single-threaded caller; the child only makes syscalls and exits
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
