@@ -3,9 +3,13 @@
 //! a subuid range (nodes skipped, `/dev` provided at run time); a Debian bookworm base made by
 //! scripts/make-debian-rootfs.sh builds a realistic Dockerfile (apt, useradd, USER) as root and
 //! as the `hoisttest` user with the same owners; hoist as uid 0 without `CAP_SYS_ADMIN` (a
-//! container's root) takes a user namespace.
+//! container's root) takes a user namespace. A realistic multi-stage Dockerfile (apt-get
+//! install gcc, compile C, `COPY --from` into a slim stage with a user) builds as root, with a
+//! subuid range and in single-id mode, each compared with `buildah build --layers` (built once
+//! per run; apt's logs and caches masked), with the differences of each mode stated.
 
 mod common;
+mod compat_support;
 
 use std::fs;
 use std::os::unix::fs::FileTypeExt;
@@ -335,4 +339,218 @@ RUN useradd -m appuser && touch /home/appuser/x
         out, "unset\nAPT::Sandbox::User \"_apt\";\n",
         "nothing of the workaround is in the image"
     );
+}
+
+const MULTI_STAGE: &str = "FROM localhost/deb AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev
+COPY hello.c /src/hello.c
+RUN gcc -O2 -o /src/hello /src/hello.c
+
+FROM localhost/deb
+COPY --from=build /src/hello /usr/local/bin/hello
+RUN useradd -m app
+USER app
+CMD [\"/usr/local/bin/hello\"]
+";
+
+const HELLO_C: &str =
+    "#include <stdio.h>\nint main(void) { puts(\"hello from a multi-stage build\"); return 0; }\n";
+
+/// A context with [`MULTI_STAGE`] and its C source under `dir`.
+fn multi_stage_context(dir: &Path) -> PathBuf {
+    let ctx = dir.join("ctx");
+    fs::create_dir_all(&ctx).expect("ctx");
+    fs::write(ctx.join("Dockerfile"), MULTI_STAGE).expect("Dockerfile");
+    fs::write(ctx.join("hello.c"), HELLO_C).expect("hello.c");
+    ctx
+}
+
+/// Paths left out on both sides: apt's and dpkg's logs and caches, the shadow tools' backups
+/// (`/etc/group-` and friends: useradd's copy of the file before its change), and the mount
+/// points buildah leaves in a RUN step's layer (the bind-mounted `/etc` files and `/dev`, which
+/// this base lacks; docker leaves neither).
+fn masked(path: &str) -> bool {
+    ["/var/log/", "/var/cache/", "/var/lib/apt/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || path.ends_with("-old")
+        || (path.starts_with("/etc/") && path.ends_with('-'))
+        || ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/dev"].contains(&path)
+}
+
+type Listing = std::collections::BTreeMap<String, String>;
+
+fn view(flat: &compat_support::flatten::Flat) -> Listing {
+    flat.listing()
+        .into_iter()
+        .map(|l| (l.split(' ').next().unwrap_or("").to_string(), l))
+        .filter(|(p, _)| !masked(p))
+        .collect()
+}
+
+/// buildah's image of [`MULTI_STAGE`] (as root, `--layers`), built once per test run; the
+/// Debian base is committed into the suite's buildah storage once (fixed timestamp, so the
+/// layer cache holds across runs).
+fn buildah_multi_stage() -> &'static (
+    Listing,
+    std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    static B: OnceLock<(
+        Listing,
+        std::collections::BTreeMap<String, serde_json::Value>,
+    )> = OnceLock::new();
+    B.get_or_init(|| {
+        let b = compat_support::buildah::Buildah::get();
+        let tmp = tempfile::tempdir().expect("tmp");
+        let lock_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat-buildah");
+        let lock = hoist::util::FileLock::exclusive(&lock_dir.join("deb.lock")).expect("lock");
+        let has_base = b
+            .cmd(["inspect", "--type", "image", "localhost/deb"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_base {
+            let deb = debian_rootfs();
+            let ok = |mut c: Command| {
+                let out = run(&mut c);
+                assert_success(&c, &out);
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            };
+            let ctr = ok(b.cmd(["from", "--pull=never", "scratch"]));
+            let mut add = b.cmd(["add", &ctr]);
+            add.arg(&deb).arg("/");
+            ok(add);
+            ok(b.cmd([
+                "commit",
+                "--quiet",
+                "--timestamp",
+                "0",
+                "--format",
+                "docker",
+                "--rm",
+                &ctr,
+                "localhost/deb",
+            ]));
+        }
+        drop(lock);
+        let ctx = multi_stage_context(tmp.path());
+        let tag = "localhost/distro-multi-stage:latest";
+        b.build(&ctx, "Dockerfile", tag, &[])
+            .unwrap_or_else(|e| panic!("buildah side: {e}"));
+        let oci = tmp.path().join("oci");
+        b.export(tag, &oci).expect("export");
+        let flat = compat_support::flatten::flatten(&oci, None).expect("flatten");
+        let config = b.config(tag).expect("config");
+        b.rmi(tag);
+        (
+            view(&flat),
+            compat_support::config_view(&config, &[], false),
+        )
+    })
+}
+
+/// The differences (`- buildah`, `+ hoist`); when `single_id`, buildah's owner of an entry hoist
+/// has as `0:0` counts as `0:0` (a single-id step can make nothing else); buildah's device
+/// nodes left out when `no_devices`.
+fn compare(hoist: &Listing, single_id: bool, no_devices: bool) -> Vec<String> {
+    let (reference, _) = buildah_multi_stage();
+    let mut out = Vec::new();
+    let owners = |l: &str| -> String {
+        let mut parts: Vec<String> = l.split(' ').map(str::to_string).collect();
+        if parts.len() > 3 {
+            parts[3] = "0:0".into();
+        }
+        parts.join(" ")
+    };
+    let paths: std::collections::BTreeSet<&String> = reference.keys().chain(hoist.keys()).collect();
+    for p in paths {
+        // single-id: what a step made is root's; the base layer's blob keeps its owners
+        let a = reference.get(p).map(|l| match hoist.get(p) {
+            Some(h) if single_id && h.split(' ').nth(3) == Some("0:0") => owners(l),
+            _ => l.clone(),
+        });
+        let a = a.filter(|l| !(no_devices && l.contains(" dev=") && !l.contains(" fifo ")));
+        match (a, hoist.get(p)) {
+            (Some(a), Some(b)) if &a == b => {}
+            (a, b) => {
+                if let Some(a) = a {
+                    out.push(format!("- {a}"));
+                }
+                if let Some(b) = b {
+                    out.push(format!("+ {b}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Builds [`MULTI_STAGE`] with `hoist` (`as_user` runs each command), runs it, and compares
+/// the image with buildah's.
+fn multi_stage_case(env: &TestEnv, uid: Option<u32>, hoist: impl Fn(&[&str]) -> Output) {
+    let ok = |args: &[&str]| {
+        let out = hoist(args);
+        assert!(out.status.success(), "hoist {args:?}\n{}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deb = debian_rootfs();
+    let ctx = multi_stage_context(env.dir.path());
+    if let Some(uid) = uid {
+        chown_tree(&ctx, uid);
+    }
+    ok(&["import", deb.to_str().expect("utf-8"), "localhost/deb"]);
+    let tag = "localhost/distro-multi-stage:latest";
+    ok(&["build", "-q", "-t", tag, ctx.to_str().expect("utf-8")]);
+    // single-id mode refuses a non-root USER (only uid 0 exists): run as root there
+    let user = if uid == Some(65534) { "0" } else { "app" };
+    assert_eq!(
+        ok(&["run", "--rm", "-u", user, tag]),
+        "hello from a multi-stage build\n"
+    );
+    let flat = compat_support::flatten::flatten(&env.root, Some(tag)).expect("flatten");
+    let ours = view(&flat);
+    let config = compat_support::config_view(&flat.config["config"], &[], false);
+    let (_, reference_config) = buildah_multi_stage();
+    assert_eq!(&config, reference_config, "configs");
+    let single_id = uid == Some(65534);
+    let d = compare(&ours, single_id, uid.is_some());
+    assert!(
+        d.is_empty(),
+        "hoist's image differs from buildah's (- buildah, + hoist)\n{}",
+        d.join("\n")
+    );
+    if single_id {
+        // what useradd made is root's; the imported base keeps its owners (its blob is as given)
+        assert!(ours["/home/app"].contains(" 0:0"), "{}", ours["/home/app"]);
+        assert!(
+            ours["/usr/bin/chage"].contains(" 0:42"),
+            "{}",
+            ours["/usr/bin/chage"]
+        );
+    } else {
+        assert!(
+            ours["/home/app"].contains(" 1000:1000"),
+            "{}",
+            ours["/home/app"]
+        );
+    }
+}
+
+#[test]
+fn multi_stage_c_build_matches_buildah_as_root() {
+    let env = TestEnv::new();
+    multi_stage_case(&env, None, |args| run(&mut env.cmd(args)));
+}
+
+#[test]
+fn multi_stage_c_build_matches_buildah_with_a_subuid_range_except_device_nodes() {
+    let uid = hoisttest_uid();
+    let env = TestEnv::new();
+    chown_tree(env.dir.path(), uid);
+    multi_stage_case(&env, Some(uid), |args| as_hoisttest(&env, uid, args));
+}
+
+#[test]
+fn multi_stage_c_build_in_single_id_mode_matches_buildah_but_for_the_owners_steps_made() {
+    let env = TestEnv::rootless();
+    multi_stage_case(&env, Some(65534), |args| run(&mut env.cmd(args)));
 }

@@ -87,6 +87,10 @@ pub struct Args {
     /// The container's hostname (default: its random id)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
+    /// Security option: only `seccomp=unconfined` (no docker seccomp profile, so the command
+    /// can make namespaces of its own: hoist or podman inside)
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// The image to run, or an existing container to run in
     #[arg(value_name = "IMAGE|CONTAINER")]
     pub image: String,
@@ -180,6 +184,20 @@ pub fn command_of(
 }
 
 /// Parses `-v HOST:PATH[:ro|rw]`.
+/// Whether `--security-opt` asks for no seccomp profile (the one option supported).
+pub fn seccomp_unconfined(opts: &[String]) -> anyhow::Result<bool> {
+    let mut unconfined = false;
+    for o in opts {
+        match o.split_once(['=', ':']) {
+            Some(("seccomp", "unconfined")) => unconfined = true,
+            _ => {
+                anyhow::bail!("security option `{o}` is not supported (only `seccomp=unconfined`)")
+            }
+        }
+    }
+    Ok(unconfined)
+}
+
 pub fn parse_volume(v: &str) -> anyhow::Result<Mount> {
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst, ro) = match parts.as_slice() {
@@ -254,6 +272,8 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|v| parse_volume(v))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // checked before anything is made
+    seccomp_unconfined(&args.security_opt)?;
     let store = Store::open(&globals.root)?;
     // a container (name or full ID) wins over an image of the same name
     let existing = containers::list(&store)?
@@ -365,6 +385,7 @@ fn run_spec(
     spec.mounts = mounts;
     spec.tty = args.tty;
     spec.stdin = args.interactive;
+    spec.seccomp_unconfined = seccomp_unconfined(&args.security_opt)?;
     let status = sandbox::run(&spec)?;
     if let Some(sig) = status.interrupted {
         log::debug!("container ended by signal {sig} sent to hoist");
@@ -381,6 +402,19 @@ mod tests {
     struct T {
         #[command(flatten)]
         a: Args,
+    }
+
+    #[test]
+    fn security_opt_takes_only_seccomp_unconfined() {
+        assert!(!seccomp_unconfined(&[]).unwrap());
+        assert!(seccomp_unconfined(&["seccomp=unconfined".into()]).unwrap());
+        assert!(seccomp_unconfined(&["seccomp:unconfined".into()]).unwrap());
+        let e = seccomp_unconfined(&["apparmor=unconfined".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "security option `apparmor=unconfined` is not supported (only `seccomp=unconfined`)"
+        );
+        assert!(seccomp_unconfined(&["seccomp=/p.json".into()]).is_err());
     }
 
     fn args(v: &[&str]) -> Args {

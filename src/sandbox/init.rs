@@ -261,7 +261,17 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
     let root = start.rootfs.clone();
     mounts::mount_container_fs(&sys, &root, &start)?;
     if !start.spec.hostname.is_empty() {
-        nix::unistd::sethostname(&start.spec.hostname).map_err(nix_err("setting the hostname"))?;
+        match nix::unistd::sethostname(&start.spec.hostname) {
+            Ok(()) => {}
+            // a container hoist runs in may refuse sethostname by seccomp whatever the
+            // capabilities (podman's default profile without CAP_SYS_ADMIN): the uts namespace
+            // keeps the inherited name, `/etc/hostname` still has the container's, and
+            // `hoist info` names it
+            Err(nix::errno::Errno::EPERM) => {
+                log::debug!("cannot set the hostname (EPERM): the inherited one stays")
+            }
+            Err(e) => return Err(nix_err("setting the hostname")(e).into()),
+        }
     }
     if start.spec.network == Network::None {
         loopback_up()?;
@@ -308,7 +318,7 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
     let exe = find_executable(argv0, path, &root)
         .map_err(|(message, code)| Failure::Exec { message, code })?;
 
-    let progs = seccomp::policy(start.fake_id_calls)?;
+    let progs = seccomp::policy(start.fake_id_calls, start.spec.seccomp_unconfined)?;
     let signals = Signals::block()?;
     let pty = if start.spec.tty {
         Some(Pty::open()?)

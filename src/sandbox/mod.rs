@@ -15,6 +15,7 @@ pub mod caps;
 pub mod init;
 pub mod mounts;
 pub mod network;
+pub mod probe;
 pub mod process;
 pub mod seccomp;
 pub mod spec;

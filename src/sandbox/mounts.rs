@@ -585,6 +585,31 @@ const PROC_MASKED: [&str; 5] = [
 ];
 const PROC_READONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
 
+/// Mounts a new proc at `proc`; where the kernel refuses one (a container whose `/proc` has
+/// masked paths: in a user namespace a new proc may not reveal what an existing mount hides,
+/// mount_too_revealing in fs/namespace.c), binds hoist's own `/proc` with its masks instead —
+/// the "bind /proc" fallback `hoist info` names. The container then sees the processes of the
+/// pid namespace hoist runs in, as BuildKit's rootless workers without a process sandbox do.
+pub fn mount_proc(sys: &dyn Sys, proc: &Path) -> Result<(), SandboxError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let fresh = sys.mount(Some(Path::new("proc")), proc, Some("proc"), flags, None);
+    let Err(e) = fresh else {
+        return Ok(());
+    };
+    log::debug!("cannot mount a new /proc ({e}): binding the host's /proc instead");
+    sys.mount(
+        Some(Path::new("/proc")),
+        proc,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+    .map_err(|e2| SandboxError::Mount {
+        target: proc.to_owned(),
+        message: format!("proc: {e}; binding the host's /proc: {e2}"),
+    })
+}
+
 /// Mounts `/proc`, `/dev`, `/sys`, the generated `/etc` files and the spec's mounts under the
 /// mounted root `root` (before `pivot_root`).
 pub fn mount_container_fs(sys: &dyn Sys, root: &Path, start: &Start) -> Result<(), SandboxError> {
@@ -592,14 +617,7 @@ pub fn mount_container_fs(sys: &dyn Sys, root: &Path, start: &Start) -> Result<(
 
     // /proc of the new pid namespace, with docker's masked and read-only paths
     let proc = resolve_in_root(root, "/proc");
-    sys.mount(
-        Some(Path::new("proc")),
-        &proc,
-        Some("proc"),
-        nosuid_nodev_noexec,
-        None,
-    )
-    .map_err(mount_err(&proc))?;
+    mount_proc(sys, &proc)?;
     for name in PROC_MASKED {
         let p = proc.join(name);
         if p.exists() {
@@ -956,6 +974,33 @@ mod tests {
             )
         );
         assert_eq!(fs::read_link(links.join("27")).unwrap(), lowers[39]);
+    }
+
+    #[test]
+    fn proc_falls_back_to_a_bind_of_the_hosts_proc() {
+        let d = tempfile::tempdir().unwrap();
+        let proc = d.path().join("proc");
+        let sys = RecordingSys {
+            fail: Some(|c| {
+                matches!(c, Call::Mount { fstype: Some(f), .. } if f == "proc")
+                    .then_some(libc::EPERM)
+            }),
+            ..Default::default()
+        };
+        mount_proc(&sys, &proc).unwrap();
+        let calls = sys.calls.borrow();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert!(matches!(&calls[1],
+            Call::Mount { source: Some(s), target, fstype: None, flags, .. }
+                if s == Path::new("/proc") && *target == proc
+                    && *flags == MsFlags::MS_BIND | MsFlags::MS_REC));
+
+        let sys = RecordingSys {
+            fail: Some(|c| matches!(c, Call::Mount { .. }).then_some(libc::EPERM)),
+            ..Default::default()
+        };
+        let e = mount_proc(&sys, &proc).unwrap_err().to_string();
+        assert!(e.contains("binding the host's /proc"), "{e}");
     }
 
     #[test]

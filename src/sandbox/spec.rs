@@ -78,6 +78,11 @@ pub struct Spec {
     pub tty: bool,
     /// Keep standard input open for the command (`-i`); otherwise it reads `/dev/null`.
     pub stdin: bool,
+    /// No docker profile (docker's `--security-opt seccomp=unconfined`): namespaces and
+    /// mounts are left to the capabilities, so hoist or podman can run inside. The single-id
+    /// fake-id rules stay.
+    #[serde(default)]
+    pub seccomp_unconfined: bool,
 }
 
 impl Spec {
@@ -101,6 +106,7 @@ impl Spec {
             mounts: Vec::new(),
             tty: false,
             stdin: false,
+            seccomp_unconfined: false,
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum Reduced {
     Sysctl { name: String, value: String },
     /// AppArmor denies capabilities in unprivileged user namespaces.
     AppArmor,
+    /// A seccomp filter (a container runtime's default profile) refuses `unshare`.
+    Seccomp,
     /// unshare(2) failed for another reason.
     Unshare { errno: i32 },
     /// The mode could not be found out (`hoist info`'s trial failed).
@@ -76,6 +78,11 @@ impl fmt::Display for Reduced {
                 f,
                 "AppArmor restricts unprivileged user namespaces \
                  (sysctl `kernel.apparmor_restrict_unprivileged_userns` = 1)"
+            ),
+            Reduced::Seccomp => write!(
+                f,
+                "a seccomp filter refuses unshare(CLONE_NEWUSER) (the default profile of \
+                 docker, containerd and `hoist run` inside a container)"
             ),
             Reduced::Probe { message } => write!(f, "cannot find out: {message}"),
             Reduced::Unshare { errno } => write!(
@@ -230,6 +237,14 @@ impl Host {
     pub fn apparmor_restricts(&self) -> bool {
         self.sysctl("kernel.apparmor_restrict_unprivileged_userns")
             .is_some_and(|v| v == "1")
+    }
+
+    /// Whether a seccomp filter is on this process (`Seccomp: 2` in `/proc/self/status`).
+    pub fn seccomp_filtered(&self) -> bool {
+        std::fs::read_to_string(self.proc.join("self/status"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.strip_prefix("Seccomp:").is_some_and(|v| v.trim() == "2"))
     }
 
     /// The user's subordinate ranges in `file` (matched by name or by uid).
@@ -398,13 +413,17 @@ pub fn enter_with(sys: &dyn Sys, host: &Host) -> Result<UsernsMode, SandboxError
 fn unshare_or_reason(sys: &dyn Sys, host: &Host) -> Result<(), Reduced> {
     match sys.unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
         Ok(()) => Ok(()),
-        Err(e) => Err(if host.apparmor_restricts() {
-            Reduced::AppArmor
-        } else {
-            host.disabled_by_sysctl().unwrap_or(Reduced::Unshare {
-                errno: e.raw_os_error().unwrap_or(libc::EPERM),
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(libc::EPERM);
+            Err(if errno == libc::EPERM && host.seccomp_filtered() {
+                Reduced::Seccomp
+            } else if host.apparmor_restricts() {
+                Reduced::AppArmor
+            } else {
+                host.disabled_by_sysctl()
+                    .unwrap_or(Reduced::Unshare { errno })
             })
-        }),
+        }
     }
 }
 
@@ -660,7 +679,8 @@ pub fn probe_overlay(scratch: &Path) -> Result<bool, String> {
         std::fs::create_dir_all(d).map_err(|e| format!("creating `{}`: {e}", d.display()))?;
     }
     let host = Host::current();
-    let root = host.euid == 0;
+    // uid 0 without CAP_SYS_ADMIN (a container's root) tries in a user namespace, as it runs
+    let root = host.is_root();
     // SAFETY: single-threaded caller; the child only makes syscalls and exits
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
@@ -864,6 +884,29 @@ mod tests {
             Some("unprivileged user namespaces are disabled by sysctl `user.max_user_namespaces` = 0")
         );
         assert!(sys.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn seccomp_is_named_when_unshare_is_refused_under_a_filter() {
+        let d = tempfile::tempdir().unwrap();
+        let h = host(d.path(), 1000);
+        let sys = RecordingSys {
+            fail: Some(|c| matches!(c, Call::Unshare(_)).then_some(libc::EPERM)),
+            ..Default::default()
+        };
+        std::fs::write(h.proc.join("self/status"), "Name:\thoist\nSeccomp:\t0\n").unwrap();
+        let mode = enter_with(&sys, &h).unwrap();
+        assert_eq!(
+            mode.reason(),
+            Some(&Reduced::Unshare { errno: libc::EPERM })
+        );
+        std::fs::write(
+            h.proc.join("self/status"),
+            "Name:\thoist\nSeccomp:\t2\nSeccomp_filters:\t1\n",
+        )
+        .unwrap();
+        let mode = enter_with(&sys, &h).unwrap();
+        assert_eq!(mode.reason(), Some(&Reduced::Seccomp));
     }
 
     #[test]
