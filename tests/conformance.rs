@@ -1,8 +1,9 @@
 //! The conformance table: every instruction, flag and option of BuildKit's Dockerfile reference
 //! (docs.docker.com/reference/dockerfile) with what hoist does — works, partial, differs or
-//! refused, and why — and the tests through the real binary that show it. `docs/conformance.md`
-//! is generated from [`ROWS`]; a test fails when it is stale (`HOIST_BLESS=1 cargo test --test
-//! conformance` rewrites it) or when a row names a test that does not exist.
+//! refused, and why — and the tests through the real binary that show it. README.md's section
+//! between the `conformance:begin` and `conformance:end` markers is generated from [`ROWS`]; a
+//! test fails when it is stale (`HOIST_BLESS=1 cargo test --test conformance` rewrites it) or when
+//! a row names a test that does not exist.
 
 use std::fs;
 use std::path::Path;
@@ -364,16 +365,26 @@ fn every_row_names_tests_that_exist() {
     assert!(missing.is_empty(), "no such tests: {missing:?}");
 }
 
+const BEGIN: &str = "<!-- conformance:begin -->\n";
+const END: &str = "<!-- conformance:end -->\n";
+
 #[test]
-fn docs_conformance_table_is_generated_from_the_rows() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/conformance.md");
-    let want = format!("# Dockerfile conformance\n\n{}", render());
-    if std::env::var_os("HOIST_BLESS").is_some() {
-        fs::write(&path, &want).expect("write docs/conformance.md");
+fn readme_conformance_table_is_generated_from_the_rows() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = fs::read_to_string(&path).expect("README.md");
+    let (Some(b), Some(e)) = (readme.find(BEGIN), readme.find(END)) else {
+        panic!("README.md lacks the `{}` and `{}` markers", BEGIN.trim(), END.trim());
+    };
+    assert!(b < e, "README.md: the conformance markers are out of order");
+    let have = &readme[b + BEGIN.len()..e];
+    let want = render();
+    if have != want && std::env::var_os("HOIST_BLESS").is_some() {
+        let new = format!("{}{want}{}", &readme[..b + BEGIN.len()], &readme[e..]);
+        fs::write(&path, new).expect("write README.md");
+        return;
     }
-    let have = fs::read_to_string(&path).unwrap_or_default();
     assert!(
         have == want,
-        "docs/conformance.md is stale: run `HOIST_BLESS=1 cargo test --test conformance`"
+        "README.md's conformance table is stale: run `HOIST_BLESS=1 cargo test --test conformance`"
     );
 }
