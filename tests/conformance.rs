@@ -373,7 +373,11 @@ fn readme_conformance_table_is_generated_from_the_rows() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let readme = fs::read_to_string(&path).expect("README.md");
     let (Some(b), Some(e)) = (readme.find(BEGIN), readme.find(END)) else {
-        panic!("README.md lacks the `{}` and `{}` markers", BEGIN.trim(), END.trim());
+        panic!(
+            "README.md lacks the `{}` and `{}` markers",
+            BEGIN.trim(),
+            END.trim()
+        );
     };
     assert!(b < e, "README.md: the conformance markers are out of order");
     let have = &readme[b + BEGIN.len()..e];
