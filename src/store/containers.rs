@@ -1,8 +1,9 @@
 //! Working containers' state in the store: `containers/ID/` (ID: 64 hex digits) holds
 //! `container.json` (the [`ContainerRecord`]), `config.json` (the container's copy of its image
 //! config, edited by `hoist config`), `upper/` and `work/` (the overlay upper and work dirs over
-//! the base image's unpacked layers) and `lock` (held exclusively by the one hoist process using
-//! the container).
+//! the base image's unpacked layers), `lock` (held exclusively by the one hoist process using
+//! the container) and, once `hoist mount` has run, `merged/` (its mount point) and for a scratch
+//! container `empty/` (its one, empty, lower dir).
 //!
 //! A container is made whole in the process's `tmp/` and renamed into `containers/` under
 //! `containers.lock` (which also keeps names unique); it is removed by renaming it back into
@@ -73,6 +74,11 @@ pub fn upper(store: &Store, id: &str) -> PathBuf {
 /// The container's overlay work dir.
 pub fn work(store: &Store, id: &str) -> PathBuf {
     dir(store, id).join("work")
+}
+
+/// Where `hoist mount` mounts the container's root file system.
+pub fn merged(store: &Store, id: &str) -> PathBuf {
+    dir(store, id).join("merged")
 }
 
 fn read_record(entry: &Path) -> Result<ContainerRecord, StoreError> {
