@@ -727,6 +727,18 @@ fn as_root_mount_writes_land_in_the_upper_dir_and_the_commit() {
     // `umount` of what is not mounted, `rm` of a mounted container (unmounted first)
     let err = env.fails(1, ["umount", "w"]);
     assert!(err.contains("container `w` is not mounted"), "{err}");
+    env.ok(["from", "--name", "v", "busybox"]);
+    let two = env.ok(["mount", "w", "v"]);
+    let names: Vec<&str> = two.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(names, ["w", "v"], "{two}");
+    let mut all: Vec<String> = env
+        .ok(["umount", "--all"])
+        .lines()
+        .map(String::from)
+        .collect();
+    all.sort();
+    assert_eq!(all, ["v", "w"]);
+    assert_same("mounted after umount --all", "", &env.ok(["mount"]));
     env.ok(["mount", "w"]);
     env.ok(["rm", "w"]);
     assert!(!merged.exists(), "rm left the mount point");
@@ -754,7 +766,22 @@ fn rootless_mount_needs_unshare_and_works_inside_it() {
         &String::from_utf8_lossy(&out.stdout),
     );
     assert_same("diff", "A /f\n", &env.ok(["diff", "c"]));
-    // the mount ended with the session
+    // buildah's `unshare --mount [VAR=]CONTAINER`
+    assert_same(
+        "unshare --mount",
+        "x\nx\n",
+        &env.ok([
+            "unshare",
+            "-m",
+            "R=c",
+            "--mount",
+            "c",
+            "sh",
+            "-c",
+            "cat $R/f $c/f",
+        ]),
+    );
+    // the mounts ended with the sessions
     assert_same("mounted after the session", "", &env.ok(["mount"]));
     assert_same("uid inside", "0\n", &env.ok(["unshare", "id", "-u"]));
     let (code, _, _) = outcome(&env, &["unshare", "sh", "-c", "exit 7"]);

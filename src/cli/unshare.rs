@@ -2,7 +2,8 @@
 //! hoist's user namespace (the id mapping every rootless hoist verb uses) and a mount namespace
 //! of its own, so `hoist mount` works there and its mounts end with the command. As real root
 //! only the mount namespace is new. [`userns::UNSHARED_ENV`] tells a hoist started inside to
-//! take this namespace as its own. The command replaces hoist: its exit code is the verb's.
+//! take this namespace as its own; `--mount [VAR=]CONTAINER` mounts containers in it first. The
+//! command replaces hoist: its exit code is the verb's.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -13,13 +14,20 @@ use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
 use super::{output, Globals};
+use crate::container::{self, mount};
 use crate::sandbox::userns::{self, UsernsMode};
+use crate::store::containers;
+use crate::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_long_help = "Without COMMAND runs `$SHELL` (else `/bin/sh`). Inside, `id -u` is 0, files owned by the user show as root's, and `hoist` verbs use this namespace instead of making their own, so `hoist mount` can be used: `hoist unshare sh -c 'p=$(hoist mount c); ls $p; hoist umount c'`. The variable HOIST_UNSHARED marks it. Exit code: the command's; 126 when it cannot be run, 127 when it is not found."
+    after_long_help = "Without COMMAND runs `$SHELL` (else `/bin/sh`). Inside, `id -u` is 0, files owned by the user show as root's, and `hoist` verbs use this namespace instead of making their own, so `hoist mount` can be used: `hoist unshare sh -c 'p=$(hoist mount c); ls $p; hoist umount c'`. `--mount c` mounts container `c` for the command and sets `$c` to its path (`--mount VAR=c`: `$VAR`), as buildah's. The variable HOIST_UNSHARED marks the namespace. Exit code: the command's; 126 when it cannot be run, 127 when it is not found."
 )]
 pub struct Args {
+    /// Mount a working container for the command and set VARIABLE (default: the name as given)
+    /// to its path (repeatable)
+    #[arg(short, long = "mount", value_name = "[VARIABLE=]CONTAINER")]
+    pub mount: Vec<String>,
     /// The command and its arguments
     #[arg(
         value_name = "COMMAND",
@@ -29,7 +37,24 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-pub fn run(args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
+/// `--mount [VARIABLE=]CONTAINER` split into the variable and the container.
+fn mount_spec(spec: &str) -> anyhow::Result<(String, String)> {
+    let (var, name) = match spec.split_once('=') {
+        Some((v, n)) => (v.to_string(), n.to_string()),
+        None => (spec.to_string(), spec.to_string()),
+    };
+    if var.is_empty() || name.is_empty() || var.contains('\0') {
+        anyhow::bail!("`--mount {spec}`: give `[VARIABLE=]CONTAINER`");
+    }
+    Ok((var, name))
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let specs = args
+        .mount
+        .iter()
+        .map(|m| mount_spec(m))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mode = match userns::current() {
         Some(UsernsMode::Unavailable { reason }) => {
             anyhow::bail!("cannot enter hoist's user namespace: {reason}")
@@ -50,6 +75,19 @@ pub fn run(args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
         )
         .context("making the mount namespace private")?;
     }
+    // the containers are mounted in the new mount namespace: the mounts end with the command
+    let mut mounted = Vec::new();
+    if !specs.is_empty() {
+        let store = Store::open(&globals.root)?;
+        let recs = specs
+            .iter()
+            .map(|(_, name)| containers::find(&store, name))
+            .collect::<Result<Vec<_>, _>>()?;
+        for ((var, _), r) in specs.iter().zip(&recs) {
+            let _held = container::lock(&store, r)?;
+            mounted.push((var.clone(), mount::mount(&store, r)?));
+        }
+    }
     let (program, rest) = match args.command.split_first() {
         Some((p, rest)) => (p.clone(), rest.to_vec()),
         None => (
@@ -68,6 +106,9 @@ pub fn run(args: Args, _globals: &Globals) -> anyhow::Result<ExitCode> {
     let mut cmd = std::process::Command::new(&program);
     cmd.args(&rest);
     cmd.env(userns::UNSHARED_ENV, serde_json::to_string(&mode)?);
+    for (var, path) in &mounted {
+        cmd.env(var, path);
+    }
     let err = cmd.exec();
     output::error(&format!("cannot run `{program}`: {err}"));
     Ok(ExitCode::from(
