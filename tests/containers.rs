@@ -833,3 +833,68 @@ fn with_a_subuid_range_unshare_maps_the_range_and_hoist_runs_inside() {
         ),
     );
 }
+
+#[test]
+fn rootless_a_container_mounted_in_another_session_is_refused_until_it_ends() {
+    let env = TestEnv::rootless();
+    env.ok(["from", "--name", "c", "scratch"]);
+    let sync = env.path("sync");
+    std::fs::create_dir(&sync).expect("sync dir");
+    let (ready, go) = (sync.join("ready"), sync.join("go"));
+    let status = std::process::Command::new("mkfifo")
+        .arg(&go)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    common::chown_tree(&sync, 65534);
+    let script = "p=$($H mount c) && echo x > \"$p/f\" && touch $S/ready && read x < $S/go";
+    let mut session = env.cmd(["unshare", "sh", "-c", script]);
+    session.env("H", common::hoist_bin()).env("S", &sync);
+    // (setpriv and hoist exec: the child is the session's shell, killed if the test fails)
+    struct Session(std::process::Child);
+    impl Drop for Session {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Session(session.spawn().expect("start the session"));
+    let mut waited = 0;
+    while !ready.exists() {
+        assert!(
+            child.0.try_wait().expect("session").is_none(),
+            "the session ended early"
+        );
+        assert!(waited < 6000, "the session never mounted the container");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    }
+    // outside the session the mount is not in this namespace's mountinfo, but is refused
+    for args in [
+        vec!["commit", "c", "no:1"],
+        vec!["copy", "c", "sync", "/x"],
+        vec!["rm", "c"],
+    ] {
+        let err = env.fails(1, &args);
+        assert!(
+            err.contains("is mounted in another mount namespace"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    let mut second = env.cmd(["unshare", "sh", "-c", "$H mount c"]);
+    second.env("H", common::hoist_bin());
+    let out = run(&mut second);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        show(&out).contains("mounted in another mount namespace"),
+        "{}",
+        show(&out)
+    );
+    std::fs::write(&go, "go\n").expect("end the session");
+    assert!(child.0.wait().expect("session").success());
+    // the session's end ended the mount: its record is stale and ignored
+    assert_same("diff", "A /f\n", &env.ok(["diff", "c"]));
+    env.ok(["commit", "c", "after:1"]);
+    env.ok(["rm", "c"]);
+}

@@ -14,7 +14,7 @@ use crate::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_long_help = "Prints the mount point (`NAME PATH` lines when several containers are named; with none, lists the mounted containers that way). Files written through the mount point land in the container's upper dir: `hoist diff` and `hoist commit` see them after `hoist umount`. While mounted, `run`, `copy`, `add` and `commit` of the container refuse, so the upper dir does not change under the mount. Rootless, run it inside `hoist unshare` (`hoist unshare sh -c 'cd $(hoist mount c) && …'`): the mount ends with that session. Only mounts of the current mount namespace are seen."
+    after_long_help = "Prints the mount point (`NAME PATH` lines when several containers are named; with none, lists the mounted containers that way). Files written through the mount point land in the container's upper dir: `hoist diff` and `hoist commit` see them after `hoist umount`. While mounted, `run`, `copy`, `add` and `commit` of the container refuse, so the upper dir does not change under the mount. Rootless, run it inside `hoist unshare` (`hoist unshare sh -c 'cd $(hoist mount c) && …'`): the mount ends with that session. Without CONTAINER only mounts of the current mount namespace are listed; a container mounted in another live `hoist unshare` session is refused to `run`, `copy`, `commit`, `rm` and `mount` until that session umounts it or ends."
 )]
 pub struct Args {
     /// Containers to mount: names, IDs or unique ID prefixes (none: list the mounted ones)
@@ -96,11 +96,15 @@ pub fn run_umount(args: UmountArgs, globals: &Globals) -> anyhow::Result<ExitCod
             .map(|c| containers::find(&store, c))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(r) = recs.iter().find(|r| mount::mounted_at(&store, r).is_none()) {
-            anyhow::bail!(
-                "container `{}` is not mounted (here: a mount made in another `hoist unshare` \
-                 session is only seen there)",
-                r.name
-            );
+            mount::forget_stale(&store, r)?;
+            if let Some(ns) = mount::mounted_elsewhere(&store, r) {
+                anyhow::bail!(
+                    "container `{}` is mounted in another mount namespace (`{ns}`, a `hoist \
+                     unshare` session): umount it there",
+                    r.name
+                );
+            }
+            anyhow::bail!("container `{}` is not mounted", r.name);
         }
         recs
     };

@@ -45,7 +45,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for r in &doomed {
         // as buildah's `rm`: a mounted container is unmounted first
+        // (one mounted in another `hoist unshare` session is refused: umount it there)
         let removed = crate::container::mount::unmount(&store, r)
+            .and_then(|_| crate::container::mount::check_unmounted(&store, r))
             .map_err(|e| e.to_string())
             .and_then(|_| containers::remove(&store, r).map_err(|e| e.to_string()));
         match removed {
@@ -67,7 +69,7 @@ pub fn run_prune(_args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode
     let store = Store::open(&globals.root)?;
     for r in containers::list(&store)? {
         if containers::in_use(&store, &r)
-            || crate::container::mount::mounted_at(&store, &r).is_some()
+            || crate::container::mount::check_unmounted(&store, &r).is_err()
         {
             continue;
         }

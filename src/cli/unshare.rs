@@ -105,7 +105,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     }
     let mut cmd = std::process::Command::new(&program);
     cmd.args(&rest);
-    cmd.env(userns::UNSHARED_ENV, serde_json::to_string(&mode)?);
+    cmd.env(userns::UNSHARED_ENV, serde_json::to_string(&mode)?)
+        .env(mount::SESSION_ENV, std::process::id().to_string());
     for (var, path) in &mounted {
         cmd.env(var, path);
     }
