@@ -689,6 +689,14 @@ fn a_container_in_use_is_up_in_ps_and_refused_to_a_second_process() {
 #[test]
 fn as_root_mount_writes_land_in_the_upper_dir_and_the_commit() {
     let env = with_busybox();
+    // a failing assertion must not leave the mounts in the host's namespace
+    struct Unmount<'a>(&'a TestEnv);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = run(&mut self.0.cmd(["umount", "--all"]));
+        }
+    }
+    let _unmount = Unmount(&env);
     env.ok(["from", "--name", "w", "busybox"]);
     let path = env.ok(["mount", "w"]).trim().to_string();
     let merged = PathBuf::from(&path);
