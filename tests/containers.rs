@@ -792,6 +792,17 @@ fn rootless_mount_needs_unshare_and_works_inside_it() {
     // the mounts ended with the sessions
     assert_same("mounted after the session", "", &env.ok(["mount"]));
     assert_same("uid inside", "0\n", &env.ok(["unshare", "id", "-u"]));
+    // inside, hoist knows it is the rootless namespace, not real root
+    let mut cmd = env.cmd(["unshare", "sh", "-c", "$H info"]);
+    cmd.env("H", common::hoist_bin());
+    let out = run(&mut cmd);
+    common::assert_success(&cmd, &out);
+    let info = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("mode") && l.contains("rootless-single-id")),
+        "{info}"
+    );
     let (code, _, _) = outcome(&env, &["unshare", "sh", "-c", "exit 7"]);
     assert_eq!(code, 7, "exit code not passed through");
     let mut cmd = env.cmd(["unshare", "sh", "-c", "$H mount nope"]);

@@ -405,18 +405,22 @@ pub fn inherited_mode(value: Option<&str>, euid: u32, uid_map: &str) -> Option<U
     (euid == 0 && first.first() == Some(&0) && first.get(1) == Some(&uid)).then_some(mode)
 }
 
+/// The mode of the `hoist unshare` namespace this process is in, if it is in one.
+fn from_unshare() -> Option<UsernsMode> {
+    inherited_mode(
+        std::env::var(UNSHARED_ENV).ok().as_deref(),
+        nix::unistd::geteuid().as_raw(),
+        &std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
+    )
+}
+
 /// Enters hoist's user namespace on this machine (see the module docs). Call once, early in
 /// `main`, while single-threaded; later calls return the first answer.
 pub fn enter() -> Result<UsernsMode, SandboxError> {
     if let Some(m) = MODE.get() {
         return Ok(m.clone());
     }
-    let inside = inherited_mode(
-        std::env::var(UNSHARED_ENV).ok().as_deref(),
-        nix::unistd::geteuid().as_raw(),
-        &std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
-    );
-    if let Some(mode) = inside {
+    if let Some(mode) = from_unshare() {
         log::debug!("user namespace: inside `hoist unshare` ({mode})");
         let _ = INHERITED.set(true);
         let _ = MODE.set(mode.clone());
@@ -667,6 +671,9 @@ impl Drop for MapHelper {
 /// short-lived child, which reports the mode it reached (for `hoist info`; single-threaded
 /// callers only).
 pub fn probe() -> UsernsMode {
+    if let Some(mode) = from_unshare() {
+        return mode;
+    }
     let host = Host::current();
     if host.is_root() {
         return UsernsMode::Root;
