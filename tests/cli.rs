@@ -126,7 +126,9 @@ fn management_verbs_in_help_and_completions() {
         assert!(system_help.contains(verb), "{system_help}");
     }
     let container_help = env.ok(["container", "--help"]);
-    for verb in ["ls", "rm", "prune", "diff", "commit", "run", "create"] {
+    for verb in [
+        "ls", "rm", "prune", "diff", "commit", "run", "create", "mount", "umount",
+    ] {
         assert!(
             container_help
                 .lines()

@@ -685,3 +685,235 @@ fn a_container_in_use_is_up_in_ps_and_refused_to_a_second_process() {
     );
     assert!(!env.ok(["diff", "w"]).contains("/x"));
 }
+
+#[test]
+fn as_root_mount_writes_land_in_the_upper_dir_and_the_commit() {
+    let env = with_busybox();
+    // a failing assertion must not leave the mounts in the host's namespace
+    struct Unmount<'a>(&'a TestEnv);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = run(&mut self.0.cmd(["umount", "--all"]));
+        }
+    }
+    let _unmount = Unmount(&env);
+    env.ok(["from", "--name", "w", "busybox"]);
+    let path = env.ok(["mount", "w"]).trim().to_string();
+    let merged = PathBuf::from(&path);
+    assert!(
+        merged.starts_with(env.root.canonicalize().expect("root").join("containers"))
+            && merged.ends_with("merged"),
+        "{path}"
+    );
+    assert!(
+        merged.join("bin/busybox").exists(),
+        "the image is not under {path}"
+    );
+    std::fs::write(merged.join("via-mount"), "m\n").expect("write through the mount");
+    assert_same("hoist mount", &format!("w {path}\n"), &env.ok(["mount"]));
+    // the upper dir must not move or change under the mount
+    // (`run` fails with 125 when hoist itself cannot start the command, as docker's)
+    for (code, args) in [
+        (1, vec!["commit", "w", "no:1"]),
+        (125, vec!["run", "w", "true"]),
+        (1, vec!["copy", "w", "/etc/hostname", "/x"]),
+    ] {
+        let err = env.fails(code, &args);
+        assert!(err.contains("is mounted at"), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    assert_same("umount", "w\n", &env.ok(["umount", "w"]));
+    assert_same("mount after umount", "", &env.ok(["mount"]));
+    assert!(!merged.join("bin").exists(), "still mounted");
+    assert_same("diff", "A /via-mount\n", &env.ok(["diff", "w"]));
+    env.ok(["commit", "w", "mounted:1"]);
+    assert_same(
+        "the committed file",
+        "m\n",
+        &env.ok(["run", "--rm", "mounted:1", "cat", "/via-mount"]),
+    );
+    // `umount` of what is not mounted, `rm` of a mounted container (unmounted first)
+    let err = env.fails(1, ["umount", "w"]);
+    assert!(err.contains("container `w` is not mounted"), "{err}");
+    env.ok(["from", "--name", "v", "busybox"]);
+    let two = env.ok(["mount", "w", "v"]);
+    let names: Vec<&str> = two.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(names, ["w", "v"], "{two}");
+    let mut all: Vec<String> = env
+        .ok(["umount", "--all"])
+        .lines()
+        .map(String::from)
+        .collect();
+    all.sort();
+    assert_eq!(all, ["v", "w"]);
+    assert_same("mounted after umount --all", "", &env.ok(["mount"]));
+    env.ok(["mount", "w"]);
+    env.ok(["rm", "w"]);
+    assert!(!merged.exists(), "rm left the mount point");
+    env.ok(["check"]);
+}
+
+#[test]
+fn rootless_mount_needs_unshare_and_works_inside_it() {
+    let env = TestEnv::rootless();
+    env.ok(["from", "--name", "c", "scratch"]);
+    let err = env.fails(1, ["mount", "c"]);
+    assert!(
+        err.contains("run the commands that use the mount inside `hoist unshare`"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let script = "p=$($H mount c) && echo x > \"$p/f\" && $H umount c";
+    let mut cmd = env.cmd(["unshare", "sh", "-c", script]);
+    cmd.env("H", common::hoist_bin());
+    let out = run(&mut cmd);
+    common::assert_success(&cmd, &out);
+    assert_same(
+        "umount's output",
+        "c\n",
+        &String::from_utf8_lossy(&out.stdout),
+    );
+    assert_same("diff", "A /f\n", &env.ok(["diff", "c"]));
+    // buildah's `unshare --mount [VAR=]CONTAINER`
+    assert_same(
+        "unshare --mount",
+        "x\nx\n",
+        &env.ok([
+            "unshare",
+            "-m",
+            "R=c",
+            "--mount",
+            "c",
+            "sh",
+            "-c",
+            "cat $R/f $c/f",
+        ]),
+    );
+    // the mounts ended with the sessions
+    assert_same("mounted after the session", "", &env.ok(["mount"]));
+    assert_same("uid inside", "0\n", &env.ok(["unshare", "id", "-u"]));
+    // inside, hoist knows it is the rootless namespace, not real root
+    let mut cmd = env.cmd(["unshare", "sh", "-c", "$H info"]);
+    cmd.env("H", common::hoist_bin());
+    let out = run(&mut cmd);
+    common::assert_success(&cmd, &out);
+    let info = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("mode") && l.contains("rootless-single-id")),
+        "{info}"
+    );
+    let (code, _, _) = outcome(&env, &["unshare", "sh", "-c", "exit 7"]);
+    assert_eq!(code, 7, "exit code not passed through");
+    let mut cmd = env.cmd(["unshare", "sh", "-c", "$H mount nope"]);
+    cmd.env("H", common::hoist_bin());
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such container: `nope`"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let (code, _, err) = outcome(&env, &["unshare", "no-such-program"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("cannot run `no-such-program`"), "{err}");
+}
+
+#[test]
+fn with_a_subuid_range_unshare_maps_the_range_and_hoist_runs_inside() {
+    let env = TestEnv::new();
+    let uid = run(std::process::Command::new("id").args(["-u", "hoisttest"]));
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout)
+        .trim()
+        .parse()
+        .expect("hoisttest uid");
+    common::chown_tree(env.dir.path(), uid);
+    let tar = common::busybox_rootfs();
+    hoisttest_ok(&env, &["import", tar.to_str().expect("utf-8"), "busybox"]);
+    hoisttest_ok(&env, &["from", "--name", "w", "busybox"]);
+    // podman's layout: 0 → the user, 1… → the range; a hoist inside uses this namespace (a
+    // second one could not map the range) for a run and for a mount with chown to mapped ids
+    let script = format!(
+        "cat /proc/self/uid_map | wc -l; \
+         {h} run w -- sh -c 'echo r > /r && chown 7:8 /r' && \
+         p=$({h} mount w) && echo o > $p/o && chown 1000:1001 $p/o && {h} umount w >/dev/null",
+        h = common::hoist_bin().display()
+    );
+    assert_same(
+        "uid_map lines",
+        "2\n",
+        &hoisttest_ok(&env, &["unshare", "sh", "-c", &script]),
+    );
+    hoisttest_ok(&env, &["commit", "w", "m:1"]);
+    assert_same(
+        "owners in the image",
+        "7:8 /r\n1000:1001 /o\n",
+        &hoisttest_ok(
+            &env,
+            &["run", "--rm", "m:1", "stat", "-c", "%u:%g %n", "/r", "/o"],
+        ),
+    );
+}
+
+#[test]
+fn rootless_a_container_mounted_in_another_session_is_refused_until_it_ends() {
+    let env = TestEnv::rootless();
+    env.ok(["from", "--name", "c", "scratch"]);
+    let sync = env.path("sync");
+    std::fs::create_dir(&sync).expect("sync dir");
+    let (ready, go) = (sync.join("ready"), sync.join("go"));
+    let status = std::process::Command::new("mkfifo")
+        .arg(&go)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    common::chown_tree(&sync, 65534);
+    let script = "p=$($H mount c) && echo x > \"$p/f\" && touch $S/ready && read x < $S/go";
+    let mut session = env.cmd(["unshare", "sh", "-c", script]);
+    session.env("H", common::hoist_bin()).env("S", &sync);
+    // (setpriv and hoist exec: the child is the session's shell, killed if the test fails)
+    struct Session(std::process::Child);
+    impl Drop for Session {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Session(session.spawn().expect("start the session"));
+    let mut waited = 0;
+    while !ready.exists() {
+        assert!(
+            child.0.try_wait().expect("session").is_none(),
+            "the session ended early"
+        );
+        assert!(waited < 6000, "the session never mounted the container");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    }
+    // outside the session the mount is not in this namespace's mountinfo, but is refused
+    for args in [
+        vec!["commit", "c", "no:1"],
+        vec!["copy", "c", "sync", "/x"],
+        vec!["rm", "c"],
+    ] {
+        let err = env.fails(1, &args);
+        assert!(
+            err.contains("is mounted in another mount namespace"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    let mut second = env.cmd(["unshare", "sh", "-c", "$H mount c"]);
+    second.env("H", common::hoist_bin());
+    let out = run(&mut second);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        show(&out).contains("mounted in another mount namespace"),
+        "{}",
+        show(&out)
+    );
+    std::fs::write(&go, "go\n").expect("end the session");
+    assert!(child.0.wait().expect("session").success());
+    // the session's end ended the mount: its record is stale and ignored
+    assert_same("diff", "A /f\n", &env.ok(["diff", "c"]));
+    env.ok(["commit", "c", "after:1"]);
+    env.ok(["rm", "c"]);
+}

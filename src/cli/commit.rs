@@ -85,6 +85,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     let mut rec = containers::find(&store, &args.container)?;
     let _held = container::lock(&store, &rec)?;
+    container::mount::check_unmounted(&store, &rec)?;
     let mut config = container::config(&store, &rec)?;
     for c in &changes {
         apply_change(&mut config, c);

@@ -82,6 +82,7 @@ pub fn run(args: Args, globals: &Globals, is_add: bool) -> anyhow::Result<ExitCo
         add: is_add,
     };
     let _held = container::lock(&store, &rec)?;
+    container::mount::check_unmounted(&store, &rec)?;
     container::copy(&store, &rec, &req)?;
     let mut what = format!("{} {} {}", verb.to_uppercase(), srcs.join(" "), dest);
     if let Some(f) = &args.from {

@@ -28,6 +28,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod logout;
+pub mod mount;
 pub mod output;
 pub mod prune;
 pub mod ps;
@@ -40,6 +41,7 @@ pub mod save;
 pub mod search;
 pub mod sign;
 pub mod tag;
+pub mod unshare;
 pub mod verbs;
 pub mod version;
 
@@ -113,6 +115,13 @@ pub enum Command {
     Config(config::Args),
     /// Make an image of a container's changes
     Commit(commit::Args),
+    /// Mount a working container's root file system and print where (rootless: inside `unshare`)
+    Mount(mount::Args),
+    /// Unmount working containers mounted by `hoist mount`
+    #[command(visible_alias = "unmount")]
+    Umount(mount::UmountArgs),
+    /// Run a command in hoist's user namespace and a mount namespace of its own
+    Unshare(unshare::Args),
     /// Copy an image from a registry into the local store
     Pull(pull::Args),
     /// Copy an image of the local store to a registry
@@ -232,6 +241,9 @@ pub fn main() -> ExitCode {
             | Command::Copy(_)
             | Command::Add(_)
             | Command::Commit(_)
+            | Command::Mount(_)
+            | Command::Umount(_)
+            | Command::Unshare(_)
             | Command::Container(_)
     ) {
         if let Err(e) = crate::sandbox::userns::enter() {
@@ -260,6 +272,9 @@ pub fn main() -> ExitCode {
         Command::Add(a) => copy::run(a, &globals, true),
         Command::Config(a) => config::run(a, &globals),
         Command::Commit(a) => commit::run(a, &globals),
+        Command::Mount(a) => mount::run(a, &globals),
+        Command::Umount(a) => mount::run_umount(a, &globals),
+        Command::Unshare(a) => unshare::run(a, &globals),
         Command::Container(verbs::ContainerCommand::Prune(a)) => rm::run_prune(a, &globals),
         Command::Pull(a) => pull::run(a, &globals),
         Command::Push(a) => push::run(a, &globals),

@@ -1,5 +1,6 @@
 //! `hoist rm NAME…|--all` and `hoist container prune`: remove working containers (their upper
-//! dirs with them). What their images needed stays until `hoist prune`.
+//! dirs with them; `rm` unmounts a mounted one first, `prune` leaves mounted ones). What their
+//! images needed stays until `hoist prune`.
 
 use std::process::ExitCode;
 
@@ -41,26 +42,35 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             .map(|c| containers::find(&store, c))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let mut failed = None;
+    let mut failed = false;
     for r in &doomed {
-        match containers::remove(&store, r) {
+        // as buildah's `rm`: a mounted container is unmounted first
+        // (one mounted in another `hoist unshare` session is refused: umount it there)
+        let removed = crate::container::mount::unmount(&store, r)
+            .and_then(|_| crate::container::mount::check_unmounted(&store, r))
+            .map_err(|e| e.to_string())
+            .and_then(|_| containers::remove(&store, r).map_err(|e| e.to_string()));
+        match removed {
             Ok(()) => output::println(&r.name),
             Err(e) => {
-                output::error(&e.to_string());
-                failed = Some(e);
+                output::error(&e);
+                failed = true;
             }
         }
     }
-    match failed {
-        Some(_) => Ok(ExitCode::from(1)),
-        None => Ok(ExitCode::SUCCESS),
-    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn run_prune(_args: PruneArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let store = Store::open(&globals.root)?;
     for r in containers::list(&store)? {
-        if containers::in_use(&store, &r) {
+        if containers::in_use(&store, &r)
+            || crate::container::mount::check_unmounted(&store, &r).is_err()
+        {
             continue;
         }
         match containers::remove(&store, &r) {

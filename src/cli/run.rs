@@ -287,6 +287,7 @@ fn run_inner(args: &Args, globals: &Globals) -> anyhow::Result<ExitCode> {
             );
         }
         let _held = container::lock(&store, &rec)?;
+        container::mount::check_unmounted(&store, &rec)?;
         let config = container::config(&store, &rec)?;
         let oci: oci_spec::image::ImageConfiguration =
             serde_json::from_slice(&config.to_json()).context("reading the container's config")?;

@@ -67,6 +67,11 @@ pub enum ContainerCommand {
     Run(Box<super::run::Args>),
     /// Make a working container (as `hoist from`)
     Create(super::from::Args),
+    /// Mount a working container's root file system (as `hoist mount`)
+    Mount(super::mount::Args),
+    /// Unmount working containers (as `hoist umount`)
+    #[command(visible_alias = "unmount")]
+    Umount(super::mount::UmountArgs),
 }
 
 /// `hoist system VERB`.
@@ -106,6 +111,8 @@ impl Command {
                 ContainerCommand::Commit(a) => Command::Commit(a),
                 ContainerCommand::Run(a) => Command::Run(*a),
                 ContainerCommand::Create(a) => Command::From(a),
+                ContainerCommand::Mount(a) => Command::Mount(a),
+                ContainerCommand::Umount(a) => Command::Umount(a),
                 p @ ContainerCommand::Prune(_) => Command::Container(p),
             },
             Command::Containers(mut a) => {

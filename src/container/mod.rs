@@ -11,6 +11,8 @@
 //! second commit holds only what changed since the first. It must not parse command lines (the
 //! CLI's) nor write the store's files other than through the store.
 
+pub mod mount;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

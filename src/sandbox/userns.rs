@@ -369,10 +369,49 @@ pub fn write_single_map(sys: &dyn Sys, proc: &Path, uid: u32, gid: u32) -> std::
 }
 
 static MODE: OnceLock<UsernsMode> = OnceLock::new();
+static INHERITED: OnceLock<bool> = OnceLock::new();
+
+/// The variable `hoist unshare` sets for its command: the mode (as JSON) of the namespace it
+/// entered, so a hoist started inside takes that namespace as its own instead of making another
+/// (buildah's `_CONTAINERS_USERNS_CONFIGURED`).
+pub const UNSHARED_ENV: &str = "HOIST_UNSHARED";
 
 /// The mode `enter` chose in this process, if it ran.
 pub fn current() -> Option<&'static UsernsMode> {
     MODE.get()
+}
+
+/// Whether `enter` found itself inside `hoist unshare`'s namespace (rather than making one
+/// that ends with this process).
+pub fn inherited() -> bool {
+    INHERITED.get().copied().unwrap_or(false)
+}
+
+/// The mode `hoist unshare` left in [`UNSHARED_ENV`], if this process really is uid 0 in that
+/// user namespace: the variable is only trusted when the first line of `uid_map` maps 0 to the
+/// mode's user (a stale or forged value outside is ignored).
+pub fn inherited_mode(value: Option<&str>, euid: u32, uid_map: &str) -> Option<UsernsMode> {
+    let mode: UsernsMode = serde_json::from_str(value?).ok()?;
+    let uid = match &mode {
+        UsernsMode::Range { uid, .. } | UsernsMode::Single { uid, .. } => *uid,
+        UsernsMode::Root | UsernsMode::Unavailable { .. } => return None,
+    };
+    let first: Vec<u32> = uid_map
+        .lines()
+        .next()?
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    (euid == 0 && first.first() == Some(&0) && first.get(1) == Some(&uid)).then_some(mode)
+}
+
+/// The mode of the `hoist unshare` namespace this process is in, if it is in one.
+fn from_unshare() -> Option<UsernsMode> {
+    inherited_mode(
+        std::env::var(UNSHARED_ENV).ok().as_deref(),
+        nix::unistd::geteuid().as_raw(),
+        &std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
+    )
 }
 
 /// Enters hoist's user namespace on this machine (see the module docs). Call once, early in
@@ -380,6 +419,12 @@ pub fn current() -> Option<&'static UsernsMode> {
 pub fn enter() -> Result<UsernsMode, SandboxError> {
     if let Some(m) = MODE.get() {
         return Ok(m.clone());
+    }
+    if let Some(mode) = from_unshare() {
+        log::debug!("user namespace: inside `hoist unshare` ({mode})");
+        let _ = INHERITED.set(true);
+        let _ = MODE.set(mode.clone());
+        return Ok(mode);
     }
     let host = Host::current();
     let mode = if host.is_root() {
@@ -626,6 +671,9 @@ impl Drop for MapHelper {
 /// short-lived child, which reports the mode it reached (for `hoist info`; single-threaded
 /// callers only).
 pub fn probe() -> UsernsMode {
+    if let Some(mode) = from_unshare() {
+        return mode;
+    }
     let host = Host::current();
     if host.is_root() {
         return UsernsMode::Root;
@@ -931,5 +979,28 @@ mod tests {
                 reason: Reduced::AppArmor
             }
         );
+    }
+
+    #[test]
+    fn unshared_mode_is_trusted_only_inside_its_namespace() {
+        let mode = UsernsMode::Single {
+            uid: 1000,
+            gid: 1000,
+            reason: Reduced::NoNewuidmap {
+                program: "newuidmap".into(),
+            },
+        };
+        let json = serde_json::to_string(&mode).unwrap();
+        let inside = "         0       1000          1\n";
+        assert_eq!(inherited_mode(Some(&json), 0, inside), Some(mode.clone()));
+        // the host's namespace, another user's namespace, not uid 0, no or a bad value
+        let host_map = "         0          0 4294967295\n";
+        assert_eq!(inherited_mode(Some(&json), 0, host_map), None);
+        assert_eq!(inherited_mode(Some(&json), 0, "0 2000 1\n"), None);
+        assert_eq!(inherited_mode(Some(&json), 1000, inside), None);
+        assert_eq!(inherited_mode(None, 0, inside), None);
+        assert_eq!(inherited_mode(Some("1"), 0, inside), None);
+        let root = serde_json::to_string(&UsernsMode::Root).unwrap();
+        assert_eq!(inherited_mode(Some(&root), 0, host_map), None);
     }
 }

@@ -1,8 +1,10 @@
 //! Working containers' state in the store: `containers/ID/` (ID: 64 hex digits) holds
 //! `container.json` (the [`ContainerRecord`]), `config.json` (the container's copy of its image
 //! config, edited by `hoist config`), `upper/` and `work/` (the overlay upper and work dirs over
-//! the base image's unpacked layers) and `lock` (held exclusively by the one hoist process using
-//! the container).
+//! the base image's unpacked layers), `lock` (held exclusively by the one hoist process using
+//! the container) and, once `hoist mount` has run, `merged/` (its mount point), `mounted` (the
+//! mount namespace it was mounted in, while it is) and for a scratch container `empty/` (its one,
+//! empty, lower dir).
 //!
 //! A container is made whole in the process's `tmp/` and renamed into `containers/` under
 //! `containers.lock` (which also keeps names unique); it is removed by renaming it back into
@@ -28,6 +30,7 @@ pub const DIR: &str = "containers";
 const RECORD: &str = "container.json";
 const CONFIG: &str = "config.json";
 const LOCK: &str = "lock";
+const MOUNTED: &str = "mounted";
 
 /// One working container, as `container.json` holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +76,34 @@ pub fn upper(store: &Store, id: &str) -> PathBuf {
 /// The container's overlay work dir.
 pub fn work(store: &Store, id: &str) -> PathBuf {
     dir(store, id).join("work")
+}
+
+/// Where `hoist mount` mounts the container's root file system.
+pub fn merged(store: &Store, id: &str) -> PathBuf {
+    dir(store, id).join("merged")
+}
+
+/// The mount namespace (`mnt:[N]`) `hoist mount` last mounted the container in, if recorded.
+pub fn mount_marker(store: &Store, id: &str) -> Option<String> {
+    fs::read_to_string(dir(store, id).join(MOUNTED))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Records the mount namespace the container is mounted in.
+pub fn set_mount_marker(store: &Store, id: &str, ns: &str) -> Result<(), StoreError> {
+    store.writable()?;
+    write_file(&dir(store, id).join(MOUNTED), format!("{ns}\n").as_bytes())
+}
+
+/// Forgets the mount namespace record.
+pub fn clear_mount_marker(store: &Store, id: &str) -> Result<(), StoreError> {
+    let p = dir(store, id).join(MOUNTED);
+    match fs::remove_file(&p) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io(&p, e)),
+        _ => Ok(()),
+    }
 }
 
 fn read_record(entry: &Path) -> Result<ContainerRecord, StoreError> {
