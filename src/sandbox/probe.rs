@@ -9,7 +9,6 @@
 //! touches the store beyond an empty scratch dir the caller hands in, and nothing is entered in
 //! the calling process.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
@@ -161,30 +160,8 @@ pub fn try_sandbox(scratch: &Path) -> SandboxTrial {
     if let Err(e) = std::fs::create_dir_all(&target) {
         return failed(format!("creating `{}`: {e}", target.display()));
     }
-    let Ok((r, w)) = nix::unistd::pipe() else {
-        return failed("pipe".into());
-    };
-    // SAFETY: single-threaded caller; the child makes syscalls, forks once more, writes one
-    // line and exits
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            drop(r);
-            let trial = sandbox_child(&target);
-            let mut f = std::fs::File::from(w);
-            let _ = f.write_all(&serde_json::to_vec(&trial).unwrap_or_default());
-            drop(f);
-            // SAFETY: leave the forked child without running destructors
-            unsafe { libc::_exit(0) }
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(w);
-            let mut text = String::new();
-            let _ = std::fs::File::from(r).read_to_string(&mut text);
-            let _ = nix::sys::wait::waitpid(child, None);
-            serde_json::from_str(&text).unwrap_or_else(|e| failed(format!("trial: {e}")))
-        }
-        Err(e) => failed(format!("fork: {e}")),
-    }
+    // the child makes syscalls, forks once more and reports
+    userns::in_child("trial", || sandbox_child(&target), failed)
 }
 
 fn sandbox_child(target: &Path) -> SandboxTrial {

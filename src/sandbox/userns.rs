@@ -681,24 +681,39 @@ pub fn probe() -> UsernsMode {
     let failed = |message: String| UsernsMode::Unavailable {
         reason: Reduced::Probe { message },
     };
+    // the child runs `enter`'s code, which may fork its own helper
+    in_child(
+        "probe",
+        || match enter_with(&RealSys, &host) {
+            Ok(m) => m,
+            Err(e) => UsernsMode::Unavailable {
+                reason: Reduced::Probe {
+                    message: e.to_string(),
+                },
+            },
+        },
+        failed,
+    )
+}
+
+/// Runs `trial` in a forked child and returns what it reports back through a pipe (as JSON);
+/// `failed` makes the answer when the pipe, the fork or the report (`what: …`) fails. For
+/// single-threaded callers only: the probes of `hoist info`.
+pub(super) fn in_child<T: Serialize + serde::de::DeserializeOwned>(
+    what: &str,
+    trial: impl FnOnce() -> T,
+    failed: impl Fn(String) -> T,
+) -> T {
     let Ok((r, w)) = nix::unistd::pipe() else {
         return failed("pipe".into());
     };
-    // SAFETY: single-threaded caller; the child runs `enter`'s code (which may fork its own
-    // helper), writes one line and exits
+    // SAFETY: single-threaded caller; the child runs `trial`, writes one line and exits
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(r);
-            let mode = match enter_with(&RealSys, &host) {
-                Ok(m) => m,
-                Err(e) => UsernsMode::Unavailable {
-                    reason: Reduced::Probe {
-                        message: e.to_string(),
-                    },
-                },
-            };
+            let report = trial();
             let mut f = std::fs::File::from(w);
-            let _ = f.write_all(&serde_json::to_vec(&mode).unwrap_or_default());
+            let _ = f.write_all(&serde_json::to_vec(&report).unwrap_or_default());
             drop(f);
             // SAFETY: leave the forked child without running destructors
             unsafe { libc::_exit(0) }
@@ -708,7 +723,7 @@ pub fn probe() -> UsernsMode {
             let mut text = String::new();
             let _ = std::fs::File::from(r).read_to_string(&mut text);
             let _ = nix::sys::wait::waitpid(child, None);
-            serde_json::from_str(&text).unwrap_or_else(|e| failed(format!("probe: {e}")))
+            serde_json::from_str(&text).unwrap_or_else(|e| failed(format!("{what}: {e}")))
         }
         Err(e) => failed(format!("fork: {e}")),
     }
