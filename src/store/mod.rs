@@ -898,14 +898,23 @@ impl BlobWriter {
     /// Flushes and fsyncs the blob; it is still invisible until [`Store::install_blob`].
     pub fn finish(self) -> Result<StagedBlob, StoreError> {
         let (buf, digest, size) = self.inner.finish();
-        let file = buf
-            .into_inner()
-            .map_err(|e| StoreError::io(&self.path, e.into_error()))?;
-        file.as_file()
-            .sync_all()
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        let file = flush_and_sync(buf, &self.path)?;
         Ok(StagedBlob { file, digest, size })
     }
+}
+
+/// Flushes a blob's buffer into its temp file and fsyncs it: the end of both blob writers.
+fn flush_and_sync(
+    buf: BufWriter<tempfile::NamedTempFile>,
+    path: &Path,
+) -> Result<tempfile::NamedTempFile, StoreError> {
+    let file = buf
+        .into_inner()
+        .map_err(|e| StoreError::io(path, e.into_error()))?;
+    file.as_file()
+        .sync_all()
+        .map_err(|e| StoreError::io(path, e))?;
+    Ok(file)
 }
 
 impl Write for BlobWriter {
@@ -936,13 +945,7 @@ impl PrehashedBlobWriter {
                 reason: format!("{} bytes written, but {size} hashed", self.count),
             });
         }
-        let file = self
-            .inner
-            .into_inner()
-            .map_err(|e| StoreError::io(&self.path, e.into_error()))?;
-        file.as_file()
-            .sync_all()
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        let file = flush_and_sync(self.inner, &self.path)?;
         Ok(StagedBlob { file, digest, size })
     }
 }
