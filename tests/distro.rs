@@ -52,8 +52,14 @@ fn as_hoisttest(env: &TestEnv, uid: u32, args: &[&str]) -> Output {
         .args(args)
         .env("HOIST_ROOT", &env.root)
         .env("HOME", env.dir.path())
+        .env_remove("SOURCE_DATE_EPOCH")
         .current_dir(env.dir.path())
         .stdin(Stdio::null()))
+}
+
+/// Panics with what the command printed unless it succeeded.
+fn checked(out: Output) {
+    assert!(out.status.success(), "hoist build failed\n{}", show(&out));
 }
 
 fn hoisttest_ok(env: &TestEnv, uid: u32, args: &[&str]) -> String {
@@ -258,12 +264,15 @@ fn debian_dockerfile_builds_the_same_as_root_and_with_a_subuid_range() {
     let ctx = root.path("ctx");
     fs::create_dir(&ctx).expect("ctx");
     fs::write(ctx.join("Dockerfile"), DEBIAN_DOCKERFILE).expect("Dockerfile");
-    root.ok([
+    let mut build = root.cmd([
         "build".as_ref(),
         "-t".as_ref(),
         "app".as_ref(),
         ctx.as_os_str(),
     ]);
+    checked(common::with_network_retries("hoist build", || {
+        run(&mut build)
+    }));
     let as_root = root.ok(DEBIAN_CHECK);
     assert_eq!(as_root, DEBIAN_EXPECT);
 
@@ -274,11 +283,13 @@ fn debian_dockerfile_builds_the_same_as_root_and_with_a_subuid_range() {
     chown_tree(env.dir.path(), uid);
     hoisttest_ok(&env, uid, &["import", deb.to_str().expect("utf-8"), "deb"]);
     let ctx = env.path("ctx");
-    hoisttest_ok(
-        &env,
-        uid,
-        &["build", "-t", "app", ctx.to_str().expect("utf-8")],
-    );
+    checked(common::with_network_retries("hoist build", || {
+        as_hoisttest(
+            &env,
+            uid,
+            &["build", "-t", "app", ctx.to_str().expect("utf-8")],
+        )
+    }));
     let out = as_hoisttest(&env, uid, DEBIAN_CHECK);
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), as_root);
@@ -300,12 +311,15 @@ RUN useradd -m appuser && touch /home/appuser/x
     )
     .expect("Dockerfile");
     chown_tree(&ctx, 65534);
-    env.ok([
+    let mut build = env.cmd([
         "build".as_ref(),
         "-t".as_ref(),
         "app".as_ref(),
         ctx.as_os_str(),
     ]);
+    checked(common::with_network_retries("hoist build", || {
+        run(&mut build)
+    }));
     assert_eq!(
         env.ok(["run", "--rm", "app", "file", "-b", "/bin/dash"])
             .split(',')
@@ -391,15 +405,27 @@ fn view(flat: &compat_support::flatten::Flat) -> Listing {
 /// buildah's image of [`MULTI_STAGE`] (as root, `--layers`), built once per test run; the
 /// Debian base is committed into the suite's buildah storage once (fixed timestamp, so the
 /// layer cache holds across runs).
-fn buildah_multi_stage() -> &'static (
-    Listing,
-    std::collections::BTreeMap<String, serde_json::Value>,
-) {
-    static B: OnceLock<(
-        Listing,
-        std::collections::BTreeMap<String, serde_json::Value>,
-    )> = OnceLock::new();
-    B.get_or_init(|| {
+fn buildah_multi_stage() -> &'static (Listing, ConfigView) {
+    // a failure is kept too: the tests that wait for it fail with it instead of each trying again
+    static B: OnceLock<Result<(Listing, ConfigView), String>> = OnceLock::new();
+    let made = B.get_or_init(|| {
+        std::panic::catch_unwind(buildah_multi_stage_uncached).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into())
+        })
+    });
+    match made {
+        Ok(made) => made,
+        Err(e) => panic!("buildah's side of the comparison failed:\n{e}"),
+    }
+}
+
+type ConfigView = std::collections::BTreeMap<String, serde_json::Value>;
+
+fn buildah_multi_stage_uncached() -> (Listing, ConfigView) {
+    {
         let b = compat_support::buildah::Buildah::get();
         let tmp = tempfile::tempdir().expect("tmp");
         let lock_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat-buildah");
@@ -445,7 +471,7 @@ fn buildah_multi_stage() -> &'static (
             view(&flat),
             compat_support::config_view(&config, &[], false),
         )
-    })
+    }
 }
 
 /// The differences (`- buildah`, `+ hoist`); when `single_id`, buildah's owner of an entry hoist
@@ -503,7 +529,10 @@ fn multi_stage_case(env: &TestEnv, uid: Option<u32>, hoist: impl Fn(&[&str]) -> 
     }
     ok(&["import", deb.to_str().expect("utf-8"), "localhost/deb"]);
     let tag = "localhost/distro-multi-stage:latest";
-    ok(&["build", "-q", "-t", tag, ctx.to_str().expect("utf-8")]);
+    let build = ["build", "-q", "-t", tag, ctx.to_str().expect("utf-8")];
+    checked(common::with_network_retries("hoist build", || {
+        hoist(&build)
+    }));
     // single-id mode refuses a non-root USER (only uid 0 exists): run as root there
     let user = if uid == Some(65534) { "0" } else { "app" };
     assert_eq!(

@@ -131,10 +131,127 @@ impl Default for TestEnv {
     }
 }
 
-/// Runs a command, capturing its output.
+/// How long one command of a test may take before it is killed: `HOIST_TEST_TIMEOUT` seconds,
+/// else 15 minutes (the slowest, a Debian build that installs gcc, takes about 3 on an idle
+/// machine). A command that hangs fails its test with what it printed, instead of holding the
+/// whole run until CI's limit.
+pub fn command_timeout() -> std::time::Duration {
+    let secs = std::env::var("HOIST_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15 * 60);
+    std::time::Duration::from_secs(secs)
+}
+
+/// Runs a command, capturing its output; past [`command_timeout`] its whole process group is
+/// killed and the test panics with what the command had printed.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    // its own process group, so that a timeout kills what it started too
+    cmd.process_group(0);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    // each stream is read on its own thread and handed over by a channel, so that a killed
+    // command whose stray descendants still hold a pipe cannot block the test
+    let drain = |mut r: Box<dyn Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let limit = command_timeout();
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < limit => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Ok(None) => {
+                let pid = child.id() as i32;
+                // SAFETY: plain kill(2) calls on the group this command leads and on the child
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                let _ = child.wait();
+                let grace = std::time::Duration::from_secs(10);
+                let output = Output {
+                    status: std::os::unix::process::ExitStatusExt::from_raw(9),
+                    stdout: out.recv_timeout(grace).unwrap_or_default(),
+                    stderr: err.recv_timeout(grace).unwrap_or_default(),
+                };
+                panic!(
+                    "{cmd:?} did not finish within {} s and was killed\n{}",
+                    limit.as_secs(),
+                    show(&output)
+                );
+            }
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    };
+    Output {
+        status,
+        stdout: out.recv().unwrap_or_default(),
+        stderr: err.recv().unwrap_or_default(),
+    }
+}
+
+/// What a failed command printed when the fault was the network's or the package mirror's, not
+/// the tool's: apt's messages for an unreachable host, a refused or dropped connection, and a
+/// mirror caught in the middle of its sync.
+pub fn network_fault(out: &Output) -> Option<String> {
+    const SIGNS: &[&str] = &[
+        "Failed to fetch",
+        "Hash Sum mismatch",
+        "File has unexpected size",
+        "Mirror sync in progress",
+        "Temporary failure resolving",
+        "Could not resolve",
+        "Could not connect",
+        "Connection failed",
+        "Connection timed out",
+        "Unable to fetch some archives",
+        "Some index files failed to download",
+    ];
+    if out.status.success() {
+        return None;
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find(|l| SIGNS.iter().any(|s| l.contains(s)))
+        .map(|l| l.trim().to_string())
+}
+
+/// Runs `attempt` (one try of the command `what`) and, when it failed for a reason
+/// [`network_fault`] recognises, tries again after a pause, at most three times in all; anything
+/// else (success, or a failure of the tool's own) is returned at once. A build that needs the
+/// Debian mirror tests hoist, not the mirror.
+pub fn with_network_retries(what: &str, mut attempt: impl FnMut() -> Output) -> Output {
+    let mut n = 1;
+    loop {
+        let out = attempt();
+        match network_fault(&out) {
+            Some(line) if n < 3 => {
+                eprintln!("{what}: network fault ({line}); trying again in 30 s");
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                n += 1;
+            }
+            _ => return out,
+        }
+    }
 }
 
 /// Panics with both streams between rulers unless the command succeeded.

@@ -112,7 +112,8 @@ impl Buildah {
         c.arg("-f").arg(context.join(dockerfile));
         c.args(extra);
         c.arg(context);
-        let out = common::run(&mut c);
+        // a Dockerfile that installs packages needs Debian's mirror: its faults are retried
+        let out = common::with_network_retries("buildah build", || common::run(&mut c));
         if !out.status.success() {
             return Err(format!(
                 "{c:?} failed with {:?}\n{}",
