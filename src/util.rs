@@ -16,6 +16,18 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     write_atomic_mode(path, data, 0o600)
 }
 
+/// Writes `data` to `path` so that readers see either the old file or the whole new one, without
+/// waiting for the disk: after a power loss the file may be the old one, the new one, or empty.
+/// For records that are a cache of something durable (build cache entries), whose readers treat
+/// an empty or unreadable file as absent; two fsyncs fewer per write than [`write_atomic`].
+pub fn write_replace(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// [`write_atomic`] giving the new file `mode` (whatever the umask).
 pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

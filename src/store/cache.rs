@@ -89,6 +89,8 @@ fn read_entry(path: &std::path::Path) -> Option<CacheEntry> {
     };
     match serde_json::from_slice(&data) {
         Ok(e) => Some(e),
+        // what a power loss can leave of an entry (`record` does not wait for the disk)
+        Err(_) if data.is_empty() => None,
         Err(e) => {
             log::warn!(
                 "cache entry `{}` is unreadable ({e}); treated as a miss",
@@ -131,11 +133,13 @@ pub fn record(store: &Store, entry: &CacheEntry, pointers: &[&str]) -> Result<()
         util::ensure_dir(d).map_err(|e| StoreError::io(d, e))?;
     }
     let data = serde_json::to_vec(entry).expect("a cache entry always serialises");
+    // not fsynced: an entry is written after the blobs it names are durable, and one lost or
+    // left empty by a power loss is a miss (`read_entry`), never a wrong hit
     let p = keys.join(format!("{}.json", entry.key));
-    util::write_atomic(&p, &data).map_err(|e| StoreError::io(&p, e))?;
+    util::write_replace(&p, &data).map_err(|e| StoreError::io(&p, e))?;
     for pointer in pointers {
         let p = last.join(pointer);
-        util::write_atomic(&p, entry.key.as_bytes()).map_err(|e| StoreError::io(&p, e))?;
+        util::write_replace(&p, entry.key.as_bytes()).map_err(|e| StoreError::io(&p, e))?;
     }
     Ok(())
 }
@@ -406,6 +410,11 @@ mod tests {
         record(&store, &entry(&hex('a'), None), &[&hex('b')]).expect("record");
         fs::write(keys_dir(&store).join(format!("{}.json", hex('a'))), "{torn").expect("write");
         assert_eq!(lookup(&store, &hex('a')), None);
+        // what a power loss can leave (entries are not fsynced): empty entry and pointer
+        fs::write(keys_dir(&store).join(format!("{}.json", hex('a'))), "").expect("write");
+        fs::write(last_dir(&store).join(hex('b')), "").expect("write");
+        assert_eq!(lookup(&store, &hex('a')), None);
+        assert_eq!(closest(&store, &hex('b')), None);
         let mounts = store.cache_dir().join("run-mounts/x");
         fs::create_dir_all(&mounts).expect("mkdir");
         fs::write(mounts.join("f"), "12345").expect("write");

@@ -176,7 +176,8 @@ fn place(
         return Ok(dest.join(DIFF));
     }
     let marker = entry.join(MARKER);
-    match boot_id() {
+    let boot = boot_id();
+    match &boot {
         // valid in this boot only: after a restart the layer is unpacked again (module docs)
         Some(boot) => fs::write(&marker, format!("{diff_id}\nboot {boot}\n"))
             .map_err(|e| StoreError::io(&marker, e))?,
@@ -215,8 +216,12 @@ fn place(
             Err(e) => return Err(StoreError::io(entry, e)),
         }
     }
-    let layers = store.root.join("layers");
-    util::sync_dir(&layers).map_err(|e| StoreError::io(&layers, e))?;
+    // a dir marked with this boot is not trusted after a restart whether or not its rename
+    // reached the disk: only a dir flushed with syncfs needs its rename made durable
+    if boot.is_none() {
+        let layers = store.root.join("layers");
+        util::sync_dir(&layers).map_err(|e| StoreError::io(&layers, e))?;
+    }
     Ok(dest.join(DIFF))
 }
 
