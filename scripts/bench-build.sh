@@ -201,7 +201,7 @@ for group in $CASES; do
         # the commit of the apt layer, from hoist's own timing of each layer it commits
         bash -c "$clean" >/dev/null 2>&1
         biggest=$("$H" --log-level debug build -q --no-cache -t deb "$c/debian" 2>&1 >/dev/null \
-          | sed -n 's/.*hoist: debug: layer sha256:[0-9a-f]* (\([0-9]*\) bytes): committed in \([0-9.]*\) s (\([0-9.]*\) s CPU).*/\1 \2 \3/p' \
+          | sed -n 's/.*hoist: debug: layer sha256:[0-9a-f]* (\([0-9]*\) bytes[a-z ]*): committed in \([0-9.]*\) s (\([0-9.]*\) s CPU).*/\1 \2 \3/p' \
           | sort -n | tail -1)
         if [ -n "$biggest" ]; then
           read -r bytes wall cpu <<<"$biggest"

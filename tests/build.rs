@@ -1093,6 +1093,42 @@ fn independent_stages_build_side_by_side_and_a_failure_among_them_is_reported() 
 }
 
 #[test]
+fn a_failing_stage_stops_the_run_steps_of_the_stages_beside_it() {
+    let env = env();
+    // stage `slow` marks in a cache mount that its step started, and would mark that it finished
+    // 20 s later; stage `bad` fails once `slow` has started
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox AS slow
+RUN --mount=type=cache,id=marks,target=/m touch /m/started && sleep 20 && touch /m/finished
+FROM localhost/busybox AS bad
+RUN --mount=type=cache,id=marks,sharing=shared,target=/m i=0; while [ ! -e /m/started ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 3
+FROM scratch
+COPY --from=slow /etc/passwd /a
+COPY --from=bad /etc/passwd /b
+",
+        )],
+    );
+    let err = env.fails(1, ["build", "ctx"]);
+    // the error is the failing step's, not the stopped one's
+    assert!(err.contains("Dockerfile:4: RUN"), "{err}");
+    assert!(err.contains("exit status 3"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let marks: Vec<String> = walkdir::WalkDir::new(env.root.join("cache/run-mounts"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(marks.contains(&"started".to_string()), "{marks:?}");
+    assert!(
+        !marks.contains(&"finished".to_string()),
+        "the other stage's step ran to its end: {marks:?}"
+    );
+}
+
+#[test]
 fn copy_keeps_extended_attributes() {
     let env = env();
     let ctx = context(

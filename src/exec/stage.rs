@@ -262,7 +262,20 @@ impl<'a> Runner<'a> {
                 Ok(())
             }
             Err(e) => {
-                self.failed.store(true, Ordering::SeqCst);
+                let first = !self.failed.swap(true, Ordering::SeqCst);
+                let e = match e {
+                    // the first failure stops the RUN steps running in other stages; a step
+                    // that ends because of that (or fails after it) is an abort, not the
+                    // build's error
+                    e if first && !is_abort(&e) => {
+                        if self.plan.order.len() > 1 {
+                            crate::sandbox::stop_all();
+                        }
+                        e
+                    }
+                    _ if !first => aborted(),
+                    e => e,
+                };
                 self.publish(i, None);
                 Err(e)
             }

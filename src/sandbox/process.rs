@@ -74,6 +74,21 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
+/// Kills every container this process is running (their inits, and with them their pid
+/// namespaces): a build whose stage failed stops the RUN steps of the stages running beside it,
+/// as BuildKit cancels them, instead of waiting for them to finish. Each such run ends as if by
+/// SIGKILL (code 137).
+pub fn stop_all() {
+    for slot in &LIVE {
+        let pid = slot.load(Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: kill(2) on a pid this process started and has not reaped yet (the slot is
+            // cleared right after the reap)
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
 fn install_handlers() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
