@@ -1129,6 +1129,50 @@ COPY --from=bad /etc/passwd /b
 }
 
 #[test]
+fn single_id_mode_runs_a_non_root_user_as_root_and_records_what_it_made_as_the_users() {
+    let env = TestEnv::rootless();
+    env.import_busybox("localhost/busybox");
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox
+RUN mkdir -p /home/app && touch /home/app/old
+USER app
+RUN id -u > /home/app/who && mkdir -p /home/app/d/e && echo x >> /home/app/old
+",
+        )],
+    );
+    let mut cmd = env.cmd(["build", "-t", "localhost/u", "ctx"]);
+    let out = common::run(&mut cmd);
+    common::assert_success(&cmd, &out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("single-id mode: `USER app` runs as uid 0"),
+        "{err}"
+    );
+    let all = layers(&env, "localhost/u");
+    let last = all.last().expect("layer");
+    let line = |p: &str| -> &str {
+        last.iter()
+            .find(|l| l.split(' ').next() == Some(p))
+            .unwrap_or_else(|| panic!("{p} not in {last:?}"))
+    };
+    // made by the step: the user's (busybox's app is 1000:1000)
+    assert!(line("home/app/who").ends_with(" 1000:1000"), "{last:?}");
+    assert!(line("home/app/d/").ends_with(" 1000:1000"), "{last:?}");
+    assert!(line("home/app/d/e/").ends_with(" 1000:1000"), "{last:?}");
+    // there before (copied up): the owner the file system has, the only id
+    assert!(line("home/app/").ends_with(" 0:0"), "{last:?}");
+    assert!(line("home/app/old").ends_with(" 0:0"), "{last:?}");
+    // the step ran as uid 0, the only id there is
+    assert_eq!(
+        env.ok(["run", "--rm", "-u", "0", "localhost/u", "cat", "/home/app/who"]),
+        "0\n"
+    );
+}
+
+#[test]
 fn copy_keeps_extended_attributes() {
     let env = env();
     let ctx = context(

@@ -307,6 +307,8 @@ fn debian_apt_works_in_single_id_mode_without_changing_the_image() {
         "FROM deb
 RUN apt-get update && apt-get install -y --no-install-recommends file && rm -rf /var/lib/apt/lists/*
 RUN useradd -m appuser && touch /home/appuser/x
+USER appuser
+RUN id -un > ~/who && touch ~/y
 ",
     )
     .expect("Dockerfile");
@@ -341,6 +343,19 @@ RUN useradd -m appuser && touch /home/appuser/x
             );
         }
     }
+    // the non-root USER ran as uid 0 with its HOME (single-id mode has no other id), and so
+    // does `hoist run` of the image
+    assert_eq!(
+        env.ok([
+            "run",
+            "--rm",
+            "app",
+            "sh",
+            "-c",
+            "cat ~/who; id -un; echo $HOME; ls ~/y"
+        ]),
+        "root\nroot\n/home/appuser\n/home/appuser/y\n"
+    );
     let out = env.ok([
         "run",
         "--rm",
@@ -547,10 +562,9 @@ fn multi_stage_case(env: &TestEnv, uid: Option<u32>, hoist: impl Fn(&[&str]) -> 
     checked(common::with_network_retries("hoist build", || {
         hoist(&build)
     }));
-    // single-id mode refuses a non-root USER (only uid 0 exists): run as root there
-    let user = if uid == Some(65534) { "0" } else { "app" };
+    // as the image's USER `app` (in single-id mode: uid 0 without capabilities)
     assert_eq!(
-        ok(&["run", "--rm", "-u", user, tag]),
+        ok(&["run", "--rm", tag]),
         "hello from a multi-stage build\n"
     );
     let flat = compat_support::flatten::flatten(&env.root, Some(tag)).expect("flatten");

@@ -334,9 +334,32 @@ fn single_id_mode_chown_succeeds_and_records_nothing_false() {
         ],
     );
     assert_same("single-id chown", "ok\n0:0\n", &out);
-    // another user cannot be represented: a clear error, not a silent root
-    let err = env.fails(125, ["run", "-u", "app", "busybox", "id"]);
-    assert!(err.contains("cannot run in single-id mode"), "{err}");
+    // another user cannot be represented: it runs as uid 0 with the user's HOME and no
+    // capabilities (as a non-root user has in docker), and says so
+    let out = env
+        .cmd([
+            "run",
+            "-u",
+            "app",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; echo $HOME; grep -E '^Cap(Eff|Prm)' /proc/self/status",
+        ])
+        .output()
+        .expect("hoist run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_same(
+        "single-id non-root user",
+        "0\n/home/app\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n",
+        &String::from_utf8_lossy(&out.stdout),
+    );
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("single-id mode: `USER app` runs as uid 0"),
+        "{err}"
+    );
+    assert_eq!(err.matches("single-id mode").count(), 1, "{err}");
 }
 
 #[test]

@@ -529,6 +529,7 @@ pub fn commit(
         upper_form,
         opts.timestamp,
         opts.compression,
+        None,
     )
     .map_err(commit_err)?;
     store.install_blob(staged)?;

@@ -894,14 +894,39 @@ impl<'a> Runner<'a> {
         upper: bool,
         out: &mut StageOut,
     ) -> Result<(), ExecError> {
+        self.commit_layer_owned(step, dir, upper, out, None)
+    }
+
+    /// [`Self::commit_layer`]; `made_by` (uid, gid) is the owner the tar gives what the step made
+    /// where the file system could not record it (single-id mode, a non-root USER).
+    fn commit_layer_owned(
+        &self,
+        step: &Step,
+        dir: &Path,
+        upper: bool,
+        out: &mut StageOut,
+        made_by: Option<(u32, u32)>,
+    ) -> Result<(), ExecError> {
         let t0 = Instant::now();
         let cpu0 = crate::util::thread_cpu_seconds();
+        let lowers = out.dirs.clone();
+        let existed = |rel: &Path| {
+            lowers
+                .iter()
+                .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+        };
+        let owner = made_by.map(|(uid, gid)| crate::layer::diff::NewEntryOwner {
+            uid,
+            gid,
+            existed: &existed,
+        });
         let (layer, staged) = commit_mod::write_layer(
             self.store,
             dir,
             upper,
             self.req.timestamp,
             self.req.compression,
+            owner.as_ref(),
         )
         .map_err(|e| match e {
             commit_mod::CommitError::Store(e) => ExecError::Store(e),
@@ -997,7 +1022,8 @@ impl<'a> Runner<'a> {
                 spec.mounts.push(sm);
             }
         }
-        if sandbox::userns::current().is_some_and(sandbox::UsernsMode::single_id)
+        let single_id = sandbox::userns::current().is_some_and(sandbox::UsernsMode::single_id);
+        if single_id
             && !r.env.iter().any(|(k, _)| k == "APT_CONFIG")
             && out
                 .dirs
@@ -1081,7 +1107,19 @@ impl<'a> Runner<'a> {
             return Err(err(self, format!("exit status {}", status.code)));
         }
         let _ = fs::remove_dir_all(&scratch);
-        self.commit_layer(step, &layer, true, out)
+        // single-id mode ran a non-root USER as uid 0: what the step made gets that user in the
+        // layer, as a subuid range or root would have recorded it
+        let made_by = match out.config.config.user.as_deref() {
+            Some(u) if single_id && sandbox::names_another_user(u) => {
+                let view = RootView::new(out.dirs.clone());
+                Some(
+                    self.current_owner(&view, out)
+                        .map_err(|m| err(self, format!("user `{u}`: {m}")))?,
+                )
+            }
+            _ => None,
+        };
+        self.commit_layer_owned(step, &layer, true, out, made_by)
     }
 
     /// Prepares one `RUN --mount` (`None`: an optional secret that was not given).

@@ -109,6 +109,27 @@ pub fn write_layer_tar<W: Write>(
     write_tar_inner(dir, out, kind, timestamp, true)
 }
 
+/// The owner the tar gives to the entries a step made, where the file system cannot hold it:
+/// in single-id mode a step run for a non-root `USER` makes everything as uid 0, the only id.
+/// Every entry of the dir for which `existed(relative path)` is false gets `uid:gid`; entries
+/// that were there below (copied up) and whiteouts keep theirs.
+pub struct NewEntryOwner<'a> {
+    pub uid: u32,
+    pub gid: u32,
+    pub existed: &'a dyn Fn(&Path) -> bool,
+}
+
+/// [`write_layer_tar`] giving the entries the step made the owner `owner` names.
+pub fn write_layer_tar_owned<W: Write>(
+    dir: &Path,
+    out: W,
+    kind: DirKind,
+    timestamp: Option<i64>,
+    owner: Option<&NewEntryOwner<'_>>,
+) -> Result<W, LayerError> {
+    write_tar_inner_owned(dir, out, kind, timestamp, true, owner)
+}
+
 /// [`write_tar`]; with `remove_unstored`, what the tar leaves out (sockets) is removed from `dir`.
 fn write_tar_inner<W: Write>(
     dir: &Path,
@@ -116,6 +137,17 @@ fn write_tar_inner<W: Write>(
     kind: DirKind,
     timestamp: Option<i64>,
     remove_unstored: bool,
+) -> Result<W, LayerError> {
+    write_tar_inner_owned(dir, out, kind, timestamp, remove_unstored, None)
+}
+
+fn write_tar_inner_owned<W: Write>(
+    dir: &Path,
+    out: W,
+    kind: DirKind,
+    timestamp: Option<i64>,
+    remove_unstored: bool,
+    owner: Option<&NewEntryOwner<'_>>,
 ) -> Result<W, LayerError> {
     let mut builder = tar::Builder::new(out);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
@@ -139,13 +171,22 @@ fn write_tar_inner<W: Write>(
             path: path.to_owned(),
             source: io::Error::other("walked outside the directory"),
         })?;
+        let made_by = owner.filter(|o| !(o.existed)(rel));
         let rel = rel.as_os_str().as_bytes().to_vec();
         let md = fs::symlink_metadata(path).map_err(|e| walk_err(path, e))?;
         let ft = md.file_type();
         let mtime = clamp(md.mtime(), timestamp);
         let mut h = Header::new_ustar();
-        h.set_uid(md.uid().into());
-        h.set_gid(md.gid().into());
+        match made_by {
+            Some(o) => {
+                h.set_uid(o.uid.into());
+                h.set_gid(o.gid.into());
+            }
+            None => {
+                h.set_uid(md.uid().into());
+                h.set_gid(md.gid().into());
+            }
+        }
         h.set_mode(md.mode() & 0o7777);
         h.set_mtime(mtime);
         h.set_size(0);

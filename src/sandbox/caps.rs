@@ -57,6 +57,14 @@ pub fn limit_sets() -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Empties the effective and permitted sets: what setuid(2) to a non-zero uid does, for a
+/// non-root `USER` that single-id mode runs as uid 0 (with `no_new_privs`, exec gives none back).
+pub fn clear_all() -> Result<(), SandboxError> {
+    caps::clear(None, CapSet::Effective).map_err(err("clearing the effective set"))?;
+    caps::clear(None, CapSet::Permitted).map_err(err("clearing the permitted set"))?;
+    Ok(())
+}
+
 /// Sets `no_new_privs` (prctl(2) `PR_SET_NO_NEW_PRIVS`).
 pub fn no_new_privs() -> Result<(), SandboxError> {
     // SAFETY: prctl with integer arguments only

@@ -285,14 +285,6 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = fs::read_to_string("/etc/group").unwrap_or_default();
     let user = user::resolve(&start.spec.user, &passwd, &group)?;
-    if start.fake_id_calls && (user.uid != 0 || user.gid != 0) {
-        return Err(SandboxError::User(format!(
-            "user `{}` (uid {}, gid {}) cannot run in single-id mode: only uid 0 is mapped; \
-             give the user a range in /etc/subuid and /etc/subgid",
-            start.spec.user, user.uid, user.gid
-        ))
-        .into());
-    }
     let env = command_env(
         &start.spec.env,
         &start.spec.hostname,
@@ -480,6 +472,13 @@ fn exec_command(
     }
     if let Err(e) = caps::limit_sets() {
         return e.to_string();
+    }
+    // single-id mode has no other id to switch to: a non-root user runs as uid 0 with that
+    // user's HOME and no capabilities, as a non-root user has in docker (the parent warns)
+    if start.fake_id_calls && (user.uid != 0 || user.gid != 0) {
+        if let Err(e) = caps::clear_all() {
+            return e.to_string();
+        }
     }
     if let Err(e) = caps::no_new_privs() {
         return e.to_string();

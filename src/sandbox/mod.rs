@@ -25,7 +25,9 @@ pub mod userns;
 
 use std::path::PathBuf;
 
-pub use process::{container_id, run, run_with_stdio, stop_all, RunStatus, Stdio};
+pub use process::{
+    container_id, names_another_user, run, run_with_stdio, stop_all, RunStatus, Stdio,
+};
 pub use spec::{Mount, Network, Spec};
 pub use userns::UsernsMode;
 

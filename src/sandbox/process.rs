@@ -89,6 +89,29 @@ pub fn stop_all() {
     }
 }
 
+/// Whether a `USER` value names anyone but root (by name or number, user or group part).
+pub fn names_another_user(user: &str) -> bool {
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let root = |s: &str| matches!(s, "" | "0" | "root");
+    !root(u) || g.is_some_and(|g| !root(g))
+}
+
+/// Once per hoist process: what single-id mode does with a non-root `USER`.
+fn warn_single_id_user(user: &str) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        log::warn!(
+            "single-id mode: `USER {user}` runs as uid 0, the only id mapped here, with that \
+             user's HOME and no capabilities; `id` shows root, and a build records what such a \
+             step makes as the user's. Give this user a range in /etc/subuid and /etc/subgid \
+             to run as `{user}`"
+        )
+    });
+}
+
 fn install_handlers() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -362,6 +385,9 @@ pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, Sandbo
         }
     }
     let force_copy = std::env::var_os("HOIST_SANDBOX_COPY").is_some_and(|v| v == "1");
+    if mode.single_id() && names_another_user(&spec.user) {
+        warn_single_id_user(&spec.user);
+    }
     let start = Start {
         force_copy,
         fake_id_calls: mode.single_id(),
