@@ -1167,7 +1167,15 @@ RUN id -u > /home/app/who && mkdir -p /home/app/d/e && echo x >> /home/app/old
     assert!(line("home/app/old").ends_with(" 0:0"), "{last:?}");
     // the step ran as uid 0, the only id there is
     assert_eq!(
-        env.ok(["run", "--rm", "-u", "0", "localhost/u", "cat", "/home/app/who"]),
+        env.ok([
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "localhost/u",
+            "cat",
+            "/home/app/who"
+        ]),
         "0\n"
     );
 }

@@ -395,7 +395,10 @@ fn multi_stage_context(dir: &Path) -> PathBuf {
 }
 
 /// Paths left out on both sides: apt's and dpkg's logs and caches, the shadow tools' backups
-/// (`/etc/group-` and friends: useradd's copy of the file before its change), and the mount
+/// (`/etc/group-` and friends: useradd's copy of the file before its change; buildah's `vfs`
+/// driver finds a layer's changes by size and mtime, and useradd's new `/etc/group-` has the
+/// size and mtime of the old one, so buildah's layer leaves it out and its image keeps the base's
+/// stale backup, while hoist's overlay upper has the new one), and the mount
 /// points buildah leaves in a RUN step's layer (the bind-mounted `/etc` files and `/dev`, which
 /// this base lacks; docker leaves neither).
 fn masked(path: &str) -> bool {
