@@ -15,7 +15,7 @@ use super::config::ImageConfig;
 use super::{ImageFormat, LayerCompression};
 use crate::image::Digest;
 use crate::image::Reference;
-use crate::layer::diff::{write_layer_tar_owned, DirKind, NewEntryOwner};
+use crate::layer::diff::{write_layer_tar, DirKind, NewEntryOwner};
 use crate::layer::LayerWriter as BlobLayerWriter;
 use crate::store::{ImageRecord, StagedBlob, Store, StoreError};
 
@@ -64,7 +64,7 @@ pub fn write_layer(
     // the layer writer hashes the blob as it writes it: the store need not hash it again
     let w = store.prehashed_blob_writer()?;
     let (w, blob) = BlobLayerWriter::with_level(w, compression.compression, compression.level)
-        .and_then(|lw| write_layer_tar_owned(dir, lw, kind, timestamp, owner))
+        .and_then(|lw| write_layer_tar(dir, lw, kind, timestamp, owner))
         .and_then(|lw| lw.finish())
         .map_err(CommitError::Layer)?;
     let staged = w.finish(blob.digest.clone(), blob.size)?;

@@ -83,7 +83,7 @@ fn write_blob<W: Write>(
     opts: &DiffOptions,
 ) -> Result<(LayerBlob, W), LayerError> {
     let w = LayerWriter::new(out, opts.compression)?;
-    let w = write_tar_inner(dir, w, kind, opts.timestamp, true)?;
+    let w = write_tar_inner(dir, w, kind, opts.timestamp, true, None)?;
     let (out, blob) = w.finish()?;
     Ok((blob, out))
 }
@@ -95,18 +95,7 @@ pub fn write_tar<W: Write>(
     kind: DirKind,
     timestamp: Option<i64>,
 ) -> Result<W, LayerError> {
-    write_tar_inner(dir, out, kind, timestamp, false)
-}
-
-/// [`write_tar`] for a layer being committed: what the tar leaves out (sockets, and hard links to
-/// them) is removed from `dir` too, so the dir later steps mount shows exactly what the blob holds.
-pub fn write_layer_tar<W: Write>(
-    dir: &Path,
-    out: W,
-    kind: DirKind,
-    timestamp: Option<i64>,
-) -> Result<W, LayerError> {
-    write_tar_inner(dir, out, kind, timestamp, true)
+    write_tar_inner(dir, out, kind, timestamp, false, None)
 }
 
 /// The owner the tar gives to the entries a step made, where the file system cannot hold it:
@@ -119,29 +108,21 @@ pub struct NewEntryOwner<'a> {
     pub existed: &'a dyn Fn(&Path) -> bool,
 }
 
-/// [`write_layer_tar`] giving the entries the step made the owner `owner` names.
-pub fn write_layer_tar_owned<W: Write>(
+/// [`write_tar`] for a layer being committed: what the tar leaves out (sockets, and hard links to
+/// them) is removed from `dir` too, so the dir later steps mount shows exactly what the blob
+/// holds; `owner` gives the entries the step made the owner it names.
+pub fn write_layer_tar<W: Write>(
     dir: &Path,
     out: W,
     kind: DirKind,
     timestamp: Option<i64>,
     owner: Option<&NewEntryOwner<'_>>,
 ) -> Result<W, LayerError> {
-    write_tar_inner_owned(dir, out, kind, timestamp, true, owner)
+    write_tar_inner(dir, out, kind, timestamp, true, owner)
 }
 
 /// [`write_tar`]; with `remove_unstored`, what the tar leaves out (sockets) is removed from `dir`.
 fn write_tar_inner<W: Write>(
-    dir: &Path,
-    out: W,
-    kind: DirKind,
-    timestamp: Option<i64>,
-    remove_unstored: bool,
-) -> Result<W, LayerError> {
-    write_tar_inner_owned(dir, out, kind, timestamp, remove_unstored, None)
-}
-
-fn write_tar_inner_owned<W: Write>(
     dir: &Path,
     out: W,
     kind: DirKind,
