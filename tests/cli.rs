@@ -262,7 +262,7 @@ fn with_stdin(env: &TestEnv, args: &[&str], input: &[u8]) -> std::process::Outpu
 
 /// `hoist ARGS…` under `script`, so its standard input is a terminal, typing `input`.
 fn on_terminal(env: &TestEnv, args: &str, input: &[u8]) -> std::process::Output {
-    use std::io::Write;
+    use std::io::{Read, Write};
     let line = format!("{} {args}", common::hoist_bin().display());
     let mut cmd = std::process::Command::new("script");
     cmd.args(["-qec", &line, "/dev/null"])
@@ -273,10 +273,44 @@ fn on_terminal(env: &TestEnv, args: &str, input: &[u8]) -> std::process::Output 
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn script");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input).expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
+    let mut stdout = child.stdout.take().expect("stdout");
+    // the answer is typed once the question is on the screen, as a user would: typed ahead, it
+    // could reach the terminal before hoist has it (seen once on a loaded machine)
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut asked = false;
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+            if !asked && all.windows(5).any(|w| w == b"[y/N]") {
+                asked = true;
+                let _ = tx.send(());
+            }
+        }
+        all
+    });
+    if !input.is_empty() {
+        // no question within the time limit: the output below shows what came instead
+        let _ = rx.recv_timeout(std::time::Duration::from_secs(60));
+    }
+    let mut stderr = child.stderr.take().expect("stderr");
+    let errs = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all);
+        all
+    });
+    let _ = stdin.write_all(input);
+    let status = child.wait().expect("wait");
     drop(stdin);
-    out
+    std::process::Output {
+        status,
+        stdout: reader.join().unwrap_or_default(),
+        stderr: errs.join().unwrap_or_default(),
+    }
 }
 
 #[test]
