@@ -1181,6 +1181,92 @@ RUN id -u > /home/app/who && mkdir -p /home/app/d/e && echo x >> /home/app/old
 }
 
 #[test]
+fn single_id_mode_records_the_owners_steps_chown_to() {
+    let env = TestEnv::rootless();
+    env.import_busybox("localhost/busybox");
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox
+RUN mkdir -p /home/app && touch /home/app/f && chown -R app:app /home/app && chown 5:6 /etc/passwd && ln -s x /l && chown -h 7 /l && touch /r && chown 9 /r && chown 0 /r && stat -c %u:%g /home/app/f
+RUN echo more >> /home/app/f && if chown app /nonexistent; then exit 9; fi
+FROM localhost/busybox
+COPY --from=0 /home/app /kept
+COPY --from=0 --chown=3:4 /home/app/f /chowned
+",
+        )],
+    );
+    let out = build(&env, &["-t", "localhost/rec"]);
+    // inside the step the file system has the one id there is
+    assert!(out.contains("\n0:0\n"), "{out}");
+    assert!(out.contains("No such file or directory"), "{out}");
+    let entry = |layer: &[String], p: &str| -> String {
+        layer
+            .iter()
+            .find(|l| l.split(' ').next() == Some(p))
+            .unwrap_or_else(|| panic!("{p} not in {layer:?}"))
+            .clone()
+    };
+    // the chowns are recorded in the layers, as a subuid range or root would have them
+    fs::write(
+        env.path("ctx/Dockerfile"),
+        "FROM localhost/busybox
+RUN mkdir -p /home/app && touch /home/app/f && chown -R app:app /home/app && chown 5:6 /etc/passwd && ln -s x /l && chown -h 7 /l && touch /r && chown 9 /r && chown 0 /r
+RUN echo more >> /home/app/f
+",
+    )
+    .expect("write");
+    build(&env, &["-t", "localhost/steps"]);
+    let all = layers(&env, "localhost/steps");
+    let (first, second) = (&all[all.len() - 2], &all[all.len() - 1]);
+    assert!(
+        entry(first, "home/app/").ends_with(" 1000:1000"),
+        "{first:?}"
+    );
+    assert!(
+        entry(first, "home/app/f").ends_with(" 1000:1000"),
+        "{first:?}"
+    );
+    assert!(entry(first, "etc/passwd").ends_with(" 5:6"), "{first:?}");
+    // a link cannot hold the record; chown back to root leaves none
+    assert!(entry(first, "l").ends_with(" 0:0"), "{first:?}");
+    assert!(entry(first, "r").ends_with(" 0:0"), "{first:?}");
+    // a later step that changes the file keeps its recorded owner
+    assert!(
+        entry(second, "home/app/f").ends_with(" 1000:1000"),
+        "{second:?}"
+    );
+    // COPY --from keeps it, --chown replaces it
+    let copied = layers(&env, "localhost/rec");
+    let n = copied.len();
+    assert!(
+        entry(&copied[n - 2], "kept/f").ends_with(" 1000:1000"),
+        "{copied:?}"
+    );
+    assert!(
+        entry(&copied[n - 1], "chowned").ends_with(" 3:4"),
+        "{copied:?}"
+    );
+    // the record is not an attribute of the image
+    let m = manifest(&env, "localhost/steps");
+    for l in m["layers"].as_array().expect("layers") {
+        let f = fs::File::open(blob(&env, l["digest"].as_str().expect("digest"))).expect("blob");
+        let (r, _) = hoist::layer::decompress(f).expect("layer stream");
+        let mut ar = tar::Archive::new(r);
+        for e in ar.entries().expect("entries") {
+            let mut e = e.expect("entry");
+            if let Some(ext) = e.pax_extensions().expect("pax") {
+                for x in ext {
+                    let key = x.expect("pax record").key().expect("key").to_string();
+                    assert!(!key.contains("hoist.owner"), "{key} is in a layer");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn copy_keeps_extended_attributes() {
     let env = env();
     let ctx = context(

@@ -44,6 +44,9 @@ pub struct LayerWriter<'a> {
     /// `dir` is an overlay upper dir (a working container's): a directory made where the dir
     /// holds a whiteout is marked opaque, so the deleted lower directory's entries stay hidden.
     pub upper: bool,
+    /// `dir` becomes a layer: an owner this user namespace cannot make (single-id mode) is
+    /// recorded in [`crate::layer::RECORDED_OWNER_XATTR`] for the layer writer instead of lost.
+    pub record_owners: bool,
 }
 
 /// Whether `m` is an overlay whiteout (a 0:0 character device).
@@ -55,18 +58,40 @@ fn mark_opaque(dir: &Path) -> io::Result<()> {
     xattr::set(dir, crate::layer::OVERLAY_OPAQUE_XATTR, b"y")
 }
 
+/// A file's owner: the one recorded where the file system could not make it (single-id mode),
+/// else the file system's.
+fn owner_of(real: &Path, meta: &fs::Metadata) -> (u32, u32) {
+    xattr::get(real, crate::layer::RECORDED_OWNER_XATTR)
+        .ok()
+        .flatten()
+        .and_then(|v| crate::layer::parse_recorded_owner(&v))
+        .unwrap_or((meta.uid(), meta.gid()))
+}
+
 fn set_owner(
     p: &Path,
     uid: u32,
     gid: u32,
     unmappable: &mut BTreeSet<(u32, u32)>,
+    record: bool,
 ) -> io::Result<()> {
     match std::os::unix::fs::lchown(p, Some(uid), Some(gid)) {
         Ok(()) => Ok(()),
         Err(e)
             if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EPERM) =>
         {
-            unmappable.insert((uid, gid));
+            // a link cannot hold the record: its owner is then reported as lost
+            let recorded = record
+                && !fs::symlink_metadata(p)?.file_type().is_symlink()
+                && xattr::set(
+                    p,
+                    crate::layer::RECORDED_OWNER_XATTR,
+                    format!("{uid}:{gid}").as_bytes(),
+                )
+                .is_ok();
+            if !recorded {
+                unmappable.insert((uid, gid));
+            }
             Ok(())
         }
         Err(e) => Err(e),
@@ -93,6 +118,7 @@ impl<'a> LayerWriter<'a> {
             made: BTreeSet::new(),
             unmappable: BTreeSet::new(),
             upper: false,
+            record_owners: false,
         }
     }
 
@@ -100,6 +126,7 @@ impl<'a> LayerWriter<'a> {
     pub fn for_upper(dir: &'a Path, view: &'a RootView) -> LayerWriter<'a> {
         LayerWriter {
             upper: true,
+            record_owners: true,
             ..LayerWriter::new(dir, view)
         }
     }
@@ -214,12 +241,19 @@ impl<'a> LayerWriter<'a> {
         match self.view.stat(image_dir)? {
             Some(e) if e.meta.is_dir() => {
                 fs::set_permissions(&real, fs::Permissions::from_mode(e.meta.mode() & 0o7777))?;
-                set_owner(&real, e.meta.uid(), e.meta.gid(), &mut self.unmappable)?;
+                let (uid, gid) = owner_of(&e.real, &e.meta);
+                set_owner(&real, uid, gid, &mut self.unmappable, self.record_owners)?;
                 set_mtime(&real, &e.meta)?;
             }
             _ => {
                 fs::set_permissions(&real, fs::Permissions::from_mode(0o755))?;
-                set_owner(&real, new_owner.0, new_owner.1, &mut self.unmappable)?;
+                set_owner(
+                    &real,
+                    new_owner.0,
+                    new_owner.1,
+                    &mut self.unmappable,
+                    self.record_owners,
+                )?;
             }
         }
         self.made.insert(image_dir.to_path_buf());
@@ -281,7 +315,13 @@ impl<'a> LayerWriter<'a> {
         }
         if ft.is_symlink() {
             std::os::unix::fs::symlink(src.read_link()?, &real)?;
-            set_owner(&real, owner.0, owner.1, &mut self.unmappable)?;
+            set_owner(
+                &real,
+                owner.0,
+                owner.1,
+                &mut self.unmappable,
+                self.record_owners,
+            )?;
             set_mtime(&real, &meta)?;
             return Ok(meta);
         }
@@ -306,15 +346,24 @@ impl<'a> LayerWriter<'a> {
             )
             .map_err(io::Error::from)?;
         }
-        set_owner(&real, owner.0, owner.1, &mut self.unmappable)?;
+        set_owner(
+            &real,
+            owner.0,
+            owner.1,
+            &mut self.unmappable,
+            self.record_owners,
+        )?;
         let mode = match &attrs.chmod {
             Some(c) => c.apply(meta.mode(), ft.is_dir()),
             None => meta.mode() & 0o7777,
         };
         // after chown: chown clears setuid bits
         fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
-        // extended attributes travel with the file (docker and buildah keep them)
-        copy_xattrs(src.xattrs(), &real);
+        // extended attributes travel with the file (docker and buildah keep them); the owner a
+        // single-id step recorded travels from another stage or image unless --chown sets one,
+        // and is never taken from the build context
+        let keep_owner_record = attrs.chown.is_none() && matches!(src, Src::Path(_));
+        copy_xattrs(src.xattrs(), &real, keep_owner_record);
         set_mtime(&real, &meta)?;
         Ok(meta)
     }
@@ -339,7 +388,13 @@ impl<'a> LayerWriter<'a> {
             }
         }
         fs::write(&real, data)?;
-        set_owner(&real, owner.0, owner.1, &mut self.unmappable)?;
+        set_owner(
+            &real,
+            owner.0,
+            owner.1,
+            &mut self.unmappable,
+            self.record_owners,
+        )?;
         let mode = match &attrs.chmod {
             Some(c) => c.apply(0o644, false),
             None => 0o644,
@@ -490,11 +545,15 @@ impl Src<'_> {
     }
 }
 
-fn copy_xattrs(attrs: Vec<(OsString, Vec<u8>)>, dst: &Path) {
+fn copy_xattrs(attrs: Vec<(OsString, Vec<u8>)>, dst: &Path, keep_owner_record: bool) {
     for (n, v) in attrs {
         let keep = n
             .to_str()
-            .map(|s| !s.starts_with("user.overlay.") && !s.starts_with("trusted.overlay."))
+            .map(|s| {
+                !s.starts_with("user.overlay.")
+                    && !s.starts_with("trusted.overlay.")
+                    && (keep_owner_record || s != crate::layer::RECORDED_OWNER_XATTR)
+            })
             .unwrap_or(false);
         if !keep {
             continue;

@@ -810,6 +810,7 @@ impl<'a> Runner<'a> {
                     let layer = self.layer_dir()?;
                     {
                         let mut w = LayerWriter::new(&layer, &view);
+                        w.record_owners = true;
                         let (resolved, _) = view
                             .resolve(Path::new(dir), true)
                             .map_err(|e| err(self, e.to_string()))?;
@@ -1336,6 +1337,7 @@ impl<'a> Runner<'a> {
             return Err(err(self, "COPY does not fetch URLs: use ADD".to_string()));
         }
         let mut w = LayerWriter::new(layer, view);
+        w.record_owners = true;
         let dest = PathBuf::from(c.dest.trim_end_matches('/'));
         let dest = if dest.as_os_str().is_empty() {
             PathBuf::from("/")

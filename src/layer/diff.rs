@@ -183,7 +183,19 @@ fn write_tar_inner<W: Write>(
             continue;
         }
 
-        let xattrs = read_xattrs(path)?;
+        let mut xattrs = read_xattrs(path)?;
+        // an owner recorded where the file system could not make it (single-id mode): the
+        // entry's owner, and not an attribute of the layer
+        if let Some(i) = xattrs
+            .iter()
+            .position(|(n, _)| n == super::RECORDED_OWNER_XATTR.as_bytes())
+        {
+            let (_, v) = xattrs.remove(i);
+            if let Some((uid, gid)) = super::parse_recorded_owner(&v) {
+                h.set_uid(uid.into());
+                h.set_gid(gid.into());
+            }
+        }
         if ft.is_dir() {
             let mut name = rel.clone();
             name.push(b'/');

@@ -34,6 +34,17 @@ pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 pub const OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
 /// The same mark as set by overlayfs when mounted without `userxattr` (real root).
 pub const TRUSTED_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The owner (`UID:GID`) a file should have where the file system cannot give it: written by
+/// the sandbox in single-id mode when a step chowns (`sandbox::chown_record`), read by the layer
+/// writer, which gives the entry that owner and leaves the attribute itself out of the tar.
+pub const RECORDED_OWNER_XATTR: &str = "user.hoist.owner";
+
+/// Parses a [`RECORDED_OWNER_XATTR`] value (`UID:GID`).
+pub fn parse_recorded_owner(v: &[u8]) -> Option<(u32, u32)> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (u, g) = s.trim().split_once(':')?;
+    Some((u.parse().ok()?, g.parse().ok()?))
+}
 
 /// Why a layer could not be compressed, unpacked or diffed. Every variant names the entry or file.
 #[derive(Debug, thiserror::Error)]

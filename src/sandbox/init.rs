@@ -331,6 +331,17 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
     let c_env = cstrings(&env)?;
     let (err_r, err_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix_err("creating a pipe"))?;
+    // single-id mode: the command hands back the descriptor on which its chown calls arrive
+    let notify = if start.fake_id_calls {
+        Some(
+            std::os::unix::net::UnixStream::pair().map_err(|source| SandboxError::Io {
+                what: "creating the chown record's socket".into(),
+                source,
+            })?,
+        )
+    } else {
+        None
+    };
 
     // SAFETY: the init is single-threaded; the child sets itself up and execs
     let child = match unsafe { nix::unistd::fork() }.map_err(nix_err("forking the command"))? {
@@ -342,6 +353,7 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
                 cwd,
                 pty.as_ref(),
                 &progs,
+                notify.as_ref().map(|(_, theirs)| theirs),
                 &c_exe,
                 &c_argv,
                 &c_env,
@@ -381,7 +393,12 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
             pid: child.as_raw(),
         },
     );
-    let code = supervise(child, &signals, pty);
+    // exec succeeded, so the command sent its chown descriptor before it (if it made one)
+    let listener = notify.and_then(|(ours, theirs)| {
+        drop(theirs);
+        receive_fd(&ours)
+    });
+    let code = supervise(child, &signals, pty, listener);
     // end every other process of the container (kill(2): -1 from a pid namespace's init reaches
     // all of that namespace but the init), reap them, and only then tell the parent: it can go
     // on without waiting for the kernel to tear the namespaces down
@@ -406,6 +423,7 @@ fn exec_command(
     cwd: &str,
     pty: Option<&Pty>,
     progs: &[seccompiler::BpfProgram],
+    notify: Option<&std::os::unix::net::UnixStream>,
     exe: &CString,
     argv: &[CString],
     env: &[CString],
@@ -495,6 +513,22 @@ fn exec_command(
     };
     if let Err(e) = seccomp::install(progs) {
         return e.to_string();
+    }
+    if let Some(sock) = notify {
+        // last: the init records the chown family; where the kernel cannot hand calls over,
+        // they answer success and change nothing, as the setuid family does
+        match seccomp::chown_notify_filter().and_then(|p| seccomp::install_with_listener(&p)) {
+            Ok(listener) => {
+                if let Err(e) = send_fd(sock, listener.as_raw_fd()) {
+                    return fail("handing the chown record to the init", &e);
+                }
+            }
+            Err(_) => {
+                if let Err(e) = seccomp::chown_errno_filter().and_then(|p| seccomp::install(&[p])) {
+                    return e.to_string();
+                }
+            }
+        }
     }
     let e = nix::unistd::execve(exe, argv, env).err();
     let argv0 = argv
@@ -648,7 +682,12 @@ fn status_code(s: WaitStatus) -> Option<i32> {
 }
 
 /// pid 1's loop: reap, forward, relay the pty; returns the command's status.
-fn supervise(child: Pid, signals: &Signals, pty: Option<OwnedFd>) -> i32 {
+fn supervise(
+    child: Pid,
+    signals: &Signals,
+    pty: Option<OwnedFd>,
+    mut listener: Option<OwnedFd>,
+) -> i32 {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let stdin = std::io::stdin();
     let mut stdin_open = pty.is_some();
@@ -662,6 +701,10 @@ fn supervise(child: Pid, signals: &Signals, pty: Option<OwnedFd>) -> i32 {
                 fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             }
         }
+        let at_listener = fds.len();
+        if let Some(l) = &listener {
+            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::Error::EINTR) => continue,
@@ -671,6 +714,17 @@ fn supervise(child: Pid, signals: &Signals, pty: Option<OwnedFd>) -> i32 {
             .iter()
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
+        let listener_events = fds.get(at_listener).and_then(PollFd::revents);
+        drop(fds);
+        if let (Some(ev), Some(l)) = (listener_events, &listener) {
+            if ev.contains(PollFlags::POLLIN) {
+                super::chown_record::answer(l.as_fd());
+            } else if !ev.is_empty() {
+                // every process under the filter is gone
+                listener = None;
+            }
+        }
+        let ready = &ready[..at_listener];
         if ready[0] {
             while let Ok(Some(info)) = signals.fd.read_signal() {
                 let sig = info.ssi_signo as i32;
@@ -740,6 +794,44 @@ fn supervise(child: Pid, signals: &Signals, pty: Option<OwnedFd>) -> i32 {
         }
     }
     code.unwrap_or(125)
+}
+
+/// Sends one descriptor over a unix socket (SCM_RIGHTS).
+fn send_fd(sock: &std::os::unix::net::UnixStream, fd: i32) -> nix::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let fds = [fd];
+    let iov = [std::io::IoSlice::new(b"L")];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map(|_| ())
+}
+
+/// The descriptor [`send_fd`] sent, if one is waiting.
+fn receive_fd(sock: &std::os::unix::net::UnixStream) -> Option<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
+    for c in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed these descriptors in this process
+            return fds.first().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
+    None
 }
 
 #[allow(dead_code)]

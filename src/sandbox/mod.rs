@@ -12,6 +12,7 @@
 //! `/proc/self/exe __init` (see `init.rs`), cloned straight into its namespaces.
 
 pub mod caps;
+mod chown_record;
 pub mod init;
 pub mod mounts;
 pub mod network;

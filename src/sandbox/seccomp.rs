@@ -151,11 +151,19 @@ const PERSONALITIES: [u64; 5] = [0, 8, 0x20000, 0x20008, 0xffff_ffff];
 const CLONE_NAMESPACES: u64 = 0x7e02_0000;
 const AF_VSOCK: u64 = 40;
 
-/// The calls answered with success in single-id mode.
+/// The chown family: in single-id mode handed to hoist's init, which records the owner asked
+/// for (`chown_record`), or answered with success where the kernel has no user notification.
+pub fn chown_syscalls() -> Vec<i64> {
+    let mut v = vec![libc::SYS_fchown, libc::SYS_fchownat];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([libc::SYS_chown, libc::SYS_lchown]);
+    v
+}
+
+/// The calls answered with success in single-id mode (the chown family only where it cannot be
+/// recorded, [`chown_errno_filter`]).
 pub fn faked_syscalls() -> Vec<i64> {
     let mut v = vec![
-        libc::SYS_fchown,
-        libc::SYS_fchownat,
         libc::SYS_setuid,
         libc::SYS_setgid,
         libc::SYS_setreuid,
@@ -166,8 +174,7 @@ pub fn faked_syscalls() -> Vec<i64> {
         libc::SYS_setfsgid,
         libc::SYS_setgroups,
     ];
-    #[cfg(target_arch = "x86_64")]
-    v.extend([libc::SYS_chown, libc::SYS_lchown]);
+    v.extend(chown_syscalls());
     v
 }
 
@@ -251,11 +258,74 @@ pub fn clone3_enosys() -> Result<BpfProgram, SandboxError> {
     )
 }
 
-/// Single-id mode: the listed calls return 0, everything else is left to the other filters.
+/// Single-id mode: the setuid family returns 0, everything else is left to the other filters
+/// (the chown family to [`chown_notify_filter`], else [`chown_errno_filter`]).
 pub fn fake_id_filter() -> Result<BpfProgram, SandboxError> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> =
-        faked_syscalls().into_iter().map(|s| (s, vec![])).collect();
+    let chown = chown_syscalls();
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = faked_syscalls()
+        .into_iter()
+        .filter(|s| !chown.contains(s))
+        .map(|s| (s, vec![]))
+        .collect();
     compile(rules, SeccompAction::Allow, SeccompAction::Errno(0))
+}
+
+/// The chown family returns 0 and does nothing (where [`chown_notify_filter`] cannot be had).
+pub fn chown_errno_filter() -> Result<BpfProgram, SandboxError> {
+    let rules = chown_syscalls().into_iter().map(|s| (s, vec![])).collect();
+    compile(rules, SeccompAction::Allow, SeccompAction::Errno(0))
+}
+
+/// What the filter below returns before it is rewritten to `SECCOMP_RET_USER_NOTIF`, which
+/// seccompiler has no action for.
+const NOTIFY_MARK: u32 = 0x4857;
+
+/// The chown family goes to the supervisor (`SECCOMP_RET_USER_NOTIF`). Install it with
+/// [`install_with_listener`], last: the kernel prefers ERRNO to USER_NOTIF across filters.
+pub fn chown_notify_filter() -> Result<BpfProgram, SandboxError> {
+    let rules = chown_syscalls().into_iter().map(|s| (s, vec![])).collect();
+    let mut prog = compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Trace(NOTIFY_MARK),
+    )?;
+    let mut rewritten = 0;
+    for ins in prog.iter_mut() {
+        if ins.code == (libc::BPF_RET | libc::BPF_K) as u16
+            && ins.k == libc::SECCOMP_RET_TRACE | NOTIFY_MARK
+        {
+            ins.k = libc::SECCOMP_RET_USER_NOTIF;
+            rewritten += 1;
+        }
+    }
+    if rewritten == 0 {
+        return Err(err("the chown filter has no notify return to rewrite"));
+    }
+    Ok(prog)
+}
+
+/// Installs `prog` on the calling thread and returns its notification descriptor (needs
+/// `no_new_privs`; Linux ≥ 5.0).
+pub fn install_with_listener(prog: &BpfProgram) -> Result<std::os::fd::OwnedFd, SandboxError> {
+    use std::os::fd::FromRawFd;
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(prog.len()).map_err(|_| err("filter too long"))?,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: seccomp(2) with a valid program that outlives the call
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: seccomp just returned this new descriptor
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The whole policy, in the order it must be installed.
