@@ -396,7 +396,7 @@ fn missing_subuid_range_is_single_id_with_what_it_implies() {
     );
     assert_has(
         &out,
-        "a RUN step or `hoist run` with a non-root USER is refused",
+        "a non-root USER runs as uid 0 without capabilities",
     );
     assert_has(
         &out,

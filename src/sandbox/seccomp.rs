@@ -22,9 +22,11 @@
 //! is killed (docker also allows the x86 and x32 sub-architectures; hoist does not).
 //!
 //! **Single-id mode** (only 0 → the user mapped): a package manager's `chown` to any other owner,
-//! or its dropping of privileges, would fail the step with EINVAL. The chown family, the
-//! setuid/setgid family and `setgroups` answer success and do nothing: files keep the one owner
-//! that exists, the process stays uid 0. Nothing false is recorded anywhere.
+//! or its dropping of privileges, would fail the step with EINVAL. The setuid/setgid family and
+//! `setgroups` answer success and do nothing: the process stays uid 0. The chown family goes to
+//! hoist's init (`SECCOMP_RET_USER_NOTIF`, a last filter installed with its own listener), which
+//! records the owner asked for in the file's `user.hoist.owner` for the layer writer
+//! (`chown_record`); where the kernel cannot hand calls over, they answer success and do nothing.
 //!
 //! seccompiler (a maintained crate, seccomp(2) filter mode) compiles one match action per
 //! filter, so the policy is a small stack installed together: the allow list (else EPERM),
