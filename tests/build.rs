@@ -1267,6 +1267,57 @@ RUN echo more >> /home/app/f
 }
 
 #[test]
+fn single_id_mode_keeps_the_owners_of_base_files_a_step_changes() {
+    let env = TestEnv::rootless();
+    // a base whose file belongs to 5:6, which single-id mode cannot make on disk
+    let base = env.path("base.tar");
+    {
+        let mut b = tar::Builder::new(fs::File::create(&base).expect("tar"));
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(5);
+        h.set_gid(6);
+        h.set_size(4);
+        h.set_mtime(1);
+        b.append_data(&mut h, "f", &b"base"[..]).expect("entry");
+        let bb = common::busybox_rootfs();
+        let mut ar = tar::Archive::new(fs::File::open(bb).expect("busybox"));
+        for e in ar.entries().expect("entries") {
+            let mut e = e.expect("entry");
+            let mut h = e.header().clone();
+            let path = e.path().expect("path").into_owned();
+            match h.entry_type() {
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target = e.link_name().expect("link").expect("target").into_owned();
+                    b.append_link(&mut h, &path, &target).expect("link");
+                }
+                _ => b.append_data(&mut h, &path, &mut e).expect("entry"),
+            }
+        }
+        b.finish().expect("finish");
+    }
+    common::chown_tree(env.dir.path(), 65534);
+    let mut import = env.cmd(["import".as_ref(), base.as_os_str(), "localhost/base".as_ref()]);
+    let out = common::run(&mut import);
+    common::assert_success(&import, &out);
+    // recorded, not lost: no warning about owners
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("cannot be represented"), "{err}");
+    context(
+        &env,
+        &[("Dockerfile", "FROM localhost/base\nRUN echo more >> /f\n")],
+    );
+    build(&env, &["-t", "localhost/changed"]);
+    let all = layers(&env, "localhost/changed");
+    let last = all.last().expect("layer");
+    assert!(
+        last.iter().any(|l| l.starts_with("f ") && l.ends_with(" 5:6")),
+        "{last:?}"
+    );
+}
+
+#[test]
 fn copy_keeps_extended_attributes() {
     let env = env();
     let ctx = context(

@@ -394,10 +394,7 @@ fn missing_subuid_range_is_single_id_with_what_it_implies() {
         "userns     fallback: single-id mode (0 → 65534) because no subordinate id range for \
          user `nobody` in `/etc/subuid`: only uid/gid 0 exists inside",
     );
-    assert_has(
-        &out,
-        "a non-root USER runs as uid 0 without capabilities",
-    );
+    assert_has(&out, "a non-root USER runs as uid 0 without capabilities");
     assert_has(
         &out,
         "fix: as root: `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 nobody`",

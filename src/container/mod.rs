@@ -391,6 +391,7 @@ pub fn copy(store: &Store, r: &ContainerRecord, req: &CopyRequest) -> Result<(),
                     let opts = crate::layer::ApplyOptions {
                         layer_name: format!("add {}", src.display()),
                         skip_devices: true,
+                        record_owners: true,
                         ..crate::layer::ApplyOptions::default()
                     };
                     crate::layer::apply_blob(f, &w.real(&resolved), &opts)

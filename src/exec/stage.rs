@@ -1564,6 +1564,7 @@ impl<'a> Runner<'a> {
                 layer_name: format!("ADD {name}"),
                 skip_devices: true,
                 owner: chown,
+                record_owners: true,
                 ..crate::layer::ApplyOptions::default()
             };
             // unpacked beside the layer first, then placed through the image's symlinks

@@ -60,6 +60,10 @@ pub struct ApplyOptions {
     pub layer_name: String,
     /// Give every entry this uid:gid instead of the archive's (`ADD --chown` of an archive).
     pub owner: Option<(u32, u32)>,
+    /// Where an owner cannot be made (single-id mode), record it in
+    /// [`super::RECORDED_OWNER_XATTR`] instead of reporting it lost: for trees that are, or become,
+    /// layers (the store's unpacked layers, ADD), so that a later step's copy-up keeps it.
+    pub record_owners: bool,
 }
 
 /// What [`apply_tar`] did besides writing files.
@@ -823,6 +827,19 @@ impl Applier<'_> {
     fn chown_fd(&mut self, fd: &OwnedFd, meta: &Meta) {
         let (u, g) = self.owner_of(meta);
         let r = fchown(fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)));
+        if let (Err(Errno::EINVAL | Errno::EPERM), true) = (r, self.opts.record_owners) {
+            let recorded = fd.try_clone().map(File::from).is_ok_and(|f| {
+                xattr::FileExt::set_xattr(
+                    &f,
+                    super::RECORDED_OWNER_XATTR,
+                    format!("{u}:{g}").as_bytes(),
+                )
+                .is_ok()
+            });
+            if recorded {
+                return;
+            }
+        }
         self.chown_result(r, meta);
     }
 
@@ -848,7 +865,8 @@ impl Applier<'_> {
         };
         let f = File::from(dup);
         for (name, value) in &meta.xattrs {
-            if is_overlay_xattr(name) {
+            // hoist's own record of an owner is never taken from an archive
+            if is_overlay_xattr(name) || name.as_bytes() == super::RECORDED_OWNER_XATTR.as_bytes() {
                 continue;
             }
             if xattr::FileExt::set_xattr(&f, name, value).is_err() {
@@ -861,7 +879,8 @@ impl Applier<'_> {
 
     fn set_xattrs_path(&mut self, path: &Path, meta: &Meta, shown: &str) {
         for (name, value) in &meta.xattrs {
-            if is_overlay_xattr(name) {
+            // hoist's own record of an owner is never taken from an archive
+            if is_overlay_xattr(name) || name.as_bytes() == super::RECORDED_OWNER_XATTR.as_bytes() {
                 continue;
             }
             // xattr::set does not follow a final symbolic link (lsetxattr)

@@ -141,6 +141,7 @@ pub(super) fn unpack_into(
         // rootless: device nodes are skipped (one debug line), as import's check skips them
         skip_devices: true,
         layer_name: diff_id.to_string(),
+        record_owners: true,
         ..ApplyOptions::default()
     };
     layer::apply_tar(&mut hashing, target, &opts).map_err(layer_err)?;
