@@ -1128,20 +1128,23 @@ COPY --from=bad /etc/passwd /b
     );
 }
 
-#[test]
-fn single_id_mode_runs_a_non_root_user_as_root_and_records_what_it_made_as_the_users() {
+/// A single-id (uid 65534, no subordinate range) environment with busybox and a context whose
+/// Dockerfile is `dockerfile`.
+fn single_id_context(dockerfile: &str) -> TestEnv {
     let env = TestEnv::rootless();
     env.import_busybox("localhost/busybox");
-    context(
-        &env,
-        &[(
-            "Dockerfile",
-            "FROM localhost/busybox
+    context(&env, &[("Dockerfile", dockerfile)]);
+    env
+}
+
+#[test]
+fn single_id_mode_runs_a_non_root_user_as_root_and_records_what_it_made_as_the_users() {
+    let env = single_id_context(
+        "FROM localhost/busybox
 RUN mkdir -p /home/app && touch /home/app/old
 USER app
 RUN id -u > /home/app/who && mkdir -p /home/app/d/e && echo x >> /home/app/old
 ",
-        )],
     );
     let mut cmd = env.cmd(["build", "-t", "localhost/u", "ctx"]);
     let out = common::run(&mut cmd);
@@ -1182,20 +1185,14 @@ RUN id -u > /home/app/who && mkdir -p /home/app/d/e && echo x >> /home/app/old
 
 #[test]
 fn single_id_mode_records_the_owners_steps_chown_to() {
-    let env = TestEnv::rootless();
-    env.import_busybox("localhost/busybox");
-    context(
-        &env,
-        &[(
-            "Dockerfile",
-            "FROM localhost/busybox
+    let env = single_id_context(
+        "FROM localhost/busybox
 RUN mkdir -p /home/app && touch /home/app/f && chown -R app:app /home/app && chown 5:6 /etc/passwd && ln -s x /l && chown -h 7 /l && touch /r && chown 9 /r && chown 0 /r && stat -c %u:%g /home/app/f
 RUN echo more >> /home/app/f && if chown app /nonexistent; then exit 9; fi
 FROM localhost/busybox
 COPY --from=0 /home/app /kept
 COPY --from=0 --chown=3:4 /home/app/f /chowned
 ",
-        )],
     );
     let out = build(&env, &["-t", "localhost/rec"]);
     // inside the step the file system has the one id there is
@@ -1298,7 +1295,11 @@ fn single_id_mode_keeps_the_owners_of_base_files_a_step_changes() {
         b.finish().expect("finish");
     }
     common::chown_tree(env.dir.path(), 65534);
-    let mut import = env.cmd(["import".as_ref(), base.as_os_str(), "localhost/base".as_ref()]);
+    let mut import = env.cmd([
+        "import".as_ref(),
+        base.as_os_str(),
+        "localhost/base".as_ref(),
+    ]);
     let out = common::run(&mut import);
     common::assert_success(&import, &out);
     // recorded, not lost: no warning about owners
@@ -1312,7 +1313,8 @@ fn single_id_mode_keeps_the_owners_of_base_files_a_step_changes() {
     let all = layers(&env, "localhost/changed");
     let last = all.last().expect("layer");
     assert!(
-        last.iter().any(|l| l.starts_with("f ") && l.ends_with(" 5:6")),
+        last.iter()
+            .any(|l| l.starts_with("f ") && l.ends_with(" 5:6")),
         "{last:?}"
     );
 }

@@ -111,6 +111,11 @@ fn set_mtime(p: &Path, meta: &fs::Metadata) -> io::Result<()> {
 }
 
 impl<'a> LayerWriter<'a> {
+    /// Gives `p` the owner `uid:gid` ([`set_owner`] with this writer's settings).
+    fn owner(&mut self, p: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        set_owner(p, uid, gid, &mut self.unmappable, self.record_owners)
+    }
+
     pub fn new(dir: &'a Path, view: &'a RootView) -> LayerWriter<'a> {
         LayerWriter {
             dir,
@@ -242,18 +247,12 @@ impl<'a> LayerWriter<'a> {
             Some(e) if e.meta.is_dir() => {
                 fs::set_permissions(&real, fs::Permissions::from_mode(e.meta.mode() & 0o7777))?;
                 let (uid, gid) = owner_of(&e.real, &e.meta);
-                set_owner(&real, uid, gid, &mut self.unmappable, self.record_owners)?;
+                self.owner(&real, uid, gid)?;
                 set_mtime(&real, &e.meta)?;
             }
             _ => {
                 fs::set_permissions(&real, fs::Permissions::from_mode(0o755))?;
-                set_owner(
-                    &real,
-                    new_owner.0,
-                    new_owner.1,
-                    &mut self.unmappable,
-                    self.record_owners,
-                )?;
+                self.owner(&real, new_owner.0, new_owner.1)?;
             }
         }
         self.made.insert(image_dir.to_path_buf());
@@ -315,13 +314,7 @@ impl<'a> LayerWriter<'a> {
         }
         if ft.is_symlink() {
             std::os::unix::fs::symlink(src.read_link()?, &real)?;
-            set_owner(
-                &real,
-                owner.0,
-                owner.1,
-                &mut self.unmappable,
-                self.record_owners,
-            )?;
+            self.owner(&real, owner.0, owner.1)?;
             set_mtime(&real, &meta)?;
             return Ok(meta);
         }
@@ -346,13 +339,7 @@ impl<'a> LayerWriter<'a> {
             )
             .map_err(io::Error::from)?;
         }
-        set_owner(
-            &real,
-            owner.0,
-            owner.1,
-            &mut self.unmappable,
-            self.record_owners,
-        )?;
+        self.owner(&real, owner.0, owner.1)?;
         let mode = match &attrs.chmod {
             Some(c) => c.apply(meta.mode(), ft.is_dir()),
             None => meta.mode() & 0o7777,
@@ -388,13 +375,7 @@ impl<'a> LayerWriter<'a> {
             }
         }
         fs::write(&real, data)?;
-        set_owner(
-            &real,
-            owner.0,
-            owner.1,
-            &mut self.unmappable,
-            self.record_owners,
-        )?;
+        self.owner(&real, owner.0, owner.1)?;
         let mode = match &attrs.chmod {
             Some(c) => c.apply(0o644, false),
             None => 0o644,
