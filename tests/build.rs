@@ -1184,6 +1184,28 @@ RUN id -u > /home/app/who && mkdir -p /home/app/d/e && echo x >> /home/app/old
 }
 
 #[test]
+fn single_id_mode_says_once_that_a_step_switched_to_an_id_it_does_not_have() {
+    let env = single_id_context(
+        "FROM localhost/busybox\nRUN su app -c 'id -u > /tmp/who'\nRUN su app -c true && cat /tmp/who\n",
+    );
+    let mut cmd = env.cmd(["build", "--progress", "plain", "ctx"]);
+    let out = common::run(&mut cmd);
+    common::assert_success(&cmd, &out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // su's switch answered success; the process went on as uid 0, and the build says so once
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\n0\n"),
+        "{out:?}"
+    );
+    assert_eq!(
+        err.matches("single-id mode: a process switched to gid 1000, uid 1000")
+            .count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
 fn single_id_mode_records_the_owners_steps_chown_to() {
     let env = single_id_context(
         "FROM localhost/busybox

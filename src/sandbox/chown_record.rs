@@ -11,6 +11,10 @@
 //! live after the caller's memory was read (`SECCOMP_IOCTL_NOTIF_ID_VALID`), so a reused pid is
 //! never answered. What the record cannot hold (the owner of a symbolic link: no user attribute
 //! on links) is answered with success and left as it is, as before.
+//!
+//! The setuid family comes here too: it answers success (the process stays uid 0, the only id),
+//! and the ids asked for are noted, so that the parent can say once that a step's `su` or
+//! `setpriv` ran as root and what it made is root's.
 
 use std::ffi::{CString, OsStr};
 use std::fs;
@@ -21,8 +25,13 @@ use std::path::Path;
 
 use crate::layer::RECORDED_OWNER_XATTR;
 
+/// The user and group ids (other than 0) that the container's processes switched to: they run
+/// as uid 0 all the same, which the parent reports.
+#[derive(Debug, Default)]
+pub struct Switches(pub std::collections::BTreeSet<String>);
+
 /// Answers one pending notification from `listener` (nothing when the caller is gone).
-pub fn answer(listener: BorrowedFd<'_>) {
+pub fn answer(listener: BorrowedFd<'_>, switches: &mut Switches) {
     // SAFETY: a plain-data struct the kernel fills
     let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
     // SAFETY: RECV with a pointer to a properly sized seccomp_notif
@@ -34,6 +43,25 @@ pub fn answer(listener: BorrowedFd<'_>) {
         )
     } < 0
     {
+        return;
+    }
+    let nr = i64::from(req.data.nr);
+    if crate::sandbox::seccomp::switch_syscalls().contains(&nr) {
+        note_switch(nr, &req.data.args, switches);
+        let mut resp = libc::seccomp_notif_resp {
+            id: req.id,
+            val: 0,
+            error: 0,
+            flags: 0,
+        };
+        // SAFETY: SEND with a pointer to a seccomp_notif_resp
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                &mut resp,
+            )
+        };
         return;
     }
     let error = match record(listener, &req) {
@@ -55,6 +83,24 @@ pub fn answer(listener: BorrowedFd<'_>) {
             &mut resp,
         )
     };
+}
+
+/// Notes the ids a setuid-family call asks for (-1 leaves one unchanged; 0 is the id there is).
+fn note_switch(nr: i64, args: &[u64; 6], switches: &mut Switches) {
+    let (kind, n) = match nr {
+        n if n == libc::SYS_setuid => ("uid", 1),
+        n if n == libc::SYS_setreuid => ("uid", 2),
+        n if n == libc::SYS_setresuid => ("uid", 3),
+        n if n == libc::SYS_setgid => ("gid", 1),
+        n if n == libc::SYS_setregid => ("gid", 2),
+        _ => ("gid", 3),
+    };
+    for &a in &args[..n] {
+        let id = a as u32;
+        if id != 0 && id != u32::MAX {
+            switches.0.insert(format!("{kind} {id}"));
+        }
+    }
 }
 
 /// Carries out one chown-family call as a record; `Err(errno)` is what the caller gets.

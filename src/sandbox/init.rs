@@ -398,7 +398,8 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
         drop(theirs);
         receive_fd(&ours)
     });
-    let code = supervise(child, &signals, pty, listener);
+    let mut switches = super::chown_record::Switches::default();
+    let code = supervise(child, &signals, pty, listener, &mut switches);
     // end every other process of the container (kill(2): -1 from a pid namespace's init reaches
     // all of that namespace but the init), reap them, and only then tell the parent: it can go
     // on without waiting for the kernel to tear the namespaces down
@@ -411,7 +412,13 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
         // SAFETY: closing our own standard descriptors; nothing here uses them afterwards
         unsafe { libc::close(fd) };
     }
-    let _ = write_frame(sock, &FromInit::Exited { code });
+    let _ = write_frame(
+        sock,
+        &FromInit::Exited {
+            code,
+            switched: switches.0.into_iter().collect(),
+        },
+    );
     Ok(code)
 }
 
@@ -687,6 +694,7 @@ fn supervise(
     signals: &Signals,
     pty: Option<OwnedFd>,
     mut listener: Option<OwnedFd>,
+    switches: &mut super::chown_record::Switches,
 ) -> i32 {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let stdin = std::io::stdin();
@@ -718,7 +726,7 @@ fn supervise(
         drop(fds);
         if let (Some(ev), Some(l)) = (listener_events, &listener) {
             if ev.contains(PollFlags::POLLIN) {
-                super::chown_record::answer(l.as_fd());
+                super::chown_record::answer(l.as_fd(), switches);
             } else if !ev.is_empty() {
                 // every process under the filter is gone
                 listener = None;

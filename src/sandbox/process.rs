@@ -99,6 +99,19 @@ pub fn names_another_user(user: &str) -> bool {
     !root(u) || g.is_some_and(|g| !root(g))
 }
 
+/// Once per hoist process: a container's process switched ids that single-id mode does not have.
+fn warn_switched(ids: &[String]) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        log::warn!(
+            "single-id mode: a process switched to {} (su, setpriv, a package manager dropping \
+             privileges), which does not exist here: it went on as uid 0, and what it made is \
+             root's unless it chowns it",
+            ids.join(", ")
+        )
+    });
+}
+
 /// Once per hoist process: what single-id mode does with a non-root `USER`.
 fn warn_single_id_user(user: &str) {
     static ONCE: Once = Once::new();
@@ -577,7 +590,10 @@ fn wait_for(
                 log::debug!("command started as pid {p}");
                 started = true;
             }
-            Ok(Some(FromInit::Exited { code })) => {
+            Ok(Some(FromInit::Exited { code, switched })) => {
+                if !switched.is_empty() {
+                    warn_switched(&switched);
+                }
                 exited = Some(code);
                 open = false;
             }

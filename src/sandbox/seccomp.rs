@@ -162,21 +162,32 @@ pub fn chown_syscalls() -> Vec<i64> {
     v
 }
 
-/// The calls answered with success in single-id mode (the chown family only where it cannot be
-/// recorded, [`chown_errno_filter`]).
-pub fn faked_syscalls() -> Vec<i64> {
-    let mut v = vec![
+/// The setuid family whose switches the init notes, to report them (setfsuid and setgroups are
+/// only faked: they answer success without going through the init).
+pub fn switch_syscalls() -> Vec<i64> {
+    vec![
         libc::SYS_setuid,
         libc::SYS_setgid,
         libc::SYS_setreuid,
         libc::SYS_setregid,
         libc::SYS_setresuid,
         libc::SYS_setresgid,
-        libc::SYS_setfsuid,
-        libc::SYS_setfsgid,
-        libc::SYS_setgroups,
-    ];
+    ]
+}
+
+/// The calls answered with success in single-id mode (the chown family and the switches only
+/// where the init cannot be handed them, [`chown_errno_filter`]).
+pub fn faked_syscalls() -> Vec<i64> {
+    let mut v = vec![libc::SYS_setfsuid, libc::SYS_setfsgid, libc::SYS_setgroups];
+    v.extend(switch_syscalls());
     v.extend(chown_syscalls());
+    v
+}
+
+/// What the notify filter hands to the init.
+fn notified_syscalls() -> Vec<i64> {
+    let mut v = chown_syscalls();
+    v.extend(switch_syscalls());
     v
 }
 
@@ -263,18 +274,22 @@ pub fn clone3_enosys() -> Result<BpfProgram, SandboxError> {
 /// Single-id mode: the setuid family returns 0, everything else is left to the other filters
 /// (the chown family to [`chown_notify_filter`], else [`chown_errno_filter`]).
 pub fn fake_id_filter() -> Result<BpfProgram, SandboxError> {
-    let chown = chown_syscalls();
+    let notified = notified_syscalls();
     let rules: BTreeMap<i64, Vec<SeccompRule>> = faked_syscalls()
         .into_iter()
-        .filter(|s| !chown.contains(s))
+        .filter(|s| !notified.contains(s))
         .map(|s| (s, vec![]))
         .collect();
     compile(rules, SeccompAction::Allow, SeccompAction::Errno(0))
 }
 
-/// The chown family returns 0 and does nothing (where [`chown_notify_filter`] cannot be had).
+/// The chown family and the switches return 0 and do nothing (where [`chown_notify_filter`]
+/// cannot be had).
 pub fn chown_errno_filter() -> Result<BpfProgram, SandboxError> {
-    let rules = chown_syscalls().into_iter().map(|s| (s, vec![])).collect();
+    let rules = notified_syscalls()
+        .into_iter()
+        .map(|s| (s, vec![]))
+        .collect();
     compile(rules, SeccompAction::Allow, SeccompAction::Errno(0))
 }
 
@@ -285,7 +300,10 @@ const NOTIFY_MARK: u32 = 0x4857;
 /// The chown family goes to the supervisor (`SECCOMP_RET_USER_NOTIF`). Install it with
 /// [`install_with_listener`], last: the kernel prefers ERRNO to USER_NOTIF across filters.
 pub fn chown_notify_filter() -> Result<BpfProgram, SandboxError> {
-    let rules = chown_syscalls().into_iter().map(|s| (s, vec![])).collect();
+    let rules = notified_syscalls()
+        .into_iter()
+        .map(|s| (s, vec![]))
+        .collect();
     let mut prog = compile(
         rules,
         SeccompAction::Allow,

@@ -147,7 +147,13 @@ pub enum FromInit {
     SetupFailed { message: String },
     /// The command ended with `code` (128+n for signal n) and every other process of the
     /// container is gone; only the init's own exit (namespace teardown) is left.
-    Exited { code: i32 },
+    Exited {
+        code: i32,
+        /// Single-id mode: the user and group ids other than 0 that the container's processes
+        /// asked to switch to (`su`, `setpriv`, a package manager's sandbox): they ran as uid 0.
+        #[serde(default)]
+        switched: Vec<String>,
+    },
     /// The command could not be started; `code` is docker's (127 not found, 126 not executable).
     ExecFailed { message: String, code: i32 },
 }
