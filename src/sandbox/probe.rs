@@ -62,7 +62,7 @@ fn finding(check: &str, status: Status, message: String, fix: Option<String>) ->
 
 /// What a single-id user namespace implies for builds.
 pub const SINGLE_ID_IMPLIES: &str = "only uid/gid 0 exists inside: a RUN step's chown to other \
-     owners is recorded in the layer, not made on disk, setuid/setgid calls answer success and change nothing, apt runs its downloads as \
+     owners is recorded in the layer, not made on disk, setuid/setgid calls answer success and change nothing (reported once), apt runs its downloads as \
      root (`APT::Sandbox::User \"root\"` through `APT_CONFIG`, not in the image), and a non-root \
      USER runs as uid 0 without capabilities (what its RUN steps make is recorded as the user's)";
 
