@@ -62,9 +62,10 @@ fn finding(check: &str, status: Status, message: String, fix: Option<String>) ->
 
 /// What a single-id user namespace implies for builds.
 pub const SINGLE_ID_IMPLIES: &str = "only uid/gid 0 exists inside: a RUN step's chown to other \
-     owners is recorded in the layer, not made on disk, setuid/setgid calls answer success and change nothing (reported once), apt runs its downloads as \
-     root (`APT::Sandbox::User \"root\"` through `APT_CONFIG`, not in the image), and a non-root \
-     USER runs as uid 0 without capabilities (what its RUN steps make is recorded as the user's)";
+     owners is recorded in the layer, not made on disk; setuid/setgid calls answer success and \
+     change nothing (reported once); apt runs its downloads as root (`APT::Sandbox::User \
+     \"root\"` through `APT_CONFIG`, not in the image); and a non-root USER runs as uid 0 without \
+     capabilities (what its RUN steps make is recorded as the user's)";
 
 /// The exact fix for a reduced or unavailable user namespace.
 pub fn fix_for(reason: &Reduced, host: &Host) -> Option<String> {
