@@ -270,7 +270,7 @@ fn debian_dockerfile_builds_the_same_as_root_and_with_a_subuid_range() {
         "app".as_ref(),
         ctx.as_os_str(),
     ]);
-    checked(common::with_network_retries("hoist build", || {
+    checked(common::with_transient_retries("hoist build", || {
         run(&mut build)
     }));
     let as_root = root.ok(DEBIAN_CHECK);
@@ -283,7 +283,7 @@ fn debian_dockerfile_builds_the_same_as_root_and_with_a_subuid_range() {
     chown_tree(env.dir.path(), uid);
     hoisttest_ok(&env, uid, &["import", deb.to_str().expect("utf-8"), "deb"]);
     let ctx = env.path("ctx");
-    checked(common::with_network_retries("hoist build", || {
+    checked(common::with_transient_retries("hoist build", || {
         as_hoisttest(
             &env,
             uid,
@@ -319,7 +319,7 @@ RUN id -un > ~/who && touch ~/y
         "app".as_ref(),
         ctx.as_os_str(),
     ]);
-    checked(common::with_network_retries("hoist build", || {
+    checked(common::with_transient_retries("hoist build", || {
         run(&mut build)
     }));
     assert_eq!(
@@ -564,7 +564,7 @@ fn multi_stage_case(env: &TestEnv, uid: Option<u32>, hoist: impl Fn(&[&str]) -> 
     ok(&["import", deb.to_str().expect("utf-8"), "localhost/deb"]);
     let tag = "localhost/distro-multi-stage:latest";
     let build = ["build", "-q", "-t", tag, ctx.to_str().expect("utf-8")];
-    checked(common::with_network_retries("hoist build", || {
+    checked(common::with_transient_retries("hoist build", || {
         hoist(&build)
     }));
     // as the image's USER `app` (in single-id mode: uid 0 without capabilities)

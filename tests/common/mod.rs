@@ -207,9 +207,12 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// What a failed command printed when the fault was the network's or the package mirror's, not
 /// the tool's: apt's messages for an unreachable host, a refused or dropped connection, and a
-/// mirror caught in the middle of its sync.
-pub fn network_fault(out: &Output) -> Option<String> {
+/// mirror caught in the middle of its sync. Also runc's own transient failure when buildah runs a
+/// step: sealing the memfd copy of itself can meet EBUSY ("Close_Fd sealing memfd copy: Device or
+/// resource busy", seen once in a CI dry run), which says nothing of the Dockerfile.
+pub fn transient_fault(out: &Output) -> Option<String> {
     const SIGNS: &[&str] = &[
+        "sealing memfd copy",
         "Failed to fetch",
         "Hash Sum mismatch",
         "File has unexpected size",
@@ -236,16 +239,16 @@ pub fn network_fault(out: &Output) -> Option<String> {
 }
 
 /// Runs `attempt` (one try of the command `what`) and, when it failed for a reason
-/// [`network_fault`] recognises, tries again after a pause, at most three times in all; anything
+/// [`transient_fault`] recognises, tries again after a pause, at most three times in all; anything
 /// else (success, or a failure of the tool's own) is returned at once. A build that needs the
 /// Debian mirror tests hoist, not the mirror.
-pub fn with_network_retries(what: &str, mut attempt: impl FnMut() -> Output) -> Output {
+pub fn with_transient_retries(what: &str, mut attempt: impl FnMut() -> Output) -> Output {
     let mut n = 1;
     loop {
         let out = attempt();
-        match network_fault(&out) {
+        match transient_fault(&out) {
             Some(line) if n < 3 => {
-                eprintln!("{what}: network fault ({line}); trying again in 30 s");
+                eprintln!("{what}: transient fault ({line}); trying again in 30 s");
                 std::thread::sleep(std::time::Duration::from_secs(30));
                 n += 1;
             }

@@ -112,8 +112,9 @@ impl Buildah {
         c.arg("-f").arg(context.join(dockerfile));
         c.args(extra);
         c.arg(context);
-        // a Dockerfile that installs packages needs Debian's mirror: its faults are retried
-        let out = common::with_network_retries("buildah build", || common::run(&mut c));
+        // the mirror's faults (a Dockerfile that installs packages) and runc's own transient
+        // failure are retried
+        let out = common::with_transient_retries("buildah build", || common::run(&mut c));
         if !out.status.success() {
             return Err(format!(
                 "{c:?} failed with {:?}\n{}",
