@@ -1216,9 +1216,20 @@ COPY --from=0 /home/app /kept
 COPY --from=0 --chown=3:4 /home/app/f /chowned
 ",
     );
-    let out = build(&env, &["-t", "localhost/rec"]);
+    let mut cmd = env.cmd(["build", "--progress", "plain", "-t", "localhost/rec", "ctx"]);
+    let done = common::run(&mut cmd);
+    common::assert_success(&cmd, &done);
+    let out = String::from_utf8_lossy(&done.stdout);
     // inside the step the file system has the one id there is
     assert!(out.contains("\n0:0\n"), "{out}");
+    // the link's owner cannot be recorded, and the build says so once
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(
+        err.matches("the owner given to symbolic link /l cannot be recorded")
+            .count(),
+        1,
+        "{err}"
+    );
     assert!(out.contains("No such file or directory"), "{out}");
     let entry = |layer: &[String], p: &str| -> String {
         layer

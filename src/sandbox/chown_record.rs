@@ -10,7 +10,7 @@
 //! `/proc/PID/root`, `/proc/PID/cwd` and `/proc/PID/fd/N`, and the request is checked to be still
 //! live after the caller's memory was read (`SECCOMP_IOCTL_NOTIF_ID_VALID`), so a reused pid is
 //! never answered. What the record cannot hold (the owner of a symbolic link: no user attribute
-//! on links) is answered with success and left as it is, as before.
+//! on links) is answered with success, left as it is, and reported by the parent.
 //!
 //! The setuid family comes here too: it answers success (the process stays uid 0, the only id),
 //! and the ids asked for are noted, so that the parent can say once that a step's `su` or
@@ -25,10 +25,14 @@ use std::path::Path;
 
 use crate::layer::RECORDED_OWNER_XATTR;
 
-/// The user and group ids (other than 0) that the container's processes switched to: they run
-/// as uid 0 all the same, which the parent reports.
+/// What single-id mode could not honour, for the parent to report: the user and group ids (other
+/// than 0) that the container's processes switched to (they ran as uid 0 all the same), and the
+/// symbolic links given another owner (a link holds no record).
 #[derive(Debug, Default)]
-pub struct Switches(pub std::collections::BTreeSet<String>);
+pub struct Switches {
+    pub ids: std::collections::BTreeSet<String>,
+    pub links: std::collections::BTreeSet<String>,
+}
 
 /// Answers one pending notification from `listener` (nothing when the caller is gone).
 pub fn answer(listener: BorrowedFd<'_>, switches: &mut Switches) {
@@ -64,7 +68,7 @@ pub fn answer(listener: BorrowedFd<'_>, switches: &mut Switches) {
         };
         return;
     }
-    let error = match record(listener, &req) {
+    let error = match record(listener, &req, switches) {
         Ok(()) => 0,
         Err(errno) => -errno,
     };
@@ -98,13 +102,17 @@ fn note_switch(nr: i64, args: &[u64; 6], switches: &mut Switches) {
     for &a in &args[..n] {
         let id = a as u32;
         if id != 0 && id != u32::MAX {
-            switches.0.insert(format!("{kind} {id}"));
+            switches.ids.insert(format!("{kind} {id}"));
         }
     }
 }
 
 /// Carries out one chown-family call as a record; `Err(errno)` is what the caller gets.
-fn record(listener: BorrowedFd<'_>, req: &libc::seccomp_notif) -> Result<(), i32> {
+fn record(
+    listener: BorrowedFd<'_>,
+    req: &libc::seccomp_notif,
+    switches: &mut Switches,
+) -> Result<(), i32> {
     let pid = req.pid;
     let a = req.data.args;
     let nr = i64::from(req.data.nr);
@@ -161,7 +169,18 @@ fn record(listener: BorrowedFd<'_>, req: &libc::seccomp_notif) -> Result<(), i32
     }
     .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
     if md.file_type().is_symlink() {
-        // a link cannot carry a user attribute; its owner is left as it is
+        // a link cannot carry a user attribute; its owner is left as it is, and said so
+        let asked = (uid != u32::MAX && uid != md.uid()) || (gid != u32::MAX && gid != md.gid());
+        if asked && switches.links.len() < 8 {
+            let shown = target.splitn(4, |&b| b == b'/').nth(3).unwrap_or(&[]);
+            let shown = String::from_utf8_lossy(shown);
+            // `root/PATH` is the caller's absolute path; `cwd/…` and `fd/N/…` were relative
+            let shown = match shown.strip_prefix("root") {
+                Some(abs) => abs.to_string(),
+                None => format!("`{shown}` of process {}", req.pid),
+            };
+            switches.links.insert(shown);
+        }
         return Ok(());
     }
     let c_target = CString::new(target.clone()).map_err(|_| libc::EINVAL)?;

@@ -416,7 +416,8 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
         sock,
         &FromInit::Exited {
             code,
-            switched: switches.0.into_iter().collect(),
+            switched: switches.ids.into_iter().collect(),
+            unrecorded_links: switches.links.into_iter().collect(),
         },
     );
     Ok(code)

@@ -112,6 +112,18 @@ fn warn_switched(ids: &[String]) {
     });
 }
 
+/// Once per hoist process: links whose owner single-id mode could not record.
+fn warn_links(links: &[String]) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        log::warn!(
+            "single-id mode: the owner given to symbolic link {} cannot be recorded (a link \
+             holds no attribute): it stays root's in the layer",
+            links.join(", ")
+        )
+    });
+}
+
 /// Once per hoist process: what single-id mode does with a non-root `USER`.
 fn warn_single_id_user(user: &str) {
     static ONCE: Once = Once::new();
@@ -590,9 +602,16 @@ fn wait_for(
                 log::debug!("command started as pid {p}");
                 started = true;
             }
-            Ok(Some(FromInit::Exited { code, switched })) => {
+            Ok(Some(FromInit::Exited {
+                code,
+                switched,
+                unrecorded_links,
+            })) => {
                 if !switched.is_empty() {
                     warn_switched(&switched);
+                }
+                if !unrecorded_links.is_empty() {
+                    warn_links(&unrecorded_links);
                 }
                 exited = Some(code);
                 open = false;

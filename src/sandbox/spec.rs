@@ -153,6 +153,10 @@ pub enum FromInit {
         /// asked to switch to (`su`, `setpriv`, a package manager's sandbox): they ran as uid 0.
         #[serde(default)]
         switched: Vec<String>,
+        /// Single-id mode: symbolic links a process gave another owner, which cannot be
+        /// recorded (a few at most).
+        #[serde(default)]
+        unrecorded_links: Vec<String>,
     },
     /// The command could not be started; `code` is docker's (127 not found, 126 not executable).
     ExecFailed { message: String, code: i32 },
