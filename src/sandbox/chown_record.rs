@@ -50,27 +50,15 @@ pub fn answer(listener: BorrowedFd<'_>, switches: &mut Switches) {
         return;
     }
     let nr = i64::from(req.data.nr);
-    if crate::sandbox::seccomp::switch_syscalls().contains(&nr) {
+    // a switch answers success and is only noted; a chown is carried out as a record
+    let error = if crate::sandbox::seccomp::switch_syscalls().contains(&nr) {
         note_switch(nr, &req.data.args, switches);
-        let mut resp = libc::seccomp_notif_resp {
-            id: req.id,
-            val: 0,
-            error: 0,
-            flags: 0,
-        };
-        // SAFETY: SEND with a pointer to a seccomp_notif_resp
-        unsafe {
-            libc::ioctl(
-                listener.as_raw_fd(),
-                libc::SECCOMP_IOCTL_NOTIF_SEND,
-                &mut resp,
-            )
-        };
-        return;
-    }
-    let error = match record(listener, &req, switches) {
-        Ok(()) => 0,
-        Err(errno) => -errno,
+        0
+    } else {
+        match record(listener, &req, switches) {
+            Ok(()) => 0,
+            Err(errno) => -errno,
+        }
     };
     let mut resp = libc::seccomp_notif_resp {
         id: req.id,
@@ -185,12 +173,13 @@ fn record(
     }
     let c_target = CString::new(target.clone()).map_err(|_| libc::EINVAL)?;
     let name = CString::new(RECORDED_OWNER_XATTR).expect("constant without NUL");
-    let (cur_uid, cur_gid) = recorded(&c_target, &name, follow).unwrap_or((md.uid(), md.gid()));
+    let existing = recorded(&c_target, &name, follow);
+    let (cur_uid, cur_gid) = existing.unwrap_or((md.uid(), md.gid()));
     let new_uid = if uid == u32::MAX { cur_uid } else { uid };
     let new_gid = if gid == u32::MAX { cur_gid } else { gid };
     let rc = if (new_uid, new_gid) == (md.uid(), md.gid()) {
         // the owner the file system has: no record (and no copy-up for a plain `chown root`)
-        if recorded(&c_target, &name, follow).is_none() {
+        if existing.is_none() {
             return Ok(());
         }
         // SAFETY: path and name are NUL-terminated
