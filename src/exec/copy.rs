@@ -86,7 +86,7 @@ fn set_owner(
                 && xattr::set(
                     p,
                     crate::layer::RECORDED_OWNER_XATTR,
-                    format!("{uid}:{gid}").as_bytes(),
+                    crate::layer::recorded_owner_value(uid, gid).as_bytes(),
                 )
                 .is_ok();
             if !recorded {

@@ -368,6 +368,12 @@ fn invalid(path: &str, reason: &str) -> LayerError {
     }
 }
 
+/// Attributes an archive never sets: overlay's own, and hoist's record of an owner (only hoist
+/// writes it, for owners it could not make).
+fn not_from_archives(name: &OsStr) -> bool {
+    is_overlay_xattr(name) || name.as_bytes() == super::RECORDED_OWNER_XATTR.as_bytes()
+}
+
 /// The overlay xattrs a tar must not set directly: only whiteout entries express them.
 fn is_overlay_xattr(name: &OsStr) -> bool {
     let b = name.as_bytes();
@@ -832,7 +838,7 @@ impl Applier<'_> {
                 xattr::FileExt::set_xattr(
                     &f,
                     super::RECORDED_OWNER_XATTR,
-                    format!("{u}:{g}").as_bytes(),
+                    super::recorded_owner_value(u, g).as_bytes(),
                 )
                 .is_ok()
             });
@@ -865,8 +871,7 @@ impl Applier<'_> {
         };
         let f = File::from(dup);
         for (name, value) in &meta.xattrs {
-            // hoist's own record of an owner is never taken from an archive
-            if is_overlay_xattr(name) || name.as_bytes() == super::RECORDED_OWNER_XATTR.as_bytes() {
+            if not_from_archives(name) {
                 continue;
             }
             if xattr::FileExt::set_xattr(&f, name, value).is_err() {
@@ -879,8 +884,7 @@ impl Applier<'_> {
 
     fn set_xattrs_path(&mut self, path: &Path, meta: &Meta, shown: &str) {
         for (name, value) in &meta.xattrs {
-            // hoist's own record of an owner is never taken from an archive
-            if is_overlay_xattr(name) || name.as_bytes() == super::RECORDED_OWNER_XATTR.as_bytes() {
+            if not_from_archives(name) {
                 continue;
             }
             // xattr::set does not follow a final symbolic link (lsetxattr)

@@ -39,6 +39,11 @@ pub const TRUSTED_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// writer, which gives the entry that owner and leaves the attribute itself out of the tar.
 pub const RECORDED_OWNER_XATTR: &str = "user.hoist.owner";
 
+/// The [`RECORDED_OWNER_XATTR`] value for an owner.
+pub fn recorded_owner_value(uid: u32, gid: u32) -> String {
+    format!("{uid}:{gid}")
+}
+
 /// Parses a [`RECORDED_OWNER_XATTR`] value (`UID:GID`).
 pub fn parse_recorded_owner(v: &[u8]) -> Option<(u32, u32)> {
     let s = std::str::from_utf8(v).ok()?;

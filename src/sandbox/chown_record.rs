@@ -191,7 +191,7 @@ fn record(
             }
         }
     } else {
-        let value = format!("{new_uid}:{new_gid}");
+        let value = crate::layer::recorded_owner_value(new_uid, new_gid);
         // SAFETY: path and name are NUL-terminated, value is a valid buffer of its length
         unsafe {
             let (v, n) = (value.as_ptr().cast(), value.len());
