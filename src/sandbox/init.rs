@@ -525,14 +525,16 @@ fn exec_command(
     if let Some(sock) = notify {
         // last: the init records the chown family; where the kernel cannot hand calls over,
         // they answer success and change nothing, as the setuid family does
-        match seccomp::chown_notify_filter().and_then(|p| seccomp::install_with_listener(&p)) {
+        match seccomp::notify_filter().and_then(|p| seccomp::install_with_listener(&p)) {
             Ok(listener) => {
                 if let Err(e) = send_fd(sock, listener.as_raw_fd()) {
                     return fail("handing the chown record to the init", &e);
                 }
             }
             Err(_) => {
-                if let Err(e) = seccomp::chown_errno_filter().and_then(|p| seccomp::install(&[p])) {
+                if let Err(e) =
+                    seccomp::notified_errno_filter().and_then(|p| seccomp::install(&[p]))
+                {
                     return e.to_string();
                 }
             }

@@ -176,7 +176,7 @@ pub fn switch_syscalls() -> Vec<i64> {
 }
 
 /// The calls answered with success in single-id mode (the chown family and the switches only
-/// where the init cannot be handed them, [`chown_errno_filter`]).
+/// where the init cannot be handed them, [`notified_errno_filter`]).
 pub fn faked_syscalls() -> Vec<i64> {
     let mut v = vec![libc::SYS_setfsuid, libc::SYS_setfsgid, libc::SYS_setgroups];
     v.extend(switch_syscalls());
@@ -211,6 +211,11 @@ fn cond(
     SeccompRule::new(vec![c]).map_err(err)
 }
 
+/// A rule map matching each of `calls` whatever its arguments.
+fn any_args(calls: impl IntoIterator<Item = i64>) -> BTreeMap<i64, Vec<SeccompRule>> {
+    calls.into_iter().map(|s| (s, vec![])).collect()
+}
+
 fn compile(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
     mismatch: SeccompAction,
@@ -224,11 +229,7 @@ fn compile(
 
 /// docker's default profile: the allow list, everything else EPERM.
 pub fn docker_default() -> Result<BpfProgram, SandboxError> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
-        .iter()
-        .chain(ALLOWED_ARCH)
-        .map(|s| (*s, vec![]))
-        .collect();
+    let mut rules = any_args(ALLOWED.iter().chain(ALLOWED_ARCH).copied());
     let personality = PERSONALITIES
         .iter()
         .map(|p| cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *p))
@@ -263,7 +264,7 @@ pub fn docker_default() -> Result<BpfProgram, SandboxError> {
 /// `clone3` → ENOSYS (its flags live in memory a filter cannot read; the C library then falls
 /// back to `clone`, whose flags the allow list checks).
 pub fn clone3_enosys() -> Result<BpfProgram, SandboxError> {
-    let rules = BTreeMap::from([(libc::SYS_clone3, vec![])]);
+    let rules = any_args([libc::SYS_clone3]);
     compile(
         rules,
         SeccompAction::Allow,
@@ -272,40 +273,36 @@ pub fn clone3_enosys() -> Result<BpfProgram, SandboxError> {
 }
 
 /// Single-id mode: the setuid family returns 0, everything else is left to the other filters
-/// (the chown family to [`chown_notify_filter`], else [`chown_errno_filter`]).
+/// (the chown family to [`notify_filter`], else [`notified_errno_filter`]).
 pub fn fake_id_filter() -> Result<BpfProgram, SandboxError> {
     let notified = notified_syscalls();
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = faked_syscalls()
-        .into_iter()
-        .filter(|s| !notified.contains(s))
-        .map(|s| (s, vec![]))
-        .collect();
+    let rules = any_args(
+        faked_syscalls()
+            .into_iter()
+            .filter(|s| !notified.contains(s)),
+    );
     compile(rules, SeccompAction::Allow, SeccompAction::Errno(0))
 }
 
-/// The chown family and the switches return 0 and do nothing (where [`chown_notify_filter`]
+/// The chown family and the switches return 0 and do nothing (where [`notify_filter`]
 /// cannot be had).
-pub fn chown_errno_filter() -> Result<BpfProgram, SandboxError> {
-    let rules = notified_syscalls()
-        .into_iter()
-        .map(|s| (s, vec![]))
-        .collect();
-    compile(rules, SeccompAction::Allow, SeccompAction::Errno(0))
+pub fn notified_errno_filter() -> Result<BpfProgram, SandboxError> {
+    compile(
+        any_args(notified_syscalls()),
+        SeccompAction::Allow,
+        SeccompAction::Errno(0),
+    )
 }
 
 /// What the filter below returns before it is rewritten to `SECCOMP_RET_USER_NOTIF`, which
 /// seccompiler has no action for.
 const NOTIFY_MARK: u32 = 0x4857;
 
-/// The chown family goes to the supervisor (`SECCOMP_RET_USER_NOTIF`). Install it with
+/// The chown family and the switches go to the supervisor (`SECCOMP_RET_USER_NOTIF`). Install it with
 /// [`install_with_listener`], last: the kernel prefers ERRNO to USER_NOTIF across filters.
-pub fn chown_notify_filter() -> Result<BpfProgram, SandboxError> {
-    let rules = notified_syscalls()
-        .into_iter()
-        .map(|s| (s, vec![]))
-        .collect();
+pub fn notify_filter() -> Result<BpfProgram, SandboxError> {
     let mut prog = compile(
-        rules,
+        any_args(notified_syscalls()),
         SeccompAction::Allow,
         SeccompAction::Trace(NOTIFY_MARK),
     )?;
