@@ -910,7 +910,7 @@ impl<'a> Runner<'a> {
     ) -> Result<(), ExecError> {
         let t0 = Instant::now();
         let cpu0 = crate::util::thread_cpu_seconds();
-        let lowers = out.dirs.clone();
+        let lowers = &out.dirs;
         let existed = |rel: &Path| {
             lowers
                 .iter()
