@@ -1181,6 +1181,50 @@ RUN id -u > /home/app/who && mkdir -p /home/app/d/e && echo x >> /home/app/old
         ]),
         "0\n"
     );
+    // what the layer says is what a later stage and `--output` see too
+    fs::write(
+        env.path("ctx/Dockerfile"),
+        "FROM localhost/u AS u\nFROM localhost/busybox\nCOPY --from=u /home/app/who /who\n",
+    )
+    .expect("write");
+    build(&env, &["-t", "localhost/copied"]);
+    let copied = layers(&env, "localhost/copied");
+    let top = copied.last().expect("layer");
+    assert!(
+        top.iter()
+            .any(|l| l.starts_with("who ") && l.ends_with(" 1000:1000")),
+        "{top:?}"
+    );
+    let mut export = env.cmd(["build", "-q", "-o", "-", "ctx"]);
+    let tar = common::run(&mut export);
+    common::assert_success(&export, &tar);
+    let mut ar = tar::Archive::new(&tar.stdout[..]);
+    let who = ar
+        .entries()
+        .expect("entries")
+        .map(|e| e.expect("entry"))
+        .find(|e| e.path().expect("path") == Path::new("who"))
+        .expect("who in the output");
+    assert_eq!(
+        (
+            who.header().uid().expect("uid"),
+            who.header().gid().expect("gid")
+        ),
+        (1000, 1000)
+    );
+    // a directory output cannot hold the owner; hoist's internal record is not left in it
+    let dir = env.path("outdir");
+    env.ok([
+        "build".as_ref(),
+        "-q".as_ref(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+        "ctx".as_ref(),
+    ]);
+    assert_eq!(
+        xattr::get(dir.join("who"), hoist::layer::RECORDED_OWNER_XATTR).expect("xattr"),
+        None
+    );
 }
 
 #[test]

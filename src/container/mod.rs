@@ -511,7 +511,7 @@ pub fn commit(
         let mut dirs = lowers.clone();
         dirs.push(upper.clone());
         fs::create_dir(&flat).map_err(|e| op(r, format!("squashing: {e}")))?;
-        crate::exec::export::flatten(&dirs, &flat).map_err(|e| match e {
+        crate::exec::export::flatten(&dirs, &flat, true).map_err(|e| match e {
             crate::exec::ExecError::Output(m) => op(r, format!("squashing: {m}")),
             other => op(r, format!("squashing: {other}")),
         })?;
@@ -530,7 +530,6 @@ pub fn commit(
         upper_form,
         opts.timestamp,
         opts.compression,
-        None,
     )
     .map_err(commit_err)?;
     store.install_blob(staged)?;

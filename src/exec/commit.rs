@@ -15,7 +15,7 @@ use super::config::ImageConfig;
 use super::{ImageFormat, LayerCompression};
 use crate::image::Digest;
 use crate::image::Reference;
-use crate::layer::diff::{write_layer_tar, DirKind, NewEntryOwner};
+use crate::layer::diff::{write_layer_tar, DirKind};
 use crate::layer::LayerWriter as BlobLayerWriter;
 use crate::store::{ImageRecord, StagedBlob, Store, StoreError};
 
@@ -44,15 +44,13 @@ pub enum CommitError {
 /// Writes `dir` as a layer blob staged in the store's scratch space (not yet visible): with a
 /// `timestamp`, the dir's mtimes are first clamped as the tar records them, so the dir later
 /// mounted shows what the blob holds. `upper` says the dir is in overlay form (whiteouts as 0:0
-/// char devices, opaque xattrs); `owner` gives the entries a step made their recorded owner
-/// (single-id mode, see [`NewEntryOwner`]).
+/// char devices, opaque xattrs).
 pub fn write_layer(
     store: &Store,
     dir: &Path,
     upper: bool,
     timestamp: Option<i64>,
     compression: LayerCompression,
-    owner: Option<&NewEntryOwner<'_>>,
 ) -> Result<(LayerRef, StagedBlob), CommitError> {
     // the dir later steps mount shows the times the tar records: whole seconds, clamped
     cache::clamp_mtimes(dir, timestamp).map_err(CommitError::Clamp)?;
@@ -64,7 +62,7 @@ pub fn write_layer(
     // the layer writer hashes the blob as it writes it: the store need not hash it again
     let w = store.prehashed_blob_writer()?;
     let (w, blob) = BlobLayerWriter::with_level(w, compression.compression, compression.level)
-        .and_then(|lw| write_layer_tar(dir, lw, kind, timestamp, owner))
+        .and_then(|lw| write_layer_tar(dir, lw, kind, timestamp))
         .and_then(|lw| lw.finish())
         .map_err(CommitError::Layer)?;
     let staged = w.finish(blob.digest.clone(), blob.size)?;

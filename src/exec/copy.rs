@@ -347,9 +347,10 @@ impl<'a> LayerWriter<'a> {
         // after chown: chown clears setuid bits
         fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
         // extended attributes travel with the file (docker and buildah keep them); the owner a
-        // single-id step recorded travels from another stage or image unless --chown sets one,
-        // and is never taken from the build context
-        let keep_owner_record = attrs.chown.is_none() && matches!(src, Src::Path(_));
+        // single-id step recorded travels from another stage or image into a tree that keeps
+        // records, unless --chown sets one, and is never taken from the build context
+        let keep_owner_record =
+            self.record_owners && attrs.chown.is_none() && matches!(src, Src::Path(_));
         copy_xattrs(src.xattrs(), &real, keep_owner_record);
         set_mtime(&real, &meta)?;
         Ok(meta)

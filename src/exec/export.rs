@@ -12,11 +12,14 @@ use super::copy::{Attrs, LayerWriter};
 use super::rootfs::RootView;
 use super::{ExecError, ExportTarget};
 
-/// Copies the merged file system of `dirs` into `dest` (which must be missing or empty).
-pub(crate) fn flatten(dirs: &[PathBuf], dest: &Path) -> Result<(), ExecError> {
+/// Copies the merged file system of `dirs` into `dest` (which must be missing or empty). With
+/// `keep_records`, owners recorded in single-id mode stay recorded (a tree the layer room's tar
+/// writer reads); without, the internal attribute never reaches the user's directory.
+pub(crate) fn flatten(dirs: &[PathBuf], dest: &Path, keep_records: bool) -> Result<(), ExecError> {
     let view = RootView::new(dirs.to_vec());
     let empty = RootView::new(Vec::new());
     let mut w = LayerWriter::new(dest, &empty);
+    w.record_owners = keep_records;
     let entries = view
         .walk(Path::new("/"))
         .map_err(|e| ExecError::Output(format!("reading the image: {e}")))?;
@@ -67,7 +70,7 @@ pub fn export(
                     ExecError::Output(format!("creating `{}`: {e}", dest.display()))
                 })?;
             }
-            flatten(dirs, dest)?;
+            flatten(dirs, dest, false)?;
             // the times `type=tar` writes (and the image's blobs hold)
             super::cache::clamp_mtimes(dest, timestamp)
                 .map_err(|e| ExecError::Output(format!("`{}`: {e}", dest.display())))
@@ -93,7 +96,7 @@ pub fn export(
                 .map_err(|e| ExecError::Output(format!("`{}`: {e}", parent.display())))?;
             let root = tmp.path().join("rootfs");
             fs::create_dir(&root).map_err(|e| ExecError::Output(e.to_string()))?;
-            flatten(dirs, &root)?;
+            flatten(dirs, &root, true)?;
             let w = std::io::BufWriter::new(out);
             let w = crate::layer::diff::write_tar(
                 &root,

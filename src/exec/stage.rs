@@ -895,39 +895,14 @@ impl<'a> Runner<'a> {
         upper: bool,
         out: &mut StageOut,
     ) -> Result<(), ExecError> {
-        self.commit_layer_owned(step, dir, upper, out, None)
-    }
-
-    /// [`Self::commit_layer`]; `made_by` (uid, gid) is the owner the tar gives what the step made
-    /// where the file system could not record it (single-id mode, a non-root USER).
-    fn commit_layer_owned(
-        &self,
-        step: &Step,
-        dir: &Path,
-        upper: bool,
-        out: &mut StageOut,
-        made_by: Option<(u32, u32)>,
-    ) -> Result<(), ExecError> {
         let t0 = Instant::now();
         let cpu0 = crate::util::thread_cpu_seconds();
-        let lowers = &out.dirs;
-        let existed = |rel: &Path| {
-            lowers
-                .iter()
-                .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
-        };
-        let owner = made_by.map(|(uid, gid)| crate::layer::diff::NewEntryOwner {
-            uid,
-            gid,
-            existed: &existed,
-        });
         let (layer, staged) = commit_mod::write_layer(
             self.store,
             dir,
             upper,
             self.req.timestamp,
             self.req.compression,
-            owner.as_ref(),
         )
         .map_err(|e| match e {
             commit_mod::CommitError::Store(e) => ExecError::Store(e),
@@ -1108,19 +1083,19 @@ impl<'a> Runner<'a> {
             return Err(err(self, format!("exit status {}", status.code)));
         }
         let _ = fs::remove_dir_all(&scratch);
-        // single-id mode ran a non-root USER as uid 0: what the step made gets that user in the
-        // layer, as a subuid range or root would have recorded it
-        let made_by = match out.config.config.user.as_deref() {
-            Some(u) if single_id && sandbox::names_another_user(u) => {
+        // single-id mode ran a non-root USER as uid 0: what the step made is recorded as that
+        // user's, as a subuid range or root would have made it
+        if let Some(u) = out.config.config.user.as_deref() {
+            if single_id && sandbox::names_another_user(u) {
                 let view = RootView::new(out.dirs.clone());
-                Some(
-                    self.current_owner(&view, out)
-                        .map_err(|m| err(self, format!("user `{u}`: {m}")))?,
-                )
+                let (uid, gid) = self
+                    .current_owner(&view, out)
+                    .map_err(|m| err(self, format!("user `{u}`: {m}")))?;
+                record_new_entries(&layer, &out.dirs, uid, gid)
+                    .map_err(|e| err(self, format!("recording what the step made: {e}")))?;
             }
-            _ => None,
-        };
-        self.commit_layer_owned(step, &layer, true, out, made_by)
+        }
+        self.commit_layer(step, &layer, true, out)
     }
 
     /// Prepares one `RUN --mount` (`None`: an optional secret that was not given).
@@ -1753,6 +1728,40 @@ impl<'a> Runner<'a> {
             }
         }
     }
+}
+
+/// Records `uid:gid` ([`crate::layer::RECORDED_OWNER_XATTR`]) on every entry of the upper dir
+/// `upper` that no dir of `lowers` has and that carries no record yet (a chown the step made
+/// wins). Whiteouts and symbolic links are left as they are: a link holds no attribute.
+fn record_new_entries(upper: &Path, lowers: &[PathBuf], uid: u32, gid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let value = crate::layer::recorded_owner_value(uid, gid);
+    for e in walkdir::WalkDir::new(upper).min_depth(1) {
+        let e = e.map_err(std::io::Error::other)?;
+        let md = e.metadata().map_err(std::io::Error::other)?;
+        let ft = md.file_type();
+        if ft.is_symlink() || (ft.is_char_device() && md.rdev() == 0) {
+            continue;
+        }
+        let rel = e
+            .path()
+            .strip_prefix(upper)
+            .map_err(std::io::Error::other)?;
+        if lowers
+            .iter()
+            .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+        {
+            continue;
+        }
+        if xattr::get(e.path(), crate::layer::RECORDED_OWNER_XATTR)?.is_none() {
+            xattr::set(
+                e.path(),
+                crate::layer::RECORDED_OWNER_XATTR,
+                value.as_bytes(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The image's `/etc/passwd` and `/etc/group`.

@@ -83,7 +83,7 @@ fn write_blob<W: Write>(
     opts: &DiffOptions,
 ) -> Result<(LayerBlob, W), LayerError> {
     let w = LayerWriter::new(out, opts.compression)?;
-    let w = write_tar_inner(dir, w, kind, opts.timestamp, true, None)?;
+    let w = write_tar_inner(dir, w, kind, opts.timestamp, true)?;
     let (out, blob) = w.finish()?;
     Ok((blob, out))
 }
@@ -95,30 +95,18 @@ pub fn write_tar<W: Write>(
     kind: DirKind,
     timestamp: Option<i64>,
 ) -> Result<W, LayerError> {
-    write_tar_inner(dir, out, kind, timestamp, false, None)
-}
-
-/// The owner the tar gives to the entries a step made, where the file system cannot hold it:
-/// in single-id mode a step run for a non-root `USER` makes everything as uid 0, the only id.
-/// Every entry of the dir for which `existed(relative path)` is false gets `uid:gid`; entries
-/// that were there below (copied up) and whiteouts keep theirs.
-pub struct NewEntryOwner<'a> {
-    pub uid: u32,
-    pub gid: u32,
-    pub existed: &'a dyn Fn(&Path) -> bool,
+    write_tar_inner(dir, out, kind, timestamp, false)
 }
 
 /// [`write_tar`] for a layer being committed: what the tar leaves out (sockets, and hard links to
-/// them) is removed from `dir` too, so the dir later steps mount shows exactly what the blob
-/// holds; `owner` gives the entries the step made the owner it names.
+/// them) is removed from `dir` too, so the dir later steps mount shows exactly what the blob holds.
 pub fn write_layer_tar<W: Write>(
     dir: &Path,
     out: W,
     kind: DirKind,
     timestamp: Option<i64>,
-    owner: Option<&NewEntryOwner<'_>>,
 ) -> Result<W, LayerError> {
-    write_tar_inner(dir, out, kind, timestamp, true, owner)
+    write_tar_inner(dir, out, kind, timestamp, true)
 }
 
 /// [`write_tar`]; with `remove_unstored`, what the tar leaves out (sockets) is removed from `dir`.
@@ -128,7 +116,6 @@ fn write_tar_inner<W: Write>(
     kind: DirKind,
     timestamp: Option<i64>,
     remove_unstored: bool,
-    owner: Option<&NewEntryOwner<'_>>,
 ) -> Result<W, LayerError> {
     let mut builder = tar::Builder::new(out);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
@@ -152,22 +139,13 @@ fn write_tar_inner<W: Write>(
             path: path.to_owned(),
             source: io::Error::other("walked outside the directory"),
         })?;
-        let made_by = owner.filter(|o| !(o.existed)(rel));
         let rel = rel.as_os_str().as_bytes().to_vec();
         let md = fs::symlink_metadata(path).map_err(|e| walk_err(path, e))?;
         let ft = md.file_type();
         let mtime = clamp(md.mtime(), timestamp);
         let mut h = Header::new_ustar();
-        match made_by {
-            Some(o) => {
-                h.set_uid(o.uid.into());
-                h.set_gid(o.gid.into());
-            }
-            None => {
-                h.set_uid(md.uid().into());
-                h.set_gid(md.gid().into());
-            }
-        }
+        h.set_uid(md.uid().into());
+        h.set_gid(md.gid().into());
         h.set_mode(md.mode() & 0o7777);
         h.set_mtime(mtime);
         h.set_size(0);
