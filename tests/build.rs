@@ -360,6 +360,47 @@ RUN cat /base.txt /from-tools.txt
 }
 
 #[test]
+fn a_build_steps_syncs_return_at_once_but_those_of_a_container_or_a_cache_mount_step_do_not() {
+    // `sync FILE` fsyncs it; a pipe cannot be synced, so the kernel's answer is EINVAL, and
+    // a sync that never reaches the kernel answers success
+    let env = env();
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN echo | sync /dev/stdin\n",
+        )],
+    );
+    build(&env, &["-t", "localhost/synced"]);
+    let err = env.fails(
+        1,
+        [
+            "run",
+            "--rm",
+            "localhost/busybox",
+            "sh",
+            "-c",
+            "echo | sync /dev/stdin",
+        ],
+    );
+    assert!(err.contains("Invalid argument"), "{err}");
+    // a cache mount's files outlive the build: its step's syncs are real
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nRUN --mount=type=cache,target=/c echo | sync /dev/stdin\n",
+        )],
+    );
+    let mut cmd = env.cmd(["build", "--progress", "plain", "ctx"]);
+    let out = common::run(&mut cmd);
+    assert_eq!(out.status.code(), Some(1), "{}", common::show(&out));
+    let all = common::show(&out);
+    assert!(all.contains("sync: /dev/stdin: Invalid argument"), "{all}");
+    assert!(all.contains("exit status 1"), "{all}");
+}
+
+#[test]
 fn run_layers_carry_whiteouts_and_opaque_dirs() {
     let env = env();
     context(

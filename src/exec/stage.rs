@@ -985,6 +985,11 @@ impl<'a> Runner<'a> {
             }
             (plan::Network::Default, NetworkMode::Private) => sandbox::Network::Private,
         };
+        // nothing the step writes outlives the build unless it is committed, and the commit
+        // syncs the blob (the layer dir's marker names the boot it was written in): the step's
+        // own syncs only wait for the disk. A cache mount's files outlive the build: a step
+        // with one keeps them.
+        spec.discard_sync = !r.mounts.iter().any(|m| matches!(m, RunMount::Cache { .. }));
         let mut held = Vec::new();
         for (n, m) in r.mounts.iter().enumerate() {
             let mount_dir = scratch.join(format!("mount-{n}"));

@@ -310,7 +310,11 @@ fn run(sock: &mut UnixStream, start: &Start) -> Result<i32, Failure> {
     let exe = find_executable(argv0, path, &root)
         .map_err(|(message, code)| Failure::Exec { message, code })?;
 
-    let progs = seccomp::policy(start.fake_id_calls, start.spec.seccomp_unconfined)?;
+    let progs = seccomp::policy(
+        start.fake_id_calls,
+        start.spec.seccomp_unconfined,
+        start.spec.discard_sync,
+    )?;
     let signals = Signals::block()?;
     let pty = if start.spec.tty {
         Some(Pty::open()?)

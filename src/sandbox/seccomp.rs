@@ -184,6 +184,17 @@ pub fn faked_syscalls() -> Vec<i64> {
     v
 }
 
+/// The calls that wait for written data to reach the disk.
+pub fn sync_syscalls() -> Vec<i64> {
+    vec![
+        libc::SYS_fsync,
+        libc::SYS_fdatasync,
+        libc::SYS_sync_file_range,
+        libc::SYS_syncfs,
+        libc::SYS_sync,
+    ]
+}
+
 /// What the notify filter hands to the init.
 fn notified_syscalls() -> Vec<i64> {
     let mut v = chown_syscalls();
@@ -294,6 +305,15 @@ pub fn notified_errno_filter() -> Result<BpfProgram, SandboxError> {
     )
 }
 
+/// The sync family returns 0 and does nothing ([`super::Spec::discard_sync`]).
+pub fn discard_sync_filter() -> Result<BpfProgram, SandboxError> {
+    compile(
+        any_args(sync_syscalls()),
+        SeccompAction::Allow,
+        SeccompAction::Errno(0),
+    )
+}
+
 /// What the filter below returns before it is rewritten to `SECCOMP_RET_USER_NOTIF`, which
 /// seccompiler has no action for.
 const NOTIFY_MARK: u32 = 0x4857;
@@ -346,7 +366,11 @@ pub fn install_with_listener(prog: &BpfProgram) -> Result<std::os::fd::OwnedFd, 
 }
 
 /// The whole policy, in the order it must be installed.
-pub fn policy(fake_id_calls: bool, unconfined: bool) -> Result<Vec<BpfProgram>, SandboxError> {
+pub fn policy(
+    fake_id_calls: bool,
+    unconfined: bool,
+    discard_sync: bool,
+) -> Result<Vec<BpfProgram>, SandboxError> {
     let mut v = if unconfined {
         Vec::new()
     } else {
@@ -354,6 +378,9 @@ pub fn policy(fake_id_calls: bool, unconfined: bool) -> Result<Vec<BpfProgram>, 
     };
     if fake_id_calls {
         v.push(fake_id_filter()?);
+    }
+    if discard_sync {
+        v.push(discard_sync_filter()?);
     }
     Ok(v)
 }
@@ -372,10 +399,11 @@ mod tests {
 
     #[test]
     fn policy_compiles_for_this_machine_within_bpf_limits() {
-        for fake in [false, true] {
-            assert_eq!(policy(fake, true).unwrap().len(), usize::from(fake));
-            let p = policy(fake, false).unwrap();
-            assert_eq!(p.len(), if fake { 3 } else { 2 });
+        for (fake, sync) in [(false, false), (true, false), (false, true), (true, true)] {
+            let extra = usize::from(fake) + usize::from(sync);
+            assert_eq!(policy(fake, true, sync).unwrap().len(), extra);
+            let p = policy(fake, false, sync).unwrap();
+            assert_eq!(p.len(), 2 + extra);
             // BPF_MAXINSNS
             assert!(
                 p.iter().all(|f| f.len() <= 4096),
