@@ -673,3 +673,82 @@ fn builder_prune_until_and_keep_storage() {
     let err = env.fails(1, ["builder", "prune", "--keep-storage", "lots"]);
     assert!(err.contains("`--keep-storage lots`"), "{err}");
 }
+
+/// The diff_ids of image `name`, bottom first (`hoist inspect`).
+fn diff_ids(env: &TestEnv, name: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(["inspect", name])).expect("json");
+    v[0]["RootFS"]["Layers"]
+        .as_array()
+        .expect("RootFS.Layers")
+        .iter()
+        .map(|l| l.as_str().expect("diff_id").to_string())
+        .collect()
+}
+
+#[test]
+fn a_layer_no_later_step_reads_is_made_in_memory_the_same_and_unpacked_when_read() {
+    // rootless: hoist has a mount namespace of its own, where the last COPY of the target is
+    // written into a tmpfs and only its blob stored
+    let env = TestEnv::rootless();
+    env.import_busybox("localhost/busybox");
+    let last_copy = "FROM localhost/busybox\nCOPY . /app/\nCMD [\"sh\"]\n";
+    let dir = context(
+        &env,
+        &[
+            ("Dockerfile", last_copy),
+            (".dockerignore", "Dockerfile\n.dockerignore\n"),
+            ("run.sh", "#!/bin/sh\necho hi\n"),
+            ("sub/deep/b.txt", "b\n"),
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir.join("run.sh"), fs::Permissions::from_mode(0o750)).expect("chmod");
+    std::os::unix::fs::symlink("sub/deep/b.txt", dir.join("link")).expect("symlink");
+    common::chown_tree(&dir, 65534);
+    let mut cmd = env.cmd(["--log-level", "debug", "build", "-t", "mem", "ctx"]);
+    let out = common::run(&mut cmd);
+    common::assert_success(&cmd, &out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("from memory"), "{err}");
+    let mem_layers = diff_ids(&env, "mem");
+    let copy_layer = mem_layers.last().expect("the COPY layer").clone();
+    let hex = copy_layer.trim_start_matches("sha256:");
+    // only the blob was stored: no dir in layers/ until something reads the files
+    assert!(!env.root.join("layers").join(hex).exists());
+    // an unchanged rebuild hits the cache and still unpacks nothing
+    let again = last_line(&build(&env, &["-t", "mem"]));
+    assert!(!env.root.join("layers").join(hex).exists());
+    // a step after the COPY reads the files: the same COPY made on disk is the same layer
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nCOPY . /app/\nRUN cat /app/link /app/sub/deep/b.txt > /both\n",
+        )],
+    );
+    build(&env, &["--no-cache", "-t", "disk"]);
+    let disk_layers = diff_ids(&env, "disk");
+    assert_eq!(disk_layers[..disk_layers.len() - 1], mem_layers[..]);
+    // the cached COPY of the first build, read by a new RUN: unpacked from its blob first
+    context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM localhost/busybox\nCOPY . /app/\nCMD [\"sh\"]\nRUN /app/run.sh > /said\n",
+        )],
+    );
+    let out = build(&env, &["-t", "later"]);
+    assert_eq!(cached_steps(&out), vec![2, 3], "{out}");
+    assert!(env.root.join("layers").join(hex).is_dir());
+    assert_eq!(env.ok(["run", "--rm", "later", "cat", "/said"]), "hi\n");
+    // and the image itself runs with the files, modes and link the context has
+    let listing = env.ok([
+        "run",
+        "--rm",
+        &again,
+        "sh",
+        "-c",
+        "stat -c '%a %n' /app/run.sh && readlink /app/link && cat /app/link",
+    ]);
+    assert_eq!(listing, "750 /app/run.sh\nsub/deep/b.txt\nb\n");
+}

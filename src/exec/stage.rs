@@ -37,7 +37,11 @@ use crate::util::FileLock;
 struct StageOut {
     config: ImageConfig,
     layers: Vec<LayerRef>,
+    /// Where each layer's dir is in `layers/`; those in `unready` are not unpacked yet.
     dirs: Vec<PathBuf>,
+    /// The layers (blob, diff_id) whose dirs no step has read yet (a cached step's, a last
+    /// COPY's made in memory): unpacked by [`Runner::ready`] when a step reads the files.
+    unready: Vec<(Digest, Digest)>,
     key: String,
 }
 
@@ -229,10 +233,13 @@ impl<'a> Runner<'a> {
             return Err(e);
         }
         let target = r.plan.target;
-        let out = lock(&r.outs)
+        let mut out = lock(&r.outs)
             .remove(&target)
             .flatten()
             .expect("the target stage is always in the build order");
+        if !req.outputs.is_empty() {
+            r.ready(&mut out)?;
+        }
         for o in &req.outputs {
             super::export::export(&out.dirs, o, req.timestamp)?;
         }
@@ -360,6 +367,7 @@ impl<'a> Runner<'a> {
             config,
             layers,
             dirs,
+            unready: Vec::new(),
             key,
         };
         lock(&self.images).insert(name.to_string(), out.clone());
@@ -378,6 +386,7 @@ impl<'a> Runner<'a> {
                     config: ImageConfig::scratch(&p.os, &p.arch, p.variant.as_deref()),
                     layers: Vec::new(),
                     dirs: Vec::new(),
+                    unready: Vec::new(),
                     key: cache::key_of(&vec![("scratch".to_string(), p.to_text())]),
                 }
             }
@@ -447,7 +456,12 @@ impl<'a> Runner<'a> {
                 });
             }
             let t0 = Instant::now();
-            let hit = self.step_cached(i, k, step, &mut out, &mut cmd_set, &mut missed)?;
+            // no later step of the build reads what this one writes (the target stage's last
+            // step that writes files, no `--output`): its layer dir is not needed
+            let unread = i == self.plan.target
+                && self.req.outputs.is_empty()
+                && steps[k + 1..].iter().all(|s| !reads_files(&s.op));
+            let hit = self.step_cached(i, k, step, unread, &mut out, &mut cmd_set, &mut missed)?;
             if !is_trigger {
                 self.emit(Event::StepDone {
                     number,
@@ -468,6 +482,7 @@ impl<'a> Runner<'a> {
         stage: usize,
         position: usize,
         step: &Step,
+        unread: bool,
         out: &mut StageOut,
         cmd_set: &mut bool,
         missed: &mut Option<(usize, String)>,
@@ -481,7 +496,7 @@ impl<'a> Runner<'a> {
             // `--layers=false`, or an ADD of a URL without a checksum (its content is known only
             // after fetching it): the step runs and nothing is recorded
             None => {
-                self.apply(step, out, cmd_set)?;
+                self.apply(step, unread, out, cmd_set)?;
                 // what follows depends on what the step made
                 let config = Digest::of_bytes(&out.config.to_json());
                 out.key = cache::key_of(&vec![
@@ -528,7 +543,10 @@ impl<'a> Runner<'a> {
                 if let Some(hit) = self.reuse(step, &entry)? {
                     let (config, layer) = hit;
                     out.config = config;
-                    if let Some((l, dir)) = layer {
+                    if let Some((l, dir, unpacked)) = layer {
+                        if !unpacked {
+                            out.unready.push((l.digest.clone(), l.diff_id.clone()));
+                        }
                         out.layers.push(l);
                         out.dirs.push(dir);
                     }
@@ -571,7 +589,7 @@ impl<'a> Runner<'a> {
         }
         *missed = Some((step.line, step.text.clone()));
         let n_layers = out.layers.len();
-        self.apply(step, out, cmd_set)?;
+        self.apply(step, unread, out, cmd_set)?;
         let layer = if out.layers.len() > n_layers {
             out.layers.last().map(|l| store_cache::CachedLayer {
                 digest: l.digest.to_string(),
@@ -595,14 +613,15 @@ impl<'a> Runner<'a> {
         Ok(false)
     }
 
-    /// The config and layer of a cache entry; `None` when the entry cannot be used after all (an
-    /// unreadable config, a layer that cannot be unpacked): a miss, never an error.
+    /// The config and layer of a cache entry (with its dir's path and whether it is unpacked);
+    /// `None` when the entry cannot be used after all (an unreadable config or layer record): a
+    /// miss, never an error.
     #[allow(clippy::type_complexity)]
     fn reuse(
         &self,
         step: &Step,
         entry: &store_cache::CacheEntry,
-    ) -> Result<Option<(ImageConfig, Option<(LayerRef, PathBuf)>)>, ExecError> {
+    ) -> Result<Option<(ImageConfig, Option<(LayerRef, PathBuf, bool)>)>, ExecError> {
         let Ok(config) = ImageConfig::from_json(entry.config.as_bytes()) else {
             log::warn!("cache entry {}: unreadable config; a miss", entry.key);
             return Ok(None);
@@ -615,8 +634,9 @@ impl<'a> Runner<'a> {
                 else {
                     return Ok(None);
                 };
-                let dir = match store_cache::layer_dir(self.store, l) {
-                    Ok(d) => d,
+                // the dir is unpacked only when a later step reads the files
+                let unpacked = match self.store.layer_unpacked(&diff_id) {
+                    Ok(u) => u,
                     Err(e) => {
                         log::warn!(
                             "{}:{}: cached layer {} cannot be used ({e}); running the step",
@@ -629,12 +649,13 @@ impl<'a> Runner<'a> {
                 };
                 Some((
                     LayerRef {
-                        diff_id,
+                        diff_id: diff_id.clone(),
                         digest,
                         size: l.size,
                         media_type: l.media_type.clone(),
                     },
-                    dir,
+                    self.store.layer_path(&diff_id),
+                    unpacked,
                 ))
             }
         };
@@ -784,8 +805,18 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs one step against the stage's state.
-    fn apply(&self, step: &Step, out: &mut StageOut, cmd_set: &mut bool) -> Result<(), ExecError> {
+    /// Applies one step to the stage; `unread`: nothing later in the build reads its files.
+    fn apply(
+        &self,
+        step: &Step,
+        unread: bool,
+        out: &mut StageOut,
+        cmd_set: &mut bool,
+    ) -> Result<(), ExecError> {
         let err = |r: &Runner<'_>, m: String| r.step_err(step.line, &step.text, m);
+        if reads_files(&step.op) {
+            self.ready(out)?;
+        }
         let mut empty = true;
         let mut summary = String::new();
         match &step.op {
@@ -794,7 +825,7 @@ impl<'a> Runner<'a> {
                 empty = false;
             }
             Op::Copy(c) => {
-                summary = self.copy(step, c, out)?;
+                summary = self.copy(step, c, unread, out)?;
                 empty = false;
             }
             Op::Workdir(dir) => {
@@ -818,7 +849,7 @@ impl<'a> Runner<'a> {
                             .and_then(|_| w.make_dir(&resolved, owner))
                             .map_err(|e| err(self, format!("creating `{dir}`: {e}")))?;
                     }
-                    self.commit_layer(step, &layer, false, out)?;
+                    self.commit_layer(step, &layer, false, true, out)?;
                     empty = false;
                 }
             }
@@ -887,12 +918,16 @@ impl<'a> Runner<'a> {
         Ok(d)
     }
 
-    /// Turns a layer dir into a staged blob and appends it to the stage.
+    /// Turns a layer dir into a staged blob and appends it to the stage. With `place` the dir
+    /// becomes the layer's dir in `layers/`; without, the blob is installed at once and the
+    /// dir is left to its owner (a memory dir): the layer is unpacked from the blob when a
+    /// step reads it.
     fn commit_layer(
         &self,
         step: &Step,
         dir: &Path,
         upper: bool,
+        place: bool,
         out: &mut StageOut,
     ) -> Result<(), ExecError> {
         let t0 = Instant::now();
@@ -911,6 +946,22 @@ impl<'a> Runner<'a> {
         let blob = layer.clone();
         out.layers.push(layer);
         let t_sync = t0.elapsed();
+        if !place {
+            self.store.install_blob(staged)?;
+            if !self.store.layer_unpacked(&blob.diff_id)? {
+                out.unready
+                    .push((blob.digest.clone(), blob.diff_id.clone()));
+            }
+            out.dirs.push(self.store.layer_path(&blob.diff_id));
+            log::debug!(
+                "layer {} ({} bytes stored): committed in {:.3} s ({:.3} s CPU), from memory",
+                blob.diff_id,
+                blob.size,
+                t0.elapsed().as_secs_f64(),
+                crate::util::thread_cpu_seconds() - cpu0,
+            );
+            return Ok(());
+        }
         if self.req.layers {
             // with the cache, the layer goes into the store now, so that its entry is usable
             self.store.install_blob(staged)?;
@@ -943,10 +994,11 @@ impl<'a> Runner<'a> {
     fn stage_dirs(&self, step: &Step, from: &FromRef) -> Result<(Vec<PathBuf>, String), ExecError> {
         match from {
             FromRef::Stage(i) => match self.plan.order.contains(i) {
-                true => Ok((
-                    self.wait_stage(*i)?.dirs,
-                    format!("stage `{}`", stage_label(&self.plan, *i)),
-                )),
+                true => {
+                    let mut o = self.wait_stage(*i)?;
+                    self.ready(&mut o)?;
+                    Ok((o.dirs, format!("stage `{}`", stage_label(&self.plan, *i))))
+                }
                 false => Err(self.step_err(
                     step.line,
                     &step.text,
@@ -1100,7 +1152,7 @@ impl<'a> Runner<'a> {
                     .map_err(|e| err(self, format!("recording what the step made: {e}")))?;
             }
         }
-        self.commit_layer(step, &layer, true, out)
+        self.commit_layer(step, &layer, true, true, out)
     }
 
     /// Prepares one `RUN --mount` (`None`: an optional secret that was not given).
@@ -1243,14 +1295,19 @@ impl<'a> Runner<'a> {
     }
 
     /// COPY/ADD into a fresh layer; returns the history's content summary.
-    fn copy(&self, step: &Step, c: &CopyOp, out: &mut StageOut) -> Result<String, ExecError> {
+    fn copy(
+        &self,
+        step: &Step,
+        c: &CopyOp,
+        unread: bool,
+        out: &mut StageOut,
+    ) -> Result<String, ExecError> {
         let view = RootView::new(out.dirs.clone());
         let acc = if c.chown.is_some() {
             accounts(&view).map_err(|e| self.step_err(step.line, &step.text, e.to_string()))?
         } else {
             Accounts::default()
         };
-        let layer = self.layer_dir()?;
         // `--link`: the files are copied into an empty tree that becomes the layer, so nothing
         // of the image below is read for the destination: no symlink of it is followed, no
         // directory of it is taken for the destination or its mode (reference, "COPY --link")
@@ -1259,10 +1316,48 @@ impl<'a> Runner<'a> {
         } else {
             view
         };
-        self.copy_into(step, c, &layer, &below, &acc, false)?;
         let summary = self.summary(c);
-        self.commit_layer(step, &layer, false, out)?;
+        // a layer nothing reads during the build is written in memory, where creating files
+        // costs next to nothing, and only its blob is stored; anything that goes wrong there
+        // (a COPY bigger than the memory dir) is done again on disk. Not for URLs: fetched once.
+        if unread && !c.sources.iter().any(|s| add::is_url(s)) {
+            if let Some(mem) = self.memory_dir() {
+                let layer = mem.path().join("layer");
+                let done = fs::create_dir(&layer)
+                    .map_err(ExecError::io(format!("creating `{}`", layer.display())))
+                    .and_then(|()| self.copy_into(step, c, &layer, &below, &acc, false));
+                match done {
+                    Ok(_) => {
+                        self.commit_layer(step, &layer, false, false, out)?;
+                        return Ok(summary);
+                    }
+                    Err(e) => log::debug!("the copy in memory failed ({e}); copying on disk"),
+                }
+            }
+        }
+        let layer = self.layer_dir()?;
+        self.copy_into(step, c, &layer, &below, &acc, false)?;
+        self.commit_layer(step, &layer, false, true, out)?;
         Ok(summary)
+    }
+
+    /// A fresh memory dir for a layer ([`sandbox::memdir`]), where this process may have one.
+    fn memory_dir(&self) -> Option<sandbox::memdir::MemoryDir> {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        sandbox::memdir::MemoryDir::mount(&self.work.path().join(format!("memory-{n}")))
+    }
+
+    /// Unpacks the layers of `out` whose dirs no step has needed yet ([`StageOut::unready`]).
+    fn ready(&self, out: &mut StageOut) -> Result<(), ExecError> {
+        if out.unready.is_empty() {
+            return Ok(());
+        }
+        // one unpacker at a time, as for base images: two stages never unpack one layer twice
+        let _loading = lock(&self.loading);
+        for (blob, diff_id) in std::mem::take(&mut out.unready) {
+            self.store.unpacked_layer(&blob, &diff_id)?;
+        }
+        Ok(())
     }
 
     fn summary(&self, c: &CopyOp) -> String {
@@ -1733,6 +1828,11 @@ impl<'a> Runner<'a> {
             }
         }
     }
+}
+
+/// Whether a step reads the stage's files (and so needs its layers unpacked).
+fn reads_files(op: &Op) -> bool {
+    matches!(op, Op::Run(_) | Op::Copy(_) | Op::Workdir(_))
 }
 
 /// Records `uid:gid` ([`crate::layer::RECORDED_OWNER_XATTR`]) on every entry of the upper dir

@@ -14,6 +14,7 @@
 pub mod caps;
 mod chown_record;
 pub mod init;
+pub mod memdir;
 pub mod mounts;
 pub mod network;
 pub mod probe;

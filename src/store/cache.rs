@@ -159,13 +159,7 @@ pub fn usable(store: &Store, entry: &CacheEntry) -> bool {
 pub fn layer_dir(store: &Store, layer: &CachedLayer) -> Result<PathBuf, StoreError> {
     let blob = Digest::parse(&layer.digest)?;
     let diff_id = Digest::parse(&layer.diff_id)?;
-    if store.tmp.is_some() {
-        store.hold_gc_shared()?;
-    }
-    if !super::layers::is_complete(store, &diff_id) {
-        super::layers::unpack(store, &blob, &diff_id)?;
-    }
-    Ok(store.layer_path(&diff_id))
+    store.unpacked_layer(&blob, &diff_id)
 }
 
 /// Every entry with the blob and layer dir it needs (for `hoist check` and collection).

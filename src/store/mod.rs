@@ -858,6 +858,25 @@ impl Store {
         check::check(self, opts)
     }
 
+    /// Whether the layer's dir in `layers/` is complete. The process keeps `gc.lock` shared from
+    /// then on, as with [`Store::layer_dirs`], so the dir (or the blob it is unpacked from later)
+    /// stays.
+    pub fn layer_unpacked(&self, diff_id: &Digest) -> Result<bool, StoreError> {
+        if self.tmp.is_some() {
+            self.hold_gc_shared()?;
+        }
+        Ok(layers::is_complete(self, diff_id))
+    }
+
+    /// The layer's dir in `layers/`, unpacked from the blob `blob` first when it is not there
+    /// (the diff_id is checked while unpacking).
+    pub fn unpacked_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<PathBuf, StoreError> {
+        if !self.layer_unpacked(diff_id)? {
+            layers::unpack(self, blob, diff_id)?;
+        }
+        Ok(self.layer_path(diff_id))
+    }
+
     /// Where the unpacked dir of a layer lives (whether or not it is there): the overlay lower
     /// dir `layers/HEX/diff`, beside its completion marker.
     pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
