@@ -28,11 +28,17 @@ pub struct Entry {
     pub meta: fs::Metadata,
 }
 
+/// What [`RootView::lookup_exact`] found, by path components.
+type Lookups = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<OsString>, Option<Entry>>>>;
+
 /// The merged view of a stack of layer dirs.
 #[derive(Debug, Clone, Default)]
 pub struct RootView {
     /// Bottom first.
     layers: Vec<PathBuf>,
+    /// Lookups remembered ([`RootView::fixed`]): only for layers nothing writes to while the
+    /// view is used.
+    memo: Option<Lookups>,
 }
 
 fn is_whiteout(m: &fs::Metadata) -> bool {
@@ -76,7 +82,18 @@ fn join(comps: &[OsString]) -> PathBuf {
 impl RootView {
     /// A view over `layers`, bottom first.
     pub fn new(layers: Vec<PathBuf>) -> RootView {
-        RootView { layers }
+        RootView { layers, memo: None }
+    }
+
+    /// A view over layers that do not change while it is used (a step's lower layers): each
+    /// lookup is made once, and nothing is looked up below a path that is not a directory. A
+    /// COPY of many files into one directory then stats the directory once, not once per file
+    /// and layer.
+    pub fn fixed(layers: Vec<PathBuf>) -> RootView {
+        RootView {
+            layers,
+            memo: Some(Lookups::default()),
+        }
     }
 
     /// The layer dirs, bottom first.
@@ -87,6 +104,34 @@ impl RootView {
     /// Looks up `comps` exactly (no symlink in the last component is followed; earlier
     /// components must be real directories of the view).
     fn lookup_exact(&self, comps: &[OsString]) -> io::Result<Option<Entry>> {
+        let Some(memo) = &self.memo else {
+            return self.lookup_uncached(comps);
+        };
+        let remembered = |c: &[OsString]| {
+            memo.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(c)
+                .cloned()
+        };
+        if let Some(found) = remembered(comps) {
+            return Ok(found);
+        }
+        // below a path the view does not have as a directory there is nothing
+        let parent_missing = comps.len() > 1
+            && remembered(&comps[..comps.len() - 1])
+                .is_some_and(|p| p.is_none_or(|e| !e.meta.is_dir()));
+        let found = if parent_missing {
+            None
+        } else {
+            self.lookup_uncached(comps)?
+        };
+        memo.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(comps.to_vec(), found.clone());
+        Ok(found)
+    }
+
+    fn lookup_uncached(&self, comps: &[OsString]) -> io::Result<Option<Entry>> {
         if comps.is_empty() {
             // the root: the topmost layer that has it, or a synthetic root
             for l in self.layers.iter().rev() {

@@ -1302,7 +1302,7 @@ impl<'a> Runner<'a> {
         unread: bool,
         out: &mut StageOut,
     ) -> Result<String, ExecError> {
-        let view = RootView::new(out.dirs.clone());
+        let view = RootView::fixed(out.dirs.clone());
         let acc = if c.chown.is_some() {
             accounts(&view).map_err(|e| self.step_err(step.line, &step.text, e.to_string()))?
         } else {
@@ -1510,7 +1510,7 @@ impl<'a> Runner<'a> {
                 }
                 Some(from) => {
                     let (dirs, what) = self.stage_dirs(step, from)?;
-                    let sv = RootView::new(dirs);
+                    let sv = RootView::fixed(dirs);
                     let exclude = crate::ignore::Matcher::from_patterns(&c.excludes)
                         .map_err(|e| err(self, format!("--exclude: {e}")))?;
                     for pat in &locals {
