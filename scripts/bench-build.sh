@@ -187,6 +187,7 @@ for group in $CASES; do
       ;;
     run-100mib)
       row "RUN writing 100 MiB (cold)" "$RUNS" "$clean" "$(hb --no-cache -t r100 "$c/run-100mib")" "$(bb --no-cache -t r100 "$c/run-100mib")"
+      row "RUN writing 100 MiB zeros (cold)" "$RUNS" "$clean" "$(hb --no-cache -t r100z "$c/run-100mib-zeros")" "$(bb --no-cache -t r100z "$c/run-100mib-zeros")"
       ;;
     stages)
       row "two independent 2 s stages (cold)" "$RUNS" "$clean" "$(hb --no-cache -t st "$c/stages")" "$(bb --no-cache -t st "$c/stages")"
