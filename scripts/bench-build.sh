@@ -8,7 +8,7 @@
 #
 # Usage: scripts/bench-build.sh [RUNS]        (default 5; the Debian case runs min(RUNS, 3) times)
 #   HOIST=path/to/hoist   skip the release build
-#   CASES="run copy …"    only these groups: run cached context copy-small copy-big run-100mib
+#   CASES="run copy …"    only these groups: run cached context copy-small copy-big run-100mib (random and zeros)
 #                         stages debian (default: all)
 #   NO_BUILDAH=1          hoist only
 # As root, the script makes the user `hoistbench` (subordinate ids 400000:65536) and runs every

@@ -29,7 +29,8 @@ pub struct Entry {
 }
 
 /// What [`RootView::lookup_exact`] found, by path components.
-type Lookups = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<OsString>, Option<Entry>>>>;
+type Lookups =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<OsString>, Option<Entry>>>>;
 
 /// The merged view of a stack of layer dirs.
 #[derive(Debug, Clone, Default)]
