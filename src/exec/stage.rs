@@ -946,8 +946,9 @@ impl<'a> Runner<'a> {
         let blob = layer.clone();
         out.layers.push(layer);
         let t_sync = t0.elapsed();
+        // the blob's name becomes durable with the image (`commit` syncs `blobs/` once)
         if !place {
-            self.store.install_blob(staged)?;
+            self.store.install_blob_unsynced(staged)?;
             if !self.store.layer_unpacked(&blob.diff_id)? {
                 out.unready
                     .push((blob.digest.clone(), blob.diff_id.clone()));
@@ -964,7 +965,7 @@ impl<'a> Runner<'a> {
         }
         if self.req.layers {
             // with the cache, the layer goes into the store now, so that its entry is usable
-            self.store.install_blob(staged)?;
+            self.store.install_blob_unsynced(staged)?;
             let t_blob = t0.elapsed();
             let placed = self.store.add_unpacked_layer(&blob.diff_id, dir)?;
             log::debug!(
@@ -1756,7 +1757,7 @@ impl<'a> Runner<'a> {
         for l in &out.layers {
             if let Some(nl) = lock(&self.new_layers).get_mut(&l.digest.to_string()) {
                 if let Some(staged) = nl.staged.take() {
-                    self.store.install_blob(staged)?;
+                    self.store.install_blob_unsynced(staged)?;
                     self.store.add_unpacked_layer(&nl.diff_id, &nl.dir)?;
                 }
             }
@@ -1771,6 +1772,9 @@ impl<'a> Runner<'a> {
                 }
             }
         }
+        // the layer blobs this build installed: their names are durable before the image that
+        // names them is
+        self.store.sync_blobs()?;
         let record = commit_mod::write_image(
             self.store,
             &mut out.config,

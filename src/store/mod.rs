@@ -496,10 +496,22 @@ impl Store {
 
     /// Makes a staged blob visible under `blobs/sha256/` (rename, then fsync of the directory).
     pub fn install_blob(&self, staged: StagedBlob) -> Result<(), StoreError> {
+        if self.install_blob_unsynced(staged)? {
+            self.sync_blobs()?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::install_blob`] without the fsync of `blobs/sha256/`: the blob's content is
+    /// durable, its name only after the next [`Store::sync_blobs`]. For a build's layers: a
+    /// cache entry whose blob a power loss took reads as a miss, and the build syncs the
+    /// directory once before it writes the image that names them (one directory fsync per build
+    /// instead of one per step). Returns whether the blob was new.
+    pub fn install_blob_unsynced(&self, staged: StagedBlob) -> Result<bool, StoreError> {
         self.writable()?;
         let dest = self.blob_path(&staged.digest);
         if dest.is_file() {
-            return Ok(());
+            return Ok(false);
         }
         let _ = fs::set_permissions(
             staged.file.path(),
@@ -509,6 +521,11 @@ impl Store {
             .file
             .persist(&dest)
             .map_err(|e| StoreError::io(&dest, e.error))?;
+        Ok(true)
+    }
+
+    /// Makes every rename into `blobs/sha256/` so far durable (fsync of the directory).
+    pub fn sync_blobs(&self) -> Result<(), StoreError> {
         let dir = self.root.join("blobs/sha256");
         util::sync_dir(&dir).map_err(|e| StoreError::io(&dir, e))
     }
