@@ -432,6 +432,9 @@ impl<'a> Runner<'a> {
         });
         let steps = self.plan.resolve_stage(i, &base)?;
         let mut cmd_set = false;
+        // the stage's last step that reads its files: in the target (without `--output`), what
+        // a step after it writes is read by nobody
+        let last_reader = steps.iter().rposition(|s| reads_files(&s.op));
         // the line of the last step that missed, for explaining the misses after it
         let mut missed: Option<(usize, String)> = None;
         for (k, step) in steps.iter().enumerate() {
@@ -460,7 +463,7 @@ impl<'a> Runner<'a> {
             // step that writes files, no `--output`): its layer dir is not needed
             let unread = i == self.plan.target
                 && self.req.outputs.is_empty()
-                && steps[k + 1..].iter().all(|s| !reads_files(&s.op));
+                && last_reader.is_none_or(|l| l <= k);
             let hit = self.step_cached(i, k, step, unread, &mut out, &mut cmd_set, &mut missed)?;
             if !is_trigger {
                 self.emit(Event::StepDone {
@@ -804,8 +807,8 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Runs one step against the stage's state.
-    /// Applies one step to the stage; `unread`: nothing later in the build reads its files.
+    /// Runs one step against the stage's state; `unread`: nothing later in the build reads the
+    /// files it writes.
     fn apply(
         &self,
         step: &Step,
@@ -946,49 +949,49 @@ impl<'a> Runner<'a> {
         let blob = layer.clone();
         out.layers.push(layer);
         let t_sync = t0.elapsed();
-        // the blob's name becomes durable with the image (`commit` syncs `blobs/` once)
-        if !place {
-            self.store.install_blob_unsynced(staged)?;
+        if place && !self.req.layers {
+            // `--layers=false`: the layer waits for the commit, which installs what the image uses
+            out.dirs.push(dir.to_path_buf());
+            lock(&self.new_layers)
+                .entry(blob.digest.to_string())
+                .or_insert(NewLayer {
+                    staged: Some(staged),
+                    diff_id: blob.diff_id,
+                    dir: dir.to_path_buf(),
+                });
+            return Ok(());
+        }
+        // with the cache, the layer goes into the store now, so that its entry is usable; so
+        // does a layer made in memory, whose dir is not kept. The blob's name becomes durable
+        // with the image (`commit` syncs `blobs/` once)
+        self.store.install_blob_unsynced(staged)?;
+        let t_blob = t0.elapsed();
+        let (path, dir_step) = if place {
+            (
+                self.store.add_unpacked_layer(&blob.diff_id, dir)?,
+                "dir placed",
+            )
+        } else {
             if !self.store.layer_unpacked(&blob.diff_id)? {
                 out.unready
                     .push((blob.digest.clone(), blob.diff_id.clone()));
             }
-            out.dirs.push(self.store.layer_path(&blob.diff_id));
-            log::debug!(
-                "layer {} ({} bytes stored): committed in {:.3} s ({:.3} s CPU), from memory",
-                blob.diff_id,
-                blob.size,
-                t0.elapsed().as_secs_f64(),
-                crate::util::thread_cpu_seconds() - cpu0,
-            );
-            return Ok(());
-        }
-        if self.req.layers {
-            // with the cache, the layer goes into the store now, so that its entry is usable
-            self.store.install_blob_unsynced(staged)?;
-            let t_blob = t0.elapsed();
-            let placed = self.store.add_unpacked_layer(&blob.diff_id, dir)?;
-            log::debug!(
-                "layer {} ({} bytes stored): committed in {:.3} s ({:.3} s CPU): tar and blob {:.3} s, install {:.3} s, dir placed {:.3} s",
-                blob.diff_id,
-                blob.size,
-                t0.elapsed().as_secs_f64(),
-                crate::util::thread_cpu_seconds() - cpu0,
-                t_sync.as_secs_f64(),
-                (t_blob - t_sync).as_secs_f64(),
-                (t0.elapsed() - t_blob).as_secs_f64()
-            );
-            out.dirs.push(placed);
-            return Ok(());
-        }
-        out.dirs.push(dir.to_path_buf());
-        lock(&self.new_layers)
-            .entry(blob.digest.to_string())
-            .or_insert(NewLayer {
-                staged: Some(staged),
-                diff_id: blob.diff_id,
-                dir: dir.to_path_buf(),
-            });
+            (
+                self.store.layer_path(&blob.diff_id),
+                "from memory, dir left",
+            )
+        };
+        log::debug!(
+            "layer {} ({} bytes stored): committed in {:.3} s ({:.3} s CPU): tar and blob {:.3} s, install {:.3} s, {dir_step} {:.3} s",
+            blob.diff_id,
+            blob.size,
+            t0.elapsed().as_secs_f64(),
+            crate::util::thread_cpu_seconds() - cpu0,
+            t_sync.as_secs_f64(),
+            (t_blob - t_sync).as_secs_f64(),
+            (t0.elapsed() - t_blob).as_secs_f64()
+        );
+        out.dirs.push(path);
         Ok(())
     }
 

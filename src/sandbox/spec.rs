@@ -85,8 +85,8 @@ pub struct Spec {
     pub seccomp_unconfined: bool,
     /// `fsync`, `fdatasync`, `sync_file_range`, `syncfs` and `sync` return success and do
     /// nothing (a build step: nothing it writes outlives the build unless hoist commits it,
-    /// and hoist syncs what it commits; dpkg's fsync of every file it unpacks costs a Debian
-    /// build a third of its time).
+    /// and hoist syncs what it commits; dpkg's fsync of every file it unpacks doubled a Debian
+    /// `apt-get install` on a busy disk).
     #[serde(default)]
     pub discard_sync: bool,
 }

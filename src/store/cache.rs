@@ -154,14 +154,6 @@ pub fn usable(store: &Store, entry: &CacheEntry) -> bool {
     }
 }
 
-/// The unpacked dir of a cached layer, unpacking its blob when the dir is missing (once, as for
-/// any image's layers).
-pub fn layer_dir(store: &Store, layer: &CachedLayer) -> Result<PathBuf, StoreError> {
-    let blob = Digest::parse(&layer.digest)?;
-    let diff_id = Digest::parse(&layer.diff_id)?;
-    store.unpacked_layer(&blob, &diff_id)
-}
-
 /// Every entry with the blob and layer dir it needs (for `hoist check` and collection).
 pub fn needs(store: &Store) -> Result<Vec<CacheNeeds>, StoreError> {
     let dir = keys_dir(store);
