@@ -75,6 +75,9 @@ pub(super) struct Runner<'a> {
     req: &'a BuildRequest,
     plan: BuildPlan,
     ctx: Context,
+    /// A memory dir for the state of the build's RUN steps ([`sandbox::Spec::state_dir`]),
+    /// mounted at the first RUN (declared before `work`, which holds it: dropped first); `None` where this process can have none.
+    run_state: std::sync::OnceLock<Option<sandbox::memdir::MemoryDir>>,
     work: tempfile::TempDir,
     /// Shared by the stages that run side by side; each event is shown whole.
     events: Mutex<&'a mut (dyn FnMut(Event<'_>) + Send)>,
@@ -177,6 +180,7 @@ impl<'a> Runner<'a> {
             req,
             plan,
             ctx,
+            run_state: std::sync::OnceLock::new(),
             work,
             events: Mutex::new(events),
             outs: Mutex::new(BTreeMap::new()),
@@ -1024,11 +1028,16 @@ impl<'a> Runner<'a> {
     fn run(&self, step: &Step, r: &RunOp, out: &mut StageOut) -> Result<(), ExecError> {
         let err = |s: &Runner<'_>, m: String| s.step_err(step.line, &step.text, m);
         let layer = self.layer_dir()?;
+        // the overlay's work dir; `scratch` (mount sources, a heredoc script) only when used
+        let work = PathBuf::from(format!("{}-work", layer.display()));
         let scratch = PathBuf::from(format!("{}-run", layer.display()));
-        let work = scratch.join("work");
-        fs::create_dir_all(&work)
-            .map_err(ExecError::io(format!("creating `{}`", work.display())))?;
-        let mut spec = sandbox::Spec::new(out.dirs.clone(), layer.clone(), work, r.argv.clone());
+        fs::create_dir(&work).map_err(ExecError::io(format!("creating `{}`", work.display())))?;
+        let mut spec = sandbox::Spec::new(
+            out.dirs.clone(),
+            layer.clone(),
+            work.clone(),
+            r.argv.clone(),
+        );
         spec.env = r.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         spec.cwd = out.config.workdir();
         spec.user = out.config.config.user.clone().unwrap_or_default();
@@ -1045,6 +1054,7 @@ impl<'a> Runner<'a> {
         // syncs the blob (the layer dir's marker names the boot it was written in): the step's
         // own syncs only wait for the disk. A cache mount's files outlive the build: a step
         // with one keeps them.
+        spec.state_dir = self.run_state_dir();
         spec.discard_sync = !r.mounts.iter().any(|m| matches!(m, RunMount::Cache { .. }));
         let mut held = Vec::new();
         for (n, m) in r.mounts.iter().enumerate() {
@@ -1071,6 +1081,8 @@ impl<'a> Runner<'a> {
             // checks that it did; a config file outside the image tells it to stay root
             // (docs/DESIGN.md). Only where apt is, so other images get no extra mount point.
             let p = scratch.join("apt-single-id.conf");
+            fs::create_dir_all(&scratch)
+                .map_err(ExecError::io(format!("creating `{}`", scratch.display())))?;
             fs::write(&p, APT_SINGLE_ID_CONF)
                 .map_err(ExecError::io(format!("writing `{}`", p.display())))?;
             spec.mounts.push(sandbox::Mount::Bind {
@@ -1082,6 +1094,8 @@ impl<'a> Runner<'a> {
         }
         if let Some(f) = &r.script {
             let p = scratch.join("heredoc-script");
+            fs::create_dir_all(&scratch)
+                .map_err(ExecError::io(format!("creating `{}`", scratch.display())))?;
             fs::write(&p, &f.content)
                 .map_err(ExecError::io(format!("writing `{}`", p.display())))?;
             use std::os::unix::fs::PermissionsExt;
@@ -1143,6 +1157,7 @@ impl<'a> Runner<'a> {
         if status.code != 0 {
             return Err(err(self, format!("exit status {}", status.code)));
         }
+        let _ = fs::remove_dir_all(&work);
         let _ = fs::remove_dir_all(&scratch);
         // single-id mode ran a non-root USER as uid 0: what the step made is recorded as that
         // user's, as a subuid range or root would have made it
@@ -1349,6 +1364,14 @@ impl<'a> Runner<'a> {
     fn memory_dir(&self) -> Option<sandbox::memdir::MemoryDir> {
         let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
         sandbox::memdir::MemoryDir::mount(&self.work.path().join(format!("memory-{n}")))
+    }
+
+    /// The memory dir RUN steps keep their state in, mounted once per build.
+    fn run_state_dir(&self) -> Option<PathBuf> {
+        self.run_state
+            .get_or_init(|| sandbox::memdir::MemoryDir::mount(&self.work.path().join("run-state")))
+            .as_ref()
+            .map(|m| m.path().to_path_buf())
     }
 
     /// Unpacks the layers of `out` whose dirs no step has needed yet ([`StageOut::unready`]).

@@ -139,7 +139,7 @@ fn build_rootfs(start: &mut Start) -> Result<(), SandboxError> {
         });
     }
     log::warn!("{e}; copying the layers instead (slower)");
-    let copy = state.join("copy");
+    let copy = start.copy_dir.clone();
     let bottom_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
     mounts::copy_layers(&bottom_first, &copy).map_err(|source| SandboxError::Io {
         what: format!("copying the layers into `{}`", copy.display()),

@@ -1030,6 +1030,7 @@ mod tests {
             etc_files: vec![("/etc/hosts".into(), "/run/x/hosts".into())],
             fake_id_calls: false,
             force_copy: false,
+            copy_dir: "/run/x/copy".into(),
         };
         let sys = RecordingSys::default();
         mount_container_fs(&sys, &root, &start).unwrap();

@@ -346,13 +346,19 @@ pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, Sandbo
         fs::create_dir_all(d).map_err(io(format!("creating `{}`", d.display())))?;
     }
     // the run's state lives beside its upper dir (the caller's scratch space: the store's
-    // `tmp/`, swept when hoist dies), never in the system temp dir, where a killed run would
-    // leave it (with the copying fallback, a whole root file system)
-    let state_parent = spec
+    // `tmp/`, swept when hoist dies) or in the caller's memory dir, never in the system temp
+    // dir, where a killed run would leave it; the copying fallback's copy (a whole root file
+    // system) always goes beside the upper dir
+    let beside_upper = spec
         .upper_dir
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
+    let force_copy = std::env::var_os("HOIST_SANDBOX_COPY").is_some_and(|v| v == "1");
+    let state_parent = match &spec.state_dir {
+        Some(d) if !force_copy => d.clone(),
+        _ => beside_upper.clone(),
+    };
     let state = tempfile::Builder::new()
         .prefix("hoist-run-")
         .tempdir_in(&state_parent)
@@ -360,6 +366,16 @@ pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, Sandbo
             "creating the run's temp dir in `{}`",
             state_parent.display()
         )))?;
+    let copy_dir = if state_parent == beside_upper {
+        state.path().join("copy")
+    } else {
+        let name = state
+            .path()
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        beside_upper.join(format!("{name}-copy"))
+    };
     let rootfs = state.path().join("rootfs");
     let skel = state.path().join("skel");
     for d in [&rootfs, &skel] {
@@ -370,7 +386,7 @@ pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, Sandbo
         spec.hostname = container_id();
     }
     let private = match spec.network {
-        Network::Private => Some(network::private(&state_parent)?),
+        Network::Private => Some(network::private(&beside_upper)?),
         _ => None,
     };
     let etc_files = write_etc_files(
@@ -409,12 +425,12 @@ pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, Sandbo
             lowers.push(l.clone());
         }
     }
-    let force_copy = std::env::var_os("HOIST_SANDBOX_COPY").is_some_and(|v| v == "1");
     if mode.single_id() && names_another_user(&spec.user) {
         warn_single_id_user(&spec.user);
     }
     let start = Start {
         force_copy,
+        copy_dir,
         fake_id_calls: mode.single_id(),
         spec,
         rootfs,
@@ -542,11 +558,11 @@ pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, Sandbo
     };
     let (code, message) = outcome?;
     // the copying fallback ran: turn the copy's changes into the upper dir's overlay form
-    let copy = state.path().join("copy");
+    let copy = &start.copy_dir;
     if let (true, None, RootfsPlan::Overlay { lowers }) =
         (copy.is_dir(), &message, &start.rootfs_plan)
     {
-        mounts::record_changes(&copy, lowers, &start.spec.upper_dir).map_err(io(format!(
+        mounts::record_changes(copy, lowers, &start.spec.upper_dir).map_err(io(format!(
             "recording the changes of `{}` in `{}`",
             copy.display(),
             start.spec.upper_dir.display()
@@ -559,6 +575,9 @@ pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, Sandbo
                 source: e,
             });
         }
+    }
+    if !copy.starts_with(state.path()) && copy.exists() {
+        mounts::remove_scratch(copy);
     }
     mounts::remove_scratch(state.path());
     drop(state);

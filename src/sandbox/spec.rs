@@ -89,6 +89,12 @@ pub struct Spec {
     /// `apt-get install` on a busy disk).
     #[serde(default)]
     pub discard_sync: bool,
+    /// Where the run keeps its private state: the root file system's mount point and the
+    /// generated `/etc` files (default: beside `upper_dir`). A build passes a memory dir, where
+    /// creating those dozen entries per step costs microseconds instead of a dozen inode
+    /// allocations on the store's disk. The copying fallback's copy never goes here.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Spec {
@@ -114,6 +120,7 @@ impl Spec {
             stdin: false,
             seccomp_unconfined: false,
             discard_sync: false,
+            state_dir: None,
         }
     }
 }
@@ -143,6 +150,9 @@ pub struct Start {
     /// Copy the layers even where overlay works (`HOIST_SANDBOX_COPY=1`, to exercise the
     /// fallback).
     pub force_copy: bool,
+    /// Where the copying fallback copies the layers (on the upper dir's file system; made
+    /// only when the fallback runs).
+    pub copy_dir: PathBuf,
 }
 
 /// Init → parent.

@@ -15,7 +15,7 @@
 
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -136,12 +136,29 @@ pub fn record(store: &Store, entry: &CacheEntry, pointers: &[&str]) -> Result<()
     // not fsynced: an entry is written after the blobs it names are durable, and one lost or
     // left empty by a power loss is a miss (`read_entry`), never a wrong hit
     let p = keys.join(format!("{}.json", entry.key));
-    util::write_replace(&p, &data).map_err(|e| StoreError::io(&p, e))?;
+    write_if_changed(&p, &data, true).map_err(|e| StoreError::io(&p, e))?;
     for pointer in pointers {
         let p = last.join(pointer);
-        util::write_replace(&p, entry.key.as_bytes()).map_err(|e| StoreError::io(&p, e))?;
+        write_if_changed(&p, entry.key.as_bytes(), false).map_err(|e| StoreError::io(&p, e))?;
     }
     Ok(())
+}
+
+/// Replaces `p` with `data` (atomically) unless it holds exactly that already: then, with
+/// `touch`, only its mtime is set to now (an entry's age is the time it was last recorded).
+/// A rebuild with `--no-cache` records the same entries again; a new file each time costs an
+/// inode allocation and a deletion on the store's disk.
+fn write_if_changed(p: &Path, data: &[u8], touch: bool) -> io::Result<()> {
+    if fs::read(p).is_ok_and(|old| old == data) {
+        if touch {
+            fs::File::options()
+                .write(true)
+                .open(p)?
+                .set_modified(std::time::SystemTime::now())?;
+        }
+        return Ok(());
+    }
+    util::write_replace(p, data)
 }
 
 /// Whether the layer an entry names can be used: its blob is in the store.

@@ -285,10 +285,14 @@ pub(super) fn add_unpacked_layer(
         let _ = remove_tree(dir);
         return Ok(store.layer_path(diff_id));
     }
-    let work = store.tmp_dir()?;
-    let entry = work.path().join("layer");
-    fs::create_dir(&entry).map_err(|e| StoreError::io(&entry, e))?;
-    let target = entry.join(DIFF);
+    // the entry is made directly in this process's tmp dir (one dir fewer to create and
+    // delete per build step); a failure below leaves it to the TempDir's drop
+    let tmp = &store.writable()?.dir;
+    let entry = tempfile::Builder::new()
+        .prefix("layer-")
+        .tempdir_in(tmp)
+        .map_err(|e| StoreError::io(tmp, e))?;
+    let target = entry.path().join(DIFF);
     match fs::rename(dir, &target) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
@@ -298,7 +302,7 @@ pub(super) fn add_unpacked_layer(
         }
         Err(e) => return Err(StoreError::io(dir, e)),
     }
-    place(store, diff_id, &entry, work.path())
+    place(store, diff_id, entry.path(), tmp)
 }
 
 /// Checks that a (possibly compressed) layer blob file uncompresses to `diff_id`; returns the
