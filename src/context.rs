@@ -364,7 +364,39 @@ pub struct Context {
     ignore: Matcher,
     ignore_file: Option<PathBuf>,
     dockerfile: Option<PathBuf>,
+    /// Small files [`Context::digest`] read, for the copy that follows (shared by clones).
+    held: Arc<Held>,
 }
+
+/// What a context keeps between the cache key's digest and the copy: the files read, by
+/// entry path, the bytes of content they take, and each resolution of sources.
+#[derive(Debug, Default)]
+struct Held {
+    files: std::sync::Mutex<HashMap<String, Arc<HeldFile>>>,
+    bytes: std::sync::atomic::AtomicU64,
+    resolved: std::sync::Mutex<HashMap<ResolveKey, Vec<Source>>>,
+}
+
+/// A resolution's inputs: the patterns, `--exclude` and `--parents`.
+type ResolveKey = (Vec<String>, Vec<String>, bool);
+
+/// A regular file as [`Context::digest`] read it (opened and checked as
+/// [`Context::open_entry`] does): its metadata, extended attributes and content. The copy that
+/// follows writes these bytes instead of opening the file again, so that the layer holds
+/// exactly what the cache key hashed, and a COPY of many small files reads each of them once.
+#[derive(Debug)]
+pub struct HeldFile {
+    /// The opened file's `fstat`.
+    pub meta: fs::Metadata,
+    /// Its extended attributes, read through the descriptor.
+    pub xattrs: Vec<(OsString, Vec<u8>)>,
+    pub content: Vec<u8>,
+}
+
+/// Files up to this size are held after [`Context::digest`] read them ...
+const HOLD_FILE_MAX: u64 = 256 << 10;
+/// ... until the held content of one build reaches this.
+const HOLD_TOTAL_MAX: u64 = 64 << 20;
 
 impl Context {
     /// Opens the context directory `dir`. `dockerfile` is the Dockerfile's path as given with
@@ -392,6 +424,7 @@ impl Context {
             ignore: Matcher::default(),
             ignore_file: None,
             dockerfile: Some(dockerfile_path.clone()),
+            held: Arc::default(),
         };
         // `<Dockerfile>.dockerignore` beside a named Dockerfile is read like the Dockerfile (the
         // user named it); the context's own `.dockerignore` is read from inside the context, a
@@ -544,6 +577,39 @@ impl Context {
             });
         }
         Ok(OpenedEntry { file, meta, kind })
+    }
+
+    /// The file [`Context::digest`] read for `entry`, when it kept it (a small regular file, the
+    /// same object the entry names).
+    pub fn held(&self, entry: &Entry) -> Option<Arc<HeldFile>> {
+        if entry.kind != EntryKind::File {
+            return None;
+        }
+        let h = self
+            .held
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&entry.path)
+            .cloned()?;
+        let same = (h.meta.dev(), h.meta.ino()) == entry.dev_ino && h.meta.len() == entry.size;
+        same.then_some(h)
+    }
+
+    /// Takes `size` bytes of the held budget; false when it is spent.
+    fn reserve_held(&self, size: u64) -> bool {
+        let total = &self.held.bytes;
+        let mut cur = total.load(Ordering::Relaxed);
+        loop {
+            if cur + size > HOLD_TOTAL_MAX {
+                return false;
+            }
+            match total.compare_exchange_weak(cur, cur + size, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
     }
 
     fn full(&self, rel: &str) -> PathBuf {
@@ -870,6 +936,45 @@ impl Context {
         patterns: &[S],
         opts: &CopyOptions,
     ) -> Result<Vec<Source>, ContextError> {
+        self.resolve_sources_uncached(patterns, opts)
+    }
+
+    /// [`Context::resolve_sources`] made once per context (a build's): the copy that follows the
+    /// cache key's digest gets the very listing the key hashed, and is spared a second walk.
+    pub fn resolve_sources_once<S: AsRef<str>>(
+        &self,
+        patterns: &[S],
+        opts: &CopyOptions,
+    ) -> Result<Vec<Source>, ContextError> {
+        let memo_key = (
+            patterns.iter().map(|p| p.as_ref().to_string()).collect(),
+            opts.exclude.clone(),
+            opts.parents,
+        );
+        let memo = |h: &Held| {
+            h.resolved
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&memo_key)
+                .cloned()
+        };
+        if let Some(found) = memo(&self.held) {
+            return Ok(found);
+        }
+        let out = self.resolve_sources_uncached(patterns, opts)?;
+        self.held
+            .resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(memo_key, out.clone());
+        Ok(out)
+    }
+
+    fn resolve_sources_uncached<S: AsRef<str>>(
+        &self,
+        patterns: &[S],
+        opts: &CopyOptions,
+    ) -> Result<Vec<Source>, ContextError> {
         let exclude =
             Matcher::from_patterns(&opts.exclude).map_err(|source| ContextError::BadPattern {
                 pattern: "--exclude".to_string(),
@@ -960,6 +1065,29 @@ impl Context {
                     let mut opened = self.open_entry(e)?;
                     let size = opened.metadata().len();
                     let full = self.full(&e.path);
+                    if size <= HOLD_FILE_MAX && self.reserve_held(size) {
+                        let f = opened.reader().expect("open_entry checked a regular file");
+                        let content = read_exact_size(f, size)
+                            .map_err(|err| changed_or(&e.path, &full, err))?;
+                        let digest = hex::encode(Sha256::digest(&content));
+                        let held = HeldFile {
+                            meta: opened.metadata().clone(),
+                            xattrs: opened.xattrs(),
+                            content,
+                        };
+                        let old = self
+                            .held
+                            .files
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(e.path.clone(), Arc::new(held));
+                        if let Some(old) = old {
+                            // read again (a second digest of the same file): counted once
+                            let n = old.content.len() as u64;
+                            self.held.bytes.fetch_sub(n, Ordering::Relaxed);
+                        }
+                        return Ok(Some(digest));
+                    }
                     let f = opened.reader().expect("open_entry checked a regular file");
                     hash_file(f, size)
                         .map(Some)
@@ -1003,6 +1131,17 @@ fn matcher_for(patterns: &[String]) -> Result<Matcher, ContextError> {
         pattern: patterns.join(" "),
         error: source,
     })
+}
+
+/// Reads an opened file that must hold exactly `size` bytes (else `ErrorKind::InvalidData`,
+/// as [`hash_file`]).
+fn read_exact_size(f: &mut File, size: u64) -> io::Result<Vec<u8>> {
+    let mut content = Vec::with_capacity(size as usize + 1);
+    f.take(size + 1).read_to_end(&mut content)?;
+    if content.len() as u64 != size {
+        return Err(io::Error::from(io::ErrorKind::InvalidData));
+    }
+    Ok(content)
 }
 
 /// Hashes an opened file that must hold exactly `size` bytes (a file that grew or shrank while

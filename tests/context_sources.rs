@@ -658,3 +658,54 @@ fn copy_never_reads_through_a_link_swapped_in_during_the_build() {
     eprintln!("60 builds: {ok} copied the real content, {changed} changed, {missing} not found; {swaps} swaps");
     assert!(swaps > 0);
 }
+
+/// A build resolves each COPY's sources once: the copy gets the listing its cache key hashed,
+/// even when the context changes between the two (a plain resolution sees the change).
+#[test]
+fn a_resolution_made_once_stays_what_the_key_saw() {
+    let (t, ctx) = context(&["d/a"], None);
+    let once = |ctx: &Context| {
+        ctx.resolve_sources_once(&["d"], &CopyOptions::default())
+            .expect("resolve")
+    };
+    let first = once(&ctx);
+    fs::set_permissions(t.path().join("d/a"), fs::Permissions::from_mode(0o600)).expect("chmod");
+    fs::write(t.path().join("d/new"), "x").expect("w");
+    assert_eq!(once(&ctx), first, "the same listing, not a second walk");
+    let fresh = ctx
+        .resolve_sources(&["d"], &CopyOptions::default())
+        .expect("resolve");
+    assert_ne!(fresh, first);
+    assert!(fresh[0].entries.iter().any(|e| e.dest == "new"));
+}
+
+/// The digest keeps the small files it read: what a COPY of the same listing then writes is what
+/// the key hashed, even when the file changes in between; an entry of a later walk that found
+/// another file there (another inode) gets nothing held.
+#[test]
+fn the_digest_holds_what_it_read_for_the_copy() {
+    let (t, ctx) = context(&["d/a"], None);
+    let s = ctx
+        .resolve_sources_once(&["d"], &CopyOptions::default())
+        .expect("resolve");
+    let before = fs::read(t.path().join("d/a")).expect("read");
+    ctx.digest(&s).expect("digest");
+    let a = s[0].entries.iter().find(|e| e.dest == "a").expect("a");
+    let dir = s[0]
+        .entries
+        .iter()
+        .find(|e| e.dest.is_empty())
+        .expect("dir");
+    assert!(ctx.held(dir).is_none(), "only regular files are held");
+    let same_size: Vec<u8> = before.iter().map(|b| b ^ 1).collect();
+    fs::write(t.path().join("d/a"), &same_size).expect("rewrite in place");
+    assert_eq!(ctx.held(a).expect("held").content, before);
+    // a later walk that finds another file there (another inode) gets nothing held
+    fs::remove_file(t.path().join("d/a")).expect("rm");
+    fs::write(t.path().join("d/a"), &same_size).expect("new file");
+    let again = ctx
+        .resolve_sources(&["d"], &CopyOptions::default())
+        .expect("resolve");
+    let a2 = again[0].entries.iter().find(|e| e.dest == "a").expect("a");
+    assert!(ctx.held(a2).is_none(), "another inode is another file");
+}

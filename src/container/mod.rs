@@ -528,6 +528,7 @@ pub fn commit(
         store,
         &layer_dir,
         upper_form,
+        true,
         opts.timestamp,
         opts.compression,
     )

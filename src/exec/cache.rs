@@ -15,7 +15,7 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::context::Entry;
+use crate::context::{Context, Entry};
 
 /// Named key parts, in order.
 pub(super) type Parts = Vec<(String, String)>;
@@ -109,18 +109,31 @@ fn removed(name: &str) -> String {
 /// A digest of the owners and the `security.capability` and `user.*` extended attributes of
 /// context entries (the context's own digest covers path, type, mode, size, link target and
 /// content).
-pub(super) fn owners_and_xattrs(root: &Path, entries: &[&Entry]) -> io::Result<String> {
+pub(super) fn owners_and_xattrs(ctx: &Context, entries: &[&Entry]) -> io::Result<String> {
+    let keep = |n: &std::ffi::OsString| {
+        let s = n.to_string_lossy();
+        s == "security.capability" || s.starts_with("user.")
+    };
     let mut h = Sha256::new();
     for e in entries {
         h.update(format!("{}\0{}:{}\0", e.dest, e.uid, e.gid).as_bytes());
-        let p = root.join(&e.path);
+        if let Some(held) = ctx.held(e) {
+            // read through the descriptor by the content digest: no second look-up by path
+            let mut kept: Vec<&(std::ffi::OsString, Vec<u8>)> =
+                held.xattrs.iter().filter(|(n, _)| keep(n)).collect();
+            kept.sort();
+            for (n, v) in kept {
+                h.update(n.to_string_lossy().as_bytes());
+                h.update(b"=");
+                h.update(v);
+                h.update(b"\0");
+            }
+            h.update(b"\n");
+            continue;
+        }
+        let p = ctx.root().join(&e.path);
         let mut names: Vec<std::ffi::OsString> = match xattr::list(&p) {
-            Ok(l) => l
-                .filter(|n| {
-                    let s = n.to_string_lossy();
-                    s == "security.capability" || s.starts_with("user.")
-                })
-                .collect(),
+            Ok(l) => l.filter(keep).collect(),
             Err(err) if err.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
             Err(err) => return Err(err),
         };

@@ -41,19 +41,23 @@ pub enum CommitError {
     Format(String),
 }
 
-/// Writes `dir` as a layer blob staged in the store's scratch space (not yet visible): with a
-/// `timestamp`, the dir's mtimes are first clamped as the tar records them, so the dir later
-/// mounted shows what the blob holds. `upper` says the dir is in overlay form (whiteouts as 0:0
-/// char devices, opaque xattrs).
+/// Writes `dir` as a layer blob staged in the store's scratch space (not yet visible). With
+/// `dir_kept` (the dir is mounted later: a build's layer dir, a container's upper dir) its
+/// mtimes are first clamped as the tar records them (whole seconds, none after `timestamp`),
+/// so that it shows what the blob holds; a dir thrown away after the commit is left as it is,
+/// the tar clamps the same way. `upper` says the dir is in overlay form (whiteouts as 0:0 char
+/// devices, opaque xattrs).
 pub fn write_layer(
     store: &Store,
     dir: &Path,
     upper: bool,
+    dir_kept: bool,
     timestamp: Option<i64>,
     compression: LayerCompression,
 ) -> Result<(LayerRef, StagedBlob), CommitError> {
-    // the dir later steps mount shows the times the tar records: whole seconds, clamped
-    cache::clamp_mtimes(dir, timestamp).map_err(CommitError::Clamp)?;
+    if dir_kept {
+        cache::clamp_mtimes(dir, timestamp).map_err(CommitError::Clamp)?;
+    }
     let kind = if upper {
         DirKind::OverlayUpper
     } else {

@@ -10,14 +10,14 @@
 //! only through [`Context::open_entry`] (opened beneath the context root without following links,
 //! and checked to be what the walk saw), never by path.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::context::{Context, ContextError, Entry, OpenedEntry};
+use crate::context::{Context, ContextError, Entry, HeldFile, OpenedEntry};
 
 use super::perms::Chmod;
 use super::rootfs::{clean_components, RootView};
@@ -47,6 +47,12 @@ pub struct LayerWriter<'a> {
     /// `dir` becomes a layer: an owner this user namespace cannot make (single-id mode) is
     /// recorded in [`crate::layer::RECORDED_OWNER_XATTR`] for the layer writer instead of lost.
     pub record_owners: bool,
+    /// Set with [`Self::track`]: `dir` started empty and only this writer has written in it,
+    /// so a path neither in `made` nor in `written` is known to be absent without a look-up
+    /// (a failed look-up on tmpfs costs as much as copying a small file).
+    tracked: bool,
+    /// With `tracked`: every non-directory path written (it may still be there).
+    written: HashSet<PathBuf>,
 }
 
 /// Whether `m` is an overlay whiteout (a 0:0 character device).
@@ -75,22 +81,58 @@ fn set_owner(
     unmappable: &mut BTreeSet<(u32, u32)>,
     record: bool,
 ) -> io::Result<()> {
-    match std::os::unix::fs::lchown(p, Some(uid), Some(gid)) {
+    let chowned = std::os::unix::fs::lchown(p, Some(uid), Some(gid));
+    owned_or_recorded(chowned, (uid, gid), unmappable, || {
+        // a link cannot hold the record: its owner is then reported as lost
+        Ok(record
+            && !fs::symlink_metadata(p)?.file_type().is_symlink()
+            && xattr::set(
+                p,
+                crate::layer::RECORDED_OWNER_XATTR,
+                &owner_value(uid, gid),
+            )
+            .is_ok())
+    })
+}
+
+/// [`set_owner`] through an open file's descriptor.
+fn set_owner_fd(
+    f: &fs::File,
+    (uid, gid): (u32, u32),
+    unmappable: &mut BTreeSet<(u32, u32)>,
+    record: bool,
+) -> io::Result<()> {
+    let chowned = std::os::unix::fs::fchown(f, Some(uid), Some(gid));
+    owned_or_recorded(chowned, (uid, gid), unmappable, || {
+        Ok(record
+            && xattr::FileExt::set_xattr(
+                f,
+                crate::layer::RECORDED_OWNER_XATTR,
+                &owner_value(uid, gid),
+            )
+            .is_ok())
+    })
+}
+
+fn owner_value(uid: u32, gid: u32) -> Vec<u8> {
+    crate::layer::recorded_owner_value(uid, gid).into_bytes()
+}
+
+/// The outcome of a chown: an owner this user namespace cannot hold (EINVAL, EPERM) is recorded
+/// by `record` where it can be (`Ok(true)`), else remembered in `unmappable`.
+fn owned_or_recorded(
+    chowned: io::Result<()>,
+    owner: (u32, u32),
+    unmappable: &mut BTreeSet<(u32, u32)>,
+    record: impl FnOnce() -> io::Result<bool>,
+) -> io::Result<()> {
+    match chowned {
         Ok(()) => Ok(()),
         Err(e)
             if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EPERM) =>
         {
-            // a link cannot hold the record: its owner is then reported as lost
-            let recorded = record
-                && !fs::symlink_metadata(p)?.file_type().is_symlink()
-                && xattr::set(
-                    p,
-                    crate::layer::RECORDED_OWNER_XATTR,
-                    crate::layer::recorded_owner_value(uid, gid).as_bytes(),
-                )
-                .is_ok();
-            if !recorded {
-                unmappable.insert((uid, gid));
+            if !record()? {
+                unmappable.insert(owner);
             }
             Ok(())
         }
@@ -124,6 +166,8 @@ impl<'a> LayerWriter<'a> {
             unmappable: BTreeSet::new(),
             upper: false,
             record_owners: false,
+            tracked: false,
+            written: HashSet::new(),
         }
     }
 
@@ -134,6 +178,49 @@ impl<'a> LayerWriter<'a> {
             record_owners: true,
             ..LayerWriter::new(dir, view)
         }
+    }
+
+    /// Declares that the layer dir is empty and will be written only through this writer (see
+    /// [`LayerWriter::tracked`]).
+    pub fn track(&mut self) {
+        self.tracked = !self.upper;
+    }
+
+    /// What is at an (already resolved) image path in the layer dir itself, not followed;
+    /// `None` when nothing is (known without a look-up for a tracked dir).
+    fn in_layer(&self, image_path: &Path) -> io::Result<Option<fs::Metadata>> {
+        // the layer dir itself (the image's `/`) is always there
+        if self.tracked
+            && !self.written.contains(image_path)
+            && !self.made.contains(image_path)
+            && !clean_components(image_path).is_empty()
+        {
+            return Ok(None);
+        }
+        match fs::symlink_metadata(self.real(image_path)) {
+            Ok(m) => Ok(Some(m)),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Hard-links the (resolved) image path `to` to the entry already written at `first`,
+    /// replacing what `to` holds in the layer.
+    pub fn hard_link(&mut self, first: &Path, to: &Path, new_owner: (u32, u32)) -> io::Result<()> {
+        self.make_parents(to, new_owner)?;
+        let (a, b) = (self.real(first), self.real(to));
+        match self.in_layer(to)? {
+            Some(m) if m.is_dir() => fs::remove_dir_all(&b)?,
+            Some(_) => fs::remove_file(&b)?,
+            None => {}
+        }
+        self.written.insert(to.to_path_buf());
+        fs::hard_link(&a, &b)
     }
 
     /// The real path in the layer dir of an (already resolved) image path.
@@ -167,20 +254,18 @@ impl<'a> LayerWriter<'a> {
         if entry.map(|e| e.meta.is_dir()).unwrap_or(false) {
             return Ok(true);
         }
-        Ok(fs::symlink_metadata(self.real(&resolved))
-            .map(|m| m.is_dir())
-            .unwrap_or(false))
+        Ok(self
+            .in_layer(&resolved)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.is_dir()))
     }
 
     /// What is at an (already resolved) image path now, its last component not followed: this
     /// layer's entry, else the image's; `None` when nothing is there.
     pub fn existing(&self, image_path: &Path) -> io::Result<Option<fs::Metadata>> {
-        match fs::symlink_metadata(self.real(image_path)) {
-            Ok(m) => return Ok(Some(m)),
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound
-                    || e.raw_os_error() == Some(libc::ENOTDIR) => {}
-            Err(e) => return Err(e),
+        if let Some(m) = self.in_layer(image_path)? {
+            return Ok(Some(m));
         }
         Ok(self.view.resolve(image_path, false)?.1.map(|e| e.meta))
     }
@@ -228,16 +313,16 @@ impl<'a> LayerWriter<'a> {
         }
         let real = self.real(image_dir);
         let mut opaque = false;
-        match fs::symlink_metadata(&real) {
-            Ok(m) if m.is_dir() => {
+        match self.in_layer(image_dir) {
+            Ok(Some(m)) if m.is_dir() => {
                 self.made.insert(image_dir.to_path_buf());
                 return Ok(());
             }
-            Ok(m) => {
+            Ok(Some(m)) => {
                 opaque = self.upper && is_whiteout(&m);
                 fs::remove_file(&real)?
             }
-            Err(_) => {}
+            _ => {}
         }
         fs::create_dir(&real)?;
         if opaque {
@@ -276,6 +361,9 @@ impl<'a> LayerWriter<'a> {
         dest: &Path,
         attrs: &Attrs,
     ) -> io::Result<fs::Metadata> {
+        if let Some(held) = ctx.held(entry) {
+            return self.put_from(Src::Held(held), dest, attrs);
+        }
         let opened = ctx.open_entry(entry).map_err(io::Error::other)?;
         self.put_from(Src::Opened(opened, &entry.path), dest, attrs)
     }
@@ -302,7 +390,11 @@ impl<'a> LayerWriter<'a> {
         let real = self.real(dest);
         let ft = meta.file_type();
         let mut opaque = false;
-        if let Ok(existing) = fs::symlink_metadata(&real) {
+        let existing = self.in_layer(dest).ok().flatten();
+        if !ft.is_dir() {
+            self.written.insert(dest.to_path_buf());
+        }
+        if let Some(existing) = existing {
             opaque = self.upper && ft.is_dir() && is_whiteout(&existing);
             if !(existing.is_dir() && ft.is_dir()) {
                 if existing.is_dir() {
@@ -318,6 +410,29 @@ impl<'a> LayerWriter<'a> {
             set_mtime(&real, &meta)?;
             return Ok(meta);
         }
+        let mode = match &attrs.chmod {
+            Some(c) => c.apply(meta.mode(), ft.is_dir()),
+            None => meta.mode() & 0o7777,
+        };
+        // extended attributes travel with the file (docker and buildah keep them); the owner a
+        // single-id step recorded travels from another stage or image into a tree that keeps
+        // records, unless --chown sets one, and is never taken from the build context
+        let keep_owner_record =
+            self.record_owners && attrs.chown.is_none() && matches!(src, Src::Path(_));
+        if ft.is_file() {
+            // a regular file is finished through its descriptor: no path is looked up again
+            let f = src.copy_to(&real, meta.len())?;
+            set_owner_fd(&f, owner, &mut self.unmappable, self.record_owners)?;
+            // after chown: chown clears setuid bits
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+            copy_xattrs(src.xattrs(), &real, keep_owner_record, |n, v| {
+                xattr::FileExt::set_xattr(&f, n, v)
+            });
+            let t = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+            nix::sys::stat::futimens(std::os::fd::AsFd::as_fd(&f), &t, &t)
+                .map_err(io::Error::from)?;
+            return Ok(meta);
+        }
         if ft.is_dir() {
             if !real.exists() {
                 fs::create_dir(&real)?;
@@ -326,8 +441,6 @@ impl<'a> LayerWriter<'a> {
                 mark_opaque(&real)?;
             }
             self.made.insert(dest.to_path_buf());
-        } else if ft.is_file() {
-            src.copy_to(&real, meta.len())?;
         } else {
             // devices, fifos, sockets: recreate the node
             let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
@@ -340,18 +453,11 @@ impl<'a> LayerWriter<'a> {
             .map_err(io::Error::from)?;
         }
         self.owner(&real, owner.0, owner.1)?;
-        let mode = match &attrs.chmod {
-            Some(c) => c.apply(meta.mode(), ft.is_dir()),
-            None => meta.mode() & 0o7777,
-        };
         // after chown: chown clears setuid bits
         fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
-        // extended attributes travel with the file (docker and buildah keep them); the owner a
-        // single-id step recorded travels from another stage or image into a tree that keeps
-        // records, unless --chown sets one, and is never taken from the build context
-        let keep_owner_record =
-            self.record_owners && attrs.chown.is_none() && matches!(src, Src::Path(_));
-        copy_xattrs(src.xattrs(), &real, keep_owner_record);
+        copy_xattrs(src.xattrs(), &real, keep_owner_record, |n, v| {
+            xattr::set(&real, n, v)
+        });
         set_mtime(&real, &meta)?;
         Ok(meta)
     }
@@ -368,13 +474,14 @@ impl<'a> LayerWriter<'a> {
         let owner = attrs.chown.unwrap_or((0, 0));
         self.make_parents(dest, owner)?;
         let real = self.real(dest);
-        if let Ok(m) = fs::symlink_metadata(&real) {
+        if let Some(m) = self.in_layer(dest)? {
             if m.is_dir() {
                 fs::remove_dir_all(&real)?;
             } else {
                 fs::remove_file(&real)?;
             }
         }
+        self.written.insert(dest.to_path_buf());
         fs::write(&real, data)?;
         self.owner(&real, owner.0, owner.1)?;
         let mode = match &attrs.chmod {
@@ -401,6 +508,8 @@ impl<'a> LayerWriter<'a> {
     /// image and `/bin` stays a link); an entry of another kind is replaced. Owners, modes,
     /// times, xattrs and hard links are the tree's.
     pub fn place_tree(&mut self, root: &Path, base: &Path) -> io::Result<()> {
+        // the archive's hard links are made here directly: look every path up from now on
+        self.tracked = false;
         let attrs = Attrs {
             chown: None,
             chmod: None,
@@ -463,6 +572,8 @@ impl<'a> LayerWriter<'a> {
 enum Src<'a> {
     Path(&'a Path),
     Opened(OpenedEntry, &'a str),
+    /// A context file as the cache key's digest read it.
+    Held(std::sync::Arc<HeldFile>),
 }
 
 impl Src<'_> {
@@ -470,6 +581,7 @@ impl Src<'_> {
         match self {
             Src::Path(p) => fs::symlink_metadata(p),
             Src::Opened(o, _) => Ok(o.metadata().clone()),
+            Src::Held(h) => Ok(h.meta.clone()),
         }
     }
 
@@ -477,12 +589,13 @@ impl Src<'_> {
         match self {
             Src::Path(p) => fs::read_link(p),
             Src::Opened(o, _) => o.read_link(),
+            Src::Held(_) => Err(io::Error::from(io::ErrorKind::InvalidInput)),
         }
     }
 
     /// Writes the content of a regular file to the new file `dst`; a context file must still
     /// hold the `size` bytes the walk saw.
-    fn copy_to(&mut self, dst: &Path, size: u64) -> io::Result<()> {
+    fn copy_to(&mut self, dst: &Path, size: u64) -> io::Result<fs::File> {
         let mut to = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -506,8 +619,9 @@ impl Src<'_> {
                     }));
                 }
             }
+            Src::Held(h) => io::Write::write_all(&mut to, &h.content)?,
         }
-        Ok(())
+        Ok(to)
     }
 
     fn xattrs(&self) -> Vec<(OsString, Vec<u8>)> {
@@ -523,11 +637,18 @@ impl Src<'_> {
                 })
                 .unwrap_or_default(),
             Src::Opened(o, _) => o.xattrs(),
+            Src::Held(h) => h.xattrs.clone(),
         }
     }
 }
 
-fn copy_xattrs(attrs: Vec<(OsString, Vec<u8>)>, dst: &Path, keep_owner_record: bool) {
+/// Sets the attributes a copy keeps on `dst` through `set` (by path or descriptor).
+fn copy_xattrs(
+    attrs: Vec<(OsString, Vec<u8>)>,
+    dst: &Path,
+    keep_owner_record: bool,
+    set: impl Fn(&OsString, &[u8]) -> io::Result<()>,
+) {
     for (n, v) in attrs {
         let keep = n
             .to_str()
@@ -540,7 +661,7 @@ fn copy_xattrs(attrs: Vec<(OsString, Vec<u8>)>, dst: &Path, keep_owner_record: b
         if !keep {
             continue;
         }
-        if let Err(e) = xattr::set(dst, &n, &v) {
+        if let Err(e) = set(&n, &v) {
             log::debug!("cannot copy xattr {n:?} to `{}`: {e}", dst.display());
         }
     }

@@ -494,10 +494,16 @@ impl<'a> Runner<'a> {
         cmd_set: &mut bool,
         missed: &mut Option<(usize, String)>,
     ) -> Result<bool, ExecError> {
+        let t_key = Instant::now();
         let parts = match self.req.layers {
             true => self.key_parts(step, out)?,
             false => None,
         };
+        log::debug!(
+            "step {}: key computed in {:.3} s",
+            step.line,
+            t_key.elapsed().as_secs_f64()
+        );
         let parts = match parts {
             Some(p) => p,
             // `--layers=false`, or an ADD of a URL without a checksum (its content is known only
@@ -768,7 +774,7 @@ impl<'a> Runner<'a> {
             .collect();
         let resolved = self
             .ctx
-            .resolve_sources(&trimmed, opts)
+            .resolve_sources_once(&trimmed, opts)
             .map_err(|e| e.to_string())?;
         let digest = self.ctx.digest(&resolved).map_err(|e| e.to_string())?;
         let mut parts: cache::Parts = digest
@@ -779,7 +785,7 @@ impl<'a> Runner<'a> {
         parts.push((format!("{prefix}sources"), digest.digest));
         let entries: Vec<&crate::context::Entry> =
             resolved.iter().flat_map(|s| s.entries.iter()).collect();
-        let meta = cache::owners_and_xattrs(self.ctx.root(), &entries)
+        let meta = cache::owners_and_xattrs(&self.ctx, &entries)
             .map_err(|e| format!("reading the sources' attributes: {e}"))?;
         parts.push((format!("{prefix}owners and xattrs"), meta));
         Ok(parts)
@@ -943,6 +949,7 @@ impl<'a> Runner<'a> {
             self.store,
             dir,
             upper,
+            place,
             self.req.timestamp,
             self.req.compression,
         )
@@ -1340,6 +1347,7 @@ impl<'a> Runner<'a> {
         // costs next to nothing, and only its blob is stored; anything that goes wrong there
         // (a COPY bigger than the memory dir) is done again on disk. Not for URLs: fetched once.
         if unread && !c.sources.iter().any(|s| add::is_url(s)) {
+            let t0 = Instant::now();
             if let Some(mem) = self.memory_dir() {
                 let layer = mem.path().join("layer");
                 let done = fs::create_dir(&layer)
@@ -1347,6 +1355,11 @@ impl<'a> Runner<'a> {
                     .and_then(|()| self.copy_into(step, c, &layer, &below, &acc, false));
                 match done {
                     Ok(_) => {
+                        log::debug!(
+                            "step {}: copied in memory in {:.3} s",
+                            step.line,
+                            t0.elapsed().as_secs_f64()
+                        );
                         self.commit_layer(step, &layer, false, false, out)?;
                         return Ok(summary);
                     }
@@ -1354,8 +1367,14 @@ impl<'a> Runner<'a> {
                 }
             }
         }
+        let t0 = Instant::now();
         let layer = self.layer_dir()?;
         self.copy_into(step, c, &layer, &below, &acc, false)?;
+        log::debug!(
+            "step {}: copied in {:.3} s",
+            step.line,
+            t0.elapsed().as_secs_f64()
+        );
         self.commit_layer(step, &layer, false, true, out)?;
         Ok(summary)
     }
@@ -1440,6 +1459,8 @@ impl<'a> Runner<'a> {
         }
         let mut w = LayerWriter::new(layer, view);
         w.record_owners = true;
+        // every caller passes a fresh, empty dir
+        w.track();
         let dest = PathBuf::from(c.dest.trim_end_matches('/'));
         let dest = if dest.as_os_str().is_empty() {
             PathBuf::from("/")
@@ -1494,7 +1515,7 @@ impl<'a> Runner<'a> {
                         .collect();
                     let sources = self
                         .ctx
-                        .resolve_sources(
+                        .resolve_sources_once(
                             &trimmed,
                             &CopyOptions {
                                 exclude: c.excludes.clone(),
@@ -1618,14 +1639,7 @@ impl<'a> Runner<'a> {
             kind_ok.map_err(|e| err(self, e.to_string()))?;
             let res = if let Some(first) = &it.hardlink_to {
                 match placed.get(first) {
-                    Some(p) => {
-                        let (a, b) = (w.real(p), w.real(&resolved));
-                        w.make_parents(&resolved, chown.unwrap_or((0, 0)))
-                            .and_then(|_| {
-                                let _ = fs::remove_file(&b);
-                                fs::hard_link(&a, &b)
-                            })
-                    }
+                    Some(p) => w.hard_link(p, &resolved, chown.unwrap_or((0, 0))),
                     None => put(&mut w, it, &resolved).map(|m| copied = m),
                 }
             } else if it.rel.is_empty() && it.kind_dir && w.is_dir(&resolved).unwrap_or(false) {

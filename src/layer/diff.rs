@@ -140,7 +140,29 @@ fn write_tar_inner<W: Write>(
             source: io::Error::other("walked outside the directory"),
         })?;
         let rel = rel.as_os_str().as_bytes().to_vec();
-        let md = fs::symlink_metadata(path).map_err(|e| walk_err(path, e))?;
+        // a regular file (by the directory's own listing) is opened first and read through its
+        // descriptor: one look-up by path instead of three (stat, xattrs, open). Anything else,
+        // or a file that cannot be opened, goes the way of every other entry.
+        let opened = if item.file_type().is_file() {
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(path)
+                .ok()
+                .and_then(|f| {
+                    let md = f.metadata().ok()?;
+                    md.is_file().then_some((f, md))
+                })
+        } else {
+            None
+        };
+        let (opened, md) = match opened {
+            Some((f, md)) => (Some(f), md),
+            None => (
+                None,
+                fs::symlink_metadata(path).map_err(|e| walk_err(path, e))?,
+            ),
+        };
         let ft = md.file_type();
         let mtime = clamp(md.mtime(), timestamp);
         let mut h = Header::new_ustar();
@@ -161,7 +183,7 @@ fn write_tar_inner<W: Write>(
             continue;
         }
 
-        let mut xattrs = read_xattrs(path)?;
+        let mut xattrs = read_xattrs(path, opened.as_ref())?;
         // an owner recorded where the file system could not make it (single-id mode): the
         // entry's owner, and not an attribute of the layer
         if let Some(i) = xattrs
@@ -230,11 +252,14 @@ fn write_tar_inner<W: Write>(
         if ft.is_file() {
             h.set_entry_type(EntryType::Regular);
             h.set_size(md.len());
-            let file = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
-                .map_err(|e| walk_err(path, e))?;
+            let file = match opened {
+                Some(f) => f,
+                None => fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(path)
+                    .map_err(|e| walk_err(path, e))?,
+            };
             let reader = SizedReader {
                 inner: file,
                 left: md.len(),
@@ -316,8 +341,14 @@ fn is_opaque(path: &Path) -> bool {
 type Xattr = (Vec<u8>, Vec<u8>);
 
 /// The entry's extended attributes, sorted by name, without overlay's own.
-fn read_xattrs(path: &Path) -> Result<Vec<Xattr>, LayerError> {
-    let names = match xattr::list(path) {
+/// Read through `file` (the entry opened) where given: no look-up by path.
+fn read_xattrs(path: &Path, file: Option<&File>) -> Result<Vec<Xattr>, LayerError> {
+    use xattr::FileExt;
+    let listed = match file {
+        Some(f) => f.list_xattr(),
+        None => xattr::list(path),
+    };
+    let names = match listed {
         Ok(n) => n,
         // a file system without xattr support simply has none
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
@@ -341,7 +372,11 @@ fn read_xattrs(path: &Path) -> Result<Vec<Xattr>, LayerError> {
             }
             continue;
         }
-        match xattr::get(path, &name) {
+        let value = match file {
+            Some(f) => f.get_xattr(&name),
+            None => xattr::get(path, &name),
+        };
+        match value {
             Ok(Some(v)) => out.push((b.to_vec(), v)),
             Ok(None) => {}
             // trusted.* is unreadable without CAP_SYS_ADMIN: such an attribute cannot be kept
