@@ -188,7 +188,12 @@ fn collect(store: &Store) -> Result<Option<u64>, StoreError> {
     let gc_path = store.root.join("gc.lock");
     let Some(_gc) = FileLock::try_exclusive(&gc_path).map_err(|e| StoreError::io(&gc_path, e))?
     else {
-        log::info!("another hoist process is using the store: unused blobs and layers are left for a later prune");
+        if store.gc_shared.get().is_some() {
+            // the lock is this process's own (a build that replaced an image while it writes)
+            log::info!("unused blobs and layers are left for a later prune: this process is still writing to the store");
+        } else {
+            log::info!("another hoist process is using the store: unused blobs and layers are left for a later prune");
+        }
         return Ok(None);
     };
     let _index = store.index_lock()?;
