@@ -700,8 +700,9 @@ fn the_digest_holds_what_it_read_for_the_copy() {
     let same_size: Vec<u8> = before.iter().map(|b| b ^ 1).collect();
     fs::write(t.path().join("d/a"), &same_size).expect("rewrite in place");
     assert_eq!(ctx.held(a).expect("held").content, before);
-    // a later walk that finds another file there (another inode) gets nothing held
-    fs::remove_file(t.path().join("d/a")).expect("rm");
+    // a later walk that finds another file there (another inode: the old one is kept aside,
+    // so that its number cannot be reused) gets nothing held
+    fs::rename(t.path().join("d/a"), t.path().join("old-a")).expect("mv");
     fs::write(t.path().join("d/a"), &same_size).expect("new file");
     let again = ctx
         .resolve_sources(&["d"], &CopyOptions::default())
