@@ -585,11 +585,7 @@ impl Context {
         if entry.kind != EntryKind::File {
             return None;
         }
-        let h = self
-            .held
-            .files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let h = crate::util::lock(&self.held.files)
             .get(&entry.path)
             .cloned()?;
         let same = (h.meta.dev(), h.meta.ino()) == entry.dev_ino && h.meta.len() == entry.size;
@@ -951,22 +947,14 @@ impl Context {
             opts.exclude.clone(),
             opts.parents,
         );
-        let memo = |h: &Held| {
-            h.resolved
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&memo_key)
-                .cloned()
-        };
-        if let Some(found) = memo(&self.held) {
+        if let Some(found) = crate::util::lock(&self.held.resolved)
+            .get(&memo_key)
+            .cloned()
+        {
             return Ok(found);
         }
         let out = self.resolve_sources_uncached(patterns, opts)?;
-        self.held
-            .resolved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(memo_key, out.clone());
+        crate::util::lock(&self.held.resolved).insert(memo_key, out.clone());
         Ok(out)
     }
 
@@ -1075,11 +1063,7 @@ impl Context {
                             xattrs: opened.xattrs(),
                             content,
                         };
-                        let old = self
-                            .held
-                            .files
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
+                        let old = crate::util::lock(&self.held.files)
                             .insert(e.path.clone(), Arc::new(held));
                         if let Some(old) = old {
                             // read again (a second digest of the same file): counted once

@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 mod output;
 pub use output::{write_user_file, UserOutput};
 
+/// Locks a mutex, also after a panic in another thread that held it (for maps and lists whose
+/// every update is one insert or push, so the data is consistent whatever that thread did).
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Writes `data` to `path` so that readers see either the old file or the whole new one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     write_atomic_mode(path, data, 0o600)

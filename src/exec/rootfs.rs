@@ -108,12 +108,7 @@ impl RootView {
         let Some(memo) = &self.memo else {
             return self.lookup_uncached(comps);
         };
-        let remembered = |c: &[OsString]| {
-            memo.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(c)
-                .cloned()
-        };
+        let remembered = |c: &[OsString]| crate::util::lock(memo).get(c).cloned();
         if let Some(found) = remembered(comps) {
             return Ok(found);
         }
@@ -126,9 +121,7 @@ impl RootView {
         } else {
             self.lookup_uncached(comps)?
         };
-        memo.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(comps.to_vec(), found.clone());
+        crate::util::lock(memo).insert(comps.to_vec(), found.clone());
         Ok(found)
     }
 

@@ -29,7 +29,7 @@ use crate::plan::{self, Base, BaseInfo, BuildPlan, CopyOp, FromRef, Op, RunMount
 use crate::sandbox;
 use crate::store::cache as store_cache;
 use crate::store::{StagedBlob, Store};
-use crate::util::FileLock;
+use crate::util::{lock, FileLock};
 
 /// A stage's result: its config, its layers and their unpacked dirs (bottom first), and the
 /// cache key of its last step.
@@ -95,12 +95,6 @@ pub(super) struct Runner<'a> {
     no_lookup: BTreeSet<usize>,
     /// The keys of the steps recorded or reused, with their stage (for `--cache-to`).
     keys: Mutex<Vec<(usize, String)>>,
-}
-
-/// Locks a mutex, also after a panic elsewhere (the data is still consistent: every update is
-/// one insert).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn stage_label(plan: &BuildPlan, i: usize) -> String {

@@ -692,10 +692,7 @@ impl Store {
             let s = self.stage_blob_expect(&mut r, d)?;
             check_size(&s, *size)?;
             if let Some(n) = layers::check_diff_id(s.file.path(), d, diff_id)? {
-                learnt
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((diff_id.clone(), n));
+                util::lock(&learnt).push((diff_id.clone(), n));
             }
             Ok(s)
         };
