@@ -8,6 +8,7 @@
 //! Entries are stored by `store::cache`; this module does no I/O on the store. It must never put
 //! an mtime, a secret's content or a cache mount's content into a key.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -110,41 +111,43 @@ fn removed(name: &str) -> String {
 /// context entries (the context's own digest covers path, type, mode, size, link target and
 /// content).
 pub(super) fn owners_and_xattrs(ctx: &Context, entries: &[&Entry]) -> io::Result<String> {
-    let keep = |n: &std::ffi::OsString| {
+    let keep = |n: &OsString| {
         let s = n.to_string_lossy();
         s == "security.capability" || s.starts_with("user.")
     };
     let mut h = Sha256::new();
     for e in entries {
         h.update(format!("{}\0{}:{}\0", e.dest, e.uid, e.gid).as_bytes());
-        if let Some(held) = ctx.held(e) {
+        let mut kept: Vec<(OsString, Vec<u8>)> = match ctx.held(e) {
             // read through the descriptor by the content digest: no second look-up by path
-            let mut kept: Vec<&(std::ffi::OsString, Vec<u8>)> =
-                held.xattrs.iter().filter(|(n, _)| keep(n)).collect();
-            kept.sort();
-            for (n, v) in kept {
-                h.update(n.to_string_lossy().as_bytes());
-                h.update(b"=");
-                h.update(v);
-                h.update(b"\0");
+            Some(held) => held
+                .xattrs
+                .iter()
+                .filter(|(n, _)| keep(n))
+                .cloned()
+                .collect(),
+            None => {
+                let p = ctx.root().join(&e.path);
+                let names: Vec<OsString> = match xattr::list(&p) {
+                    Ok(l) => l.filter(keep).collect(),
+                    Err(err) if err.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
+                    Err(err) => return Err(err),
+                };
+                let mut kept = Vec::new();
+                for n in names {
+                    if let Some(v) = xattr::get(&p, &n)? {
+                        kept.push((n, v));
+                    }
+                }
+                kept
             }
-            h.update(b"\n");
-            continue;
-        }
-        let p = ctx.root().join(&e.path);
-        let mut names: Vec<std::ffi::OsString> = match xattr::list(&p) {
-            Ok(l) => l.filter(keep).collect(),
-            Err(err) if err.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
-            Err(err) => return Err(err),
         };
-        names.sort();
-        for n in names {
-            if let Some(v) = xattr::get(&p, &n)? {
-                h.update(n.to_string_lossy().as_bytes());
-                h.update(b"=");
-                h.update(&v);
-                h.update(b"\0");
-            }
+        kept.sort();
+        for (n, v) in kept {
+            h.update(n.to_string_lossy().as_bytes());
+            h.update(b"=");
+            h.update(&v);
+            h.update(b"\0");
         }
         h.update(b"\n");
     }
