@@ -76,7 +76,8 @@ pub(super) struct Runner<'a> {
     plan: BuildPlan,
     ctx: Context,
     /// A memory dir for the state of the build's RUN steps ([`sandbox::Spec::state_dir`]),
-    /// mounted at the first RUN (declared before `work`, which holds it: dropped first); `None` where this process can have none.
+    /// mounted at the first RUN; `None` where this process can have none. Declared before
+    /// `work`, which holds its mount point, so that it is dropped (unmounted) first.
     run_state: std::sync::OnceLock<Option<sandbox::memdir::MemoryDir>>,
     work: tempfile::TempDir,
     /// Shared by the stages that run side by side; each event is shown whole.
@@ -493,11 +494,13 @@ impl<'a> Runner<'a> {
             true => self.key_parts(step, out)?,
             false => None,
         };
-        log::debug!(
-            "step {}: key computed in {:.3} s",
-            step.line,
-            t_key.elapsed().as_secs_f64()
-        );
+        if parts.is_some() {
+            log::debug!(
+                "step {}: key computed in {:.3} s",
+                step.line,
+                t_key.elapsed().as_secs_f64()
+            );
+        }
         let parts = match parts {
             Some(p) => p,
             // `--layers=false`, or an ADD of a URL without a checksum (its content is known only
@@ -1032,6 +1035,10 @@ impl<'a> Runner<'a> {
         // the overlay's work dir; `scratch` (mount sources, a heredoc script) only when used
         let work = PathBuf::from(format!("{}-work", layer.display()));
         let scratch = PathBuf::from(format!("{}-run", layer.display()));
+        let make_scratch = || {
+            fs::create_dir_all(&scratch)
+                .map_err(ExecError::io(format!("creating `{}`", scratch.display())))
+        };
         fs::create_dir(&work).map_err(ExecError::io(format!("creating `{}`", work.display())))?;
         let mut spec = sandbox::Spec::new(
             out.dirs.clone(),
@@ -1082,8 +1089,7 @@ impl<'a> Runner<'a> {
             // checks that it did; a config file outside the image tells it to stay root
             // (docs/DESIGN.md). Only where apt is, so other images get no extra mount point.
             let p = scratch.join("apt-single-id.conf");
-            fs::create_dir_all(&scratch)
-                .map_err(ExecError::io(format!("creating `{}`", scratch.display())))?;
+            make_scratch()?;
             fs::write(&p, APT_SINGLE_ID_CONF)
                 .map_err(ExecError::io(format!("writing `{}`", p.display())))?;
             spec.mounts.push(sandbox::Mount::Bind {
@@ -1095,8 +1101,7 @@ impl<'a> Runner<'a> {
         }
         if let Some(f) = &r.script {
             let p = scratch.join("heredoc-script");
-            fs::create_dir_all(&scratch)
-                .map_err(ExecError::io(format!("creating `{}`", scratch.display())))?;
+            make_scratch()?;
             fs::write(&p, &f.content)
                 .map_err(ExecError::io(format!("writing `{}`", p.display())))?;
             use std::os::unix::fs::PermissionsExt;
