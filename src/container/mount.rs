@@ -197,6 +197,7 @@ pub fn mount(store: &Store, r: &ContainerRecord) -> Result<PathBuf, ContainerErr
             &state::upper(store, &r.id),
             &state::work(store, &r.id),
             &t,
+            false,
         )
         .map_err(|e| op(r, format!("mounting at `{}`: {e}", t.display())))?;
     let marker = match session(&ns) {

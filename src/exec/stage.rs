@@ -1063,6 +1063,7 @@ impl<'a> Runner<'a> {
         // own syncs only wait for the disk. A cache mount's files outlive the build: a step
         // with one keeps them.
         spec.state_dir = self.run_state_dir();
+        spec.volatile_upper = true;
         spec.discard_sync = !r.mounts.iter().any(|m| matches!(m, RunMount::Cache { .. }));
         let mut held = Vec::new();
         for (n, m) in r.mounts.iter().enumerate() {

@@ -212,7 +212,7 @@ pub fn prepare_skeleton(
 
 /// Mounts the overlay at `target`: the new mount API first (no limit on layers), then the
 /// legacy option string with short symlinked paths made in `links` (so many layers fit in one
-/// page), and reports which failed when both do.
+/// page), and reports which failed when both do. `volatile` as in [`Sys::mount_overlay`].
 pub fn mount_overlay(
     sys: &dyn Sys,
     lowers: &[PathBuf],
@@ -220,8 +220,9 @@ pub fn mount_overlay(
     work: &Path,
     target: &Path,
     links: &Path,
+    volatile: bool,
 ) -> io::Result<()> {
-    let new_api = match sys.mount_overlay(lowers, upper, work, target) {
+    let new_api = match sys.mount_overlay(lowers, upper, work, target, volatile) {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
@@ -239,10 +240,11 @@ pub fn mount_overlay(
     let cwd = std::env::current_dir()?;
     std::env::set_current_dir(links)?;
     let data = format!(
-        "lowerdir={},upperdir={},workdir={},userxattr",
+        "lowerdir={},upperdir={},workdir={},userxattr{}",
         names.join(":"),
         upper.display(),
-        work.display()
+        work.display(),
+        if volatile { ",volatile" } else { "" }
     );
     let r = sys.mount(
         Some(Path::new("overlay")),
@@ -547,6 +549,7 @@ pub fn mount_rootfs(sys: &dyn Sys, start: &Start, links: &Path) -> Result<(), Sa
             &start.spec.work_dir,
             target,
             links,
+            start.spec.volatile_upper,
         )
         .map_err(|e| SandboxError::Mount {
             target: target.clone(),
@@ -953,6 +956,7 @@ mod tests {
             Path::new("/w"),
             Path::new("/t"),
             &links,
+            true,
         )
         .unwrap();
         let calls = sys.calls.borrow();
@@ -969,7 +973,7 @@ mod tests {
         assert_eq!(
             data,
             &format!(
-                "lowerdir={},upperdir=/u,workdir=/w,userxattr",
+                "lowerdir={},upperdir=/u,workdir=/w,userxattr,volatile",
                 names.join(":")
             )
         );

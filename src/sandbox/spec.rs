@@ -95,6 +95,12 @@ pub struct Spec {
     /// allocations on the store's disk. The copying fallback's copy never goes here.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// The upper dir is thrown away or committed by hoist after the run (a build step), and its
+    /// work dir is never mounted again: the overlay is mounted `volatile`. Without it, the
+    /// unmount at the end of every step syncs the store's whole file system (overlayfs syncs
+    /// the upper file system when its super block shuts down).
+    #[serde(default)]
+    pub volatile_upper: bool,
 }
 
 impl Spec {
@@ -121,6 +127,7 @@ impl Spec {
             seccomp_unconfined: false,
             discard_sync: false,
             state_dir: None,
+            volatile_upper: false,
         }
     }
 }

@@ -33,6 +33,7 @@ pub enum Call {
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
+        volatile: bool,
     },
     SetReadonly(PathBuf),
     SetNodev(PathBuf),
@@ -54,13 +55,16 @@ pub trait Sys {
         data: Option<&str>,
     ) -> io::Result<()>;
     /// An overlay mount through the new mount API (`lowerdir+`, one layer per call, so there is
-    /// no limit on the number of layers); `lowers` top first.
+    /// no limit on the number of layers); `lowers` top first. `volatile`: overlayfs skips every
+    /// sync of the upper file system, the one of its unmount too (for an upper dir that is
+    /// thrown away or committed by hoist; the work dir cannot be mounted again).
     fn mount_overlay(
         &self,
         lowers: &[PathBuf],
         upper: &Path,
         work: &Path,
         target: &Path,
+        volatile: bool,
     ) -> io::Result<()>;
     /// Makes the mount at `target` and everything below it read-only (`mount_setattr(2)`).
     fn set_readonly(&self, target: &Path) -> io::Result<()>;
@@ -209,6 +213,7 @@ impl Sys for RealSys {
         upper: &Path,
         work: &Path,
         target: &Path,
+        volatile: bool,
     ) -> io::Result<()> {
         let fstype = cstr("overlay")?;
         // SAFETY: fsopen takes a NUL-terminated name and flags; it returns a new fd or -1.
@@ -237,6 +242,9 @@ impl Sys for RealSys {
             Some(&cpath(work)?),
         )?;
         fsconfig(&fs, FSCONFIG_SET_FLAG, Some("userxattr"), None)?;
+        if volatile {
+            fsconfig(&fs, FSCONFIG_SET_FLAG, Some("volatile"), None)?;
+        }
         fsconfig(&fs, FSCONFIG_CMD_CREATE, None, None)?;
         // SAFETY: fsmount on the configured context we own; nodev: a device node made in
         // the container (a step keeps CAP_MKNOD, as in docker) cannot be opened
@@ -340,12 +348,14 @@ impl Sys for RecordingSys {
         upper: &Path,
         work: &Path,
         target: &Path,
+        volatile: bool,
     ) -> io::Result<()> {
         self.record(Call::Overlay {
             lowers: lowers.to_vec(),
             upper: upper.to_owned(),
             work: work.to_owned(),
             target: target.to_owned(),
+            volatile,
         })
     }
 

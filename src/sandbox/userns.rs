@@ -757,7 +757,7 @@ pub fn probe_overlay(scratch: &Path) -> Result<bool, String> {
             let code = if !entered || make_private(&sys, &host).is_err() {
                 3
             } else if sys
-                .mount_overlay(&dirs[..1], &dirs[1], &dirs[2], &dirs[3])
+                .mount_overlay(&dirs[..1], &dirs[1], &dirs[2], &dirs[3], false)
                 .is_ok()
             {
                 0
