@@ -1505,3 +1505,73 @@ fn auto_progress_on_a_terminal_keeps_a_live_step_list() {
         "plain lines on a terminal: {text:?}"
     );
 }
+
+/// A build's RUN steps get their inits forked by one launcher (`sandbox::zygote`), started at
+/// the first RUN and gone when the build is, as root and rootless: each step still sees its
+/// own namespaces and network mode, a failing step still fails the build with its code, and
+/// the launcher does not outlive hoist.
+#[test]
+fn a_builds_steps_share_one_launcher_that_ends_with_the_build() {
+    for env in [TestEnv::new(), TestEnv::rootless()] {
+        env.import_busybox("localhost/busybox");
+        context(
+            &env,
+            &[(
+                "Dockerfile",
+                "FROM localhost/busybox\nRUN echo one > /one && echo $$ > /pid\n\
+                 RUN --network=none sh -c 'ip -o link | wc -l > /links; cat /one'\n\
+                 RUN test \"$(cat /pid)\" = \"$$\" && test \"$$\" -le 2 && hostname > /host\n",
+            )],
+        );
+        let mut cmd = env.cmd([
+            "--log-level",
+            "debug",
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "l",
+            "ctx",
+        ]);
+        let out = common::run(&mut cmd);
+        common::assert_success(&cmd, &out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let started: Vec<&str> = err
+            .lines()
+            .filter_map(|l| l.split("launcher started as pid ").nth(1))
+            .collect();
+        assert_eq!(started.len(), 1, "one launcher per build:\n{err}");
+        assert_eq!(
+            err.matches("init forked by the launcher").count(),
+            3,
+            "every step's init comes from it:\n{err}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("one"), "{stdout}");
+        // each step had a pid namespace of its own (the same small pid for its command);
+        // `--network=none` had only `lo`
+        let links = env.ok(["run", "--rm", "l", "cat", "/links"]);
+        assert_eq!(links.trim(), "1");
+        // the launcher ended with the build (a zombie until its new parent reaps it at most)
+        let pid: u32 = started[0].trim().parse().expect("pid");
+        let gone = (0..50).any(|_| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if !String::from_utf8_lossy(&cmdline).contains("__zygote") {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        });
+        assert!(gone, "the launcher (pid {pid}) outlived the build");
+        // a failing step fails the build with its code, the launcher's init as any other
+        context(
+            &env,
+            &[(
+                "Dockerfile",
+                "FROM localhost/busybox\nRUN true\nRUN exit 7\n",
+            )],
+        );
+        let err = env.fails(1, ["build", "--progress", "plain", "ctx"]);
+        assert!(err.contains("RUN exit 7: exit status 7"), "{err}");
+    }
+}

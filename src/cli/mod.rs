@@ -191,27 +191,48 @@ pub fn default_root() -> anyhow::Result<PathBuf> {
 }
 
 /// Parses the command line, runs the verb, and turns the outcome into an exit code.
-/// `--log-level LEVEL __init FD`, the sandbox's own spelling (`sandbox::process`), and nothing
-/// else: anything other goes through the full parser.
-fn init_fast_path(args: impl Iterator<Item = std::ffi::OsString>) -> Option<(LogLevel, i32)> {
+/// The sandbox's own processes: the container init and the build's launcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HiddenVerb {
+    Init,
+    Zygote,
+}
+
+/// `--log-level LEVEL __init FD` or `… __zygote FD`, the sandbox's own spelling
+/// (`sandbox::process`), and nothing else: anything other goes through the full parser.
+fn init_fast_path(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Option<(HiddenVerb, LogLevel, i32)> {
     let args: Vec<std::ffi::OsString> = args.take(5).collect();
     let [flag, level, verb, fd] = args.as_slice() else {
         return None;
     };
-    if flag != "--log-level" || verb != "__init" {
+    let internal = match verb.to_str()? {
+        "__init" => HiddenVerb::Init,
+        "__zygote" => HiddenVerb::Zygote,
+        _ => return None,
+    };
+    if flag != "--log-level" {
         return None;
     }
     let level = <LogLevel as clap::ValueEnum>::from_str(level.to_str()?, false).ok()?;
     let fd = fd.to_str()?.parse().ok()?;
-    Some((level, fd))
+    Some((internal, level, fd))
 }
 
 pub fn main() -> ExitCode {
-    // the container init, started once per RUN step by the sandbox with exactly these arguments:
-    // it skips building the whole command tree (a few ms of every step otherwise)
-    if let Some((level, fd)) = init_fast_path(std::env::args_os().skip(1)) {
+    // the container init (started once per RUN step by the sandbox, or forked by the launcher)
+    // and the launcher, with exactly these arguments: they skip building the whole command
+    // tree (a few ms of every step otherwise)
+    if let Some((internal, level, fd)) = init_fast_path(std::env::args_os().skip(1)) {
         output::init_logger(level);
-        return init::run(init::Args { fd });
+        return match internal {
+            HiddenVerb::Init => init::run(init::Args { fd }),
+            HiddenVerb::Zygote => {
+                let code = crate::sandbox::zygote::main(fd);
+                ExitCode::from(u8::try_from(code).unwrap_or(1))
+            }
+        };
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -357,7 +378,7 @@ pub struct Internal(pub String);
 mod init_fast_path_tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Option<(LogLevel, i32)> {
+    fn parse(args: &[&str]) -> Option<(HiddenVerb, LogLevel, i32)> {
         init_fast_path(args.iter().map(std::ffi::OsString::from))
     }
 
@@ -365,8 +386,13 @@ mod init_fast_path_tests {
     fn only_the_sandbox_spelling_takes_the_fast_path() {
         assert!(matches!(
             parse(&["--log-level", "debug", "__init", "14"]),
-            Some((LogLevel::Debug, 14))
+            Some((HiddenVerb::Init, LogLevel::Debug, 14))
         ));
+        assert!(matches!(
+            parse(&["--log-level", "warn", "__zygote", "5"]),
+            Some((HiddenVerb::Zygote, LogLevel::Warn, 5))
+        ));
+        assert!(parse(&["__zygote", "5"]).is_none());
         assert!(parse(&["__init", "14"]).is_none());
         assert!(parse(&["--log-level", "warn", "__init", "14", "x"]).is_none());
         assert!(parse(&["--log-level", "loud", "__init", "14"]).is_none());

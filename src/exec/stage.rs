@@ -79,6 +79,9 @@ pub(super) struct Runner<'a> {
     /// mounted at the first RUN; `None` where this process can have none. Declared before
     /// `work`, which holds its mount point, so that it is dropped (unmounted) first.
     run_state: std::sync::OnceLock<Option<sandbox::memdir::MemoryDir>>,
+    /// Forks the inits of the build's RUN steps ([`sandbox::Launcher`]), started at the first
+    /// RUN; `None` where it could not be started (each step then executes its own).
+    launcher: std::sync::OnceLock<Option<sandbox::Launcher>>,
     work: tempfile::TempDir,
     /// Shared by the stages that run side by side; each event is shown whole.
     events: Mutex<&'a mut (dyn FnMut(Event<'_>) + Send)>,
@@ -176,6 +179,7 @@ impl<'a> Runner<'a> {
             plan,
             ctx,
             run_state: std::sync::OnceLock::new(),
+            launcher: std::sync::OnceLock::new(),
             work,
             events: Mutex::new(events),
             outs: Mutex::new(BTreeMap::new()),
@@ -1125,7 +1129,8 @@ impl<'a> Runner<'a> {
             stderr: Some(writer2),
         };
         let status = std::thread::scope(|s| {
-            let h = s.spawn(move || sandbox::run_with_stdio(&spec, stdio));
+            let launcher = self.launcher.get_or_init(sandbox::Launcher::start).as_ref();
+            let h = s.spawn(move || sandbox::run_launched(&spec, stdio, launcher));
             let mut f = fs::File::from(reader);
             let mut buf = [0u8; 8192];
             // whole lines only, so that output of stages running side by side never mixes

@@ -9,7 +9,8 @@
 //! It knows nothing of Dockerfiles, images or the store: callers hand it a [`Spec`] of layer
 //! dirs, an upper dir and a command. It needs no setuid helper (the optional `newuidmap` is
 //! only used to map a subordinate range), no fuse and no daemon. The container's init is
-//! `/proc/self/exe __init` (see `init.rs`), cloned straight into its namespaces.
+//! `/proc/self/exe __init` (see `init.rs`), cloned straight into its namespaces; a build's
+//! steps get theirs forked by a launcher started once per build (`zygote.rs`).
 
 pub mod caps;
 mod chown_record;
@@ -24,14 +25,16 @@ pub mod spec;
 pub mod sys;
 pub mod user;
 pub mod userns;
+pub mod zygote;
 
 use std::path::PathBuf;
 
 pub use process::{
-    container_id, names_another_user, run, run_with_stdio, stop_all, RunStatus, Stdio,
+    container_id, names_another_user, run, run_launched, run_with_stdio, stop_all, RunStatus, Stdio,
 };
 pub use spec::{Mount, Network, Spec};
 pub use userns::UsernsMode;
+pub use zygote::Launcher;
 
 /// Everything that can go wrong in the sandbox.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,7 @@ use super::mounts::{self, Kind};
 use super::network;
 use super::spec::{read_frame, write_frame, FromInit, Mount, Network, RootfsPlan, Spec, Start};
 use super::userns::{self, UsernsMode};
+use super::zygote::Launcher;
 use super::SandboxError;
 
 /// How a run ended.
@@ -309,6 +310,121 @@ pub fn run(spec: &Spec) -> Result<RunStatus, SandboxError> {
     status
 }
 
+/// A socket pair whose second end is above the standard descriptors (whatever hoist was
+/// started with) and is the only copy of that end: the first end sees the end of the stream
+/// when the process it is handed to closes it.
+pub(super) fn socket_pair_above_std() -> Result<(UnixStream, OwnedFd), SandboxError> {
+    let (ours, theirs_low) = UnixStream::pair().map_err(io("creating a socket pair"))?;
+    let theirs: OwnedFd =
+        nix::fcntl::fcntl(theirs_low.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+            .map(|fd| {
+                // SAFETY: fcntl just returned this new descriptor, owned by nobody else
+                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+            })
+            .map_err(|e| SandboxError::Io {
+                what: "duplicating a socket".into(),
+                source: e.into(),
+            })?;
+    drop(theirs_low);
+    Ok((ours, theirs))
+}
+
+/// hoist's log level, as the `--log-level` of the processes it starts from its own binary.
+pub(super) fn level_arg() -> &'static str {
+    match log::max_level() {
+        log::LevelFilter::Debug | log::LevelFilter::Trace => "debug",
+        log::LevelFilter::Info => "info",
+        log::LevelFilter::Error | log::LevelFilter::Off => "error",
+        log::LevelFilter::Warn => "warn",
+    }
+}
+
+/// How [`clone_exec_self`] starts hoist's binary.
+pub(super) struct SelfExec<'a> {
+    /// The namespaces the child gets.
+    pub flags: CloneFlags,
+    /// `__init` or `__zygote`: the hidden verb, which takes `fd`.
+    pub verb: &'static str,
+    /// The one descriptor above the standard ones that stays open (the socket to hoist).
+    pub fd: i32,
+    /// Descriptors to put at 0, 1 and 2.
+    pub redirects: &'a [(i32, i32)],
+    /// A network namespace to join.
+    pub netns: Option<i32>,
+}
+
+/// Clones this (threaded) process straight into `x.flags`' namespaces and executes
+/// `/proc/self/exe --log-level L VERB FD` in the child, which holds nothing else of hoist's.
+/// The child dies with the calling thread (`PR_SET_PDEATHSIG`) and has a session of its own.
+/// Returns its pid.
+pub(super) fn clone_exec_self(x: &SelfExec<'_>) -> std::io::Result<i32> {
+    let fd = x.fd;
+    let args: Vec<CString> = ["hoist", "--log-level", level_arg(), x.verb, &fd.to_string()]
+        .iter()
+        .map(|s| CString::new(*s).expect("fixed arguments contain no NUL"))
+        .collect();
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let exe = CString::new(Path::new("/proc/self/exe").as_os_str().as_bytes())
+        .expect("fixed path contains no NUL");
+    // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child runs on a copy of our
+    // memory and makes only async-signal-safe calls before execve, so it is sound even when
+    // other threads hold locks.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (x.flags.bits() as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        // SAFETY: the child: only async-signal-safe calls, then execve or _exit
+        unsafe {
+            // end with hoist, whatever kills it
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // out of hoist's session: nothing in the container has the user's terminal as its
+            // controlling terminal (job control signals from it reach hoist, which forwards)
+            libc::setsid();
+            if let Some(ns) = x.netns {
+                if !network::join_raw(ns) {
+                    libc::_exit(125);
+                }
+            }
+            for (from, to) in x.redirects {
+                libc::dup2(*from, *to);
+            }
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            // nothing else of hoist's reaches the child: other threads may have made
+            // descriptors without CLOEXEC (a pipe another build step reads until EOF, say)
+            let fd = fd as libc::c_uint;
+            if fd > 3 {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3 as libc::c_uint,
+                    fd - 1,
+                    0 as libc::c_uint,
+                );
+            }
+            libc::syscall(
+                libc::SYS_close_range,
+                fd + 1,
+                libc::c_uint::MAX,
+                0 as libc::c_uint,
+            );
+            libc::execv(exe.as_ptr(), argv.as_ptr());
+            libc::_exit(125);
+        }
+    }
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(pid as i32)
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Io {
         what: "creating a pipe".into(),
@@ -331,7 +447,17 @@ fn relay(from: OwnedFd, to: OwnedFd) {
 }
 
 /// Runs `spec` with the given standard streams (a build pipes them to its progress output).
-pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, SandboxError> {
+pub fn run_with_stdio(spec: &Spec, stdio: Stdio) -> Result<RunStatus, SandboxError> {
+    run_launched(spec, stdio, None)
+}
+
+/// [`run_with_stdio`], the init started by `launcher` where one is given and works (a build's
+/// steps), else cloned and executed for this run.
+pub fn run_launched(
+    spec: &Spec,
+    mut stdio: Stdio,
+    launcher: Option<&Launcher>,
+) -> Result<RunStatus, SandboxError> {
     let mode = mode()?;
     if !spec.tty && !spec.stdin && stdio.stdin.is_none() {
         // not even the init holds hoist's standard input (the user's terminal, say)
@@ -438,36 +564,8 @@ pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, Sandbo
         etc_files,
     };
 
-    let (mut ours, theirs_low) = UnixStream::pair().map_err(io("creating a socket pair"))?;
-    let level = match log::max_level() {
-        log::LevelFilter::Debug | log::LevelFilter::Trace => "debug",
-        log::LevelFilter::Info => "info",
-        log::LevelFilter::Error | log::LevelFilter::Off => "error",
-        log::LevelFilter::Warn => "warn",
-    };
-    // above the standard descriptors, whatever hoist was started with
-    let theirs: OwnedFd =
-        nix::fcntl::fcntl(theirs_low.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
-            .map(|fd| {
-                // SAFETY: fcntl just returned this new descriptor, owned by nobody else
-                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
-            })
-            .map_err(|e| SandboxError::Io {
-                what: "duplicating the init's socket".into(),
-                source: e.into(),
-            })?;
-    // only the duplicate may stay open here: the parent sees the init's end of the stream
-    // when the init's copy is its last one
-    drop(theirs_low);
+    let (mut ours, theirs) = socket_pair_above_std()?;
     let fd = theirs.as_raw_fd();
-    let args: Vec<CString> = ["hoist", "--log-level", level, "__init", &fd.to_string()]
-        .iter()
-        .map(|s| CString::new(*s).expect("fixed arguments contain no NUL"))
-        .collect();
-    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let exe = CString::new(Path::new("/proc/self/exe").as_os_str().as_bytes())
-        .expect("fixed path contains no NUL");
     let redirects: Vec<(i32, i32)> = [(&stdio.stdin, 0), (&stdio.stdout, 1), (&stdio.stderr, 2)]
         .into_iter()
         .filter_map(|(fd, to)| fd.as_ref().map(|f| (f.as_raw_fd(), to)))
@@ -481,65 +579,25 @@ pub fn run_with_stdio(spec: &Spec, mut stdio: Stdio) -> Result<RunStatus, Sandbo
         flags |= CloneFlags::CLONE_NEWNET;
     }
     install_handlers();
-    // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child runs on a copy of our
-    // memory and makes only async-signal-safe calls before execve, so it is sound even when
-    // other threads hold locks.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags.bits() as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if pid == 0 {
-        // SAFETY: the child: only async-signal-safe calls, then execve or _exit
-        unsafe {
-            // end with hoist, whatever kills it
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            // out of hoist's session: nothing in the container has the user's terminal as its
-            // controlling terminal (job control signals from it reach hoist, which forwards)
-            libc::setsid();
-            if let Some(ns) = netns_fd {
-                if !network::join_raw(ns) {
-                    libc::_exit(125);
-                }
-            }
-            for (from, to) in &redirects {
-                libc::dup2(*from, *to);
-            }
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            // nothing else of hoist's reaches the init: other threads may have made descriptors
-            // without CLOEXEC (a pipe another build step reads until EOF, say)
-            let fd = fd as libc::c_uint;
-            if fd > 3 {
-                libc::syscall(
-                    libc::SYS_close_range,
-                    3 as libc::c_uint,
-                    fd - 1,
-                    0 as libc::c_uint,
-                );
-            }
-            libc::syscall(
-                libc::SYS_close_range,
-                fd + 1,
-                libc::c_uint::MAX,
-                0 as libc::c_uint,
-            );
-            libc::execv(exe.as_ptr(), argv.as_ptr());
-            libc::_exit(125);
+    let launched = launcher.and_then(|l| {
+        l.launch(flags, fd, &redirects, netns_fd)
+            .map_err(|e| log::debug!("the launcher failed ({e}); cloning an init instead"))
+            .ok()
+    });
+    let pid = match launched {
+        Some(pid) => {
+            log::debug!("init forked by the launcher as pid {pid}");
+            pid
         }
-    }
-    if pid < 0 {
-        return Err(SandboxError::Io {
-            what: "cloning the container's init".into(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    let pid = pid as i32;
+        None => clone_exec_self(&SelfExec {
+            flags,
+            verb: "__init",
+            fd,
+            redirects: &redirects,
+            netns: netns_fd,
+        })
+        .map_err(io("cloning the container's init"))?,
+    };
     drop(theirs);
     drop(stdio);
     let reg = Registration::new(pid);
