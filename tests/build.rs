@@ -1506,6 +1506,14 @@ fn auto_progress_on_a_terminal_keeps_a_live_step_list() {
     );
 }
 
+/// `hoist --log-level debug build --progress plain ARGS… ctx`, not yet run.
+fn debug_build(env: &TestEnv, args: &[&str]) -> std::process::Command {
+    let mut all = vec!["--log-level", "debug", "build", "--progress", "plain"];
+    all.extend_from_slice(args);
+    all.push("ctx");
+    env.cmd(all)
+}
+
 /// A build's RUN steps get their inits forked by one launcher (`sandbox::zygote`), started at
 /// the first RUN and gone when the build is, as root and rootless: each step still sees its
 /// own namespaces and network mode, a failing step still fails the build with its code, and
@@ -1523,16 +1531,7 @@ fn a_builds_steps_share_one_launcher_that_ends_with_the_build() {
                  RUN test \"$(cat /pid)\" = \"$$\" && test \"$$\" -le 2 && hostname > /host\n",
             )],
         );
-        let mut cmd = env.cmd([
-            "--log-level",
-            "debug",
-            "build",
-            "--progress",
-            "plain",
-            "-t",
-            "l",
-            "ctx",
-        ]);
+        let mut cmd = debug_build(&env, &["-t", "l"]);
         let out = common::run(&mut cmd);
         common::assert_success(&cmd, &out);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -1573,5 +1572,87 @@ fn a_builds_steps_share_one_launcher_that_ends_with_the_build() {
         );
         let err = env.fails(1, ["build", "--progress", "plain", "ctx"]);
         assert!(err.contains("RUN exit 7: exit status 7"), "{err}");
+    }
+}
+
+/// Whether a process `pid` is running (not gone, not a zombie waiting to be reaped).
+fn running(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+/// SIGKILL to hoist in the middle of a RUN step ends the build's launcher and the step's
+/// container with it (the launcher, and through `CLONE_PARENT` every init it forked, die with
+/// the hoist thread that started it).
+#[test]
+fn killing_hoist_mid_build_ends_the_launcher_and_the_steps_container() {
+    use std::io::BufRead;
+    for env in [TestEnv::new(), TestEnv::rootless()] {
+        env.import_busybox("localhost/busybox");
+        let marker = format!("hoist-kill-{}", std::process::id());
+        context(
+            &env,
+            &[(
+                "Dockerfile",
+                &format!(
+                    "FROM localhost/busybox\nRUN echo a > /a\nRUN sh -c 'echo started; sleep 600; echo {marker}'\n"
+                ),
+            )],
+        );
+        let mut cmd = debug_build(&env, &[]);
+        let mut child = cmd
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("hoist build");
+        let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut launcher = None;
+        let mut started = 0;
+        for line in stderr.lines() {
+            let line = line.expect("stderr line");
+            if let Some(p) = line.split("launcher started as pid ").nth(1) {
+                launcher = p.trim().parse::<u32>().ok();
+            }
+            if line.contains("command started") {
+                started += 1;
+                if started == 2 {
+                    break;
+                }
+            }
+        }
+        let launcher = launcher.expect("the build started a launcher");
+        // the second step's command is running
+        let holds_marker = || {
+            fs::read_dir("/proc").expect("/proc").flatten().any(|e| {
+                let pid: Option<u32> = e.file_name().to_str().and_then(|n| n.parse().ok());
+                pid.is_some_and(|p| {
+                    running(p)
+                        && fs::read(e.path().join("cmdline"))
+                            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+                })
+            })
+        };
+        assert!(running(launcher), "the launcher runs during the build");
+        let runs = (0..100).any(|_| {
+            holds_marker() || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                false
+            }
+        });
+        assert!(runs, "the step's command runs");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        let gone = (0..100).any(|_| {
+            if !running(launcher) && !holds_marker() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            false
+        });
+        assert!(gone, "the launcher or the step's container outlived hoist");
     }
 }
