@@ -232,7 +232,11 @@ pub fn main(fd: RawFd) -> i32 {
             let flags = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
             let mask = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
             match CloneFlags::from_bits(flags as libc::c_int) {
-                Some(f) if ALLOWED.contains(f) && fds.len() == 1 + mask.count_ones() as usize => {
+                Some(f)
+                    if ALLOWED.contains(f)
+                        && mask & !(STDIN | STDOUT | STDERR | NETNS) == 0
+                        && fds.len() == 1 + mask.count_ones() as usize =>
+                {
                     fork_init(f, mask, &fds)
                 }
                 _ => -libc::EINVAL,
