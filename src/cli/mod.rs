@@ -190,7 +190,6 @@ pub fn default_root() -> anyhow::Result<PathBuf> {
     }
 }
 
-/// Parses the command line, runs the verb, and turns the outcome into an exit code.
 /// The sandbox's own processes: the container init and the build's launcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HiddenVerb {
@@ -220,6 +219,7 @@ fn init_fast_path(
     Some((internal, level, fd))
 }
 
+/// Parses the command line, runs the verb, and turns the outcome into an exit code.
 pub fn main() -> ExitCode {
     // the container init (started once per RUN step by the sandbox, or forked by the launcher)
     // and the launcher, with exactly these arguments: they skip building the whole command

@@ -151,12 +151,10 @@ impl Hashing {
             let h = std::mem::take(h);
             match Hashing::helper(h) {
                 Ok(helper) => *self = helper,
-                Err(h) => {
+                Err(mut h) => {
                     // no thread to be had: hash in line to the end
+                    h.update(buf);
                     *self = Hashing::Inline(h);
-                    if let Hashing::Inline(h) = self {
-                        h.update(buf);
-                    }
                     return;
                 }
             }

@@ -383,19 +383,7 @@ pub(super) fn clone_exec_self(x: &SelfExec<'_>) -> std::io::Result<i32> {
     if pid == 0 {
         // SAFETY: the child: only async-signal-safe calls, then execve or _exit
         unsafe {
-            // end with hoist, whatever kills it
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            // out of hoist's session: nothing in the container has the user's terminal as its
-            // controlling terminal (job control signals from it reach hoist, which forwards)
-            libc::setsid();
-            if let Some(ns) = x.netns {
-                if !network::join_raw(ns) {
-                    libc::_exit(125);
-                }
-            }
-            for (from, to) in x.redirects {
-                libc::dup2(*from, *to);
-            }
+            set_up_child(x.netns, x.redirects);
             let flags = libc::fcntl(fd, libc::F_GETFD);
             libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
             // nothing else of hoist's reaches the child: other threads may have made
@@ -423,6 +411,27 @@ pub(super) fn clone_exec_self(x: &SelfExec<'_>) -> std::io::Result<i32> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(pid as i32)
+}
+
+/// The first steps of a child hoist starts (an init, the launcher): it dies with the thread
+/// that started it, whatever kills that; it leaves hoist's session, so nothing in a container
+/// has the user's terminal as its controlling terminal (job control signals from it reach
+/// hoist, which forwards); it joins `netns` (else `_exit(125)`); `redirects` become its
+/// standard streams.
+///
+/// # Safety
+/// Makes only async-signal-safe calls: fit for the child of a threaded process's fork.
+pub(super) unsafe fn set_up_child(netns: Option<i32>, redirects: &[(i32, i32)]) {
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    libc::setsid();
+    if let Some(ns) = netns {
+        if !network::join_raw(ns) {
+            libc::_exit(125);
+        }
+    }
+    for (from, to) in redirects {
+        libc::dup2(*from, *to);
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {

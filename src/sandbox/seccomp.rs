@@ -300,25 +300,21 @@ fn compact_allow_list(allowed: impl IntoIterator<Item = i64>) -> Result<BpfProgr
     }
     personality.extend([stmt(ret, deny), stmt(ret, allow)]);
     blocks.push((nr(libc::SYS_personality)?, personality));
-    blocks.push((
-        nr(libc::SYS_socket)?,
-        vec![
+    // a block that denies when one test of arg 0 holds, else allows
+    let deny_when = |test: u32, k: u32| -> Result<Vec<sock_filter>, SandboxError> {
+        Ok(vec![
             stmt(ld, ARG0_LOW),
-            jump(jeq, AF_VSOCK as u32, 0, 1)?,
+            jump(test, k, 0, 1)?,
             stmt(ret, deny),
             stmt(ret, allow),
-        ],
-    ));
+        ])
+    };
+    blocks.push((nr(libc::SYS_socket)?, deny_when(jeq, AF_VSOCK as u32)?));
     // s390 passes clone's flags second; the targets hoist builds for pass them first. The
     // namespace flags all live in the low 32 bits
     blocks.push((
         nr(libc::SYS_clone)?,
-        vec![
-            stmt(ld, ARG0_LOW),
-            jump(jset, CLONE_NAMESPACES as u32, 0, 1)?,
-            stmt(ret, deny),
-            stmt(ret, allow),
-        ],
+        deny_when(jset, CLONE_NAMESPACES as u32)?,
     ));
 
     // seccompiler's architecture check (load arch, equal → on, else kill the process): an

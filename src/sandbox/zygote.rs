@@ -13,7 +13,7 @@
 //!   standard streams and a network namespace to join); the launcher clones with
 //!   `CLONE_PARENT` and answers with the pid. The init is hoist's own child, exactly as when
 //!   hoist clones it: hoist waits for it, reaps it and signals it the same way.
-//! - The init is set up as `process::clone_exec_self` sets up an executed one: it dies with
+//! - The init is set up by the same `process::set_up_child` as an executed one: it dies with
 //!   the thread that started the launcher (`PR_SET_PDEATHSIG`; that thread lives as long as
 //!   the launcher), has a session of its own, holds only its socket and its streams, and then
 //!   runs `init::main`.
@@ -45,6 +45,8 @@ const STDIN: u32 = 1;
 const STDOUT: u32 = 2;
 const STDERR: u32 = 4;
 const NETNS: u32 = 8;
+/// The standard streams' bits and descriptors, in request order.
+const STREAMS: [(u32, i32); 3] = [(STDIN, 0), (STDOUT, 1), (STDERR, 2)];
 
 /// A running launcher. Dropping it ends it.
 pub struct Launcher {
@@ -124,7 +126,7 @@ impl Launcher {
         }
         let mut fds = vec![init];
         let mut mask = 0u32;
-        for (bit, to) in [(STDIN, 0), (STDOUT, 1), (STDERR, 2)] {
+        for (bit, to) in STREAMS {
             if let Some((from, _)) = redirects.iter().find(|(_, t)| *t == to) {
                 mask |= bit;
                 fds.push(*from);
@@ -276,28 +278,23 @@ fn fork_init(flags: CloneFlags, mask: u32, fds: &[OwnedFd]) -> i32 {
     // the child
     // SAFETY: plain system calls on descriptors this process owns
     unsafe {
-        // (should hoist have died before this line, the init reads the end of its socket
-        // instead of a spec, and exits)
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        libc::setsid();
         let mut next = fds[1..].iter();
         let mut redirects = Vec::new();
-        for (bit, to) in [(STDIN, 0), (STDOUT, 1), (STDERR, 2)] {
+        for (bit, to) in STREAMS {
             if mask & bit != 0 {
                 if let Some(f) = next.next() {
                     redirects.push((f.as_raw_fd(), to));
                 }
             }
         }
-        if mask & NETNS != 0 {
-            match next.next() {
-                Some(ns) if super::network::join_raw(ns.as_raw_fd()) => {}
-                _ => libc::_exit(125),
-            }
-        }
-        for (from, to) in redirects {
-            libc::dup2(from, to);
-        }
+        let netns = match (mask & NETNS != 0, next.next()) {
+            (false, _) => None,
+            (true, Some(ns)) => Some(ns.as_raw_fd()),
+            (true, None) => libc::_exit(125),
+        };
+        // (should hoist have died before the death signal is set, the init reads the end of
+        // its socket instead of a spec, and exits)
+        super::process::set_up_child(netns, &redirects);
         let init = fds[0].as_raw_fd();
         if init != 3 && libc::dup2(init, 3) != 3 {
             libc::_exit(125);
